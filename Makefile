@@ -1,0 +1,35 @@
+# assignsvc: every target is one line; `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROTOS := $(wildcard protos/assignsvc/v1/*.proto)
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("assignsvc needs Python >= 3.11") if sys.version_info < (3, 11) else None' && $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev]' && touch $@
+
+venv: $(VENV)/.installed ## create the virtualenv and install assignsvc with its dev tools
+
+run: venv ## serve on 127.0.0.1:50051 with an embedded, persistent Redis in ./.assignsvc
+	$(VENV)/bin/assignsvc serve
+
+test: venv ## run the whole test suite (unit, integration, generated-code drift)
+	$(PY) -m pytest
+
+proto: venv ## regenerate src/assignsvc/v1 from protos/
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
+
+lint: venv ## ruff and mypy --strict
+	$(VENV)/bin/ruff check src tests benchmarks && $(VENV)/bin/mypy src
+
+bench: venv ## run the benchmark suite (prints tables, writes benchmarks/results/*.json)
+	$(PY) benchmarks/run_all.py
+
+clean: ## remove the virtualenv, caches and the embedded Redis data dir
+	rm -rf $(VENV) .assignsvc .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help venv run test proto lint bench clean

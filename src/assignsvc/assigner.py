@@ -1,0 +1,138 @@
+"""The Assign use case: registry (memory) -> bucketing core -> one store round trip."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assignsvc.core.bucketing import Outcome
+from assignsvc.core.model import (
+    Arm,
+    AssignmentReason,
+    Experiment,
+    ExperimentStatus,
+    ExperimentType,
+)
+from assignsvc.core.validation import experiment_id_violations, participant_id_violations
+from assignsvc.errors import InvalidArgumentError, NotFoundError
+from assignsvc.registry import ExperimentRegistry, LiveExperiment
+from assignsvc.store.protocols import AssignmentStore, Claim, ClaimKind
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentResult:
+    """A participant's answer; arm is None when not in the experiment."""
+
+    experiment_id: str
+    participant_id: str
+    reason: AssignmentReason
+    bucket_version: int
+    arm: Arm | None = None
+    arm_index: int = -1
+    first_seen_ms: int = 0
+
+    @property
+    def in_experiment(self) -> bool:
+        """True when the participant has an arm."""
+        return self.arm is not None
+
+
+_EXCLUSION = {
+    Outcome.EXCLUDED_BY_COVERAGE: AssignmentReason.EXCLUDED_BY_COVERAGE,
+    Outcome.EXCLUDED_BY_NAMESPACE: AssignmentReason.EXCLUDED_BY_NAMESPACE,
+}
+
+
+def accepts_new_assignments(experiment: Experiment, now_ms: int) -> bool:
+    """RUNNING, ONLINE and inside the optional [start_time, end_time) window."""
+    if experiment.status is not ExperimentStatus.RUNNING:
+        return False
+    if experiment.start_time_ms is not None and now_ms < experiment.start_time_ms:
+        return False
+    return experiment.end_time_ms is None or now_ms < experiment.end_time_ms
+
+
+class Assigner:
+    """Answers Assign and GetAssignment."""
+
+    def __init__(
+        self, registry: ExperimentRegistry, store: AssignmentStore, clock: Clock = wall_clock_ms
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._clock = clock
+
+    def _live(self, experiment_id: str, participant_id: str) -> LiveExperiment:
+        violations = experiment_id_violations(experiment_id, "experiment_id")
+        violations += participant_id_violations(participant_id, "participant_id")
+        if violations:
+            raise InvalidArgumentError(violations)
+        live = self._registry.get(experiment_id)
+        if live is None:
+            raise NotFoundError("experiment", experiment_id)
+        return live
+
+    async def assign(self, experiment_id: str, participant_id: str) -> AssignmentResult:
+        """The stored arm if any; else, if the experiment takes new participants, the
+        hashed arm, stored now. Excluded participants are never stored."""
+        live = self._live(experiment_id, participant_id)
+        experiment = live.experiment
+        now_ms = self._clock()
+        proposed: int | None = None
+        fallback = AssignmentReason.EXPERIMENT_NOT_RUNNING
+        if experiment.type is ExperimentType.PREASSIGNED:
+            fallback = AssignmentReason.NOT_PREASSIGNED
+        elif accepts_new_assignments(experiment, now_ms):
+            decision = live.plan.decide(participant_id)
+            if decision.outcome is Outcome.IN_ARM:
+                proposed = decision.arm_index
+            else:
+                fallback = _EXCLUSION[decision.outcome]
+        claim = await self._store.claim(experiment, participant_id, proposed, now_ms)
+        return self._result(experiment, participant_id, claim, fallback)
+
+    async def get_assignment(self, experiment_id: str, participant_id: str) -> AssignmentResult:
+        """The stored arm at the current bucket version; NotFoundError if none."""
+        live = self._live(experiment_id, participant_id)
+        claim = await self._store.lookup(live.experiment, participant_id)
+        if claim.kind is not ClaimKind.EXISTING:
+            raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
+        return self._result(live.experiment, participant_id, claim, AssignmentReason.STICKY)
+
+    @staticmethod
+    def _result(
+        experiment: Experiment, participant_id: str, claim: Claim, fallback: AssignmentReason
+    ) -> AssignmentResult:
+        if claim.kind is ClaimKind.BLOCKED:
+            return AssignmentResult(
+                experiment.id,
+                participant_id,
+                AssignmentReason.BLOCKED_BY_MIN_BUCKET_VERSION,
+                claim.bucket_version,
+            )
+        if claim.kind is ClaimKind.ABSENT:
+            return AssignmentResult(
+                experiment.id, participant_id, fallback, experiment.bucket_version
+            )
+        reason = (
+            AssignmentReason.NEW_ASSIGNMENT
+            if claim.kind is ClaimKind.CREATED
+            else AssignmentReason.STICKY
+        )
+        return AssignmentResult(
+            experiment.id,
+            participant_id,
+            reason,
+            claim.bucket_version,
+            arm=experiment.arms[claim.arm_index],
+            arm_index=claim.arm_index,
+            first_seen_ms=claim.first_seen_ms,
+        )

@@ -1,0 +1,119 @@
+"""Configuration: one frozen dataclass per program, read once from flags and environment.
+
+Precedence: command-line flag, then ASSIGNSVC_* environment variable, then default.
+A bad value fails at start with a message naming the variable. Nothing else in the
+package reads os.environ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_PORT = 50051
+DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message says which and why."""
+
+
+def _pick(flag: Any, env: Mapping[str, str], name: str, default: Any) -> Any:
+    if flag is not None:
+        return flag
+    return env.get(f"ASSIGNSVC_{name}", default)
+
+
+def _as_int(value: Any, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def _as_float(value: Any, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything `assignsvc serve` needs."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    # None: start and supervise an embedded Redis in data_dir.
+    redis_url: str | None = None
+    data_dir: Path = Path(".assignsvc")
+    key_prefix: str = "as"
+    redis_timeout_s: float = 1.0
+    refresh_interval_s: float = 1.0
+    grace_period_s: float = 5.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str], **flags: Any) -> ServerConfig:
+        """Build from flags (None = not given) over ASSIGNSVC_* variables over defaults."""
+        d = cls()
+        redis_url = _pick(flags.get("redis_url"), env, "REDIS_URL", None) or None
+        if redis_url is not None and urlsplit(redis_url).scheme not in REDIS_SCHEMES:
+            raise ConfigError(
+                f"ASSIGNSVC_REDIS_URL must start with one of {REDIS_SCHEMES}, got {redis_url!r}"
+            )
+        level = str(_pick(flags.get("log_level"), env, "LOG_LEVEL", d.log_level)).upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"ASSIGNSVC_LOG_LEVEL must be DEBUG/INFO/WARNING/ERROR, got {level}")
+        prefix = str(_pick(flags.get("key_prefix"), env, "KEY_PREFIX", d.key_prefix))
+        if not prefix or any(c in prefix for c in "{}: "):
+            raise ConfigError(f"ASSIGNSVC_KEY_PREFIX must be non-empty without {{}}: or spaces, got {prefix!r}")
+        return cls(
+            host=str(_pick(flags.get("host"), env, "HOST", d.host)),
+            port=_as_int(_pick(flags.get("port"), env, "PORT", d.port), "ASSIGNSVC_PORT", 0, 65535),
+            redis_url=redis_url,
+            data_dir=Path(_pick(flags.get("data_dir"), env, "DATA_DIR", d.data_dir)),
+            key_prefix=prefix,
+            redis_timeout_s=_as_float(
+                _pick(flags.get("redis_timeout"), env, "REDIS_TIMEOUT", d.redis_timeout_s),
+                "ASSIGNSVC_REDIS_TIMEOUT", 0.01, 60.0,
+            ),
+            refresh_interval_s=_as_float(
+                _pick(flags.get("refresh_interval"), env, "REFRESH_INTERVAL", d.refresh_interval_s),
+                "ASSIGNSVC_REFRESH_INTERVAL", 0.05, 3600.0,
+            ),
+            grace_period_s=_as_float(
+                _pick(flags.get("grace_period"), env, "GRACE_PERIOD", d.grace_period_s),
+                "ASSIGNSVC_GRACE_PERIOD", 0.0, 3600.0,
+            ),
+            log_level=level,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where the CLI's client commands connect."""
+
+    target: str = DEFAULT_TARGET
+    timeout_s: float = 10.0
+
+    @classmethod
+    def load(cls, env: Mapping[str, str], **flags: Any) -> ClientConfig:
+        """Build from flags over ASSIGNSVC_TARGET / ASSIGNSVC_TIMEOUT over defaults."""
+        d = cls()
+        return cls(
+            target=str(_pick(flags.get("target"), env, "TARGET", d.target)),
+            timeout_s=_as_float(
+                _pick(flags.get("timeout"), env, "TIMEOUT", d.timeout_s), "ASSIGNSVC_TIMEOUT", 0.01, 3600.0
+            ),
+        )

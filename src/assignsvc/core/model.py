@@ -1,0 +1,89 @@
+"""The experiment as the core sees it: immutable values, no I/O, times in ms since epoch."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class HashAlgorithm(enum.Enum):
+    """How a participant becomes a point in [0, 1). A value is never redefined."""
+
+    MURMUR3 = "murmur3"
+    GROWTHBOOK_V1 = "growthbook_v1"
+    GROWTHBOOK_V2 = "growthbook_v2"
+
+
+class ExperimentStatus(enum.Enum):
+    """Lifecycle status; only RUNNING creates new assignments."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class ExperimentType(enum.Enum):
+    """ONLINE hashes on first sight; PREASSIGNED randomizes an uploaded list."""
+
+    ONLINE = "online"
+    PREASSIGNED = "preassigned"
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """One arm; its index is its position in Experiment.arms."""
+
+    id: str
+    name: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A slice [start, end) of a mutual-exclusion namespace."""
+
+    id: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """A validated experiment definition (see core.validation for the rules)."""
+
+    id: str
+    name: str
+    arms: tuple[Arm, ...]
+    coverage: float = 1.0
+    namespace: Namespace | None = None
+    seed: str = ""
+    hash_algorithm: HashAlgorithm = HashAlgorithm.MURMUR3
+    bucket_version: int = 0
+    min_bucket_version: int = 0
+    status: ExperimentStatus = ExperimentStatus.DRAFT
+    type: ExperimentType = ExperimentType.ONLINE
+    start_time_ms: int | None = None
+    end_time_ms: int | None = None
+    create_time_ms: int = 0
+    update_time_ms: int = 0
+    # How many Redis hashes hold this experiment's assignments per bucket version.
+    # Fixed at creation: changing it would move stored rows, never arms.
+    storage_shards: int = field(default=4096)
+
+    @property
+    def effective_seed(self) -> str:
+        """The hash seed: the explicit seed, else the experiment id (as GrowthBook does)."""
+        return self.seed or self.id
+
+
+class AssignmentReason(enum.Enum):
+    """Why Assign answered as it did (mirrors the API's AssignmentReason)."""
+
+    NEW_ASSIGNMENT = "new_assignment"
+    STICKY = "sticky"
+    EXCLUDED_BY_COVERAGE = "excluded_by_coverage"
+    EXCLUDED_BY_NAMESPACE = "excluded_by_namespace"
+    EXPERIMENT_NOT_RUNNING = "experiment_not_running"
+    BLOCKED_BY_MIN_BUCKET_VERSION = "blocked_by_min_bucket_version"
+    NOT_PREASSIGNED = "not_preassigned"

@@ -1,0 +1,107 @@
+"""The in-process experiment registry: every experiment compiled and held in memory.
+
+The Assign path reads only this dict. It is kept in step with Redis by the change
+channel (milliseconds) and by a periodic revision check (a missed message or a
+reconnect costs at most one refresh interval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from assignsvc.core.bucketing import BucketPlan
+from assignsvc.core.model import Experiment
+from assignsvc.errors import StoreUnavailableError
+from assignsvc.store.protocols import ExperimentStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveExperiment:
+    """An experiment with its bucketing plan compiled once."""
+
+    experiment: Experiment
+    plan: BucketPlan
+
+    @classmethod
+    def of(cls, experiment: Experiment) -> LiveExperiment:
+        """Compile the plan for an experiment."""
+        return cls(experiment, BucketPlan.compile(experiment))
+
+
+class ExperimentRegistry:
+    """Experiments by id, in memory, synchronised from an ExperimentStore."""
+
+    def __init__(self, store: ExperimentStore, refresh_interval_s: float = 1.0) -> None:
+        self._store = store
+        self._refresh_interval_s = refresh_interval_s
+        self._live: dict[str, LiveExperiment] = {}
+        self._revision = -1
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refresh_lock = asyncio.Lock()
+
+    def get(self, experiment_id: str) -> LiveExperiment | None:
+        """The live experiment, or None; never touches Redis."""
+        return self._live.get(experiment_id)
+
+    def all(self) -> list[Experiment]:
+        """Every experiment, ordered by id."""
+        return [self._live[k].experiment for k in sorted(self._live)]
+
+    def put(self, experiment: Experiment) -> None:
+        """Write-through after this replica stored a change."""
+        self._live[experiment.id] = LiveExperiment.of(experiment)
+
+    async def refresh(self) -> None:
+        """Reload everything if the store's revision moved since the last load."""
+        async with self._refresh_lock:
+            if await self._store.revision() == self._revision:
+                return
+            revision, experiments = await self._store.load_all()
+            live = dict(self._live)
+            for experiment_id, experiment in experiments.items():
+                current = live.get(experiment_id)
+                if current is None or current.experiment != experiment:
+                    live[experiment_id] = LiveExperiment.of(experiment)
+            for gone in live.keys() - experiments.keys():
+                del live[gone]
+            self._live = live
+            self._revision = revision
+
+    async def start(self) -> None:
+        """Load once (failing if the store is down), then follow changes in the background."""
+        await self.refresh()
+        self._tasks = [
+            asyncio.create_task(self._follow_changes(), name="registry-changes"),
+            asyncio.create_task(self._poll_revision(), name="registry-poll"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop following changes."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _follow_changes(self) -> None:
+        while True:
+            try:
+                async for _ in self._store.changes():
+                    await self.refresh()
+            except StoreUnavailableError as exc:
+                log.warning("experiment change feed lost, resubscribing: %s", exc)
+            await asyncio.sleep(self._refresh_interval_s)
+
+    async def _poll_revision(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval_s)
+            try:
+                await self.refresh()
+            except StoreUnavailableError as exc:
+                log.warning("experiment refresh failed: %s", exc)

@@ -1,0 +1,6 @@
+"""The gRPC boundary: servicers, proto <-> model conversion, error -> status mapping."""
+
+from assignsvc.service.assignment_servicer import AssignmentServicer
+from assignsvc.service.experiment_servicer import ExperimentServicer
+
+__all__ = ["AssignmentServicer", "ExperimentServicer"]

@@ -1,0 +1,132 @@
+"""proto <-> model conversion, in one place. No validation here: core.validation does it."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from assignsvc.assigner import AssignmentResult
+from assignsvc.core.model import (
+    Arm,
+    AssignmentReason,
+    Experiment,
+    ExperimentStatus,
+    ExperimentType,
+    HashAlgorithm,
+    Namespace,
+)
+from assignsvc.errors import InvalidArgumentError
+from assignsvc.v1 import assignment_service_pb2 as apb
+from assignsvc.v1 import experiment_pb2 as epb
+
+_HASH_TO_PB = {
+    HashAlgorithm.MURMUR3: epb.HASH_ALGORITHM_MURMUR3,
+    HashAlgorithm.GROWTHBOOK_V1: epb.HASH_ALGORITHM_GROWTHBOOK_V1,
+    HashAlgorithm.GROWTHBOOK_V2: epb.HASH_ALGORITHM_GROWTHBOOK_V2,
+}
+_HASH_FROM_PB = {v: k for k, v in _HASH_TO_PB.items()}
+_HASH_FROM_PB[epb.HASH_ALGORITHM_UNSPECIFIED] = HashAlgorithm.MURMUR3
+
+_STATUS_TO_PB = {
+    ExperimentStatus.DRAFT: epb.EXPERIMENT_STATUS_DRAFT,
+    ExperimentStatus.RUNNING: epb.EXPERIMENT_STATUS_RUNNING,
+    ExperimentStatus.PAUSED: epb.EXPERIMENT_STATUS_PAUSED,
+    ExperimentStatus.STOPPED: epb.EXPERIMENT_STATUS_STOPPED,
+}
+_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+_STATUS_FROM_PB[epb.EXPERIMENT_STATUS_UNSPECIFIED] = ExperimentStatus.DRAFT
+
+_TYPE_TO_PB = {
+    ExperimentType.ONLINE: epb.EXPERIMENT_TYPE_ONLINE,
+    ExperimentType.PREASSIGNED: epb.EXPERIMENT_TYPE_PREASSIGNED,
+}
+_TYPE_FROM_PB = {v: k for k, v in _TYPE_TO_PB.items()}
+_TYPE_FROM_PB[epb.EXPERIMENT_TYPE_UNSPECIFIED] = ExperimentType.ONLINE
+
+_REASON_TO_PB = {
+    AssignmentReason.NEW_ASSIGNMENT: apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT,
+    AssignmentReason.STICKY: apb.ASSIGNMENT_REASON_STICKY,
+    AssignmentReason.EXCLUDED_BY_COVERAGE: apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE,
+    AssignmentReason.EXCLUDED_BY_NAMESPACE: apb.ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE,
+    AssignmentReason.EXPERIMENT_NOT_RUNNING: apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING,
+    AssignmentReason.BLOCKED_BY_MIN_BUCKET_VERSION: (
+        apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION
+    ),
+    AssignmentReason.NOT_PREASSIGNED: apb.ASSIGNMENT_REASON_NOT_PREASSIGNED,
+}
+
+
+def _enum(table: dict[int, object], value: int, field: str) -> object:
+    try:
+        return table[value]
+    except KeyError:
+        raise InvalidArgumentError.single(field, f"unknown enum value {value}") from None
+
+
+def _timestamp(ms: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experiment:
+    """Model from the request message; defaults applied, output-only fields ignored."""
+    namespace = None
+    if msg.HasField("namespace"):
+        ns = msg.namespace
+        namespace = Namespace(ns.id, ns.range_start, ns.range_end)
+    return Experiment(
+        id=msg.id,
+        name=msg.name,
+        arms=tuple(Arm(a.id, a.name, a.weight) for a in msg.arms),
+        coverage=msg.coverage if msg.HasField("coverage") else 1.0,
+        namespace=namespace,
+        seed=msg.seed,
+        hash_algorithm=_enum(_HASH_FROM_PB, msg.hash_algorithm, f"{field}.hash_algorithm"),  # type: ignore[arg-type]
+        bucket_version=msg.bucket_version,
+        min_bucket_version=msg.min_bucket_version,
+        status=_enum(_STATUS_FROM_PB, msg.status, f"{field}.status"),  # type: ignore[arg-type]
+        type=_enum(_TYPE_FROM_PB, msg.type, f"{field}.type"),  # type: ignore[arg-type]
+        start_time_ms=msg.start_time.ToMilliseconds() if msg.HasField("start_time") else None,
+        end_time_ms=msg.end_time.ToMilliseconds() if msg.HasField("end_time") else None,
+    )
+
+
+def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
+    """The API's view of a stored experiment (the seed is shown as it is used)."""
+    msg = epb.Experiment(
+        id=experiment.id,
+        name=experiment.name,
+        arms=[epb.Arm(id=a.id, name=a.name, weight=a.weight) for a in experiment.arms],
+        coverage=experiment.coverage,
+        seed=experiment.effective_seed,
+        hash_algorithm=_HASH_TO_PB[experiment.hash_algorithm],
+        bucket_version=experiment.bucket_version,
+        min_bucket_version=experiment.min_bucket_version,
+        status=_STATUS_TO_PB[experiment.status],
+        type=_TYPE_TO_PB[experiment.type],
+        create_time=_timestamp(experiment.create_time_ms),
+        update_time=_timestamp(experiment.update_time_ms),
+    )
+    if experiment.namespace is not None:
+        ns = experiment.namespace
+        msg.namespace.CopyFrom(epb.Namespace(id=ns.id, range_start=ns.start, range_end=ns.end))
+    if experiment.start_time_ms is not None:
+        msg.start_time.CopyFrom(_timestamp(experiment.start_time_ms))
+    if experiment.end_time_ms is not None:
+        msg.end_time.CopyFrom(_timestamp(experiment.end_time_ms))
+    return msg
+
+
+def assignment_to_pb(result: AssignmentResult) -> apb.Assignment:
+    """The API's view of an assignment answer."""
+    msg = apb.Assignment(
+        experiment_id=result.experiment_id,
+        participant_id=result.participant_id,
+        in_experiment=result.in_experiment,
+        reason=_REASON_TO_PB[result.reason],
+        bucket_version=result.bucket_version,
+    )
+    if result.arm is not None:
+        msg.arm.CopyFrom(apb.AssignedArm(id=result.arm.id, name=result.arm.name, index=result.arm_index))
+        msg.first_seen_time.CopyFrom(_timestamp(result.first_seen_ms))
+    return msg

@@ -1,0 +1,90 @@
+"""The one place where domain errors become gRPC statuses with google.rpc details.
+
+Every status carries an ErrorInfo (reason, domain); INVALID_ARGUMENT also carries a
+BadRequest with one FieldViolation per bad field; UNAVAILABLE carries RetryInfo.
+An exception outside the domain tree becomes INTERNAL with a generic message (and
+a logged traceback): that is always a bug to fix, never an expected answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from assignsvc.errors import (
+    AlreadyExistsError,
+    AssignsvcError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "assignsvc.dev"
+UNAVAILABLE_RETRY_DELAY_S = 1
+
+_CODES: list[tuple[type[AssignsvcError], int]] = [
+    (InvalidArgumentError, code_pb2.INVALID_ARGUMENT),
+    (NotFoundError, code_pb2.NOT_FOUND),
+    (AlreadyExistsError, code_pb2.ALREADY_EXISTS),
+    (FailedPreconditionError, code_pb2.FAILED_PRECONDITION),
+    (StoreUnavailableError, code_pb2.UNAVAILABLE),
+]
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_rpc_status(error: AssignsvcError) -> status_pb2.Status:
+    """The google.rpc.Status for a domain error."""
+    code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.INTERNAL)
+    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    if isinstance(error, InvalidArgumentError):
+        violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ]
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
+    if isinstance(error, StoreUnavailableError):
+        delay = duration_pb2.Duration(seconds=UNAVAILABLE_RETRY_DELAY_S)
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    return status_pb2.Status(code=code, message=error.message, details=details)
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: AssignsvcError) -> None:
+    """Abort the call with the status for error (raises, as context.abort does)."""
+    status = rpc_status.to_status(to_rpc_status(error))
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def maps_domain_errors(method: Handler) -> Handler:
+    """Decorate a unary servicer method: domain errors become their statuses."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await method(self, request, context)
+        except AssignsvcError as error:
+            await abort_with(context, error)
+        except grpc.aio.AbortError:  # the method chose its status itself
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method.__qualname__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    return wrapper  # type: ignore[return-value]

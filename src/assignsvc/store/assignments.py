@@ -1,0 +1,110 @@
+"""Sticky assignments in Redis: one Lua script call per Assign.
+
+Each row is a field of a small hash (see store.keys): participant id -> an integer
+packing first_seen_ms and the arm index, which Redis stores in a listpack as a
+compact integer. The script reads before it writes, so the first arm stored wins
+for every caller, on every replica, whatever they proposed.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from assignsvc.core.hashing import storage_shard
+from assignsvc.core.model import Experiment
+from assignsvc.store.keys import Keyspace
+from assignsvc.store.protocols import Claim, ClaimKind
+from assignsvc.store.redis_errors import store_errors
+
+# Arms are capped at 100 (core.validation); 1024 leaves room without changing the packing.
+ARM_SLOTS = 1024
+
+# KEYS[1] rows at the current version, KEYS[2] its arm counters,
+# KEYS[3..] rows at each version below min_bucket_version.
+# ARGV[1] participant, ARGV[2] packed row to write or "" to only look, ARGV[3] arm index.
+# Returns {0} absent, {1, row} existing, {2, row, i} blocked (i = KEYS index), {3} created.
+_CLAIM_SCRIPT = """
+local row = redis.call('HGET', KEYS[1], ARGV[1])
+if row then return {1, row} end
+for i = 3, #KEYS do
+  local old = redis.call('HGET', KEYS[i], ARGV[1])
+  if old then return {2, old, i} end
+end
+if ARGV[2] == '' then return {0} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+return {3}
+"""
+
+
+def pack_row(first_seen_ms: int, arm_index: int) -> int:
+    """One integer per row: Redis stores it in 9 bytes or fewer inside a listpack."""
+    return first_seen_ms * ARM_SLOTS + arm_index
+
+
+def unpack_row(row: bytes | int) -> tuple[int, int]:
+    """(first_seen_ms, arm_index) from a packed row."""
+    first_seen_ms, arm_index = divmod(int(row), ARM_SLOTS)
+    return first_seen_ms, arm_index
+
+
+class RedisAssignmentStore:
+    """AssignmentStore on Redis (standalone; cluster-ready key layout)."""
+
+    def __init__(self, redis: Redis, keys: Keyspace) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._claim = redis.register_script(_CLAIM_SCRIPT)
+
+    def _claim_keys(self, experiment: Experiment, participant_id: str) -> list[str]:
+        shard = storage_shard(participant_id, experiment.storage_shards)
+        version = experiment.bucket_version
+        keys = [
+            self._keys.assignments(experiment.id, shard, version),
+            self._keys.arm_counts(experiment.id, shard, version),
+        ]
+        keys += [
+            self._keys.assignments(experiment.id, shard, old)
+            for old in range(experiment.min_bucket_version)
+        ]
+        return keys
+
+    async def claim(
+        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int
+    ) -> Claim:
+        """See AssignmentStore.claim."""
+        keys = self._claim_keys(experiment, participant_id)
+        if proposed_arm is None:
+            args: list[str | int] = [participant_id, "", 0]
+        else:
+            args = [participant_id, pack_row(now_ms, proposed_arm), proposed_arm]
+        with store_errors("claim"):
+            reply = await self._claim(keys=keys, args=args)
+        return self._to_claim(experiment, reply, now_ms, proposed_arm)
+
+    @staticmethod
+    def _to_claim(
+        experiment: Experiment, reply: list[int | bytes], now_ms: int, proposed: int | None
+    ) -> Claim:
+        code = int(reply[0])
+        if code == 1:
+            first_seen, arm = unpack_row(reply[1])
+            return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
+        if code == 2:
+            first_seen, arm = unpack_row(reply[1])
+            old_version = int(reply[2]) - 3  # KEYS[3] holds version 0
+            return Claim(ClaimKind.BLOCKED, arm, first_seen, old_version)
+        if code == 3 and proposed is not None:
+            return Claim(ClaimKind.CREATED, proposed, now_ms, experiment.bucket_version)
+        return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
+
+    async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
+        """See AssignmentStore.lookup."""
+        shard = storage_shard(participant_id, experiment.storage_shards)
+        key = self._keys.assignments(experiment.id, shard, experiment.bucket_version)
+        with store_errors("lookup"):
+            row = await self._redis.hget(key, participant_id)
+        if row is None:
+            return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
+        first_seen, arm = unpack_row(row)
+        return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)

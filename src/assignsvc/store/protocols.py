@@ -1,0 +1,71 @@
+"""The store seams: the minimal operations the use cases need from storage."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from assignsvc.core.model import Experiment
+
+
+class ClaimKind(enum.Enum):
+    """What a claim found or did."""
+
+    CREATED = "created"  # no arm was stored; the proposed arm is stored now
+    EXISTING = "existing"  # an arm was stored at the current bucket version
+    BLOCKED = "blocked"  # an arm is stored at a bucket version below min_bucket_version
+    ABSENT = "absent"  # nothing stored and nothing proposed: nothing written
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Outcome of a claim; arm fields are meaningful unless kind is ABSENT."""
+
+    kind: ClaimKind
+    arm_index: int = -1
+    first_seen_ms: int = 0
+    bucket_version: int = 0
+
+
+class AssignmentStore(Protocol):
+    """Sticky first-seen assignments: written once, never changed."""
+
+    async def claim(
+        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int
+    ) -> Claim:
+        """Return the stored arm, or store `proposed_arm` if none is stored (atomically).
+
+        One round trip. With proposed_arm None it only looks. A participant holding an
+        arm from a version below min_bucket_version is reported BLOCKED, nothing written.
+        """
+        ...
+
+    async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
+        """The stored arm at the current bucket version (EXISTING), else ABSENT."""
+        ...
+
+
+class ExperimentStore(Protocol):
+    """Experiment definitions shared by every replica, with a change feed."""
+
+    async def create(self, experiment: Experiment) -> bool:
+        """Store a new experiment; False if the id is taken (nothing written)."""
+        ...
+
+    async def get(self, experiment_id: str) -> Experiment | None:
+        """One experiment, or None."""
+        ...
+
+    async def load_all(self) -> tuple[int, dict[str, Experiment]]:
+        """Every experiment with the revision they are consistent with."""
+        ...
+
+    async def revision(self) -> int:
+        """A number that changes whenever any experiment changes."""
+        ...
+
+    def changes(self) -> AsyncIterator[str]:
+        """Ids of experiments as they change, pushed by whichever replica wrote them."""
+        ...
