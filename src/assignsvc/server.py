@@ -30,6 +30,7 @@ from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
 from assignsvc.service import AssignmentServicer, ExperimentServicer
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
+from assignsvc.store.connection import connect
 from assignsvc.store.keys import Keyspace
 from assignsvc.v1 import assignment_service_pb2, experiment_service_pb2
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
@@ -126,11 +127,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
     if redis_url is None:
         embedded = EmbeddedRedis(config.data_dir)
         redis_url = await embedded.start()
-    redis = Redis.from_url(
-        redis_url,
-        socket_timeout=config.redis_timeout_s,
-        socket_connect_timeout=config.redis_timeout_s,
-    )
+    redis = connect(redis_url, config.redis_timeout_s)
     try:
         keys = Keyspace(config.key_prefix)
         experiment_store = RedisExperimentStore(redis, keys)

@@ -20,16 +20,18 @@ from assignsvc.store.redis_errors import store_errors
 ARM_SLOTS = 1024
 
 # KEYS[1] rows at the current version, KEYS[2] its arm counters,
-# KEYS[3..] rows at each version below min_bucket_version.
+# KEYS[3..] rows at each version below min_bucket_version, newest first.
 # ARGV[1] participant, ARGV[2] packed row to write or "" to only look, ARGV[3] arm index.
 # Returns {0} absent, {1, row} existing, {2, row, i} blocked (i = KEYS index), {3} created.
+# Blocked versions are checked first, as GrowthBook does: holding any arm from a
+# version below min_bucket_version blocks, even beside an arm at the current version.
 _CLAIM_SCRIPT = """
-local row = redis.call('HGET', KEYS[1], ARGV[1])
-if row then return {1, row} end
 for i = 3, #KEYS do
   local old = redis.call('HGET', KEYS[i], ARGV[1])
   if old then return {2, old, i} end
 end
+local row = redis.call('HGET', KEYS[1], ARGV[1])
+if row then return {1, row} end
 if ARGV[2] == '' then return {0} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
@@ -65,7 +67,7 @@ class RedisAssignmentStore:
         ]
         keys += [
             self._keys.assignments(experiment.id, shard, old)
-            for old in range(experiment.min_bucket_version)
+            for old in reversed(range(experiment.min_bucket_version))  # newest first
         ]
         return keys
 
@@ -92,7 +94,8 @@ class RedisAssignmentStore:
             return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
         if code == 2:
             first_seen, arm = unpack_row(reply[1])
-            old_version = int(reply[2]) - 3  # KEYS[3] holds version 0
+            # KEYS[3] holds version min_bucket_version - 1, KEYS[4] the one before, ...
+            old_version = experiment.min_bucket_version - 1 - (int(reply[2]) - 3)
             return Claim(ClaimKind.BLOCKED, arm, first_seen, old_version)
         if code == 3 and proposed is not None:
             return Claim(ClaimKind.CREATED, proposed, now_ms, experiment.bucket_version)

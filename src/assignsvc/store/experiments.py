@@ -23,6 +23,14 @@ redis.call('PUBLISH', ARGV[3], ARGV[1])
 return rev
 """
 
+# KEYS: experiments hash, revision, ARGV: id, json, channel. Overwrites; returns the revision.
+_PUT_SCRIPT = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local rev = redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return rev
+"""
+
 
 class RedisExperimentStore:
     """ExperimentStore on Redis."""
@@ -31,6 +39,7 @@ class RedisExperimentStore:
         self._redis = redis
         self._keys = keys
         self._create = redis.register_script(_CREATE_SCRIPT)
+        self._put = redis.register_script(_PUT_SCRIPT)
 
     async def create(self, experiment: Experiment) -> bool:
         """See ExperimentStore.create."""
@@ -39,6 +48,13 @@ class RedisExperimentStore:
         with store_errors("create experiment"):
             revision = await self._create(keys=keys, args=args)
         return int(revision) > 0
+
+    async def put(self, experiment: Experiment) -> None:
+        """See ExperimentStore.put."""
+        keys = [self._keys.experiments, self._keys.experiments_revision]
+        args = [experiment.id, experiment_to_json(experiment), self._keys.experiment_changes]
+        with store_errors("put experiment"):
+            await self._put(keys=keys, args=args)
 
     async def get(self, experiment_id: str) -> Experiment | None:
         """See ExperimentStore.get."""

@@ -54,6 +54,10 @@ class ExperimentStore(Protocol):
         """Store a new experiment; False if the id is taken (nothing written)."""
         ...
 
+    async def put(self, experiment: Experiment) -> None:
+        """Store (create or overwrite) an experiment and tell every replica."""
+        ...
+
     async def get(self, experiment_id: str) -> Experiment | None:
         """One experiment, or None."""
         ...

@@ -1,0 +1,56 @@
+"""Fixtures: a private, real Redis-protocol server on a free port (never 6379), and a
+live assignsvc server in a thread against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from assignsvc.config import ServerConfig
+from assignsvc.redis_server import RedisServerProcess
+from tests.support import Client, ServerThread, free_port, running_server
+
+
+@pytest.fixture(scope="session")
+def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServerProcess]:
+    """One real server for the session; tests isolate themselves with `redis_url`."""
+    process = RedisServerProcess(tmp_path_factory.mktemp("redis"), port=free_port(), appendonly=False)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def redis_url(redis_process: RedisServerProcess) -> str:
+    """The session server's URL, emptied before the test."""
+    client = redis.Redis.from_url(redis_process.url)
+    client.flushall()
+    client.close()
+    return redis_process.url
+
+
+@pytest.fixture
+def server_config(redis_url: str, tmp_path: Path) -> ServerConfig:
+    """A config for a test server: free port, the test Redis, fast refresh."""
+    return ServerConfig(
+        port=0, redis_url=redis_url, data_dir=tmp_path / "data", refresh_interval_s=0.2,
+        grace_period_s=0.5,
+    )
+
+
+@pytest.fixture
+def server(server_config: ServerConfig) -> Iterator[ServerThread]:
+    """A live assignsvc server."""
+    with running_server(server_config) as thread:
+        yield thread
+
+
+@pytest.fixture
+def client(server: ServerThread) -> Iterator[Client]:
+    """Stubs connected to the live server."""
+    c = Client.connect(server.target)
+    yield c
+    c.channel.close()

@@ -1,0 +1,140 @@
+"""Test helpers: a real assignsvc server in a background thread, stubs, error details."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from assignsvc.config import ServerConfig
+from assignsvc.server import RunningServer, create_server
+from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
+from assignsvc.v1 import experiment_pb2 as epb
+from assignsvc.v1 import experiment_service_pb2 as espb
+from assignsvc.v1 import experiment_service_pb2_grpc as egrpc
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Client:
+    """Stubs on one channel to a running server."""
+
+    channel: grpc.Channel
+    experiments: egrpc.ExperimentServiceStub
+    assignments: agrpc.AssignmentServiceStub
+
+    @classmethod
+    def connect(cls, target: str) -> Client:
+        channel = grpc.insecure_channel(target)
+        return cls(channel, egrpc.ExperimentServiceStub(channel), agrpc.AssignmentServiceStub(channel))
+
+    def create(self, experiment_id: str, weights: tuple[float, ...] = (0.5, 0.5), **fields: object) -> epb.Experiment:
+        """Create a RUNNING experiment with arms a0, a1, ... (fields override)."""
+        arms = [epb.Arm(id=f"a{i}", weight=w) for i, w in enumerate(weights)]
+        exp = epb.Experiment(id=experiment_id, arms=arms, status=epb.EXPERIMENT_STATUS_RUNNING)
+        for name, value in fields.items():
+            if isinstance(value, Message):
+                getattr(exp, name).CopyFrom(value)
+            else:
+                setattr(exp, name, value)
+        return self.experiments.CreateExperiment(espb.CreateExperimentRequest(experiment=exp)).experiment
+
+
+class ServerThread:
+    """create_server() running on its own event loop in a daemon thread."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._config = config
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.running: RunningServer | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            self.running = await create_server(self._config)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await self.running.stop()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    @property
+    def target(self) -> str:
+        assert self.running is not None
+        return f"127.0.0.1:{self.running.port}"
+
+    def call(self, coro: object) -> object:
+        """Run a coroutine on the server's loop (to reach its registry or stores)."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+@contextlib.contextmanager
+def running_server(config: ServerConfig) -> Iterator[ServerThread]:
+    """A started ServerThread, stopped on exit."""
+    thread = ServerThread(config).start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+def bad_request_fields(error: grpc.RpcError) -> list[str]:
+    """The field names of the google.rpc.BadRequest detail of a failed call."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no rich status details"
+    fields = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields += [v.field for v in bad.field_violations]
+    return fields
+
+
+def error_reason(error: grpc.RpcError) -> str:
+    """The google.rpc.ErrorInfo reason of a failed call."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no rich status details"
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    raise AssertionError("no ErrorInfo detail")

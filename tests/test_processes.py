@@ -1,0 +1,165 @@
+"""`assignsvc serve` as real processes: shared Redis across replicas, the embedded
+Redis with persistence across restarts, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import pytest
+
+from assignsvc.v1 import assignment_service_pb2 as apb
+from assignsvc.v1 import experiment_service_pb2 as espb
+from tests.support import Client
+
+SERVING = re.compile(r"serving on [\d.]+:(\d+)")
+
+
+class ServeProcess:
+    """`python -m assignsvc serve` in a child process; its port read from its log."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "ASSIGNSVC_REFRESH_INTERVAL": "0.2", "ASSIGNSVC_GRACE_PERIOD": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "assignsvc", "serve", "--port", "0", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        self.log: list[str] = []
+        self.port = self._read_port()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+
+    def _read_port(self) -> int:
+        assert self.process.stderr is not None
+        timer = threading.Timer(30, self.process.kill)
+        timer.start()
+        try:
+            for line in self.process.stderr:
+                self.log.append(line)
+                if match := SERVING.search(line):
+                    return int(match.group(1))
+        finally:
+            timer.cancel()
+        self.process.wait()
+        self.process.stderr.close()
+        raise AssertionError("server did not start:\n" + "".join(self.log))
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(15)
+        self._drainer.join(5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code
+
+
+@contextmanager
+def serve(*args: str) -> Iterator[ServeProcess]:
+    proc = ServeProcess(*args)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+class TestReplicas:
+    """Two server processes on one Redis behave as one service."""
+
+    def test_64_concurrent_first_assigns_over_two_processes_get_one_arm(self, redis_url: str) -> None:
+        with serve("--redis-url", redis_url) as one, serve("--redis-url", redis_url) as two:
+            clients = [Client.connect(one.target), Client.connect(two.target)]
+            clients[0].create("race", weights=(0.25, 0.25, 0.25, 0.25))
+            request = espb.GetExperimentRequest(experiment_id="race")
+            _wait(lambda: _exists(clients[1], request))
+            barrier = threading.Barrier(64)
+
+            def first_assign(i: int) -> apb.Assignment:
+                barrier.wait()
+                call = clients[i % 2].assignments.Assign
+                return call(apb.AssignRequest(experiment_id="race", participant_id="zoe"), timeout=15).assignment
+
+            with ThreadPoolExecutor(64) as pool:
+                results = list(pool.map(first_assign, range(64)))
+            assert len({(r.arm.id, r.first_seen_time.ToMilliseconds()) for r in results}) == 1
+            reasons = [r.reason for r in results]
+            assert reasons.count(apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT) == 1
+            assert reasons.count(apb.ASSIGNMENT_REASON_STICKY) == 63
+            for c in clients:
+                c.channel.close()
+        assert one.process.returncode == 0 and two.process.returncode == 0
+
+
+class TestEmbeddedRedis:
+    """With no Redis URL, serve runs its own Redis with AOF; assignments survive restarts."""
+
+    def test_assignments_survive_a_restart(self, tmp_path: Path) -> None:
+        data_dir = str(tmp_path / "data")
+        with serve("--data-dir", data_dir) as first:
+            client = Client.connect(first.target)
+            client.create("persist")
+            before = client.assignments.Assign(apb.AssignRequest(experiment_id="persist", participant_id="ann")).assignment
+            client.channel.close()
+            assert first.stop() == 0
+        assert (tmp_path / "data" / "appendonlydir").is_dir()
+        with serve("--data-dir", data_dir) as second:
+            client = Client.connect(second.target)
+            looked = client.assignments.GetAssignment(
+                apb.GetAssignmentRequest(experiment_id="persist", participant_id="ann")).assignment
+            assert (looked.arm, looked.first_seen_time) == (before.arm, before.first_seen_time)
+            client.channel.close()
+
+    def test_a_second_serve_on_the_same_data_dir_is_refused(self, tmp_path: Path) -> None:
+        data_dir = str(tmp_path / "data")
+        with serve("--data-dir", data_dir):
+            refused = subprocess.run(
+                [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--data-dir", data_dir],
+                capture_output=True, text=True, timeout=60, check=False,
+            )
+        assert refused.returncode == 2
+        assert "in use by another" in refused.stderr
+
+    def test_bad_configuration_fails_at_start_with_a_clear_message(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "assignsvc", "serve", "--redis-url", "http://x"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert result.returncode == 2
+        assert "ASSIGNSVC_REDIS_URL must start with" in result.stderr
+
+
+def _exists(client: Client, request: espb.GetExperimentRequest) -> bool:
+    try:
+        client.experiments.GetExperiment(request)
+    except grpc.RpcError as error:
+        assert error.code() is grpc.StatusCode.NOT_FOUND
+        return False
+    return True
+
+
+def _wait(predicate: object, timeout_s: float = 5.0) -> None:
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.01)
