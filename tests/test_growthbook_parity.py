@@ -31,7 +31,8 @@ def random_id(rng: random.Random) -> str:
         return "".join(chr(rng.randint(0x80, 0xD7FF)) for _ in range(length))
     if kind < 0.9:
         return "".join(chr(rng.randint(0x10000, 0x10FFFF)) for _ in range(length))
-    return "user-" + "".join(chr(rng.choice([rng.randint(0x41, 0x7A), rng.randint(0x1F300, 0x1FAFF)])) for _ in range(length))
+    mixed = (chr(rng.choice([rng.randint(0x41, 0x7A), rng.randint(0x1F300, 0x1FAFF)])) for _ in range(length))
+    return "user-" + "".join(mixed)
 
 
 def random_config(rng: random.Random, index: int) -> tuple[Experiment, GBExperiment]:

@@ -172,9 +172,10 @@ class TestAssign:
         self, client: Client, experiment_id: str, participant_id: str, code: grpc.StatusCode, field: str | None
     ) -> None:
         client.create("e")
+        ids = {"experiment_id": experiment_id, "participant_id": participant_id}
         for call, request in [
-            (client.assignments.Assign, apb.AssignRequest(experiment_id=experiment_id, participant_id=participant_id)),
-            (client.assignments.GetAssignment, apb.GetAssignmentRequest(experiment_id=experiment_id, participant_id=participant_id)),
+            (client.assignments.Assign, apb.AssignRequest(**ids)),
+            (client.assignments.GetAssignment, apb.GetAssignmentRequest(**ids)),
         ]:
             with pytest.raises(grpc.RpcError) as err:
                 call(request)
@@ -231,12 +232,15 @@ class TestStickiness:
         out = {}
         for start in range(0, len(ids), 250):
             chunk = ids[start:start + 250]
-            futures = [client.assignments.Assign.future(apb.AssignRequest(experiment_id=experiment, participant_id=p)) for p in chunk]
+            requests = [apb.AssignRequest(experiment_id=experiment, participant_id=p) for p in chunk]
+            futures = [client.assignments.Assign.future(r) for r in requests]
             out.update({p: f.result(timeout=30).assignment for p, f in zip(chunk, futures, strict=True)})
         return out
 
     @staticmethod
-    def _change(server: ServerThread, experiment_id: str, weights: tuple[float, ...] | None = None, **fields: object) -> None:
+    def _change(
+        server: ServerThread, experiment_id: str, weights: tuple[float, ...] | None = None, **fields: object
+    ) -> None:
         """Rewrite the stored definition as another writer would; wait until it is live."""
         running = server.running
         assert running is not None

@@ -116,7 +116,8 @@ class TestEmbeddedRedis:
         with serve("--data-dir", data_dir) as first:
             client = Client.connect(first.target)
             client.create("persist")
-            before = client.assignments.Assign(apb.AssignRequest(experiment_id="persist", participant_id="ann")).assignment
+            request = apb.AssignRequest(experiment_id="persist", participant_id="ann")
+            before = client.assignments.Assign(request).assignment
             client.channel.close()
             assert first.stop() == 0
         assert (tmp_path / "data" / "appendonlydir").is_dir()

@@ -91,7 +91,8 @@ class TestAssignmentStore:
     def test_rows_are_compact_listpacks(self, redis_url: str) -> None:
         async def scenario(redis: Redis) -> set[bytes]:
             store = RedisAssignmentStore(redis, Keyspace())
-            await asyncio.gather(*(store.claim(EXPERIMENT, f"user-{i:015d}", i % 2, 1_700_000_000_000) for i in range(2000)))
+            now_ms = 1_700_000_000_000
+            await asyncio.gather(*(store.claim(EXPERIMENT, f"user-{i:015d}", i % 2, now_ms) for i in range(2000)))
             keys = [k async for k in redis.scan_iter("as:a:*")]
             return {await redis.object("encoding", k) for k in keys}
 

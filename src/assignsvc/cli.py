@@ -72,11 +72,11 @@ def _enum_value(enum: Any, prefix: str, name: str) -> int:
 def _experiment_from_args(args: argparse.Namespace) -> epb.Experiment:
     exp = epb.Experiment(
         id=args.id, name=args.name or "", arms=parse_arms(args.arms), seed=args.seed or "",
-        hash_algorithm=_enum_value(epb.HashAlgorithm, "HASH_ALGORITHM_", args.hash_algorithm),
         bucket_version=args.bucket_version, min_bucket_version=args.min_bucket_version,
-        status=_enum_value(epb.ExperimentStatus, "EXPERIMENT_STATUS_", args.status),
-        type=_enum_value(epb.ExperimentType, "EXPERIMENT_TYPE_", args.type),
     )
+    exp.hash_algorithm = _enum_value(epb.HashAlgorithm, "HASH_ALGORITHM_", args.hash_algorithm)  # type: ignore[assignment]
+    exp.status = _enum_value(epb.ExperimentStatus, "EXPERIMENT_STATUS_", args.status)  # type: ignore[assignment]
+    exp.type = _enum_value(epb.ExperimentType, "EXPERIMENT_TYPE_", args.type)  # type: ignore[assignment]
     if args.coverage is not None:
         exp.coverage = args.coverage
     if args.namespace:

@@ -119,7 +119,7 @@ class RedisServerProcess:
         if self.unix_socket is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.unix_socket.unlink()
-        self._process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+        self._process = subprocess.Popen(
             self._command(binary),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

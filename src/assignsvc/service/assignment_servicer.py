@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -12,10 +12,10 @@ from assignsvc.service.status import maps_domain_errors
 from assignsvc.v1 import assignment_service_pb2 as pb
 from assignsvc.v1 import assignment_service_pb2_grpc as pb_grpc
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
-class AssignmentServicer(pb_grpc.AssignmentServiceServicer):  # type: ignore[misc]
+class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     """gRPC adapter for Assigner."""
 
     def __init__(self, assigner: Assigner) -> None:

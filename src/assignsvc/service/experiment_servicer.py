@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -13,10 +13,10 @@ from assignsvc.service.status import maps_domain_errors
 from assignsvc.v1 import experiment_service_pb2 as pb
 from assignsvc.v1 import experiment_service_pb2_grpc as pb_grpc
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
-class ExperimentServicer(pb_grpc.ExperimentServiceServicer):  # type: ignore[misc]
+class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
     """gRPC adapter for ExperimentCatalog."""
 
     def __init__(self, catalog: ExperimentCatalog) -> None:

@@ -109,5 +109,5 @@ class RedisAssignmentStore:
             row = await self._redis.hget(key, participant_id)
         if row is None:
             return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
-        first_seen, arm = unpack_row(row)
+        first_seen, arm = unpack_row(row)  # type: ignore[arg-type]  # bytes: decode_responses is off
         return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)

@@ -92,4 +92,4 @@ class RedisExperimentStore:
                     if isinstance(data, bytes):
                         yield data.decode()
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated

@@ -1,0 +1,53 @@
+"""Baseline server: the Assign method with an empty handler, nothing else.
+
+Same grpc.aio settings and messages as assignsvc, so the ratio Assign RPS / empty RPS
+isolates what assignsvc itself costs per call (bucketing, Redis, conversion).
+Prints `serving on 127.0.0.1:PORT` like `assignsvc serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Any
+
+import grpc
+
+from assignsvc.v1 import assignment_service_pb2 as apb
+
+RESPONSE = apb.AssignResponse(assignment=apb.Assignment(
+    experiment_id="bench", participant_id="p", in_experiment=True,
+    arm=apb.AssignedArm(id="a0", name="a0", index=0), reason=apb.ASSIGNMENT_REASON_STICKY,
+))
+
+
+async def empty_assign(request: apb.AssignRequest, context: Any) -> apb.AssignResponse:
+    """Return a constant response: the cheapest possible Assign."""
+    return RESPONSE
+
+
+async def main(port: int) -> None:
+    server = grpc.aio.server()
+    handler = grpc.method_handlers_generic_handler(
+        "assignsvc.v1.AssignmentService",
+        {"Assign": grpc.unary_unary_rpc_method_handler(
+            empty_assign,
+            request_deserializer=apb.AssignRequest.FromString,
+            response_serializer=apb.AssignResponse.SerializeToString,
+        )},
+    )
+    server.add_generic_rpc_handlers((handler,))
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print(f"serving on 127.0.0.1:{bound}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(0)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))

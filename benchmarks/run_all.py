@@ -1,0 +1,16 @@
+"""`make bench`: every benchmark in turn, each printing its table and writing JSON
+under benchmarks/results/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["bench_core.py", "load_assign.py"]
+
+if __name__ == "__main__":
+    for script in SCRIPTS:
+        print(f"\n=== {script}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script)], check=True)
