@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from assignsvc.core.hashing import gb_hash, murmur3_unit
 from assignsvc.core.model import Experiment, HashAlgorithm
@@ -24,9 +25,12 @@ class Outcome(enum.Enum):
     EXCLUDED_BY_NAMESPACE = "excluded_by_namespace"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The hash's verdict: an arm index when outcome is IN_ARM, else -1."""
+class Decision(NamedTuple):
+    """The hash's verdict: an arm index when outcome is IN_ARM, else -1.
+
+    A NamedTuple, not a frozen dataclass: it is built once per Assign, and a frozen
+    dataclass's __init__ costs several times more.
+    """
 
     outcome: Outcome
     arm_index: int
