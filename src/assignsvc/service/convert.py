@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+from typing import Any, TypeVar
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from assignsvc.assigner import AssignmentResult
@@ -18,44 +21,31 @@ from assignsvc.errors import InvalidArgumentError
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 
-_HASH_TO_PB = {
-    HashAlgorithm.MURMUR3: epb.HASH_ALGORITHM_MURMUR3,
-    HashAlgorithm.GROWTHBOOK_V1: epb.HASH_ALGORITHM_GROWTHBOOK_V1,
-    HashAlgorithm.GROWTHBOOK_V2: epb.HASH_ALGORITHM_GROWTHBOOK_V2,
-}
-_HASH_FROM_PB = {v: k for k, v in _HASH_TO_PB.items()}
-_HASH_FROM_PB[epb.HASH_ALGORITHM_UNSPECIFIED] = HashAlgorithm.MURMUR3
-
-_STATUS_TO_PB = {
-    ExperimentStatus.DRAFT: epb.EXPERIMENT_STATUS_DRAFT,
-    ExperimentStatus.RUNNING: epb.EXPERIMENT_STATUS_RUNNING,
-    ExperimentStatus.PAUSED: epb.EXPERIMENT_STATUS_PAUSED,
-    ExperimentStatus.STOPPED: epb.EXPERIMENT_STATUS_STOPPED,
-}
-_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
-_STATUS_FROM_PB[epb.EXPERIMENT_STATUS_UNSPECIFIED] = ExperimentStatus.DRAFT
-
-_TYPE_TO_PB = {
-    ExperimentType.ONLINE: epb.EXPERIMENT_TYPE_ONLINE,
-    ExperimentType.PREASSIGNED: epb.EXPERIMENT_TYPE_PREASSIGNED,
-}
-_TYPE_FROM_PB = {v: k for k, v in _TYPE_TO_PB.items()}
-_TYPE_FROM_PB[epb.EXPERIMENT_TYPE_UNSPECIFIED] = ExperimentType.ONLINE
-
-_REASON_TO_PB = {
-    AssignmentReason.NEW_ASSIGNMENT: apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT,
-    AssignmentReason.STICKY: apb.ASSIGNMENT_REASON_STICKY,
-    AssignmentReason.EXCLUDED_BY_COVERAGE: apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE,
-    AssignmentReason.EXCLUDED_BY_NAMESPACE: apb.ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE,
-    AssignmentReason.EXPERIMENT_NOT_RUNNING: apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING,
-    AssignmentReason.BLOCKED_BY_MIN_BUCKET_VERSION: (
-        apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION
-    ),
-    AssignmentReason.NOT_PREASSIGNED: apb.ASSIGNMENT_REASON_NOT_PREASSIGNED,
-}
+E = TypeVar("E", bound=enum.Enum)
 
 
-def _enum(table: dict[int, object], value: int, field: str) -> object:
+def _by_name(model: type[E], pb_enum: Any, prefix: str, default: E | None) -> tuple[dict[E, Any], dict[int, E]]:
+    """Model enum <-> proto enum, matched by name (PREFIX + member name).
+
+    Fails at import if a model member has no proto value, so the two cannot drift;
+    the proto's zero (UNSPECIFIED) value reads as `default` where there is one.
+    """
+    to_pb = {member: int(pb_enum.Value(prefix + member.name)) for member in model}
+    from_pb = {value: member for member, value in to_pb.items()}
+    if default is not None:
+        from_pb[0] = default
+    return to_pb, from_pb
+
+
+_HASH_TO_PB, _HASH_FROM_PB = _by_name(HashAlgorithm, epb.HashAlgorithm, "HASH_ALGORITHM_", HashAlgorithm.MURMUR3)
+_STATUS_TO_PB, _STATUS_FROM_PB = _by_name(
+    ExperimentStatus, epb.ExperimentStatus, "EXPERIMENT_STATUS_", ExperimentStatus.DRAFT
+)
+_TYPE_TO_PB, _TYPE_FROM_PB = _by_name(ExperimentType, epb.ExperimentType, "EXPERIMENT_TYPE_", ExperimentType.ONLINE)
+_REASON_TO_PB, _ = _by_name(AssignmentReason, apb.AssignmentReason, "ASSIGNMENT_REASON_", None)
+
+
+def _enum(table: dict[int, E], value: int, field: str) -> E:
     try:
         return table[value]
     except KeyError:
@@ -81,11 +71,11 @@ def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experi
         coverage=msg.coverage if msg.HasField("coverage") else 1.0,
         namespace=namespace,
         seed=msg.seed,
-        hash_algorithm=_enum(_HASH_FROM_PB, msg.hash_algorithm, f"{field}.hash_algorithm"),  # type: ignore[arg-type]
+        hash_algorithm=_enum(_HASH_FROM_PB, msg.hash_algorithm, f"{field}.hash_algorithm"),
         bucket_version=msg.bucket_version,
         min_bucket_version=msg.min_bucket_version,
-        status=_enum(_STATUS_FROM_PB, msg.status, f"{field}.status"),  # type: ignore[arg-type]
-        type=_enum(_TYPE_FROM_PB, msg.type, f"{field}.type"),  # type: ignore[arg-type]
+        status=_enum(_STATUS_FROM_PB, msg.status, f"{field}.status"),
+        type=_enum(_TYPE_FROM_PB, msg.type, f"{field}.type"),
         start_time_ms=msg.start_time.ToMilliseconds() if msg.HasField("start_time") else None,
         end_time_ms=msg.end_time.ToMilliseconds() if msg.HasField("end_time") else None,
     )
