@@ -27,8 +27,8 @@ SERVING = re.compile(r"serving on [\d.]+:(\d+)")
 class ServeProcess:
     """`python -m assignsvc serve` in a child process; its port read from its log."""
 
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "ASSIGNSVC_REFRESH_INTERVAL": "0.2", "ASSIGNSVC_GRACE_PERIOD": "1"}
+    def __init__(self, *args: str, refresh_interval: str = "0.2") -> None:
+        env = {**os.environ, "ASSIGNSVC_REFRESH_INTERVAL": refresh_interval, "ASSIGNSVC_GRACE_PERIOD": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "assignsvc", "serve", "--port", "0", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
@@ -73,8 +73,8 @@ class ServeProcess:
 
 
 @contextmanager
-def serve(*args: str) -> Iterator[ServeProcess]:
-    proc = ServeProcess(*args)
+def serve(*args: str, refresh_interval: str = "0.2") -> Iterator[ServeProcess]:
+    proc = ServeProcess(*args, refresh_interval=refresh_interval)
     try:
         yield proc
     finally:
@@ -106,6 +106,17 @@ class TestReplicas:
             for c in clients:
                 c.channel.close()
         assert one.process.returncode == 0 and two.process.returncode == 0
+
+
+    def test_a_new_experiment_is_pushed_to_the_other_replica(self, redis_url: str) -> None:
+        # Revision polling every hour: only the pub/sub push can deliver it in time.
+        with serve("--redis-url", redis_url, refresh_interval="3600") as one, \
+                serve("--redis-url", redis_url, refresh_interval="3600") as two:
+            writer, reader = Client.connect(one.target), Client.connect(two.target)
+            writer.create("pushed")
+            _wait(lambda: _exists(reader, espb.GetExperimentRequest(experiment_id="pushed")), timeout_s=2.0)
+            writer.channel.close()
+            reader.channel.close()
 
 
 class TestEmbeddedRedis:

@@ -129,10 +129,9 @@ class TestExperimentStore:
         async def scenario(redis: Redis) -> str:
             store = RedisExperimentStore(redis, Keyspace())
             feed: AsyncIterator[str] = store.changes()
-            first = asyncio.ensure_future(feed.__anext__())
-            await asyncio.sleep(0.2)  # let the subscription land
+            assert await asyncio.wait_for(feed.__anext__(), 5) == ""  # subscribed
             await store.create(EXPERIMENT)
-            changed = await asyncio.wait_for(first, 5)
+            changed = await asyncio.wait_for(feed.__anext__(), 5)
             await feed.aclose()  # type: ignore[attr-defined]
             return changed
 

@@ -43,6 +43,7 @@ class ExperimentRegistry:
         self._revision = -1
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
+        self._subscribed = asyncio.Event()
 
     def get(self, experiment_id: str) -> LiveExperiment | None:
         """The live experiment, or None; never touches Redis."""
@@ -72,13 +73,21 @@ class ExperimentRegistry:
             self._live = live
             self._revision = revision
 
-    async def start(self) -> None:
-        """Load once (failing if the store is down), then follow changes in the background."""
+    async def start(self, subscribe_timeout_s: float = 5.0) -> None:
+        """Load once (failing if the store is down), then follow changes in the background.
+
+        Returns once the change feed is live, so that nothing written after start()
+        returns can be missed for longer than a pub/sub hop.
+        """
         await self.refresh()
         self._tasks = [
             asyncio.create_task(self._follow_changes(), name="registry-changes"),
             asyncio.create_task(self._poll_revision(), name="registry-poll"),
         ]
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), subscribe_timeout_s)
+        except TimeoutError:
+            log.warning("experiment change feed not live after %.1fs; polling meanwhile", subscribe_timeout_s)
 
     async def stop(self) -> None:
         """Stop following changes."""
@@ -92,11 +101,14 @@ class ExperimentRegistry:
     async def _follow_changes(self) -> None:
         while True:
             try:
-                async for _ in self._store.changes():
+                async for _ in self._store.changes():  # "" first: (re)subscribed
                     await self.refresh()
+                    self._subscribed.set()
             except StoreUnavailableError as exc:
                 log.warning("experiment change feed lost, resubscribing: %s", exc)
-            await asyncio.sleep(self._refresh_interval_s)
+            except Exception:  # keep following: a dead task would leave only polling
+                log.exception("experiment change feed failed, resubscribing")
+            await asyncio.sleep(min(self._refresh_interval_s, 1.0))
 
     async def _poll_revision(self) -> None:
         while True:
@@ -105,3 +117,5 @@ class ExperimentRegistry:
                 await self.refresh()
             except StoreUnavailableError as exc:
                 log.warning("experiment refresh failed: %s", exc)
+            except Exception:  # keep polling whatever one refresh hit
+                log.exception("experiment refresh failed")

@@ -32,6 +32,9 @@ return rev
 """
 
 
+SUBSCRIBED = ""  # first item of changes(): the subscription is live
+
+
 class RedisExperimentStore:
     """ExperimentStore on Redis."""
 
@@ -87,6 +90,7 @@ class RedisExperimentStore:
         try:
             with store_errors("subscribe to experiment changes"):
                 await pubsub.subscribe(self._keys.experiment_changes)
+                yield SUBSCRIBED
                 async for message in pubsub.listen():
                     data = message.get("data")
                     if isinstance(data, bytes):

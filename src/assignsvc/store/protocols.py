@@ -71,5 +71,9 @@ class ExperimentStore(Protocol):
         ...
 
     def changes(self) -> AsyncIterator[str]:
-        """Ids of experiments as they change, pushed by whichever replica wrote them."""
+        """Ids of experiments as they change, pushed by whichever replica wrote them.
+
+        The first item is "" once the subscription is live, so that a subscriber can
+        reload once and miss nothing written before it subscribed.
+        """
         ...
