@@ -54,6 +54,13 @@ class TestMurmur3:
     def test_unit_interval(self, text: str) -> None:
         assert 0.0 <= murmur3_unit(text) < 1.0
 
+    @given(st.text(max_size=32), st.text(min_size=1, max_size=32))
+    def test_compiled_plan_hashes_exactly_like_murmur3_unit(self, seed: str, participant_id: str) -> None:
+        plan = BucketPlan.compile(experiment(seed=seed, namespace=Namespace("ns", 0.0, 1.0)))
+        assert plan.point(participant_id) == murmur3_unit(f"{seed or 'exp'}:{participant_id}")
+        assert plan.namespace_point is not None
+        assert plan.namespace_point(participant_id) == murmur3_unit(f"__ns:{participant_id}")
+
 
 class TestGrowthBookHash:
     """fnv1a32 over UTF-16 code units and GrowthBook's v1/v2 formulas."""

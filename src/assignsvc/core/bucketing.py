@@ -11,10 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from assignsvc.core.hashing import gb_hash, murmur3_unit
+from mmh3 import hash as _mmh3_hash
+
+from assignsvc.core.hashing import gb_hash
 from assignsvc.core.model import Experiment, HashAlgorithm
 
 Range = tuple[float, float]
+_TWO_POW_32 = 4294967296.0
 
 
 class Outcome(enum.Enum):
@@ -60,8 +63,10 @@ def choose_arm(x: float, ranges: Sequence[Range]) -> int:
 
 
 def _murmur_point(seed: str) -> Callable[[str], float]:
+    # Inlines core.hashing.murmur3_unit (one call less per hash on the hot path);
+    # the golden vectors pin that both give the same bits.
     prefix = seed + ":"
-    return lambda participant_id: murmur3_unit(prefix + participant_id)
+    return lambda participant_id: _mmh3_hash(prefix + participant_id, 0, False) / _TWO_POW_32
 
 
 def _growthbook_point(seed: str, version: int) -> Callable[[str], float]:
@@ -70,7 +75,7 @@ def _growthbook_point(seed: str, version: int) -> Callable[[str], float]:
 
 def _murmur_namespace(namespace_id: str) -> Callable[[str], float]:
     prefix = "__" + namespace_id + ":"
-    return lambda participant_id: murmur3_unit(prefix + participant_id)
+    return lambda participant_id: _mmh3_hash(prefix + participant_id, 0, False) / _TWO_POW_32
 
 
 def _growthbook_namespace(namespace_id: str) -> Callable[[str], float]:
@@ -117,7 +122,8 @@ class BucketPlan:
             start, end = self.namespace_range
             if not start <= self.namespace_point(participant_id) < end:
                 return Decision(Outcome.EXCLUDED_BY_NAMESPACE, -1)
-        index = choose_arm(self.point(participant_id), self.ranges)
-        if index < 0:
-            return Decision(Outcome.EXCLUDED_BY_COVERAGE, -1)
-        return Decision(Outcome.IN_ARM, index)
+        x = self.point(participant_id)
+        for index, (start, end) in enumerate(self.ranges):  # choose_arm, inlined
+            if start <= x < end:
+                return Decision(Outcome.IN_ARM, index)
+        return Decision(Outcome.EXCLUDED_BY_COVERAGE, -1)
