@@ -297,7 +297,10 @@ class TestRedisFailure:
                 assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
                 redis_proc.start()
                 wait_until(lambda: _assign_ok(client, "fragile", "alice"), timeout_s=10)
-                assert assign(client, "fragile", "alice").arm == alice.arm
+                # every pooled connection is usable again, not just the one that recovered
+                futures = [client.assignments.Assign.future(apb.AssignRequest(
+                    experiment_id="fragile", participant_id="alice")) for _ in range(32)]
+                assert {f.result(timeout=10).assignment.arm.id for f in futures} == {alice.arm.id}
                 client.channel.close()
         finally:
             redis_proc.stop()
