@@ -83,10 +83,9 @@ def main() -> None:
         redis = RedisServerProcess(Path(tmp) / "redis", unix_socket=Path(tmp) / "redis.sock")
         redis.start()
         try:
-            serve = [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--redis-url", redis.url,
-                     "--log-level", "WARNING"]
-            env_serve = serve[:-2]  # keep INFO: the "serving on" line is how we learn the port
-            with server_process(env_serve) as assign_target, \
+            # INFO logging stays on: the "serving on" line is how we learn the port
+            serve = [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--redis-url", redis.url]
+            with server_process(serve) as assign_target, \
                     server_process([sys.executable, str(HERE / "empty_server.py")]) as empty_target:
                 create_experiment(assign_target)
                 run_id = time.time_ns()

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -113,6 +114,14 @@ def running_server(config: ServerConfig) -> Iterator[ServerThread]:
         yield thread
     finally:
         thread.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Poll predicate until it is true; fail the test after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
 
 
 def bad_request_fields(error: grpc.RpcError) -> list[str]:

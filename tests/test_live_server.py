@@ -18,20 +18,21 @@ from assignsvc.redis_server import RedisServerProcess
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
-from tests.support import Client, ServerThread, bad_request_fields, error_reason, free_port, running_server
+from tests.support import (
+    Client,
+    ServerThread,
+    bad_request_fields,
+    error_reason,
+    free_port,
+    running_server,
+    wait_until,
+)
 
 
 def assign(client: Client, experiment: str, participant: str) -> apb.Assignment:
     return client.assignments.Assign(
         apb.AssignRequest(experiment_id=experiment, participant_id=participant), timeout=10
     ).assignment
-
-
-def wait_until(predicate: object, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 class TestExperimentService:

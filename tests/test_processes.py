@@ -15,11 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
-import pytest
 
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_service_pb2 as espb
-from tests.support import Client
+from tests.support import Client, wait_until
 
 SERVING = re.compile(r"serving on [\d.]+:(\d+)")
 
@@ -89,7 +88,7 @@ class TestReplicas:
             clients = [Client.connect(one.target), Client.connect(two.target)]
             clients[0].create("race", weights=(0.25, 0.25, 0.25, 0.25))
             request = espb.GetExperimentRequest(experiment_id="race")
-            _wait(lambda: _exists(clients[1], request))
+            wait_until(lambda: _exists(clients[1], request))
             barrier = threading.Barrier(64)
 
             def first_assign(i: int) -> apb.Assignment:
@@ -114,7 +113,7 @@ class TestReplicas:
                 serve("--redis-url", redis_url, refresh_interval="3600") as two:
             writer, reader = Client.connect(one.target), Client.connect(two.target)
             writer.create("pushed")
-            _wait(lambda: _exists(reader, espb.GetExperimentRequest(experiment_id="pushed")), timeout_s=2.0)
+            wait_until(lambda: _exists(reader, espb.GetExperimentRequest(experiment_id="pushed")), timeout_s=2.0)
             writer.channel.close()
             reader.channel.close()
 
@@ -165,13 +164,3 @@ def _exists(client: Client, request: espb.GetExperimentRequest) -> bool:
         assert error.code() is grpc.StatusCode.NOT_FOUND
         return False
     return True
-
-
-def _wait(predicate: object, timeout_s: float = 5.0) -> None:
-    import time  # noqa: PLC0415
-
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.01)
