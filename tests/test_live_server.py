@@ -156,8 +156,8 @@ class TestAssign:
         past_start, past_end = Timestamp(seconds=1_000), Timestamp(seconds=2_000)
         client.create("later", start_time=future)
         client.create("over", start_time=past_start, end_time=past_end)
-        assert assign(client, "later", "x").reason == apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING
-        assert assign(client, "over", "x").reason == apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING
+        assert assign(client, "later", "x").reason == apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED
+        assert assign(client, "over", "x").reason == apb.ASSIGNMENT_REASON_EXPERIMENT_ENDED
 
     @pytest.mark.parametrize(
         ("experiment_id", "participant_id", "code", "field"),

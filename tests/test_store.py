@@ -16,6 +16,7 @@ from assignsvc.errors import StoreUnavailableError
 from assignsvc.store import ClaimKind, RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.connection import connect
 from assignsvc.store.keys import Keyspace
+from assignsvc.store.protocols import ARCHIVED, MISSING, MUST_BE_NEW, WriteConflict
 
 T = TypeVar("T")
 EXPERIMENT = Experiment(id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b", "b", 0.5)))
@@ -98,6 +99,20 @@ class TestAssignmentStore:
 
         assert run(scenario, redis_url) == {b"listpack"}
 
+    def test_counters_are_exact_per_arm_and_version(self, redis_url: str) -> None:
+        async def scenario(redis: Redis) -> list[object]:
+            store = RedisAssignmentStore(redis, Keyspace())
+            before = await store.has_assignments(EXPERIMENT)
+            await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", i % 2, 1) for i in range(300)))
+            await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", 0, 1) for i in range(300)))  # repeats
+            v1 = dataclasses.replace(EXPERIMENT, bucket_version=1)
+            return [before, await store.has_assignments(EXPERIMENT), await store.has_assignments(v1),
+                    await store.arm_counts(EXPERIMENT, 0), await store.arm_counts(v1, 1)]
+
+        before, after, later_version, counts, counts_v1 = run(scenario, redis_url)
+        assert before is False and after is True and later_version is True
+        assert counts == [150, 150] and counts_v1 == [0, 0]
+
     def test_unreachable_redis_is_store_unavailable(self) -> None:
         async def scenario(redis: Redis) -> None:
             await RedisAssignmentStore(redis, Keyspace()).claim(EXPERIMENT, "x", 0, 1)
@@ -107,30 +122,66 @@ class TestAssignmentStore:
 
 
 class TestExperimentStore:
-    """create() is insert-only; load_all() and changes() see every write."""
+    """write() is a compare-and-set; load_all() and changes() see every write."""
 
-    def test_create_get_put_load(self, redis_url: str) -> None:
+    def test_write_is_a_compare_and_set_on_the_revision(self, redis_url: str) -> None:
+        v1 = dataclasses.replace(EXPERIMENT, revision=1)
+        v2 = dataclasses.replace(EXPERIMENT, coverage=0.5, revision=2)
+
         async def scenario(redis: Redis) -> list[object]:
             store = RedisExperimentStore(redis, Keyspace())
-            created = await store.create(EXPERIMENT)
-            again = await store.create(dataclasses.replace(EXPERIMENT, name="other"))
+            created = await store.write([(v1, MUST_BE_NEW)])
+            again = await store.write([(dataclasses.replace(v1, name="other"), MUST_BE_NEW)])
             rev1 = await store.revision()
-            await store.put(dataclasses.replace(EXPERIMENT, coverage=0.5))
+            stale = await store.write([(v2, 0)])
+            updated = await store.write([(v2, 1)])
             revision, everything = await store.load_all()
-            return [created, again, rev1, revision, everything, await store.get("missing")]
+            return [created, again, rev1, stale, updated, revision, everything, await store.get("missing")]
 
-        created, again, rev1, revision, everything, missing = run(scenario, redis_url)
-        assert created is True and again is False
+        created, again, rev1, stale, updated, revision, everything, missing = run(scenario, redis_url)
+        assert created is None and updated is None
+        assert again == WriteConflict("exp", 1) and stale == WriteConflict("exp", 1)
         assert revision == rev1 + 1  # type: ignore[operator]
-        assert everything == {"exp": dataclasses.replace(EXPERIMENT, coverage=0.5)}
+        assert everything == {"exp": v2}
         assert missing is None
+
+    def test_a_write_of_many_is_all_or_nothing(self, redis_url: str) -> None:
+        one = dataclasses.replace(EXPERIMENT, id="one", revision=1)
+        two = dataclasses.replace(EXPERIMENT, id="two", revision=1)
+
+        async def scenario(redis: Redis) -> list[object]:
+            store = RedisExperimentStore(redis, Keyspace())
+            await store.write([(two, MUST_BE_NEW)])
+            refused = await store.write([(one, MUST_BE_NEW), (dataclasses.replace(two, revision=2), 5)])
+            return [refused, await store.get("one"), await store.get("two")]
+
+        refused, one_after, two_after = run(scenario, redis_url)
+        assert refused == WriteConflict("two", 1)
+        assert one_after is None and two_after == two
+
+    def test_archive_keeps_the_definition_and_the_id(self, redis_url: str) -> None:
+        v1 = dataclasses.replace(EXPERIMENT, revision=1)
+
+        async def scenario(redis: Redis) -> list[object]:
+            store = RedisExperimentStore(redis, Keyspace())
+            await store.write([(v1, MUST_BE_NEW)])
+            stale = await store.archive("exp", 7)
+            archived = await store.archive("exp", 1)
+            missing = await store.archive("exp", None)
+            reuse = await store.write([(v1, MUST_BE_NEW)])
+            return [stale, archived, missing, reuse, await store.get("exp"), await store.get_archived("exp")]
+
+        stale, archived, missing, reuse, live, kept = run(scenario, redis_url)
+        assert stale == WriteConflict("exp", 1) and archived is None
+        assert missing == WriteConflict("exp", MISSING) and reuse == WriteConflict("exp", ARCHIVED)
+        assert live is None and kept == v1
 
     def test_changes_are_pushed(self, redis_url: str) -> None:
         async def scenario(redis: Redis) -> str:
             store = RedisExperimentStore(redis, Keyspace())
             feed: AsyncIterator[str] = store.changes()
             assert await asyncio.wait_for(feed.__anext__(), 5) == ""  # subscribed
-            await store.create(EXPERIMENT)
+            await store.write([(EXPERIMENT, MUST_BE_NEW)])
             changed = await asyncio.wait_for(feed.__anext__(), 5)
             await feed.aclose()  # type: ignore[attr-defined]
             return changed

@@ -51,13 +51,20 @@ _EXCLUSION = {
 }
 
 
-def accepts_new_assignments(experiment: Experiment, now_ms: int) -> bool:
-    """RUNNING, ONLINE and inside the optional [start_time, end_time) window."""
+def closed_reason(experiment: Experiment, now_ms: int) -> AssignmentReason | None:
+    """Why the experiment takes no new participants now, or None if it does.
+
+    It takes them when RUNNING, ONLINE and inside the optional [start_time, end_time).
+    """
+    if experiment.type is ExperimentType.PREASSIGNED:
+        return AssignmentReason.NOT_PREASSIGNED
     if experiment.status is not ExperimentStatus.RUNNING:
-        return False
+        return AssignmentReason.EXPERIMENT_NOT_RUNNING
     if experiment.start_time_ms is not None and now_ms < experiment.start_time_ms:
-        return False
-    return experiment.end_time_ms is None or now_ms < experiment.end_time_ms
+        return AssignmentReason.EXPERIMENT_NOT_STARTED
+    if experiment.end_time_ms is not None and now_ms >= experiment.end_time_ms:
+        return AssignmentReason.EXPERIMENT_ENDED
+    return None
 
 
 class Assigner:
@@ -82,15 +89,18 @@ class Assigner:
 
     async def assign(self, experiment_id: str, participant_id: str) -> AssignmentResult:
         """The stored arm if any; else, if the experiment takes new participants, the
-        hashed arm, stored now. Excluded participants are never stored."""
+        hashed arm, stored now. Excluded participants are never stored. A forced arm
+        (QA override) is answered first, in any status, with no store call at all."""
         live = self._live(experiment_id, participant_id)
         experiment = live.experiment
+        forced = experiment.forced_arms.get(participant_id)
+        if forced is not None:
+            return self._forced(experiment, participant_id, forced)
         now_ms = self._clock()
         proposed: int | None = None
-        fallback = AssignmentReason.EXPERIMENT_NOT_RUNNING
-        if experiment.type is ExperimentType.PREASSIGNED:
-            fallback = AssignmentReason.NOT_PREASSIGNED
-        elif accepts_new_assignments(experiment, now_ms):
+        closed = closed_reason(experiment, now_ms)
+        fallback = closed or AssignmentReason.EXPERIMENT_NOT_RUNNING
+        if closed is None:
             decision = live.plan.decide(participant_id)
             if decision.outcome is Outcome.IN_ARM:
                 proposed = decision.arm_index
@@ -100,12 +110,23 @@ class Assigner:
         return self._result(experiment, participant_id, claim, fallback)
 
     async def get_assignment(self, experiment_id: str, participant_id: str) -> AssignmentResult:
-        """The stored arm at the current bucket version; NotFoundError if none."""
+        """The forced arm, else the stored arm at the current bucket version; NotFoundError if none."""
         live = self._live(experiment_id, participant_id)
+        forced = live.experiment.forced_arms.get(participant_id)
+        if forced is not None:
+            return self._forced(live.experiment, participant_id, forced)
         claim = await self._store.lookup(live.experiment, participant_id)
         if claim.kind is not ClaimKind.EXISTING:
             raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
         return self._result(live.experiment, participant_id, claim, AssignmentReason.STICKY)
+
+    @staticmethod
+    def _forced(experiment: Experiment, participant_id: str, arm_id: str) -> AssignmentResult:
+        index = experiment.arm_index(arm_id)  # validated to exist when stored
+        return AssignmentResult(
+            experiment.id, participant_id, AssignmentReason.FORCED, experiment.bucket_version,
+            arm=experiment.arms[index], arm_index=index,
+        )
 
     @staticmethod
     def _result(

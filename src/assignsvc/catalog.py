@@ -1,4 +1,6 @@
-"""The experiment admin use cases: create, get, list (with opaque page tokens)."""
+"""The experiment admin use cases: create, read, update, delete, status changes,
+re-randomization and stats. Every write is a compare-and-set on the experiment's
+revision (its etag), so two admins never silently overwrite each other."""
 
 from __future__ import annotations
 
@@ -6,13 +8,29 @@ import base64
 import binascii
 import dataclasses
 import json
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
 
 from assignsvc.assigner import Clock, wall_clock_ms
+from assignsvc.core import lifecycle
+from assignsvc.core.lifecycle import Action
 from assignsvc.core.model import Experiment
-from assignsvc.core.validation import creation_violations, experiment_id_violations
-from assignsvc.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from assignsvc.core.stats import SRM_WARNING_P, srm_p_value
+from assignsvc.core.validation import creation_violations, experiment_id_violations, experiment_violations
+from assignsvc.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.store.protocols import ExperimentStore
+from assignsvc.store.protocols import (
+    ARCHIVED,
+    MUST_BE_NEW,
+    AssignmentStore,
+    ExperimentStore,
+    WriteConflict,
+)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -36,33 +54,100 @@ def decode_page_token(token: str) -> str:
     return after
 
 
+def format_etag(experiment: Experiment) -> str:
+    """The etag of a stored experiment: its revision, opaque to clients."""
+    return str(experiment.revision)
+
+
+def parse_etag(etag: str, field: str = "etag") -> int | None:
+    """The revision an etag names; None for the empty (unconditional) etag."""
+    if not etag:
+        return None
+    if not etag.isdigit():
+        raise InvalidArgumentError.single(field, "is not an etag this API issued")
+    return int(etag)
+
+
+def new_seed() -> str:
+    """A fresh random seed for a re-randomization."""
+    return secrets.token_hex(8)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExperimentStats:
+    """Stored assignments per arm at one bucket version, and the SRM test on them."""
+
+    experiment: Experiment
+    bucket_version: int
+    counts: list[int]
+    srm_p_value: float | None
+
+    @property
+    def total(self) -> int:
+        """All stored assignments at this bucket version."""
+        return sum(self.counts)
+
+    @property
+    def srm_warning(self) -> bool:
+        """True when the split is very unlikely under the configured weights."""
+        return self.srm_p_value is not None and self.srm_p_value < SRM_WARNING_P
+
+
+# A change computed from the current stored experiment (may read the store).
+Change = Callable[[Experiment], Awaitable[Experiment]]
+_CAS_ATTEMPTS = 5
+
+
 class ExperimentCatalog:
-    """Creates experiments in the shared store and reads them from the registry."""
+    """Experiment definitions: writes go to the shared store, reads come from memory."""
 
     def __init__(
-        self, registry: ExperimentRegistry, store: ExperimentStore, clock: Clock = wall_clock_ms
+        self,
+        registry: ExperimentRegistry,
+        store: ExperimentStore,
+        assignments: AssignmentStore,
+        clock: Clock = wall_clock_ms,
+        seeds: Callable[[], str] = new_seed,
     ) -> None:
         self._registry = registry
         self._store = store
+        self._assignments = assignments
         self._clock = clock
+        self._seeds = seeds
 
     async def create(self, experiment: Experiment) -> Experiment:
-        """Validate, stamp times, store if the id is free, and publish to every replica."""
+        """Validate, stamp, store if the id was never used, and publish to every replica."""
         violations = creation_violations(experiment, "experiment.")
         if violations:
             raise InvalidArgumentError(violations)
+        stored = self.stamp_new(experiment)
+        conflict = await self._store.write([(stored, MUST_BE_NEW)])
+        if conflict is not None:
+            archived = " (deleted; ids are never reused)" if conflict.found == ARCHIVED else ""
+            raise AlreadyExistsError("experiment", experiment.id + archived)
+        self._registry.put(stored)
+        return stored
+
+    def stamp_new(self, experiment: Experiment) -> Experiment:
+        """A new experiment as stored: defaults made explicit, times set, revision 1."""
         now_ms = self._clock()
-        stored = dataclasses.replace(
+        return dataclasses.replace(
             experiment,
             name=experiment.name or experiment.id,
             arms=tuple(dataclasses.replace(a, name=a.name or a.id) for a in experiment.arms),
+            seed=experiment.effective_seed,
             create_time_ms=now_ms,
             update_time_ms=now_ms,
+            revision=1,
         )
-        if not await self._store.create(stored):
-            raise AlreadyExistsError("experiment", experiment.id)
-        self._registry.put(stored)
-        return stored
+
+    def now_ms(self) -> int:
+        """The catalog's clock (update times)."""
+        return self._clock()
+
+    def new_seed(self) -> str:
+        """A seed for a re-randomization."""
+        return self._seeds()
 
     def get(self, experiment_id: str) -> Experiment:
         """One experiment from memory; NotFoundError if unknown."""
@@ -84,3 +169,99 @@ class ExperimentCatalog:
         page = remaining[:size]
         next_token = encode_page_token(page[-1].id) if len(remaining) > size else ""
         return page, next_token
+
+    async def update(self, patch: Experiment, paths: Sequence[str], etag: str) -> Experiment:
+        """Change the masked fields (see core.lifecycle for what may change)."""
+
+        async def change(current: Experiment) -> Experiment:
+            updated = lifecycle.apply_mask(current, patch, paths)
+            reshaped = lifecycle.arms_reshaped(current, updated)
+            has_rows = reshaped and await self._assignments.has_assignments(current)
+            lifecycle.check_update(current, updated, has_assignments=has_rows, prefix="experiment.")
+            return updated
+
+        return await self._modify(patch.id, etag, change, id_field="experiment.id")
+
+    async def change_status(self, experiment_id: str, action: Action, etag: str) -> Experiment:
+        """Start, pause, resume or stop (core.lifecycle.TRANSITIONS)."""
+
+        async def change(current: Experiment) -> Experiment:
+            return dataclasses.replace(current, status=lifecycle.next_status(current, action))
+
+        return await self._modify(experiment_id, etag, change)
+
+    async def rerandomize(self, experiment_id: str, etag: str, seed: str, *, block_previous: bool) -> Experiment:
+        """Next bucket version with a new seed (random unless given)."""
+
+        async def change(current: Experiment) -> Experiment:
+            new_seed = seed or self._seeds()
+            if new_seed == current.effective_seed:
+                raise InvalidArgumentError.single("seed", "must differ from the current seed")
+            updated = lifecycle.rerandomized(current, new_seed, block_previous=block_previous)
+            violations = experiment_violations(updated)
+            if violations:
+                raise InvalidArgumentError(violations)
+            return updated
+
+        return await self._modify(experiment_id, etag, change)
+
+    async def delete(self, experiment_id: str, etag: str) -> None:
+        """Archive: Assign answers NOT_FOUND, rows stay stored, the id is never reused."""
+        self._check_id(experiment_id, "experiment_id")
+        expected = parse_etag(etag)
+        conflict = await self._store.archive(experiment_id, expected)
+        if conflict is not None:
+            self._raise_for(conflict, expected)
+        self._registry.remove(experiment_id)
+
+    async def stats(self, experiment_id: str, bucket_version: int | None) -> ExperimentStats:
+        """Per-arm counters summed over the shards, and the SRM p-value against the weights."""
+        experiment = self.get(experiment_id)
+        version = experiment.bucket_version if bucket_version is None else bucket_version
+        if version > experiment.bucket_version:
+            raise InvalidArgumentError.single(
+                "bucket_version", f"must be at most the current bucket version {experiment.bucket_version}"
+            )
+        counts = await self._assignments.arm_counts(experiment, version)
+        p_value = srm_p_value(counts, [a.weight for a in experiment.arms])
+        return ExperimentStats(experiment, version, counts, p_value)
+
+    @staticmethod
+    def _check_id(experiment_id: str, field: str) -> None:
+        violations = experiment_id_violations(experiment_id, field)
+        if violations:
+            raise InvalidArgumentError(violations)
+
+    async def _modify(
+        self, experiment_id: str, etag: str, change: Change, id_field: str = "experiment_id"
+    ) -> Experiment:
+        """Read-change-write with compare-and-set; retried only when the caller gave no etag."""
+        self._check_id(experiment_id, id_field)
+        expected = parse_etag(etag, "experiment.etag" if id_field.startswith("experiment.") else "etag")
+        for _ in range(_CAS_ATTEMPTS):
+            current = await self._store.get(experiment_id)
+            if current is None:
+                raise NotFoundError("experiment", experiment_id)
+            if expected is not None and current.revision != expected:
+                raise self._stale(experiment_id, expected, current.revision)
+            updated = await change(current)
+            stored = dataclasses.replace(updated, revision=current.revision + 1, update_time_ms=self._clock())
+            conflict = await self._store.write([(stored, current.revision)])
+            if conflict is None:
+                self._registry.put(stored)
+                return stored
+            self._raise_for(conflict, expected)
+        raise ConflictError(f"experiment {experiment_id!r} kept changing under this write; retry")
+
+    def _raise_for(self, conflict: WriteConflict, expected: int | None) -> None:
+        if conflict.found < 0:
+            raise NotFoundError("experiment", conflict.experiment_id)
+        if expected is not None:
+            raise self._stale(conflict.experiment_id, expected, conflict.found)
+
+    @staticmethod
+    def _stale(experiment_id: str, expected: int, found: int) -> ConflictError:
+        return ConflictError(
+            f"experiment {experiment_id!r} changed since it was read (etag {expected}, now {found}):"
+            " read it again and retry"
+        )

@@ -8,6 +8,7 @@ google.rpc details. Anything not in this tree reaching a servicer is a bug.
     ├── NotFoundError             the named object does not exist
     ├── AlreadyExistsError        an object with that id exists
     ├── FailedPreconditionError   the object's state forbids the operation
+    ├── ConflictError             a conditional write lost a race (stale etag)
     └── StoreUnavailableError     the backing store cannot be reached in time
 """
 
@@ -76,6 +77,12 @@ class FailedPreconditionError(AssignsvcError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ConflictError(AssignsvcError):
+    """A conditional write found the object changed since the caller read it; retry on a fresh read."""
+
+    reason = "ETAG_MISMATCH"
 
 
 class StoreUnavailableError(AssignsvcError):

@@ -54,8 +54,14 @@ class ExperimentRegistry:
         return [self._live[k].experiment for k in sorted(self._live)]
 
     def put(self, experiment: Experiment) -> None:
-        """Write-through after this replica stored a change."""
-        self._live[experiment.id] = LiveExperiment.of(experiment)
+        """Write-through after this replica stored a change (never goes back a revision)."""
+        current = self._live.get(experiment.id)
+        if current is None or current.experiment.revision <= experiment.revision:
+            self._live[experiment.id] = LiveExperiment.of(experiment)
+
+    def remove(self, experiment_id: str) -> None:
+        """Write-through after this replica archived an experiment."""
+        self._live.pop(experiment_id, None)
 
     async def refresh(self) -> None:
         """Reload everything if the store's revision moved since the last load."""
@@ -66,7 +72,9 @@ class ExperimentRegistry:
             live = dict(self._live)
             for experiment_id, experiment in experiments.items():
                 current = live.get(experiment_id)
-                if current is None or current.experiment != experiment:
+                # A write-through put() may already hold a newer revision than this load.
+                newer = current is None or current.experiment.revision <= experiment.revision
+                if newer and (current is None or current.experiment != experiment):
                     live[experiment_id] = LiveExperiment.of(experiment)
             for gone in live.keys() - experiments.keys():
                 del live[gone]

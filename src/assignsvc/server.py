@@ -22,6 +22,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
 
+from assignsvc.applier import ExperimentApplier
 from assignsvc.assigner import Assigner
 from assignsvc.catalog import ExperimentCatalog
 from assignsvc.config import ConfigError, ServerConfig
@@ -133,12 +134,15 @@ async def create_server(config: ServerConfig) -> RunningServer:
         experiment_store = RedisExperimentStore(redis, keys)
         registry = ExperimentRegistry(experiment_store, config.refresh_interval_s)
         await registry.start()
+        assignment_store = RedisAssignmentStore(redis, keys)
+        catalog = ExperimentCatalog(registry, experiment_store, assignment_store)
         server = grpc.aio.server()
         experiment_grpc.add_ExperimentServiceServicer_to_server(
-            ExperimentServicer(ExperimentCatalog(registry, experiment_store)), server
+            ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
+            server,
         )
         assignment_grpc.add_AssignmentServiceServicer_to_server(
-            AssignmentServicer(Assigner(registry, RedisAssignmentStore(redis, keys))), server
+            AssignmentServicer(Assigner(registry, assignment_store)), server
         )
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)

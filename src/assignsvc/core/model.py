@@ -70,6 +70,15 @@ class Experiment:
     # How many Redis hashes hold this experiment's assignments per bucket version.
     # Fixed at creation: changing it would move stored rows, never arms.
     storage_shards: int = field(default=4096)
+    # QA overrides, participant id -> arm id: answered before hashing, never stored.
+    # Treat as read-only (a dict so that it stays cheap to look up on the hot path).
+    forced_arms: dict[str, str] = field(default_factory=dict)
+    # Bumped by every stored change; the API's etag (optimistic concurrency).
+    revision: int = 0
+
+    def arm_index(self, arm_id: str) -> int:
+        """Position of the arm with that id, or -1."""
+        return next((i for i, arm in enumerate(self.arms) if arm.id == arm_id), -1)
 
     @property
     def effective_seed(self) -> str:
@@ -87,3 +96,6 @@ class AssignmentReason(enum.Enum):
     EXPERIMENT_NOT_RUNNING = "experiment_not_running"
     BLOCKED_BY_MIN_BUCKET_VERSION = "blocked_by_min_bucket_version"
     NOT_PREASSIGNED = "not_preassigned"
+    FORCED = "forced"
+    EXPERIMENT_NOT_STARTED = "experiment_not_started"
+    EXPERIMENT_ENDED = "experiment_ended"

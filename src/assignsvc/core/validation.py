@@ -21,6 +21,7 @@ MAX_ARMS = 100
 MAX_NAME_BYTES = 256
 MAX_SEED_BYTES = 256
 MAX_PARTICIPANT_ID_BYTES = 256
+MAX_FORCED_ARMS = 1000
 WEIGHT_SUM_TOLERANCE = 1e-6
 CREATABLE_STATUSES = (ExperimentStatus.DRAFT, ExperimentStatus.RUNNING)
 
@@ -78,6 +79,20 @@ def _arm_violations(experiment: Experiment, prefix: str) -> list[FieldViolation]
     return out
 
 
+def _forced_arm_violations(experiment: Experiment, prefix: str) -> list[FieldViolation]:
+    forced = experiment.forced_arms
+    if len(forced) > MAX_FORCED_ARMS:
+        return [FieldViolation(f"{prefix}forced_arms", f"must have at most {MAX_FORCED_ARMS} entries")]
+    arm_ids = {a.id for a in experiment.arms}
+    out = []
+    for participant, arm_id in sorted(forced.items()):
+        path = f"{prefix}forced_arms[{participant!r}]"
+        out += participant_id_violations(participant, path)
+        if arm_id not in arm_ids:
+            out.append(FieldViolation(path, f"{arm_id!r} is not an arm of this experiment"))
+    return out
+
+
 def experiment_violations(experiment: Experiment, prefix: str = "") -> list[FieldViolation]:
     """Every rule a stored experiment must satisfy; [] when it is valid."""
     out = experiment_id_violations(experiment.id, f"{prefix}id")
@@ -101,6 +116,7 @@ def experiment_violations(experiment: Experiment, prefix: str = "") -> list[Fiel
         out.append(
             FieldViolation(f"{prefix}min_bucket_version", "must not exceed bucket_version")
         )
+    out += _forced_arm_violations(experiment, prefix)
     start, end = experiment.start_time_ms, experiment.end_time_ms
     if start is not None and end is not None and end <= start:
         out.append(FieldViolation(f"{prefix}end_time", "must be after start_time"))

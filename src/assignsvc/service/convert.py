@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from assignsvc.applier import ApplyAction, ApplyOutcome
 from assignsvc.assigner import AssignmentResult
+from assignsvc.catalog import ExperimentStats, format_etag
 from assignsvc.core.model import (
     Arm,
     AssignmentReason,
@@ -20,6 +22,7 @@ from assignsvc.core.model import (
 from assignsvc.errors import InvalidArgumentError
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
+from assignsvc.v1 import experiment_service_pb2 as espb
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -78,6 +81,7 @@ def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experi
         type=_enum(_TYPE_FROM_PB, msg.type, f"{field}.type"),
         start_time_ms=msg.start_time.ToMilliseconds() if msg.HasField("start_time") else None,
         end_time_ms=msg.end_time.ToMilliseconds() if msg.HasField("end_time") else None,
+        forced_arms=dict(msg.forced_arms),
     )
 
 
@@ -96,6 +100,8 @@ def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
         type=_TYPE_TO_PB[experiment.type],
         create_time=_timestamp(experiment.create_time_ms),
         update_time=_timestamp(experiment.update_time_ms),
+        forced_arms=experiment.forced_arms,
+        etag=format_etag(experiment),
     )
     if experiment.namespace is not None:
         ns = experiment.namespace
@@ -118,5 +124,49 @@ def assignment_to_pb(result: AssignmentResult) -> apb.Assignment:
     )
     if result.arm is not None:
         msg.arm.CopyFrom(apb.AssignedArm(id=result.arm.id, name=result.arm.name, index=result.arm_index))
+    if result.first_seen_ms:  # forced answers were never stored, so never first seen
         msg.first_seen_time.CopyFrom(_timestamp(result.first_seen_ms))
     return msg
+
+
+def status_from_pb(value: int, field: str) -> ExperimentStatus | None:
+    """A requested status; None for UNSPECIFIED (keep the current one)."""
+    return None if value == 0 else _enum(_STATUS_FROM_PB, value, field)
+
+
+def stats_to_pb(stats: ExperimentStats) -> espb.GetExperimentStatsResponse:
+    """The API's view of an experiment's counters and SRM test."""
+    total = stats.total
+    msg = espb.GetExperimentStatsResponse(
+        experiment_id=stats.experiment.id,
+        bucket_version=stats.bucket_version,
+        total_assignments=total,
+        srm_warning=stats.srm_warning,
+        arms=[
+            espb.ArmStats(
+                arm_id=arm.id, assignments=count, weight=arm.weight,
+                observed_fraction=count / total if total else 0.0,
+            )
+            for arm, count in zip(stats.experiment.arms, stats.counts, strict=True)
+        ],
+    )
+    if stats.srm_p_value is not None:
+        msg.srm_p_value = stats.srm_p_value
+    return msg
+
+
+_APPLY_ACTION_TO_PB = {
+    ApplyAction.CREATED: espb.APPLY_ACTION_CREATED,
+    ApplyAction.UPDATED: espb.APPLY_ACTION_UPDATED,
+    ApplyAction.UNCHANGED: espb.APPLY_ACTION_UNCHANGED,
+}
+
+
+def apply_outcome_to_pb(outcome: ApplyOutcome) -> espb.ApplyResult:
+    """The API's view of what apply did to one experiment."""
+    return espb.ApplyResult(
+        experiment_id=outcome.experiment.id,
+        action=_APPLY_ACTION_TO_PB[outcome.action],
+        changes=[espb.FieldChange(field=f, old_value=old, new_value=new) for f, old, new in outcome.changes],
+        experiment=experiment_to_pb(outcome.experiment),
+    )

@@ -6,9 +6,17 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from assignsvc.applier import Desired, ExperimentApplier
 from assignsvc.catalog import ExperimentCatalog
+from assignsvc.core.lifecycle import Action
 from assignsvc.errors import InvalidArgumentError
-from assignsvc.service.convert import experiment_from_pb, experiment_to_pb
+from assignsvc.service.convert import (
+    apply_outcome_to_pb,
+    experiment_from_pb,
+    experiment_to_pb,
+    stats_to_pb,
+    status_from_pb,
+)
 from assignsvc.service.status import maps_domain_errors
 from assignsvc.v1 import experiment_service_pb2 as pb
 from assignsvc.v1 import experiment_service_pb2_grpc as pb_grpc
@@ -19,8 +27,9 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
     """gRPC adapter for ExperimentCatalog."""
 
-    def __init__(self, catalog: ExperimentCatalog) -> None:
+    def __init__(self, catalog: ExperimentCatalog, applier: ExperimentApplier) -> None:
         self._catalog = catalog
+        self._applier = applier
 
     @maps_domain_errors
     async def CreateExperiment(  # noqa: N802 - gRPC method name
@@ -46,3 +55,80 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         return pb.ListExperimentsResponse(
             experiments=[experiment_to_pb(e) for e in page], next_page_token=next_token
         )
+
+    @maps_domain_errors
+    async def UpdateExperiment(  # noqa: N802 - gRPC method name
+        self, request: pb.UpdateExperimentRequest, context: Context
+    ) -> pb.UpdateExperimentResponse:
+        if not request.HasField("experiment"):
+            raise InvalidArgumentError.single("experiment", "is required")
+        patch = experiment_from_pb(request.experiment)
+        paths = list(request.update_mask.paths)
+        updated = await self._catalog.update(patch, paths, request.experiment.etag)
+        return pb.UpdateExperimentResponse(experiment=experiment_to_pb(updated))
+
+    @maps_domain_errors
+    async def DeleteExperiment(  # noqa: N802 - gRPC method name
+        self, request: pb.DeleteExperimentRequest, context: Context
+    ) -> pb.DeleteExperimentResponse:
+        await self._catalog.delete(request.experiment_id, request.etag)
+        return pb.DeleteExperimentResponse()
+
+    @maps_domain_errors
+    async def StartExperiment(  # noqa: N802 - gRPC method name
+        self, request: pb.StartExperimentRequest, context: Context
+    ) -> pb.StartExperimentResponse:
+        changed = await self._catalog.change_status(request.experiment_id, Action.START, request.etag)
+        return pb.StartExperimentResponse(experiment=experiment_to_pb(changed))
+
+    @maps_domain_errors
+    async def PauseExperiment(  # noqa: N802 - gRPC method name
+        self, request: pb.PauseExperimentRequest, context: Context
+    ) -> pb.PauseExperimentResponse:
+        changed = await self._catalog.change_status(request.experiment_id, Action.PAUSE, request.etag)
+        return pb.PauseExperimentResponse(experiment=experiment_to_pb(changed))
+
+    @maps_domain_errors
+    async def ResumeExperiment(  # noqa: N802 - gRPC method name
+        self, request: pb.ResumeExperimentRequest, context: Context
+    ) -> pb.ResumeExperimentResponse:
+        changed = await self._catalog.change_status(request.experiment_id, Action.RESUME, request.etag)
+        return pb.ResumeExperimentResponse(experiment=experiment_to_pb(changed))
+
+    @maps_domain_errors
+    async def StopExperiment(  # noqa: N802 - gRPC method name
+        self, request: pb.StopExperimentRequest, context: Context
+    ) -> pb.StopExperimentResponse:
+        changed = await self._catalog.change_status(request.experiment_id, Action.STOP, request.etag)
+        return pb.StopExperimentResponse(experiment=experiment_to_pb(changed))
+
+    @maps_domain_errors
+    async def RerandomizeExperiment(  # noqa: N802 - gRPC method name
+        self, request: pb.RerandomizeExperimentRequest, context: Context
+    ) -> pb.RerandomizeExperimentResponse:
+        changed = await self._catalog.rerandomize(
+            request.experiment_id, request.etag, request.seed,
+            block_previous=request.block_previous_participants,
+        )
+        return pb.RerandomizeExperimentResponse(experiment=experiment_to_pb(changed))
+
+    @maps_domain_errors
+    async def GetExperimentStats(  # noqa: N802 - gRPC method name
+        self, request: pb.GetExperimentStatsRequest, context: Context
+    ) -> pb.GetExperimentStatsResponse:
+        version = request.bucket_version if request.HasField("bucket_version") else None
+        return stats_to_pb(await self._catalog.stats(request.experiment_id, version))
+
+    @maps_domain_errors
+    async def ApplyExperiments(  # noqa: N802 - gRPC method name
+        self, request: pb.ApplyExperimentsRequest, context: Context
+    ) -> pb.ApplyExperimentsResponse:
+        desired = [
+            Desired(
+                experiment_from_pb(msg, f"experiments[{i}]"),
+                status_from_pb(msg.status, f"experiments[{i}].status"),
+            )
+            for i, msg in enumerate(request.experiments)
+        ]
+        outcomes = await self._applier.apply(desired, dry_run=request.dry_run)
+        return pb.ApplyExperimentsResponse(results=[apply_outcome_to_pb(o) for o in outcomes])

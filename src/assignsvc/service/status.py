@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 from assignsvc.errors import (
     AlreadyExistsError,
     AssignsvcError,
+    ConflictError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -37,6 +38,7 @@ _CODES: list[tuple[type[AssignsvcError], int]] = [
     (NotFoundError, code_pb2.NOT_FOUND),
     (AlreadyExistsError, code_pb2.ALREADY_EXISTS),
     (FailedPreconditionError, code_pb2.FAILED_PRECONDITION),
+    (ConflictError, code_pb2.ABORTED),
     (StoreUnavailableError, code_pb2.UNAVAILABLE),
 ]
 

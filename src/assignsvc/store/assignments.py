@@ -111,3 +111,32 @@ class RedisAssignmentStore:
             return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
         first_seen, arm = unpack_row(row)  # type: ignore[arg-type]  # bytes: decode_responses is off
         return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
+
+    def _counter_keys(self, experiment: Experiment, bucket_version: int) -> list[str]:
+        return [
+            self._keys.arm_counts(experiment.id, shard, bucket_version)
+            for shard in range(experiment.storage_shards)
+        ]
+
+    async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
+        """See AssignmentStore.arm_counts: one pipelined HGETALL per shard, no row scan."""
+        counts = [0] * len(experiment.arms)
+        with store_errors("read arm counts"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in self._counter_keys(experiment, bucket_version):
+                    pipe.hgetall(key)
+                shards = await pipe.execute()
+        for shard in shards:
+            for arm, count in shard.items():
+                index = int(arm)
+                if index < len(counts):
+                    counts[index] += int(count)
+        return counts
+
+    async def has_assignments(self, experiment: Experiment) -> bool:
+        """See AssignmentStore.has_assignments: EXISTS over every counter key, per version."""
+        with store_errors("check for assignments"):
+            for version in range(experiment.bucket_version + 1):
+                if await self._redis.exists(*self._counter_keys(experiment, version)):
+                    return True
+        return False

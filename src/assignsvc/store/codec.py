@@ -39,6 +39,8 @@ def experiment_to_json(experiment: Experiment) -> str:
         "create_time_ms": experiment.create_time_ms,
         "update_time_ms": experiment.update_time_ms,
         "storage_shards": experiment.storage_shards,
+        "forced_arms": experiment.forced_arms,
+        "revision": experiment.revision,
     }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
@@ -64,4 +66,6 @@ def experiment_from_json(text: str | bytes) -> Experiment:
         create_time_ms=int(doc["create_time_ms"]),
         update_time_ms=int(doc["update_time_ms"]),
         storage_shards=int(doc["storage_shards"]),
+        forced_arms=dict(doc.get("forced_arms") or {}),
+        revision=int(doc.get("revision", 0)),  # written before revisions existed: 0
     )

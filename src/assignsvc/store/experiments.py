@@ -1,4 +1,4 @@
-"""Experiment definitions in Redis: one hash, a revision counter and a change channel.
+"""Experiment definitions in Redis: one hash, an archive, a revision counter and a change channel.
 
 Writers bump the revision and publish the id in the same script, so a replica
 that misses a message still sees the revision move on its next check.
@@ -6,21 +6,53 @@ that misses a message still sees the revision move on its next check.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from redis.asyncio import Redis
 
 from assignsvc.core.model import Experiment
 from assignsvc.store.codec import experiment_from_json, experiment_to_json
 from assignsvc.store.keys import Keyspace
+from assignsvc.store.protocols import Expected, WriteConflict
 from assignsvc.store.redis_errors import store_errors
 
-# KEYS: experiments hash, revision, ARGV: id, json, channel. Returns the new revision or 0.
-_CREATE_SCRIPT = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local rev = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[3], ARGV[1])
-return rev
+# KEYS: experiments, archived, revision. ARGV: channel, then (id, expected, json) triples.
+# expected: a revision, "new" (must be neither live nor archived) or "" (any).
+# All or nothing: returns {0, global revision} or {1, triple index, found} where found
+# is the stored revision, -1 for none or -2 for archived.
+_WRITE_SCRIPT = """
+local function stored_revision(id)
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then return tonumber(cjson.decode(raw)['revision'] or 0) end
+  if redis.call('HEXISTS', KEYS[2], id) == 1 then return -2 end
+  return -1
+end
+for i = 2, #ARGV, 3 do
+  local expected = ARGV[i + 1]
+  if expected ~= '' then
+    local found = stored_revision(ARGV[i])
+    local ok = (expected == 'new' and found == -1) or (tonumber(expected) == found)
+    if not ok then return {1, (i - 2) / 3, found} end
+  end
+end
+for i = 2, #ARGV, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+local rev = redis.call('INCR', KEYS[3])
+for i = 2, #ARGV, 3 do redis.call('PUBLISH', ARGV[1], ARGV[i]) end
+return {0, rev}
+"""
+
+# KEYS: experiments, archived, revision. ARGV: channel, id, expected revision or "".
+# Moves the definition to the archive. Returns {0} or {1, found} as above.
+_ARCHIVE_SCRIPT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return {1, -1} end
+local found = tonumber(cjson.decode(raw)['revision'] or 0)
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= found then return {1, found} end
+redis.call('HDEL', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], raw)
+redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {0}
 """
 
 # KEYS: experiments hash, revision, ARGV: id, json, channel. Overwrites; returns the revision.
@@ -41,16 +73,29 @@ class RedisExperimentStore:
     def __init__(self, redis: Redis, keys: Keyspace) -> None:
         self._redis = redis
         self._keys = keys
-        self._create = redis.register_script(_CREATE_SCRIPT)
+        self._write = redis.register_script(_WRITE_SCRIPT)
+        self._archive = redis.register_script(_ARCHIVE_SCRIPT)
         self._put = redis.register_script(_PUT_SCRIPT)
+        self._meta_keys = [keys.experiments, keys.archived_experiments, keys.experiments_revision]
 
-    async def create(self, experiment: Experiment) -> bool:
-        """See ExperimentStore.create."""
-        keys = [self._keys.experiments, self._keys.experiments_revision]
-        args = [experiment.id, experiment_to_json(experiment), self._keys.experiment_changes]
-        with store_errors("create experiment"):
-            revision = await self._create(keys=keys, args=args)
-        return int(revision) > 0
+    async def write(self, writes: Sequence[tuple[Experiment, Expected]]) -> WriteConflict | None:
+        """See ExperimentStore.write."""
+        args: list[str | int] = [self._keys.experiment_changes]
+        for experiment, expected in writes:
+            args += [experiment.id, "" if expected is None else expected, experiment_to_json(experiment)]
+        with store_errors("write experiments"):
+            reply = await self._write(keys=self._meta_keys, args=args)
+        if int(reply[0]) == 0:
+            return None
+        index = int(reply[1])
+        return WriteConflict(writes[index][0].id, int(reply[2]))
+
+    async def archive(self, experiment_id: str, expected: int | None) -> WriteConflict | None:
+        """See ExperimentStore.archive."""
+        args = [self._keys.experiment_changes, experiment_id, "" if expected is None else expected]
+        with store_errors("archive experiment"):
+            reply = await self._archive(keys=self._meta_keys, args=args)
+        return None if int(reply[0]) == 0 else WriteConflict(experiment_id, int(reply[1]))
 
     async def put(self, experiment: Experiment) -> None:
         """See ExperimentStore.put."""
@@ -63,6 +108,12 @@ class RedisExperimentStore:
         """See ExperimentStore.get."""
         with store_errors("get experiment"):
             raw = await self._redis.hget(self._keys.experiments, experiment_id)
+        return None if raw is None else experiment_from_json(raw)
+
+    async def get_archived(self, experiment_id: str) -> Experiment | None:
+        """See ExperimentStore.get_archived."""
+        with store_errors("get archived experiment"):
+            raw = await self._redis.hget(self._keys.archived_experiments, experiment_id)
         return None if raw is None else experiment_from_json(raw)
 
     async def load_all(self) -> tuple[int, dict[str, Experiment]]:

@@ -24,6 +24,11 @@ class Keyspace:
         return f"{self.prefix}:{{meta}}:experiments"
 
     @property
+    def archived_experiments(self) -> str:
+        """Hash: experiment id -> JSON definition of a deleted experiment (id never reused)."""
+        return f"{self.prefix}:{{meta}}:archived"
+
+    @property
     def experiments_revision(self) -> str:
         """Integer bumped by every experiment change."""
         return f"{self.prefix}:{{meta}}:revision"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,12 +46,43 @@ class AssignmentStore(Protocol):
         """The stored arm at the current bucket version (EXISTING), else ABSENT."""
         ...
 
+    async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
+        """Stored assignments per arm index at one bucket version (exact counters)."""
+        ...
+
+    async def has_assignments(self, experiment: Experiment) -> bool:
+        """True if any assignment is stored, at any bucket version."""
+        ...
+
+
+MUST_BE_NEW = "new"
+# The revision a conditional write expects: a number, MUST_BE_NEW, or None (unconditional).
+Expected = int | str | None
+ARCHIVED = -2  # WriteConflict.found: the id belongs to a deleted experiment
+MISSING = -1  # WriteConflict.found: no experiment with that id
+
+
+@dataclass(frozen=True, slots=True)
+class WriteConflict:
+    """A conditional write found another revision (or MISSING / ARCHIVED): nothing written."""
+
+    experiment_id: str
+    found: int
+
 
 class ExperimentStore(Protocol):
     """Experiment definitions shared by every replica, with a change feed."""
 
-    async def create(self, experiment: Experiment) -> bool:
-        """Store a new experiment; False if the id is taken (nothing written)."""
+    async def write(self, writes: Sequence[tuple[Experiment, Expected]]) -> WriteConflict | None:
+        """Store every experiment, each only if its stored revision is as expected.
+
+        All or nothing, in one atomic step, then every replica is told. The
+        experiments carry their new revision already.
+        """
+        ...
+
+    async def archive(self, experiment_id: str, expected: int | None) -> WriteConflict | None:
+        """Move an experiment to the archive (its id stays taken), if at that revision."""
         ...
 
     async def put(self, experiment: Experiment) -> None:
@@ -60,6 +91,10 @@ class ExperimentStore(Protocol):
 
     async def get(self, experiment_id: str) -> Experiment | None:
         """One experiment, or None."""
+        ...
+
+    async def get_archived(self, experiment_id: str) -> Experiment | None:
+        """A deleted experiment, or None."""
         ...
 
     async def load_all(self) -> tuple[int, dict[str, Experiment]]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%assignsvc/v1/assignment_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x0b\x41ssignedArm\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\r\"\xf7\x01\n\nAssignment\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12\x15\n\rin_experiment\x18\x03 \x01(\x08\x12&\n\x03\x61rm\x18\x04 \x01(\x0b\x32\x19.assignsvc.v1.AssignedArm\x12.\n\x06reason\x18\x05 \x01(\x0e\x32\x1e.assignsvc.v1.AssignmentReason\x12\x33\n\x0f\x66irst_seen_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62ucket_version\x18\x07 \x01(\r\">\n\rAssignRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\">\n\x0e\x41ssignResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Assignment\"E\n\x14GetAssignmentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\"E\n\x15GetAssignmentResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Assignment*\xdc\x02\n\x10\x41ssignmentReason\x12!\n\x1d\x41SSIGNMENT_REASON_UNSPECIFIED\x10\x00\x12$\n ASSIGNMENT_REASON_NEW_ASSIGNMENT\x10\x01\x12\x1c\n\x18\x41SSIGNMENT_REASON_STICKY\x10\x02\x12*\n&ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE\x10\x03\x12+\n\'ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE\x10\x04\x12,\n(ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING\x10\x05\x12\x33\n/ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION\x10\x06\x12%\n!ASSIGNMENT_REASON_NOT_PREASSIGNED\x10\x07\x32\xb2\x01\n\x11\x41ssignmentService\x12\x43\n\x06\x41ssign\x12\x1b.assignsvc.v1.AssignRequest\x1a\x1c.assignsvc.v1.AssignResponse\x12X\n\rGetAssignment\x12\".assignsvc.v1.GetAssignmentRequest\x1a#.assignsvc.v1.GetAssignmentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%assignsvc/v1/assignment_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x0b\x41ssignedArm\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\r\"\xf7\x01\n\nAssignment\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12\x15\n\rin_experiment\x18\x03 \x01(\x08\x12&\n\x03\x61rm\x18\x04 \x01(\x0b\x32\x19.assignsvc.v1.AssignedArm\x12.\n\x06reason\x18\x05 \x01(\x0e\x32\x1e.assignsvc.v1.AssignmentReason\x12\x33\n\x0f\x66irst_seen_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62ucket_version\x18\x07 \x01(\r\">\n\rAssignRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\">\n\x0e\x41ssignResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Assignment\"E\n\x14GetAssignmentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\"E\n\x15GetAssignmentResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Assignment*\xd0\x03\n\x10\x41ssignmentReason\x12!\n\x1d\x41SSIGNMENT_REASON_UNSPECIFIED\x10\x00\x12$\n ASSIGNMENT_REASON_NEW_ASSIGNMENT\x10\x01\x12\x1c\n\x18\x41SSIGNMENT_REASON_STICKY\x10\x02\x12*\n&ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE\x10\x03\x12+\n\'ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE\x10\x04\x12,\n(ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING\x10\x05\x12\x33\n/ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION\x10\x06\x12%\n!ASSIGNMENT_REASON_NOT_PREASSIGNED\x10\x07\x12\x1c\n\x18\x41SSIGNMENT_REASON_FORCED\x10\x08\x12,\n(ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED\x10\t\x12&\n\"ASSIGNMENT_REASON_EXPERIMENT_ENDED\x10\n2\xb2\x01\n\x11\x41ssignmentService\x12\x43\n\x06\x41ssign\x12\x1b.assignsvc.v1.AssignRequest\x1a\x1c.assignsvc.v1.AssignResponse\x12X\n\rGetAssignment\x12\".assignsvc.v1.GetAssignmentRequest\x1a#.assignsvc.v1.GetAssignmentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'assignsvc.v1.assignment_ser
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ASSIGNMENTREASON']._serialized_start=665
-  _globals['_ASSIGNMENTREASON']._serialized_end=1013
+  _globals['_ASSIGNMENTREASON']._serialized_end=1129
   _globals['_ASSIGNEDARM']._serialized_start=88
   _globals['_ASSIGNEDARM']._serialized_end=142
   _globals['_ASSIGNMENT']._serialized_start=145
@@ -46,6 +46,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETASSIGNMENTREQUEST']._serialized_end=591
   _globals['_GETASSIGNMENTRESPONSE']._serialized_start=593
   _globals['_GETASSIGNMENTRESPONSE']._serialized_end=662
-  _globals['_ASSIGNMENTSERVICE']._serialized_start=1016
-  _globals['_ASSIGNMENTSERVICE']._serialized_end=1194
+  _globals['_ASSIGNMENTSERVICE']._serialized_start=1132
+  _globals['_ASSIGNMENTSERVICE']._serialized_end=1310
 # @@protoc_insertion_point(module_scope)

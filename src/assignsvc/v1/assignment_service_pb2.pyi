@@ -19,6 +19,9 @@ class AssignmentReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING: _ClassVar[AssignmentReason]
     ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION: _ClassVar[AssignmentReason]
     ASSIGNMENT_REASON_NOT_PREASSIGNED: _ClassVar[AssignmentReason]
+    ASSIGNMENT_REASON_FORCED: _ClassVar[AssignmentReason]
+    ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED: _ClassVar[AssignmentReason]
+    ASSIGNMENT_REASON_EXPERIMENT_ENDED: _ClassVar[AssignmentReason]
 ASSIGNMENT_REASON_UNSPECIFIED: AssignmentReason
 ASSIGNMENT_REASON_NEW_ASSIGNMENT: AssignmentReason
 ASSIGNMENT_REASON_STICKY: AssignmentReason
@@ -27,6 +30,9 @@ ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE: AssignmentReason
 ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING: AssignmentReason
 ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION: AssignmentReason
 ASSIGNMENT_REASON_NOT_PREASSIGNED: AssignmentReason
+ASSIGNMENT_REASON_FORCED: AssignmentReason
+ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED: AssignmentReason
+ASSIGNMENT_REASON_EXPERIMENT_ENDED: AssignmentReason
 
 class AssignedArm(_message.Message):
     __slots__ = ("id", "name", "index")

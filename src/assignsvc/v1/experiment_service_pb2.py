@@ -23,27 +23,72 @@ _sym_db = _symbol_database.Default()
 
 
 from assignsvc.v1 import experiment_pb2 as assignsvc_dot_v1_dot_experiment__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%assignsvc/v1/experiment_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1d\x61ssignsvc/v1/experiment.proto\"G\n\x17\x43reateExperimentRequest\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"H\n\x18\x43reateExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"-\n\x14GetExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\"E\n\x15GetExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"?\n\x16ListExperimentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x17ListExperimentsResponse\x12-\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x18.assignsvc.v1.Experiment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb0\x02\n\x11\x45xperimentService\x12\x61\n\x10\x43reateExperiment\x12%.assignsvc.v1.CreateExperimentRequest\x1a&.assignsvc.v1.CreateExperimentResponse\x12X\n\rGetExperiment\x12\".assignsvc.v1.GetExperimentRequest\x1a#.assignsvc.v1.GetExperimentResponse\x12^\n\x0fListExperiments\x12$.assignsvc.v1.ListExperimentsRequest\x1a%.assignsvc.v1.ListExperimentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%assignsvc/v1/experiment_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1d\x61ssignsvc/v1/experiment.proto\x1a google/protobuf/field_mask.proto\"G\n\x17\x43reateExperimentRequest\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"H\n\x18\x43reateExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"-\n\x14GetExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\"E\n\x15GetExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"?\n\x16ListExperimentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x17ListExperimentsResponse\x12-\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x18.assignsvc.v1.Experiment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x17UpdateExperimentRequest\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"H\n\x18UpdateExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\">\n\x17\x44\x65leteExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65leteExperimentResponse\"=\n\x16StartExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"G\n\x17StartExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"=\n\x16PauseExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"G\n\x17PauseExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\">\n\x17ResumeExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"H\n\x18ResumeExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"<\n\x15StopExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"F\n\x16StopExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"v\n\x1cRerandomizeExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\t\x12#\n\x1b\x62lock_previous_participants\x18\x04 \x01(\x08\"M\n\x1dRerandomizeExperimentResponse\x12,\n\nexperiment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"b\n\x19GetExperimentStatsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x1b\n\x0e\x62ucket_version\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x11\n\x0f_bucket_version\"Z\n\x08\x41rmStats\x12\x0e\n\x06\x61rm_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61ssignments\x18\x02 \x01(\x03\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x19\n\x11observed_fraction\x18\x04 \x01(\x01\"\xcb\x01\n\x1aGetExperimentStatsResponse\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x02 \x01(\r\x12$\n\x04\x61rms\x18\x03 \x03(\x0b\x32\x16.assignsvc.v1.ArmStats\x12\x19\n\x11total_assignments\x18\x04 \x01(\x03\x12\x18\n\x0bsrm_p_value\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0bsrm_warning\x18\x06 \x01(\x08\x42\x0e\n\x0c_srm_p_value\"Y\n\x17\x41pplyExperimentsRequest\x12-\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x18.assignsvc.v1.Experiment\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"B\n\x0b\x46ieldChange\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x11\n\told_value\x18\x02 \x01(\t\x12\x11\n\tnew_value\x18\x03 \x01(\t\"\xa9\x01\n\x0b\x41pplyResult\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12)\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x19.assignsvc.v1.ApplyAction\x12*\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x19.assignsvc.v1.FieldChange\x12,\n\nexperiment\x18\x04 \x01(\x0b\x32\x18.assignsvc.v1.Experiment\"F\n\x18\x41pplyExperimentsResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.assignsvc.v1.ApplyResult*{\n\x0b\x41pplyAction\x12\x1c\n\x18\x41PPLY_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PPLY_ACTION_CREATED\x10\x01\x12\x18\n\x14\x41PPLY_ACTION_UPDATED\x10\x02\x12\x1a\n\x16\x41PPLY_ACTION_UNCHANGED\x10\x03\x32\xb4\t\n\x11\x45xperimentService\x12\x61\n\x10\x43reateExperiment\x12%.assignsvc.v1.CreateExperimentRequest\x1a&.assignsvc.v1.CreateExperimentResponse\x12X\n\rGetExperiment\x12\".assignsvc.v1.GetExperimentRequest\x1a#.assignsvc.v1.GetExperimentResponse\x12^\n\x0fListExperiments\x12$.assignsvc.v1.ListExperimentsRequest\x1a%.assignsvc.v1.ListExperimentsResponse\x12\x61\n\x10UpdateExperiment\x12%.assignsvc.v1.UpdateExperimentRequest\x1a&.assignsvc.v1.UpdateExperimentResponse\x12\x61\n\x10\x44\x65leteExperiment\x12%.assignsvc.v1.DeleteExperimentRequest\x1a&.assignsvc.v1.DeleteExperimentResponse\x12^\n\x0fStartExperiment\x12$.assignsvc.v1.StartExperimentRequest\x1a%.assignsvc.v1.StartExperimentResponse\x12^\n\x0fPauseExperiment\x12$.assignsvc.v1.PauseExperimentRequest\x1a%.assignsvc.v1.PauseExperimentResponse\x12\x61\n\x10ResumeExperiment\x12%.assignsvc.v1.ResumeExperimentRequest\x1a&.assignsvc.v1.ResumeExperimentResponse\x12[\n\x0eStopExperiment\x12#.assignsvc.v1.StopExperimentRequest\x1a$.assignsvc.v1.StopExperimentResponse\x12p\n\x15RerandomizeExperiment\x12*.assignsvc.v1.RerandomizeExperimentRequest\x1a+.assignsvc.v1.RerandomizeExperimentResponse\x12g\n\x12GetExperimentStats\x12\'.assignsvc.v1.GetExperimentStatsRequest\x1a(.assignsvc.v1.GetExperimentStatsResponse\x12\x61\n\x10\x41pplyExperiments\x12%.assignsvc.v1.ApplyExperimentsRequest\x1a&.assignsvc.v1.ApplyExperimentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'assignsvc.v1.experiment_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEEXPERIMENTREQUEST']._serialized_start=86
-  _globals['_CREATEEXPERIMENTREQUEST']._serialized_end=157
-  _globals['_CREATEEXPERIMENTRESPONSE']._serialized_start=159
-  _globals['_CREATEEXPERIMENTRESPONSE']._serialized_end=231
-  _globals['_GETEXPERIMENTREQUEST']._serialized_start=233
-  _globals['_GETEXPERIMENTREQUEST']._serialized_end=278
-  _globals['_GETEXPERIMENTRESPONSE']._serialized_start=280
-  _globals['_GETEXPERIMENTRESPONSE']._serialized_end=349
-  _globals['_LISTEXPERIMENTSREQUEST']._serialized_start=351
-  _globals['_LISTEXPERIMENTSREQUEST']._serialized_end=414
-  _globals['_LISTEXPERIMENTSRESPONSE']._serialized_start=416
-  _globals['_LISTEXPERIMENTSRESPONSE']._serialized_end=513
-  _globals['_EXPERIMENTSERVICE']._serialized_start=516
-  _globals['_EXPERIMENTSERVICE']._serialized_end=820
+  _globals['_APPLYACTION']._serialized_start=2381
+  _globals['_APPLYACTION']._serialized_end=2504
+  _globals['_CREATEEXPERIMENTREQUEST']._serialized_start=120
+  _globals['_CREATEEXPERIMENTREQUEST']._serialized_end=191
+  _globals['_CREATEEXPERIMENTRESPONSE']._serialized_start=193
+  _globals['_CREATEEXPERIMENTRESPONSE']._serialized_end=265
+  _globals['_GETEXPERIMENTREQUEST']._serialized_start=267
+  _globals['_GETEXPERIMENTREQUEST']._serialized_end=312
+  _globals['_GETEXPERIMENTRESPONSE']._serialized_start=314
+  _globals['_GETEXPERIMENTRESPONSE']._serialized_end=383
+  _globals['_LISTEXPERIMENTSREQUEST']._serialized_start=385
+  _globals['_LISTEXPERIMENTSREQUEST']._serialized_end=448
+  _globals['_LISTEXPERIMENTSRESPONSE']._serialized_start=450
+  _globals['_LISTEXPERIMENTSRESPONSE']._serialized_end=547
+  _globals['_UPDATEEXPERIMENTREQUEST']._serialized_start=549
+  _globals['_UPDATEEXPERIMENTREQUEST']._serialized_end=669
+  _globals['_UPDATEEXPERIMENTRESPONSE']._serialized_start=671
+  _globals['_UPDATEEXPERIMENTRESPONSE']._serialized_end=743
+  _globals['_DELETEEXPERIMENTREQUEST']._serialized_start=745
+  _globals['_DELETEEXPERIMENTREQUEST']._serialized_end=807
+  _globals['_DELETEEXPERIMENTRESPONSE']._serialized_start=809
+  _globals['_DELETEEXPERIMENTRESPONSE']._serialized_end=835
+  _globals['_STARTEXPERIMENTREQUEST']._serialized_start=837
+  _globals['_STARTEXPERIMENTREQUEST']._serialized_end=898
+  _globals['_STARTEXPERIMENTRESPONSE']._serialized_start=900
+  _globals['_STARTEXPERIMENTRESPONSE']._serialized_end=971
+  _globals['_PAUSEEXPERIMENTREQUEST']._serialized_start=973
+  _globals['_PAUSEEXPERIMENTREQUEST']._serialized_end=1034
+  _globals['_PAUSEEXPERIMENTRESPONSE']._serialized_start=1036
+  _globals['_PAUSEEXPERIMENTRESPONSE']._serialized_end=1107
+  _globals['_RESUMEEXPERIMENTREQUEST']._serialized_start=1109
+  _globals['_RESUMEEXPERIMENTREQUEST']._serialized_end=1171
+  _globals['_RESUMEEXPERIMENTRESPONSE']._serialized_start=1173
+  _globals['_RESUMEEXPERIMENTRESPONSE']._serialized_end=1245
+  _globals['_STOPEXPERIMENTREQUEST']._serialized_start=1247
+  _globals['_STOPEXPERIMENTREQUEST']._serialized_end=1307
+  _globals['_STOPEXPERIMENTRESPONSE']._serialized_start=1309
+  _globals['_STOPEXPERIMENTRESPONSE']._serialized_end=1379
+  _globals['_RERANDOMIZEEXPERIMENTREQUEST']._serialized_start=1381
+  _globals['_RERANDOMIZEEXPERIMENTREQUEST']._serialized_end=1499
+  _globals['_RERANDOMIZEEXPERIMENTRESPONSE']._serialized_start=1501
+  _globals['_RERANDOMIZEEXPERIMENTRESPONSE']._serialized_end=1578
+  _globals['_GETEXPERIMENTSTATSREQUEST']._serialized_start=1580
+  _globals['_GETEXPERIMENTSTATSREQUEST']._serialized_end=1678
+  _globals['_ARMSTATS']._serialized_start=1680
+  _globals['_ARMSTATS']._serialized_end=1770
+  _globals['_GETEXPERIMENTSTATSRESPONSE']._serialized_start=1773
+  _globals['_GETEXPERIMENTSTATSRESPONSE']._serialized_end=1976
+  _globals['_APPLYEXPERIMENTSREQUEST']._serialized_start=1978
+  _globals['_APPLYEXPERIMENTSREQUEST']._serialized_end=2067
+  _globals['_FIELDCHANGE']._serialized_start=2069
+  _globals['_FIELDCHANGE']._serialized_end=2135
+  _globals['_APPLYRESULT']._serialized_start=2138
+  _globals['_APPLYRESULT']._serialized_end=2307
+  _globals['_APPLYEXPERIMENTSRESPONSE']._serialized_start=2309
+  _globals['_APPLYEXPERIMENTSRESPONSE']._serialized_end=2379
+  _globals['_EXPERIMENTSERVICE']._serialized_start=2507
+  _globals['_EXPERIMENTSERVICE']._serialized_end=3711
 # @@protoc_insertion_point(module_scope)

@@ -50,6 +50,51 @@ class ExperimentServiceStub:
                 request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.ListExperimentsRequest.SerializeToString,
                 response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.ListExperimentsResponse.FromString,
                 _registered_method=True)
+        self.UpdateExperiment = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/UpdateExperiment',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.UpdateExperimentRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.UpdateExperimentResponse.FromString,
+                _registered_method=True)
+        self.DeleteExperiment = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/DeleteExperiment',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.DeleteExperimentRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.DeleteExperimentResponse.FromString,
+                _registered_method=True)
+        self.StartExperiment = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/StartExperiment',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.StartExperimentRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.StartExperimentResponse.FromString,
+                _registered_method=True)
+        self.PauseExperiment = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/PauseExperiment',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.PauseExperimentRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.PauseExperimentResponse.FromString,
+                _registered_method=True)
+        self.ResumeExperiment = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/ResumeExperiment',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.ResumeExperimentRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.ResumeExperimentResponse.FromString,
+                _registered_method=True)
+        self.StopExperiment = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/StopExperiment',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.StopExperimentRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.StopExperimentResponse.FromString,
+                _registered_method=True)
+        self.RerandomizeExperiment = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/RerandomizeExperiment',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.RerandomizeExperimentRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.RerandomizeExperimentResponse.FromString,
+                _registered_method=True)
+        self.GetExperimentStats = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/GetExperimentStats',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.GetExperimentStatsRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.GetExperimentStatsResponse.FromString,
+                _registered_method=True)
+        self.ApplyExperiments = channel.unary_unary(
+                '/assignsvc.v1.ExperimentService/ApplyExperiments',
+                request_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.ApplyExperimentsRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.ApplyExperimentsResponse.FromString,
+                _registered_method=True)
 
 
 class ExperimentServiceServicer:
@@ -77,6 +122,73 @@ class ExperimentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateExperiment(self, request, context):
+        """Changes the fields named in update_mask. Arms cannot be added, removed or
+        reordered once assignments exist (FAILED_PRECONDITION); stale etag: ABORTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteExperiment(self, request, context):
+        """Archives an experiment: Assign answers NOT_FOUND, its id is never reused and its
+        assignments stay stored for export.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartExperiment(self, request, context):
+        """DRAFT -> RUNNING. Other statuses: FAILED_PRECONDITION naming the current one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseExperiment(self, request, context):
+        """RUNNING -> PAUSED: no new assignments, stored arms still answered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeExperiment(self, request, context):
+        """PAUSED -> RUNNING.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopExperiment(self, request, context):
+        """RUNNING or PAUSED -> STOPPED (final): stored arms still answered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerandomizeExperiment(self, request, context):
+        """Starts a new bucket version with a new seed: every participant is bucketed afresh.
+        Older assignments stay stored, tagged with their version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperimentStats(self, request, context):
+        """Stored assignments per arm (exact counters) and a sample ratio mismatch test.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyExperiments(self, request, context):
+        """Creates or updates many experiments from full definitions (GitOps), all or
+        nothing: if any one is invalid, nothing is written. Dry run shows the changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExperimentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +206,51 @@ def add_ExperimentServiceServicer_to_server(servicer, server):
                     servicer.ListExperiments,
                     request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.ListExperimentsRequest.FromString,
                     response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.ListExperimentsResponse.SerializeToString,
+            ),
+            'UpdateExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateExperiment,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.UpdateExperimentRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.UpdateExperimentResponse.SerializeToString,
+            ),
+            'DeleteExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteExperiment,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.DeleteExperimentRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.DeleteExperimentResponse.SerializeToString,
+            ),
+            'StartExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartExperiment,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.StartExperimentRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.StartExperimentResponse.SerializeToString,
+            ),
+            'PauseExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseExperiment,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.PauseExperimentRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.PauseExperimentResponse.SerializeToString,
+            ),
+            'ResumeExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeExperiment,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.ResumeExperimentRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.ResumeExperimentResponse.SerializeToString,
+            ),
+            'StopExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopExperiment,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.StopExperimentRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.StopExperimentResponse.SerializeToString,
+            ),
+            'RerandomizeExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerandomizeExperiment,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.RerandomizeExperimentRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.RerandomizeExperimentResponse.SerializeToString,
+            ),
+            'GetExperimentStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperimentStats,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.GetExperimentStatsRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.GetExperimentStatsResponse.SerializeToString,
+            ),
+            'ApplyExperiments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyExperiments,
+                    request_deserializer=assignsvc_dot_v1_dot_experiment__service__pb2.ApplyExperimentsRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_experiment__service__pb2.ApplyExperimentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +335,249 @@ class ExperimentService:
             '/assignsvc.v1.ExperimentService/ListExperiments',
             assignsvc_dot_v1_dot_experiment__service__pb2.ListExperimentsRequest.SerializeToString,
             assignsvc_dot_v1_dot_experiment__service__pb2.ListExperimentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/UpdateExperiment',
+            assignsvc_dot_v1_dot_experiment__service__pb2.UpdateExperimentRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.UpdateExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/DeleteExperiment',
+            assignsvc_dot_v1_dot_experiment__service__pb2.DeleteExperimentRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.DeleteExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/StartExperiment',
+            assignsvc_dot_v1_dot_experiment__service__pb2.StartExperimentRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.StartExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/PauseExperiment',
+            assignsvc_dot_v1_dot_experiment__service__pb2.PauseExperimentRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.PauseExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/ResumeExperiment',
+            assignsvc_dot_v1_dot_experiment__service__pb2.ResumeExperimentRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.ResumeExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/StopExperiment',
+            assignsvc_dot_v1_dot_experiment__service__pb2.StopExperimentRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.StopExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerandomizeExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/RerandomizeExperiment',
+            assignsvc_dot_v1_dot_experiment__service__pb2.RerandomizeExperimentRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.RerandomizeExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperimentStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/GetExperimentStats',
+            assignsvc_dot_v1_dot_experiment__service__pb2.GetExperimentStatsRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.GetExperimentStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyExperiments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.ExperimentService/ApplyExperiments',
+            assignsvc_dot_v1_dot_experiment__service__pb2.ApplyExperimentsRequest.SerializeToString,
+            assignsvc_dot_v1_dot_experiment__service__pb2.ApplyExperimentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

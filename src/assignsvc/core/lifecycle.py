@@ -1,0 +1,183 @@
+"""The experiment lifecycle: status transitions, what an update may change, re-randomization.
+
+Pure rules, so that the RPCs, `assignsvc apply` and the tests all use the same ones.
+The invariant they protect: a stored (experiment, bucket version, participant) -> arm
+index row keeps meaning the same arm. Hence arms cannot be added, removed or
+renumbered once assignments exist, and the hashing inputs (seed, algorithm, bucket
+version) change only through Rerandomize, which starts a fresh bucket version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+from collections.abc import Callable, Iterable
+
+from assignsvc.core.model import Experiment, ExperimentStatus
+from assignsvc.core.validation import experiment_violations
+from assignsvc.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
+
+
+class Action(enum.Enum):
+    """A status change requested through its own RPC."""
+
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+
+
+_S = ExperimentStatus
+TRANSITIONS: dict[tuple[ExperimentStatus, Action], ExperimentStatus] = {
+    (_S.DRAFT, Action.START): _S.RUNNING,
+    (_S.RUNNING, Action.PAUSE): _S.PAUSED,
+    (_S.PAUSED, Action.RESUME): _S.RUNNING,
+    (_S.RUNNING, Action.STOP): _S.STOPPED,
+    (_S.PAUSED, Action.STOP): _S.STOPPED,
+}
+
+# Fields an UpdateExperiment field mask may name (the API's names).
+UPDATABLE_FIELDS = (
+    "name", "arms", "coverage", "namespace", "min_bucket_version", "start_time", "end_time", "forced_arms",
+)
+_MODEL_FIELD = {"start_time": "start_time_ms", "end_time": "end_time_ms"}
+_HOW_TO_CHANGE = {
+    "status": "use Start/Pause/Resume/StopExperiment",
+    "seed": "use RerandomizeExperiment",
+    "bucket_version": "use RerandomizeExperiment",
+    "hash_algorithm": "it decides every participant's arm; create a new experiment",
+    "type": "create a new experiment",
+    "id": "ids are permanent",
+}
+
+
+# Fields no update may change (Rerandomize changes seed and bucket_version itself).
+_PERMANENT_FIELDS = ("id", "hash_algorithm", "type", "seed", "bucket_version")
+
+
+def next_status(experiment: Experiment, action: Action) -> ExperimentStatus:
+    """The status after `action`, or FailedPreconditionError naming the current status."""
+    target = TRANSITIONS.get((experiment.status, action))
+    if target is None:
+        allowed = sorted(a.value for (s, a) in TRANSITIONS if s is experiment.status) or ["none"]
+        raise FailedPreconditionError(
+            "INVALID_STATUS_TRANSITION",
+            f"cannot {action.value} experiment {experiment.id!r}: it is {experiment.status.name}"
+            f" (allowed from {experiment.status.name}: {', '.join(allowed)})",
+        )
+    return target
+
+
+def action_between(current: ExperimentStatus, desired: ExperimentStatus) -> Action | None:
+    """The one action that moves `current` to `desired` (None if they are equal)."""
+    if current is desired:
+        return None
+    for (source, action), target in TRANSITIONS.items():
+        if source is current and target is desired:
+            return action
+    raise FailedPreconditionError(
+        "INVALID_STATUS_TRANSITION", f"cannot go from {current.name} to {desired.name} in one step"
+    )
+
+
+def apply_mask(current: Experiment, patch: Experiment, paths: Iterable[str], prefix: str = "") -> Experiment:
+    """`current` with the masked fields taken from `patch`; '*' means every updatable field."""
+    paths = list(paths)
+    if not paths:
+        raise InvalidArgumentError.single(
+            f"{prefix}update_mask", "is required (name the fields to change, or '*' for all updatable ones)"
+        )
+    if paths == ["*"]:
+        paths = list(UPDATABLE_FIELDS)
+    violations = []
+    for path in paths:
+        if path not in UPDATABLE_FIELDS:
+            why = _HOW_TO_CHANGE.get(path, f"updatable fields are {', '.join(UPDATABLE_FIELDS)}")
+            violations.append(FieldViolation(f"{prefix}update_mask", f"{path!r} cannot be updated: {why}"))
+    if violations:
+        raise InvalidArgumentError(violations)
+    changes = {_MODEL_FIELD.get(p, p): getattr(patch, _MODEL_FIELD.get(p, p)) for p in paths}
+    return dataclasses.replace(current, **changes)
+
+
+def arms_reshaped(current: Experiment, updated: Experiment) -> bool:
+    """True if arms were added, removed, reordered or renamed by id (names and weights may change)."""
+    return [a.id for a in current.arms] != [a.id for a in updated.arms]
+
+
+def check_update(current: Experiment, updated: Experiment, *, has_assignments: bool, prefix: str = "") -> None:
+    """Raise unless `updated` is a valid successor of `current`.
+
+    Reshaping arms is refused once any assignment is stored, and while RUNNING (a
+    replica that has not yet seen the change could store an index into the old arms).
+    """
+    violations = experiment_violations(updated, prefix)
+    for name in _PERMANENT_FIELDS:
+        before, after = getattr(current, name), getattr(updated, name)
+        if name == "seed":
+            before, after = current.effective_seed, updated.effective_seed
+        if before != after:
+            violations.append(FieldViolation(f"{prefix}{name}", f"cannot change: {_HOW_TO_CHANGE[name]}"))
+    if violations:
+        raise InvalidArgumentError(violations)
+    if arms_reshaped(current, updated) and (has_assignments or current.status is ExperimentStatus.RUNNING):
+        why = "it has stored assignments" if has_assignments else "it is RUNNING"
+        raise FailedPreconditionError(
+            "ARMS_LOCKED",
+            f"cannot add, remove or reorder arms of experiment {current.id!r}: {why}"
+            " (weights and names may change; create a new experiment to change arms)",
+        )
+
+
+def rerandomized(experiment: Experiment, seed: str, *, block_previous: bool) -> Experiment:
+    """The next bucket version with a new seed: everyone is bucketed afresh.
+
+    Rows of older versions stay stored (and exportable). With block_previous, anyone
+    holding an older arm is blocked (GrowthBook's minBucketVersion) instead of re-bucketed.
+    """
+    version = experiment.bucket_version + 1
+    return dataclasses.replace(
+        experiment,
+        seed=seed,
+        bucket_version=version,
+        min_bucket_version=version if block_previous else experiment.min_bucket_version,
+    )
+
+
+def _time(ms: int | None) -> str:
+    return "" if ms is None else datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat()
+
+
+def _namespace(e: Experiment) -> str:
+    ns = e.namespace
+    return "" if ns is None else f"{ns.id} [{ns.start!r}, {ns.end!r})"
+
+
+# Every user-settable field, as exact text (repr for floats: a diff must never hide a change).
+_SHOWN_FIELDS: tuple[tuple[str, Callable[[Experiment], str]], ...] = (
+    ("name", lambda e: e.name),
+    ("arms", lambda e: ", ".join(f"{a.id}:{a.weight!r}" for a in e.arms)),
+    ("arm_names", lambda e: ", ".join(f"{a.id}={a.name}" for a in e.arms)),
+    ("coverage", lambda e: repr(e.coverage)),
+    ("namespace", _namespace),
+    ("seed", lambda e: e.effective_seed),
+    ("hash_algorithm", lambda e: e.hash_algorithm.name),
+    ("bucket_version", lambda e: str(e.bucket_version)),
+    ("min_bucket_version", lambda e: str(e.min_bucket_version)),
+    ("status", lambda e: e.status.name),
+    ("type", lambda e: e.type.name),
+    ("start_time", lambda e: _time(e.start_time_ms)),
+    ("end_time", lambda e: _time(e.end_time_ms)),
+    ("forced_arms", lambda e: ", ".join(f"{p}={a}" for p, a in sorted(e.forced_arms.items()))),
+)
+
+
+def diff(old: Experiment | None, new: Experiment) -> list[tuple[str, str, str]]:
+    """(field, old, new) for every field that differs, as text; every field if old is None."""
+    out = []
+    for name, show in _SHOWN_FIELDS:
+        before, after = ("" if old is None else show(old)), show(new)
+        if old is None or before != after:
+            out.append((name, before, after))
+    return out
