@@ -50,6 +50,8 @@ class Client:
         for name, value in fields.items():
             if isinstance(value, Message):
                 getattr(exp, name).CopyFrom(value)
+            elif isinstance(value, dict):
+                getattr(exp, name).update(value)
             else:
                 setattr(exp, name, value)
         return self.experiments.CreateExperiment(espb.CreateExperimentRequest(experiment=exp)).experiment

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import grpc
@@ -20,7 +19,6 @@ from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import (
     Client,
-    ServerThread,
     bad_request_fields,
     error_reason,
     free_port,
@@ -190,72 +188,6 @@ class TestAssign:
             first = assign(client, "uni", pid)
             assert first.participant_id == pid
             assert assign(client, "uni", pid).arm == first.arm
-
-
-class TestStickiness:
-    """Stored arms survive any later change of weights, coverage, namespace or version."""
-
-    @pytest.mark.slow
-    def test_10k_participants_keep_their_arms_after_weights_and_coverage_change(
-        self, server: ServerThread, client: Client
-    ) -> None:
-        client.create("sticky", weights=(0.5, 0.5))
-        ids = [f"participant-{i:05d}" for i in range(10_000)]
-        before = self._assign_all(client, "sticky", ids)
-        assert all(a.reason == apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT for a in before.values())
-        self._change(server, "sticky", weights=(0.9, 0.1), coverage=0.3)
-        after = self._assign_all(client, "sticky", ids)
-        assert all(after[p].arm == before[p].arm for p in ids)
-        assert all(a.reason == apb.ASSIGNMENT_REASON_STICKY for a in after.values())
-        # the change did apply: new participants now see 90/10 at 30% coverage
-        fresh = self._assign_all(client, "sticky", [f"new-{i}" for i in range(3000)])
-        included = [a for a in fresh.values() if a.in_experiment]
-        assert 0.25 < len(included) / 3000 < 0.35
-        assert sum(a.arm.index == 0 for a in included) / len(included) > 0.85
-
-    def test_min_bucket_version_blocks_and_new_version_rebuckets(
-        self, server: ServerThread, client: Client
-    ) -> None:
-        client.create("versions")
-        old = assign(client, "versions", "alice")
-        self._change(server, "versions", bucket_version=1)
-        renewed = assign(client, "versions", "alice")
-        assert renewed.reason == apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT and renewed.bucket_version == 1
-        self._change(server, "versions", bucket_version=2, min_bucket_version=2)
-        blocked = assign(client, "versions", "alice")
-        assert blocked.reason == apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION
-        assert not blocked.in_experiment and blocked.bucket_version == 1
-        assert assign(client, "versions", "bob").reason == apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT
-        assert old.bucket_version == 0
-
-    @staticmethod
-    def _assign_all(client: Client, experiment: str, ids: list[str]) -> dict[str, apb.Assignment]:
-        out = {}
-        for start in range(0, len(ids), 250):
-            chunk = ids[start:start + 250]
-            requests = [apb.AssignRequest(experiment_id=experiment, participant_id=p) for p in chunk]
-            futures = [client.assignments.Assign.future(r) for r in requests]
-            out.update({p: f.result(timeout=30).assignment for p, f in zip(chunk, futures, strict=True)})
-        return out
-
-    @staticmethod
-    def _change(
-        server: ServerThread, experiment_id: str, weights: tuple[float, ...] | None = None, **fields: object
-    ) -> None:
-        """Rewrite the stored definition as another writer would; wait until it is live."""
-        running = server.running
-        assert running is not None
-        live = running.registry.get(experiment_id)
-        assert live is not None
-        changed = live.experiment
-        if weights is not None:
-            changed = dataclasses.replace(changed, arms=tuple(
-                dataclasses.replace(a, weight=w) for a, w in zip(changed.arms, weights, strict=True)))
-        changed = dataclasses.replace(changed, **fields)  # type: ignore[arg-type]
-        from assignsvc.store import RedisExperimentStore  # noqa: PLC0415
-        from assignsvc.store.keys import Keyspace  # noqa: PLC0415
-        server.call(RedisExperimentStore(running.redis, Keyspace()).put(changed))
-        wait_until(lambda: running.registry.get(experiment_id).experiment == changed)  # type: ignore[union-attr]
 
 
 class TestStandardServices:

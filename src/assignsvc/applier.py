@@ -138,8 +138,8 @@ class ExperimentApplier:
             status = item.status
         updated = dataclasses.replace(
             base,
-            name=desired.name or desired.id,
-            arms=tuple(dataclasses.replace(a, name=a.name or a.id) for a in desired.arms),
+            name=desired.name,
+            arms=desired.arms,
             coverage=desired.coverage,
             namespace=desired.namespace,
             min_bucket_version=desired.min_bucket_version,
@@ -151,6 +151,7 @@ class ExperimentApplier:
             type=desired.type,
             seed=desired.seed or base.effective_seed,  # empty seed: keep the stored one
         )
+        updated = lifecycle.with_default_names(updated, current)
         reshaped = lifecycle.arms_reshaped(current, updated)
         has_rows = reshaped and await self._assignments.has_assignments(current)
         lifecycle.check_update(base, updated, has_assignments=has_rows, prefix=prefix)

@@ -132,9 +132,7 @@ class ExperimentCatalog:
         """A new experiment as stored: defaults made explicit, times set, revision 1."""
         now_ms = self._clock()
         return dataclasses.replace(
-            experiment,
-            name=experiment.name or experiment.id,
-            arms=tuple(dataclasses.replace(a, name=a.name or a.id) for a in experiment.arms),
+            lifecycle.with_default_names(experiment),
             seed=experiment.effective_seed,
             create_time_ms=now_ms,
             update_time_ms=now_ms,

@@ -98,7 +98,18 @@ def apply_mask(current: Experiment, patch: Experiment, paths: Iterable[str], pre
     if violations:
         raise InvalidArgumentError(violations)
     changes = {_MODEL_FIELD.get(p, p): getattr(patch, _MODEL_FIELD.get(p, p)) for p in paths}
-    return dataclasses.replace(current, **changes)
+    updated = dataclasses.replace(current, **changes)
+    return with_default_names(updated, current)
+
+
+def with_default_names(experiment: Experiment, previous: Experiment | None = None) -> Experiment:
+    """Empty names filled in: the previous name of the same arm id, else the id."""
+    old_names = {} if previous is None else {a.id: a.name for a in previous.arms}
+    return dataclasses.replace(
+        experiment,
+        name=experiment.name or (previous.name if previous else "") or experiment.id,
+        arms=tuple(dataclasses.replace(a, name=a.name or old_names.get(a.id) or a.id) for a in experiment.arms),
+    )
 
 
 def arms_reshaped(current: Experiment, updated: Experiment) -> bool:
