@@ -376,3 +376,69 @@ class TestStickiness:
         assert sum(a.arm.index == 0 for a in included) / len(included) > 0.85
         reasons = {a.reason for a in fresh.values() if not a.in_experiment}
         assert reasons == {apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE, apb.ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE}
+
+
+def definition(experiment_id: str, **fields: object) -> epb.Experiment:
+    """A full definition as `apply` sends it (status unset = keep)."""
+    arms = [epb.Arm(id="c", weight=0.5), epb.Arm(id="t", weight=0.5)]
+    return epb.Experiment(id=experiment_id, **{"arms": arms, **fields})  # type: ignore[arg-type]
+
+
+def apply(client: Client, *experiments: epb.Experiment, dry_run: bool = False) -> list[espb.ApplyResult]:
+    request = espb.ApplyExperimentsRequest(experiments=list(experiments), dry_run=dry_run)
+    return list(client.experiments.ApplyExperiments(request).results)
+
+
+class TestApply:
+    """ApplyExperiments: create or update from full definitions, all or nothing."""
+
+    def test_create_then_unchanged_then_update(self, client: Client) -> None:
+        first = apply(client, definition("a1"), definition("a2", status=S.EXPERIMENT_STATUS_RUNNING))
+        assert [r.action for r in first] == [espb.APPLY_ACTION_CREATED] * 2
+        assert get(client, "a1").status == S.EXPERIMENT_STATUS_DRAFT
+        assert get(client, "a2").status == S.EXPERIMENT_STATUS_RUNNING
+        again = apply(client, definition("a1"), definition("a2"))
+        assert [(r.action, list(r.changes)) for r in again] == [(espb.APPLY_ACTION_UNCHANGED, [])] * 2
+        changed = apply(client, definition("a1", coverage=0.5, status=S.EXPERIMENT_STATUS_RUNNING))
+        assert changed[0].action == espb.APPLY_ACTION_UPDATED
+        assert {(c.field, c.old_value, c.new_value) for c in changed[0].changes} == {
+            ("coverage", "1.0", "0.5"), ("status", "DRAFT", "RUNNING")}
+        assert get(client, "a1") == changed[0].experiment
+
+    def test_dry_run_writes_nothing(self, client: Client) -> None:
+        apply(client, definition("d"))
+        preview = apply(client, definition("d", coverage=0.25), definition("new"), dry_run=True)
+        assert [r.action for r in preview] == [espb.APPLY_ACTION_UPDATED, espb.APPLY_ACTION_CREATED]
+        assert get(client, "d").coverage == 1.0
+        assert rpc_error(lambda: get(client, "new")).code() is grpc.StatusCode.NOT_FOUND
+
+    def test_one_bad_definition_changes_nothing(self, client: Client) -> None:
+        apply(client, definition("keep"))
+        bad = definition("bad", arms=[epb.Arm(id="c", weight=0.7), epb.Arm(id="t", weight=0.7)])
+        err = rpc_error(lambda: apply(client, definition("keep", coverage=0.1), definition("fresh"), bad))
+        assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert bad_request_fields(err) == ["experiments[2].arms"]
+        assert get(client, "keep").coverage == 1.0
+        for missing in ("fresh", "bad"):
+            assert rpc_error(lambda missing=missing: get(client, missing)).code() is grpc.StatusCode.NOT_FOUND
+
+    def test_refused_transition_and_duplicates_change_nothing(self, client: Client) -> None:
+        apply(client, definition("s"))
+        err = rpc_error(lambda: apply(client, definition("other"), definition("s", status=S.EXPERIMENT_STATUS_PAUSED)))
+        assert err.code() is grpc.StatusCode.FAILED_PRECONDITION and "DRAFT" in (err.details() or "")
+        dup = rpc_error(lambda: apply(client, definition("x"), definition("x")))
+        assert bad_request_fields(dup) == ["experiments[1].id"]
+        assert rpc_error(lambda: get(client, "other")).code() is grpc.StatusCode.NOT_FOUND
+
+    def test_higher_bucket_version_rerandomizes(self, client: Client) -> None:
+        apply(client, definition("v", status=S.EXPERIMENT_STATUS_RUNNING, seed="s1"))
+        alice = assign(client, "v", "alice")
+        result = apply(client, definition("v", seed="s2", bucket_version=1))[0]
+        assert (result.experiment.bucket_version, result.experiment.seed) == (1, "s2")
+        again = assign(client, "v", "alice")
+        assert (again.reason, again.bucket_version, alice.bucket_version) == (
+            apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, 1, 0)
+        err = rpc_error(lambda: apply(client, definition("v", seed="s3", bucket_version=1)))
+        assert bad_request_fields(err) == ["experiments[0].seed"]
+        back = rpc_error(lambda: apply(client, definition("v", seed="s2", bucket_version=0)))
+        assert bad_request_fields(back) == ["experiments[0].bucket_version"]

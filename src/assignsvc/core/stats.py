@@ -74,10 +74,10 @@ def srm_p_value(counts: Sequence[int], weights: Sequence[float]) -> float | None
         raise ValueError("one count per weight")
     total = sum(counts)
     live = [(c, w) for c, w in zip(counts, weights, strict=True) if w > 0.0]
+    if total > 0 and any(c > 0 for c, w in zip(counts, weights, strict=True) if w <= 0.0):
+        return 0.0
     if total == 0 or len(live) < 2:
         return None
-    if any(c > 0 for c, w in zip(counts, weights, strict=True) if w <= 0.0):
-        return 0.0
     weight_sum = math.fsum(w for _, w in live)
     statistic = 0.0
     for count, weight in live:
