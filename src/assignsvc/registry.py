@@ -1,8 +1,9 @@
 """The in-process experiment registry: every experiment compiled and held in memory.
 
 The Assign path reads only this dict. It is kept in step with Redis by the change
-channel (milliseconds) and by a periodic revision check (a missed message or a
-reconnect costs at most one refresh interval).
+channel (milliseconds: each message names one experiment, read alone) and by a
+periodic revision check that reloads everything (a missed message or a reconnect
+costs at most one refresh interval).
 """
 
 from __future__ import annotations
@@ -106,12 +107,28 @@ class ExperimentRegistry:
                 await task
         self._tasks = []
 
+    async def reload_one(self, experiment_id: str) -> None:
+        """Apply one pushed change: read just that experiment (gone = deleted).
+
+        The global revision is left alone, so the next poll still does one full
+        check: a message is a fast path, never the only path.
+        """
+        async with self._refresh_lock:  # never interleaved with a full reload's diff
+            experiment = await self._store.get(experiment_id)
+            if experiment is None:
+                self.remove(experiment_id)
+            else:
+                self.put(experiment)
+
     async def _follow_changes(self) -> None:
         while True:
             try:
-                async for _ in self._store.changes():  # "" first: (re)subscribed
-                    await self.refresh()
-                    self._subscribed.set()
+                async for changed in self._store.changes():
+                    if changed == "":  # (re)subscribed: anything may have been missed
+                        await self.refresh()
+                        self._subscribed.set()
+                    else:
+                        await self.reload_one(changed)
             except StoreUnavailableError as exc:
                 log.warning("experiment change feed lost, resubscribing: %s", exc)
             except Exception:  # keep following: a dead task would leave only polling
