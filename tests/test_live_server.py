@@ -213,7 +213,8 @@ class TestRedisFailure:
         port = free_port()
         redis_proc = RedisServerProcess(tmp_path / "r", port=port, appendonly=True)  # type: ignore[operator]
         redis_proc.start()
-        config = ServerConfig(port=0, redis_url=redis_proc.url, redis_timeout_s=0.5, refresh_interval_s=0.2)
+        config = ServerConfig(port=0, redis_url=redis_proc.url, redis_timeout_s=0.5, refresh_interval_s=0.2,
+                              cache_size=0)  # every call must reach Redis here
         try:
             with running_server(config) as server:
                 client = Client.connect(server.target)

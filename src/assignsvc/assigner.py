@@ -17,6 +17,7 @@ from assignsvc.core.model import (
 from assignsvc.core.validation import experiment_id_violations, participant_id_violations
 from assignsvc.errors import InvalidArgumentError, NotFoundError
 from assignsvc.registry import ExperimentRegistry, LiveExperiment
+from assignsvc.sticky_cache import StickyCache
 from assignsvc.store.protocols import AssignmentStore, Claim, ClaimKind
 
 Clock = Callable[[], int]
@@ -71,11 +72,16 @@ class Assigner:
     """Answers Assign and GetAssignment."""
 
     def __init__(
-        self, registry: ExperimentRegistry, store: AssignmentStore, clock: Clock = wall_clock_ms
+        self,
+        registry: ExperimentRegistry,
+        store: AssignmentStore,
+        clock: Clock = wall_clock_ms,
+        cache: StickyCache | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
         self._clock = clock
+        self._cache = cache if cache is not None else StickyCache(0)
 
     def _live(self, experiment_id: str, participant_id: str) -> LiveExperiment:
         violations = experiment_id_violations(experiment_id, "experiment_id")
@@ -96,6 +102,14 @@ class Assigner:
         forced = experiment.forced_arms.get(participant_id)
         if forced is not None:
             return self._forced(experiment, participant_id, forced)
+        cache_key = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, participant_id)
+        cached = self._cache.get(cache_key)
+        if cached is not None:  # a stored row never changes: no Redis call
+            arm_index, first_seen_ms = cached
+            return AssignmentResult(
+                experiment.id, participant_id, AssignmentReason.STICKY, experiment.bucket_version,
+                arm=experiment.arms[arm_index], arm_index=arm_index, first_seen_ms=first_seen_ms,
+            )
         now_ms = self._clock()
         proposed: int | None = None
         closed = closed_reason(experiment, now_ms)
@@ -107,6 +121,8 @@ class Assigner:
             else:
                 fallback = _EXCLUSION[decision.outcome]
         claim = await self._store.claim(experiment, participant_id, proposed, now_ms)
+        if claim.kind is ClaimKind.CREATED or claim.kind is ClaimKind.EXISTING:
+            self._cache.put(cache_key, (claim.arm_index, claim.first_seen_ms))
         return self._result(experiment, participant_id, claim, fallback)
 
     async def get_assignment(self, experiment_id: str, participant_id: str) -> AssignmentResult:

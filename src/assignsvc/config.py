@@ -62,6 +62,8 @@ class ServerConfig:
     refresh_interval_s: float = 1.0
     grace_period_s: float = 5.0
     log_level: str = "INFO"
+    # Stored assignments remembered per process (sticky_cache); 0 turns the cache off.
+    cache_size: int = 100_000
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ServerConfig:
@@ -97,6 +99,10 @@ class ServerConfig:
                 "ASSIGNSVC_GRACE_PERIOD", 0.0, 3600.0,
             ),
             log_level=level,
+            cache_size=_as_int(
+                _pick(flags.get("cache_size"), env, "CACHE_SIZE", d.cache_size),
+                "ASSIGNSVC_CACHE_SIZE", 0, 100_000_000,
+            ),
         )
 
 

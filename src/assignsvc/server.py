@@ -30,6 +30,7 @@ from assignsvc.errors import StoreUnavailableError
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
 from assignsvc.service import AssignmentServicer, ExperimentServicer
+from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.connection import connect
 from assignsvc.store.keys import Keyspace
@@ -142,7 +143,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
             server,
         )
         assignment_grpc.add_AssignmentServiceServicer_to_server(
-            AssignmentServicer(Assigner(registry, assignment_store)), server
+            AssignmentServicer(Assigner(registry, assignment_store, cache=StickyCache(config.cache_size))), server
         )
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)

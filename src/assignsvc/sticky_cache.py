@@ -1,0 +1,50 @@
+"""A bounded LRU of stored assignments, so a repeat participant costs no Redis call.
+
+A stored row never changes once written, so a cached copy can never be stale. The
+key holds everything the stored answer depends on besides the row itself: the
+experiment, its bucket version and its min_bucket_version (raising it can block a
+participant who holds an older row). Re-randomizing or blocking therefore misses
+the cache by construction, and deleted ids are never reused, so old entries are
+simply unreachable and age out: nothing is ever invalidated by hand.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+# (experiment id, bucket_version, min_bucket_version, participant id)
+CacheKey = tuple[str, int, int, str]
+# (arm index, first_seen_ms)
+CachedRow = tuple[int, int]
+
+
+class StickyCache:
+    """LRU map from CacheKey to the stored row; max_entries 0 disables it."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._rows: OrderedDict[CacheKey, CachedRow] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: CacheKey) -> CachedRow | None:
+        """The cached row, marked most recently used, or None."""
+        row = self._rows.get(key)
+        if row is None:
+            self.misses += 1
+            return None
+        self._rows.move_to_end(key)
+        self.hits += 1
+        return row
+
+    def put(self, key: CacheKey, row: CachedRow) -> None:
+        """Remember a stored row, evicting the least recently used beyond the bound."""
+        if self._max <= 0:
+            return
+        self._rows[key] = row
+        self._rows.move_to_end(key)
+        if len(self._rows) > self._max:
+            self._rows.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._rows)
