@@ -21,7 +21,8 @@ test: venv ## run the whole test suite (unit, integration, generated-code drift)
 	$(PY) -m pytest
 
 proto: venv ## regenerate src/assignsvc/v1 from protos/
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
+	$(PY) -m grpc_tools.protoc -Iprotos -I"$$($(PY) -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')" \
+		--python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
 
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check src tests benchmarks && $(VENV)/bin/mypy src

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from assignsvc.core.bucketing import Outcome
@@ -15,9 +15,9 @@ from assignsvc.core.model import (
     ExperimentType,
 )
 from assignsvc.core.validation import experiment_id_violations, participant_id_violations
-from assignsvc.errors import InvalidArgumentError, NotFoundError
+from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
 from assignsvc.registry import ExperimentRegistry, LiveExperiment
-from assignsvc.sticky_cache import StickyCache
+from assignsvc.sticky_cache import CacheKey, StickyCache
 from assignsvc.store.protocols import AssignmentStore, Claim, ClaimKind
 
 Clock = Callable[[], int]
@@ -68,6 +68,18 @@ def closed_reason(experiment: Experiment, now_ms: int) -> AssignmentReason | Non
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class PendingClaim:
+    """An Assign that needs the store: what to propose, and what to answer if nothing is stored."""
+
+    experiment: Experiment
+    participant_id: str
+    proposed_arm: int | None
+    now_ms: int
+    fallback: AssignmentReason
+    cache_key: CacheKey
+
+
 class Assigner:
     """Answers Assign and GetAssignment."""
 
@@ -97,6 +109,36 @@ class Assigner:
         """The stored arm if any; else, if the experiment takes new participants, the
         hashed arm, stored now. Excluded participants are never stored. A forced arm
         (QA override) is answered first, in any status, with no store call at all."""
+        prepared = self._prepare(experiment_id, participant_id, self._clock())
+        if isinstance(prepared, AssignmentResult):
+            return prepared
+        claim = await self._store.claim(
+            prepared.experiment, participant_id, prepared.proposed_arm, prepared.now_ms
+        )
+        return self._finish(prepared, claim)
+
+    async def assign_many(
+        self, items: Sequence[tuple[str, str]]
+    ) -> list[AssignmentResult | AssignsvcError]:
+        """Assign each (experiment_id, participant_id) as assign() would, with one store
+        round trip for all of them. A bad item gets its own error; StoreUnavailableError
+        fails the whole call (every item would have needed the store or been answered
+        from memory, and a partial answer would hide the outage)."""
+        now_ms = self._clock()
+        answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
+        for experiment_id, participant_id in items:
+            try:
+                answers.append(self._prepare(experiment_id, participant_id, now_ms))
+            except (InvalidArgumentError, NotFoundError) as error:
+                answers.append(error)
+        pending = [a for a in answers if isinstance(a, PendingClaim)]
+        claims = iter(await self._store.claim_many(
+            [(p.experiment, p.participant_id, p.proposed_arm, p.now_ms) for p in pending]
+        )) if pending else iter(())
+        return [self._finish(a, next(claims)) if isinstance(a, PendingClaim) else a for a in answers]
+
+    def _prepare(self, experiment_id: str, participant_id: str, now_ms: int) -> AssignmentResult | PendingClaim:
+        """Everything before the store: validation, forced arm, cache, hashing."""
         live = self._live(experiment_id, participant_id)
         experiment = live.experiment
         forced = experiment.forced_arms.get(participant_id)
@@ -110,7 +152,6 @@ class Assigner:
                 experiment.id, participant_id, AssignmentReason.STICKY, experiment.bucket_version,
                 arm=experiment.arms[arm_index], arm_index=arm_index, first_seen_ms=first_seen_ms,
             )
-        now_ms = self._clock()
         proposed: int | None = None
         closed = closed_reason(experiment, now_ms)
         fallback = closed or AssignmentReason.EXPERIMENT_NOT_RUNNING
@@ -120,10 +161,12 @@ class Assigner:
                 proposed = decision.arm_index
             else:
                 fallback = _EXCLUSION[decision.outcome]
-        claim = await self._store.claim(experiment, participant_id, proposed, now_ms)
+        return PendingClaim(experiment, participant_id, proposed, now_ms, fallback, cache_key)
+
+    def _finish(self, pending: PendingClaim, claim: Claim) -> AssignmentResult:
         if claim.kind is ClaimKind.CREATED or claim.kind is ClaimKind.EXISTING:
-            self._cache.put(cache_key, (claim.arm_index, claim.first_seen_ms))
-        return self._result(experiment, participant_id, claim, fallback)
+            self._cache.put(pending.cache_key, (claim.arm_index, claim.first_seen_ms))
+        return self._result(pending.experiment, pending.participant_id, claim, pending.fallback)
 
     async def get_assignment(self, experiment_id: str, participant_id: str) -> AssignmentResult:
         """The forced arm, else the stored arm at the current bucket version; NotFoundError if none."""

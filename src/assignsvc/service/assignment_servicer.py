@@ -1,18 +1,39 @@
-"""AssignmentService: the hot path, kept to a dict lookup, a hash and one round trip."""
+"""AssignmentService: the hot path, kept to a dict lookup, a hash and one round trip.
+
+BatchAssign and StreamAssign answer per item: an item's domain error becomes its own
+google.rpc.Status (the same one Assign would have returned), never the call's.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
 
-from assignsvc.assigner import Assigner
+from assignsvc.assigner import Assigner, AssignmentResult
+from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
 from assignsvc.service.convert import assignment_to_pb
-from assignsvc.service.status import maps_domain_errors
+from assignsvc.service.status import abort_with, maps_domain_errors, to_rpc_status
 from assignsvc.v1 import assignment_service_pb2 as pb
 from assignsvc.v1 import assignment_service_pb2_grpc as pb_grpc
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+log = logging.getLogger(__name__)
+
+MAX_BATCH_SIZE = 1000
+# StreamAssign requests being answered at once; the stream is read no further ahead.
+STREAM_WINDOW = 64
+
+
+def result_to_pb(outcome: AssignmentResult | AssignsvcError) -> pb.AssignResult:
+    """One item's outcome: its assignment, or its error status."""
+    if isinstance(outcome, AssignsvcError):
+        return pb.AssignResult(error=to_rpc_status(outcome))
+    return pb.AssignResult(assignment=assignment_to_pb(outcome))
 
 
 class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
@@ -34,3 +55,56 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     ) -> pb.GetAssignmentResponse:
         result = await self._assigner.get_assignment(request.experiment_id, request.participant_id)
         return pb.GetAssignmentResponse(assignment=assignment_to_pb(result))
+
+    @maps_domain_errors
+    async def BatchAssign(  # noqa: N802 - gRPC method name
+        self, request: pb.BatchAssignRequest, context: Context
+    ) -> pb.BatchAssignResponse:
+        count = len(request.requests)
+        if not 1 <= count <= MAX_BATCH_SIZE:
+            raise InvalidArgumentError.single("requests", f"must hold 1 to {MAX_BATCH_SIZE} items, got {count}")
+        items = [(r.experiment_id, r.participant_id) for r in request.requests]
+        outcomes = await self._assigner.assign_many(items)
+        return pb.BatchAssignResponse(results=[result_to_pb(o) for o in outcomes])
+
+    async def StreamAssign(  # noqa: N802 - gRPC method name
+        self, request_iterator: AsyncIterator[pb.StreamAssignRequest], context: Context
+    ) -> AsyncIterator[pb.StreamAssignResponse]:
+        """Answer in request order with up to STREAM_WINDOW requests in flight.
+
+        The reader blocks once the window is full, so a caller that stops reading
+        responses (HTTP/2 flow control stalls our writes) is not read any further.
+        """
+        window: asyncio.Queue[asyncio.Task[pb.AssignResult] | None] = asyncio.Queue(STREAM_WINDOW)
+
+        async def read() -> None:
+            async for request in request_iterator:
+                task = asyncio.ensure_future(self._assign_one(request.experiment_id, request.participant_id))
+                await window.put(task)
+            await window.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (task := await window.get()) is not None:
+                yield pb.StreamAssignResponse(result=await task)
+            await reader  # surfaces a failed read
+        except AssignsvcError as error:  # the store failed: end the stream with its status
+            await abort_with(context, error)
+        except Exception:
+            log.exception("unexpected error in StreamAssign")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            while not window.empty():
+                pending = window.get_nowait()
+                if pending is not None:
+                    pending.cancel()
+
+    async def _assign_one(self, experiment_id: str, participant_id: str) -> pb.AssignResult:
+        """One stream item; its own bad input is its own result, a store outage is the stream's."""
+        try:
+            return result_to_pb(await self._assigner.assign(experiment_id, participant_id))
+        except (InvalidArgumentError, NotFoundError) as error:
+            return result_to_pb(error)

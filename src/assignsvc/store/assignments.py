@@ -8,12 +8,14 @@ for every caller, on every replica, whatever they proposed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.asyncio import Redis
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment
 from assignsvc.store.keys import Keyspace
-from assignsvc.store.protocols import Claim, ClaimKind
+from assignsvc.store.protocols import Claim, ClaimKind, ClaimRequest
 from assignsvc.store.redis_errors import store_errors
 
 # Arms are capped at 100 (core.validation); 1024 leaves room without changing the packing.
@@ -71,18 +73,35 @@ class RedisAssignmentStore:
         ]
         return keys
 
+    def _claim_args(self, participant_id: str, proposed_arm: int | None, now_ms: int) -> list[str | int]:
+        if proposed_arm is None:
+            return [participant_id, "", 0]
+        return [participant_id, pack_row(now_ms, proposed_arm), proposed_arm]
+
     async def claim(
         self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int
     ) -> Claim:
         """See AssignmentStore.claim."""
         keys = self._claim_keys(experiment, participant_id)
-        if proposed_arm is None:
-            args: list[str | int] = [participant_id, "", 0]
-        else:
-            args = [participant_id, pack_row(now_ms, proposed_arm), proposed_arm]
+        args = self._claim_args(participant_id, proposed_arm, now_ms)
         with store_errors("claim"):
             reply = await self._claim(keys=keys, args=args)
         return self._to_claim(experiment, reply, now_ms, proposed_arm)
+
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        """See AssignmentStore.claim_many: one pipeline of EVALSHA, not a transaction
+        (each claim is atomic on its own; together they need not be)."""
+        with store_errors("claim batch"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for experiment, participant_id, proposed, now_ms in requests:
+                    keys = self._claim_keys(experiment, participant_id)
+                    args = self._claim_args(participant_id, proposed, now_ms)
+                    await self._claim(keys=keys, args=args, client=pipe)
+                replies = await pipe.execute()
+        return [
+            self._to_claim(experiment, reply, now_ms, proposed)
+            for (experiment, _, proposed, now_ms), reply in zip(requests, replies, strict=True)
+        ]
 
     @staticmethod
     def _to_claim(

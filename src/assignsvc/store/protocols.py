@@ -29,6 +29,10 @@ class Claim:
     bucket_version: int = 0
 
 
+# (experiment, participant id, proposed arm or None, now_ms): the arguments of claim().
+ClaimRequest = tuple[Experiment, str, int | None, int]
+
+
 class AssignmentStore(Protocol):
     """Sticky first-seen assignments: written once, never changed."""
 
@@ -40,6 +44,10 @@ class AssignmentStore(Protocol):
         One round trip. With proposed_arm None it only looks. A participant holding an
         arm from a version below min_bucket_version is reported BLOCKED, nothing written.
         """
+        ...
+
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        """claim() for each request, in one round trip; one Claim per request, in order."""
         ...
 
     async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:

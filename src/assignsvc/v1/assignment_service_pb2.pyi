@@ -1,10 +1,12 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -89,3 +91,37 @@ class GetAssignmentResponse(_message.Message):
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     assignment: Assignment
     def __init__(self, assignment: _Optional[_Union[Assignment, _Mapping]] = ...) -> None: ...
+
+class BatchAssignRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[AssignRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[AssignRequest, _Mapping]]] = ...) -> None: ...
+
+class AssignResult(_message.Message):
+    __slots__ = ("assignment", "error")
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    assignment: Assignment
+    error: _status_pb2.Status
+    def __init__(self, assignment: _Optional[_Union[Assignment, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class BatchAssignResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[AssignResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[AssignResult, _Mapping]]] = ...) -> None: ...
+
+class StreamAssignRequest(_message.Message):
+    __slots__ = ("experiment_id", "participant_id")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    participant_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ...) -> None: ...
+
+class StreamAssignResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: AssignResult
+    def __init__(self, result: _Optional[_Union[AssignResult, _Mapping]] = ...) -> None: ...

@@ -45,6 +45,16 @@ class AssignmentServiceStub:
                 request_serializer=assignsvc_dot_v1_dot_assignment__service__pb2.GetAssignmentRequest.SerializeToString,
                 response_deserializer=assignsvc_dot_v1_dot_assignment__service__pb2.GetAssignmentResponse.FromString,
                 _registered_method=True)
+        self.BatchAssign = channel.unary_unary(
+                '/assignsvc.v1.AssignmentService/BatchAssign',
+                request_serializer=assignsvc_dot_v1_dot_assignment__service__pb2.BatchAssignRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_assignment__service__pb2.BatchAssignResponse.FromString,
+                _registered_method=True)
+        self.StreamAssign = channel.stream_stream(
+                '/assignsvc.v1.AssignmentService/StreamAssign',
+                request_serializer=assignsvc_dot_v1_dot_assignment__service__pb2.StreamAssignRequest.SerializeToString,
+                response_deserializer=assignsvc_dot_v1_dot_assignment__service__pb2.StreamAssignResponse.FromString,
+                _registered_method=True)
 
 
 class AssignmentServiceServicer:
@@ -66,6 +76,24 @@ class AssignmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchAssign(self, request, context):
+        """Assigns many (experiment, participant) pairs in one message and one Redis round
+        trip. Each item gets its own result: a bad item gets its error status, the
+        others still succeed. More than 1000 items: INVALID_ARGUMENT before any work.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamAssign(self, request_iterator, context):
+        """Assign over a bidirectional stream, for callers that keep a channel open: one
+        response per request, in request order. The server keeps a bounded number of
+        requests in flight: a caller that stops reading responses stops being read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssignmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +106,16 @@ def add_AssignmentServiceServicer_to_server(servicer, server):
                     servicer.GetAssignment,
                     request_deserializer=assignsvc_dot_v1_dot_assignment__service__pb2.GetAssignmentRequest.FromString,
                     response_serializer=assignsvc_dot_v1_dot_assignment__service__pb2.GetAssignmentResponse.SerializeToString,
+            ),
+            'BatchAssign': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchAssign,
+                    request_deserializer=assignsvc_dot_v1_dot_assignment__service__pb2.BatchAssignRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_assignment__service__pb2.BatchAssignResponse.SerializeToString,
+            ),
+            'StreamAssign': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamAssign,
+                    request_deserializer=assignsvc_dot_v1_dot_assignment__service__pb2.StreamAssignRequest.FromString,
+                    response_serializer=assignsvc_dot_v1_dot_assignment__service__pb2.StreamAssignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +173,60 @@ class AssignmentService:
             '/assignsvc.v1.AssignmentService/GetAssignment',
             assignsvc_dot_v1_dot_assignment__service__pb2.GetAssignmentRequest.SerializeToString,
             assignsvc_dot_v1_dot_assignment__service__pb2.GetAssignmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchAssign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assignsvc.v1.AssignmentService/BatchAssign',
+            assignsvc_dot_v1_dot_assignment__service__pb2.BatchAssignRequest.SerializeToString,
+            assignsvc_dot_v1_dot_assignment__service__pb2.BatchAssignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAssign(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/assignsvc.v1.AssignmentService/StreamAssign',
+            assignsvc_dot_v1_dot_assignment__service__pb2.StreamAssignRequest.SerializeToString,
+            assignsvc_dot_v1_dot_assignment__service__pb2.StreamAssignResponse.FromString,
             options,
             channel_credentials,
             insecure,
