@@ -29,7 +29,9 @@ from pathlib import Path
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hdrh.histogram import HdrHistogram
 from loadgen import LoadResult, run_load
+from redis.asyncio import Redis
 
 from assignsvc.redis_server import RedisServerProcess
 from assignsvc.v1 import experiment_pb2 as epb
@@ -42,9 +44,10 @@ SERVING = re.compile(r"serving on [\d.]+:(\d+)")
 
 
 @contextmanager
-def server_process(args: list[str]) -> Iterator[str]:
+def server_process(args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
     """Run a server process, yield its host:port once it logs that it is serving."""
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -58,6 +61,27 @@ def server_process(args: list[str]) -> Iterator[str]:
         proc.wait(15)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+async def redis_round_trip(url: str, duration_s: float) -> LoadResult:
+    """Sequential PINGs through redis.asyncio on the same socket: the Redis round trip baseline."""
+    histogram = HdrHistogram(1, 60_000_000, 3)
+    client = Redis.from_url(url)
+    try:
+        await client.ping()
+        calls = 0
+        started = time.perf_counter()
+        while (now := time.perf_counter()) - started < duration_s:
+            await client.ping()
+            histogram.record_value(max(1, int((time.perf_counter() - now) * 1e6)))
+            calls += 1
+    finally:
+        await client.aclose()
+    return LoadResult(
+        rps=calls / duration_s, calls=calls, errors=0,
+        p50_us=histogram.get_value_at_percentile(50), p90_us=histogram.get_value_at_percentile(90),
+        p99_us=histogram.get_value_at_percentile(99), max_us=histogram.get_max_value(),
+    )
 
 
 def create_experiment(target: str) -> None:
@@ -86,10 +110,13 @@ def main() -> None:
             # INFO logging stays on: the "serving on" line is how we learn the port
             serve = [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--redis-url", redis.url]
             with server_process(serve) as assign_target, \
+                    server_process(serve, {"ASSIGNSVC_REDIS_PIPELINES": "0"}) as unpipelined_target, \
                     server_process([sys.executable, str(HERE / "empty_server.py")]) as empty_target:
-                create_experiment(assign_target)
+                create_experiment(assign_target)  # both servers share the Redis, so the experiment
                 run_id = time.time_ns()
                 for round_no in range(args.rounds):
+                    rtt = asyncio.run(redis_round_trip(redis.url, min(args.duration, 1.0)))
+                    samples.setdefault(("redis round trip (PING)", 1), []).append(rtt)
                     for concurrency in args.concurrency:
                         scenarios = {
                             "empty handler": (empty_target, lambda i: f"e{i}"),
@@ -97,6 +124,8 @@ def main() -> None:
                                 assign_target, lambda i, r=round_no, c=concurrency: f"n-{run_id}-{r}-{c}-{i}"),
                             "assign, repeat participants": (
                                 assign_target, lambda i: f"r-{run_id}-{i % args.repeat_ids}"),
+                            "assign, new, 1 EVALSHA per call": (
+                                unpipelined_target, lambda i, r=round_no, c=concurrency: f"u-{run_id}-{r}-{c}-{i}"),
                         }
                         for name, (target, ids) in scenarios.items():
                             result = asyncio.run(run_load(target, "bench", ids, concurrency, args.duration))
@@ -109,7 +138,7 @@ def main() -> None:
 
     rows = []
     for (name, concurrency), results in samples.items():
-        baseline = samples[("empty handler", concurrency)]
+        baseline = samples.get(("empty handler", concurrency), results)
         rps = statistics.median(r.rps for r in results)
         base_rps = statistics.median(r.rps for r in baseline)
         rows.append({

@@ -16,7 +16,8 @@ from assignsvc.errors import StoreUnavailableError
 from assignsvc.store import ClaimKind, RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.connection import connect
 from assignsvc.store.keys import Keyspace
-from assignsvc.store.protocols import ARCHIVED, MISSING, MUST_BE_NEW, WriteConflict
+from assignsvc.store.pipelining import PipelinedAssignmentStore
+from assignsvc.store.protocols import ARCHIVED, MISSING, MUST_BE_NEW, Claim, WriteConflict
 
 T = TypeVar("T")
 EXPERIMENT = Experiment(id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b", "b", 0.5)))
@@ -187,3 +188,33 @@ class TestExperimentStore:
             return changed
 
         assert run(scenario, redis_url) == "exp"
+
+
+class TestPipelinedClaims:
+    """Concurrent claims share round trips and keep claim()'s semantics exactly."""
+
+    def test_concurrent_claims_ride_few_pipelines(self, redis_url: str) -> None:
+        async def scenario(redis: Redis) -> tuple[list[Claim], list[Claim], int]:
+            store = PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace()), max_in_flight=4)
+            first = await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i % 150}", i % 2, 7) for i in range(300)))
+            again = await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", None, 8) for i in range(150)))
+            return list(first), list(again), store.pipelines_sent
+
+        first, again, pipelines = run(scenario, redis_url)
+        assert pipelines <= 8  # 450 claims, two gathers: a handful of round trips, not 450
+        created = [c for c in first if c.kind is ClaimKind.CREATED]
+        assert len(created) == 150  # exactly one winner per participant
+        winners = {c.arm_index for c in created}
+        assert winners <= {0, 1}
+        for i in range(150):  # later claims of the same participant see the winner's arm
+            assert again[i].kind is ClaimKind.EXISTING
+            assert again[i].arm_index == first[i].arm_index == first[i + 150].arm_index
+
+    def test_a_failure_reaches_every_waiter(self) -> None:
+        async def scenario(redis: Redis) -> list[BaseException | Claim]:
+            store = PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace()))
+            calls = (store.claim(EXPERIMENT, f"p{i}", 0, 1) for i in range(20))
+            return list(await asyncio.gather(*calls, return_exceptions=True))
+
+        outcomes = run(scenario, "redis://127.0.0.1:1")
+        assert all(isinstance(o, StoreUnavailableError) for o in outcomes)

@@ -64,6 +64,9 @@ class ServerConfig:
     log_level: str = "INFO"
     # Stored assignments remembered per process (sticky_cache); 0 turns the cache off.
     cache_size: int = 100_000
+    # Pipelines of concurrent claims in flight at once (store.pipelining); 0 sends one
+    # EVALSHA per Assign instead.
+    redis_pipelines: int = 4
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ServerConfig:
@@ -102,6 +105,10 @@ class ServerConfig:
             cache_size=_as_int(
                 _pick(flags.get("cache_size"), env, "CACHE_SIZE", d.cache_size),
                 "ASSIGNSVC_CACHE_SIZE", 0, 100_000_000,
+            ),
+            redis_pipelines=_as_int(
+                _pick(flags.get("redis_pipelines"), env, "REDIS_PIPELINES", d.redis_pipelines),
+                "ASSIGNSVC_REDIS_PIPELINES", 0, 64,
             ),
         )
 

@@ -34,6 +34,8 @@ from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.connection import connect
 from assignsvc.store.keys import Keyspace
+from assignsvc.store.pipelining import PipelinedAssignmentStore
+from assignsvc.store.protocols import AssignmentStore
 from assignsvc.v1 import assignment_service_pb2, experiment_service_pb2
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
 from assignsvc.v1 import experiment_service_pb2_grpc as experiment_grpc
@@ -135,7 +137,10 @@ async def create_server(config: ServerConfig) -> RunningServer:
         experiment_store = RedisExperimentStore(redis, keys)
         registry = ExperimentRegistry(experiment_store, config.refresh_interval_s)
         await registry.start()
-        assignment_store = RedisAssignmentStore(redis, keys)
+        redis_assignments = RedisAssignmentStore(redis, keys)
+        assignment_store: AssignmentStore = redis_assignments
+        if config.redis_pipelines > 0:
+            assignment_store = PipelinedAssignmentStore(redis_assignments, max_in_flight=config.redis_pipelines)
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store)
         server = grpc.aio.server()
         experiment_grpc.add_ExperimentServiceServicer_to_server(
