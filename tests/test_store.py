@@ -15,9 +15,10 @@ from assignsvc.core.model import Arm, Experiment
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.store import ClaimKind, RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.connection import connect
+from assignsvc.store.experiments import SUBSCRIBED
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
-from assignsvc.store.protocols import ARCHIVED, MISSING, MUST_BE_NEW, Claim, WriteConflict
+from assignsvc.store.protocols import ARCHIVED, MISSING, MUST_BE_NEW, ChangeNotice, Claim, WriteConflict
 
 T = TypeVar("T")
 EXPERIMENT = Experiment(id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b", "b", 0.5)))
@@ -177,17 +178,25 @@ class TestExperimentStore:
         assert missing == WriteConflict("exp", MISSING) and reuse == WriteConflict("exp", ARCHIVED)
         assert live is None and kept == v1
 
-    def test_changes_are_pushed(self, redis_url: str) -> None:
-        async def scenario(redis: Redis) -> str:
-            store = RedisExperimentStore(redis, Keyspace())
-            feed: AsyncIterator[str] = store.changes()
-            assert await asyncio.wait_for(feed.__anext__(), 5) == ""  # subscribed
-            await store.write([(EXPERIMENT, MUST_BE_NEW)])
-            changed = await asyncio.wait_for(feed.__anext__(), 5)
-            await feed.aclose()  # type: ignore[attr-defined]
-            return changed
+    def test_changes_are_pushed_with_their_revision(self, redis_url: str) -> None:
+        one = dataclasses.replace(EXPERIMENT, id="one", revision=1)
+        two = dataclasses.replace(EXPERIMENT, id="two", revision=1)
 
-        assert run(scenario, redis_url) == "exp"
+        async def scenario(redis: Redis) -> list[ChangeNotice]:
+            store = RedisExperimentStore(redis, Keyspace())
+            feed: AsyncIterator[ChangeNotice] = store.changes()
+            notices = [await asyncio.wait_for(feed.__anext__(), 5)]  # subscribed
+            await store.write([(one, MUST_BE_NEW), (two, MUST_BE_NEW)])
+            notices.append(await asyncio.wait_for(feed.__anext__(), 5))
+            await store.archive("one", None)
+            notices.append(await asyncio.wait_for(feed.__anext__(), 5))
+            await feed.aclose()  # type: ignore[attr-defined]
+            return notices
+
+        subscribed, written, archived = run(scenario, redis_url)
+        assert subscribed == SUBSCRIBED
+        assert written == ChangeNotice(1, ("one", "two"))  # one write, one notice, one revision
+        assert archived == ChangeNotice(2, ("one",))
 
 
 class TestPipelinedClaims:

@@ -1,9 +1,10 @@
 """The in-process experiment registry: every experiment compiled and held in memory.
 
 The Assign path reads only this dict. It is kept in step with Redis by the change
-channel (milliseconds: each message names one experiment, read alone) and by a
-periodic revision check that reloads everything (a missed message or a reconnect
-costs at most one refresh interval).
+channel (milliseconds: each message carries the write's revision and the ids it
+changed, and only those are read) and by a periodic revision check, which reloads
+everything only when the revision moved past what the messages delivered (a missed
+message or a reconnect costs at most one refresh interval).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from assignsvc.core.bucketing import BucketPlan
 from assignsvc.core.model import Experiment
 from assignsvc.errors import StoreUnavailableError
-from assignsvc.store.protocols import ExperimentStore
+from assignsvc.store.protocols import ChangeNotice, ExperimentStore
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class ExperimentRegistry:
         self._store = store
         self._refresh_interval_s = refresh_interval_s
         self._live: dict[str, LiveExperiment] = {}
+        # Archived ids, so that a full reload read before an archive cannot revive one.
+        self._archived: set[str] = set()
         self._revision = -1
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
@@ -61,7 +64,8 @@ class ExperimentRegistry:
             self._live[experiment.id] = LiveExperiment.of(experiment)
 
     def remove(self, experiment_id: str) -> None:
-        """Write-through after this replica archived an experiment."""
+        """Write-through after this replica archived an experiment (ids are never reused)."""
+        self._archived.add(experiment_id)
         self._live.pop(experiment_id, None)
 
     async def refresh(self) -> None:
@@ -72,6 +76,8 @@ class ExperimentRegistry:
             revision, experiments = await self._store.load_all()
             live = dict(self._live)
             for experiment_id, experiment in experiments.items():
+                if experiment_id in self._archived:
+                    continue
                 current = live.get(experiment_id)
                 # A write-through put() may already hold a newer revision than this load.
                 newer = current is None or current.experiment.revision <= experiment.revision
@@ -107,28 +113,36 @@ class ExperimentRegistry:
                 await task
         self._tasks = []
 
-    async def reload_one(self, experiment_id: str) -> None:
-        """Apply one pushed change: read just that experiment (gone = deleted).
+    async def apply_notice(self, notice: ChangeNotice) -> None:
+        """Apply one pushed write: read just the experiments it names.
 
-        The global revision is left alone, so the next poll still does one full
-        check: a message is a fast path, never the only path.
+        If it is the next revision, this replica is now up to date with it; if a
+        revision was skipped (a lost message), reload everything at once.
         """
         async with self._refresh_lock:  # never interleaved with a full reload's diff
-            experiment = await self._store.get(experiment_id)
-            if experiment is None:
-                self.remove(experiment_id)
+            if notice.revision > self._revision + 1:
+                gap = True
             else:
-                self.put(experiment)
+                gap = False
+                for experiment_id in notice.experiment_ids:
+                    experiment = await self._store.get(experiment_id)
+                    if experiment is None:
+                        self.remove(experiment_id)
+                    else:
+                        self.put(experiment)
+                self._revision = max(self._revision, notice.revision)
+        if gap:
+            await self.refresh()
 
     async def _follow_changes(self) -> None:
         while True:
             try:
-                async for changed in self._store.changes():
-                    if changed == "":  # (re)subscribed: anything may have been missed
+                async for notice in self._store.changes():
+                    if notice.revision < 0:  # (re)subscribed: anything may have been missed
                         await self.refresh()
                         self._subscribed.set()
                     else:
-                        await self.reload_one(changed)
+                        await self.apply_notice(notice)
             except StoreUnavailableError as exc:
                 log.warning("experiment change feed lost, resubscribing: %s", exc)
             except Exception:  # keep following: a dead task would leave only polling

@@ -1,7 +1,8 @@
 """Experiment definitions in Redis: one hash, an archive, a revision counter and a change channel.
 
-Writers bump the revision and publish the id in the same script, so a replica
-that misses a message still sees the revision move on its next check.
+Writers bump the revision and publish it with the changed ids in the same script:
+a replica that sees every revision in sequence reads only the changed experiments,
+and one that sees a gap (or misses a message) reloads everything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from assignsvc.core.model import Experiment
 from assignsvc.store.codec import experiment_from_json, experiment_to_json
 from assignsvc.store.keys import Keyspace
-from assignsvc.store.protocols import Expected, WriteConflict
+from assignsvc.store.protocols import ChangeNotice, Expected, WriteConflict
 from assignsvc.store.redis_errors import store_errors
 
 # KEYS: experiments, archived, revision. ARGV: channel, then (id, expected, json) triples.
@@ -37,7 +38,9 @@ for i = 2, #ARGV, 3 do
 end
 for i = 2, #ARGV, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
 local rev = redis.call('INCR', KEYS[3])
-for i = 2, #ARGV, 3 do redis.call('PUBLISH', ARGV[1], ARGV[i]) end
+local notice = {rev}
+for i = 2, #ARGV, 3 do table.insert(notice, ARGV[i]) end
+redis.call('PUBLISH', ARGV[1], table.concat(notice, ' '))
 return {0, rev}
 """
 
@@ -50,8 +53,8 @@ local found = tonumber(cjson.decode(raw)['revision'] or 0)
 if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= found then return {1, found} end
 redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], raw)
-redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+local rev = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[1], rev .. ' ' .. ARGV[2])
 return {0}
 """
 
@@ -59,12 +62,19 @@ return {0}
 _PUT_SCRIPT = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local rev = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[3], ARGV[1])
+redis.call('PUBLISH', ARGV[3], rev .. ' ' .. ARGV[1])
 return rev
 """
 
 
-SUBSCRIBED = ""  # first item of changes(): the subscription is live
+# First item of changes(): the subscription is live (anything before it may be missed).
+SUBSCRIBED = ChangeNotice(revision=-1, experiment_ids=())
+
+
+def parse_notice(payload: bytes) -> ChangeNotice:
+    """'REVISION ID [ID...]' as the write scripts publish it (ids never hold spaces)."""
+    revision, *ids = payload.decode().split(" ")
+    return ChangeNotice(int(revision), tuple(ids))
 
 
 class RedisExperimentStore:
@@ -135,7 +145,7 @@ class RedisExperimentStore:
             value = await self._redis.get(self._keys.experiments_revision)
         return int(value or 0)
 
-    async def changes(self) -> AsyncIterator[str]:
+    async def changes(self) -> AsyncIterator[ChangeNotice]:
         """See ExperimentStore.changes; ends (raising) when the connection drops."""
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
@@ -145,6 +155,6 @@ class RedisExperimentStore:
                 async for message in pubsub.listen():
                     data = message.get("data")
                     if isinstance(data, bytes):
-                        yield data.decode()
+                        yield parse_notice(data)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated

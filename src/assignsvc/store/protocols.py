@@ -78,6 +78,14 @@ class WriteConflict:
     found: int
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeNotice:
+    """One stored write: the global revision it produced and the experiments it changed."""
+
+    revision: int
+    experiment_ids: tuple[str, ...]
+
+
 class ExperimentStore(Protocol):
     """Experiment definitions shared by every replica, with a change feed."""
 
@@ -113,10 +121,10 @@ class ExperimentStore(Protocol):
         """A number that changes whenever any experiment changes."""
         ...
 
-    def changes(self) -> AsyncIterator[str]:
-        """Ids of experiments as they change, pushed by whichever replica wrote them.
+    def changes(self) -> AsyncIterator[ChangeNotice]:
+        """A notice per stored write, pushed by whichever replica wrote it.
 
-        The first item is "" once the subscription is live, so that a subscriber can
-        reload once and miss nothing written before it subscribed.
+        The first item is a notice with revision -1 once the subscription is live, so
+        that a subscriber can reload once and miss nothing written before it subscribed.
         """
         ...
