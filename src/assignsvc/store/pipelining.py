@@ -33,6 +33,7 @@ class PipelinedAssignmentStore:
         self._queue: list[Waiter] = []
         self._in_flight = 0
         self._flush_scheduled = False
+        self._tasks: set[asyncio.Future[None]] = set()
         self.pipelines_sent = 0  # for tests and stats: how many round trips carried claims
 
     async def claim(
@@ -55,7 +56,9 @@ class PipelinedAssignmentStore:
         while self._queue and self._in_flight < self._max_in_flight:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             self._in_flight += 1
-            asyncio.ensure_future(self._send(batch))
+            task = asyncio.ensure_future(self._send(batch))
+            self._tasks.add(task)  # the loop holds tasks weakly
+            task.add_done_callback(self._tasks.discard)
 
     async def _send(self, batch: list[Waiter]) -> None:
         try:
