@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
+from google.protobuf import field_mask_pb2
 
 from assignsvc.v1 import assignment_service_pb2 as apb
+from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import Client, wait_until
 
@@ -80,6 +82,22 @@ def serve(*args: str, refresh_interval: str = "0.2") -> Iterator[ServeProcess]:
         proc.stop()
 
 
+@contextmanager
+def serve_many(count: int, *args: str, refresh_interval: str = "0.2") -> Iterator[list[ServeProcess]]:
+    """`count` serve processes started side by side (each takes about a second)."""
+    with ThreadPoolExecutor(count) as pool:
+        futures = [pool.submit(ServeProcess, *args, refresh_interval=refresh_interval) for _ in range(count)]
+    started = [f.result() for f in futures if f.exception() is None]
+    try:
+        for f in futures:
+            if (error := f.exception()) is not None:
+                raise error
+        yield started
+    finally:
+        for proc in started:
+            proc.stop()
+
+
 class TestReplicas:
     """Two server processes on one Redis behave as one service."""
 
@@ -116,6 +134,39 @@ class TestReplicas:
             wait_until(lambda: _exists(reader, espb.GetExperimentRequest(experiment_id="pushed")), timeout_s=2.0)
             writer.channel.close()
             reader.channel.close()
+
+    def test_an_update_and_a_delete_are_pushed_to_every_other_replica(self, redis_url: str) -> None:
+        # Revision polling every hour: only the pub/sub push can deliver the changes.
+        with serve_many(3, "--redis-url", redis_url, refresh_interval="3600") as replicas:
+            clients = [Client.connect(r.target) for r in replicas]
+            created = clients[0].create("pushed-update")
+            get = espb.GetExperimentRequest(experiment_id="pushed-update")
+            for reader in clients[1:]:
+                wait_until(lambda c=reader: _exists(c, get), timeout_s=2.0)
+            before = apb.AssignRequest(experiment_id="pushed-update", participant_id="before")
+            assert clients[1].assignments.Assign(before).assignment.reason == apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT
+
+            updated = clients[0].experiments.UpdateExperiment(espb.UpdateExperimentRequest(
+                experiment=epb.Experiment(id="pushed-update", coverage=0.0, etag=created.etag),
+                update_mask=field_mask_pb2.FieldMask(paths=["coverage"]),
+            )).experiment
+            assert updated.etag != created.etag
+            assert updated.HasField("coverage") and updated.coverage == 0.0
+            for reader in clients[1:]:
+                wait_until(lambda c=reader: _etag_and_coverage(c, get) == (updated.etag, 0.0), timeout_s=2.0)
+            # Assign reads the same in-memory definition: nobody new gets in, stored arms stay.
+            for i, reader in enumerate(clients[1:], 1):
+                after = apb.AssignRequest(experiment_id="pushed-update", participant_id=f"after-{i}")
+                assert reader.assignments.Assign(after).assignment.reason == apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE
+            assert clients[2].assignments.Assign(before).assignment.reason == apb.ASSIGNMENT_REASON_STICKY
+
+            clients[1].experiments.DeleteExperiment(espb.DeleteExperimentRequest(experiment_id="pushed-update"))
+            for other in (clients[0], clients[2]):
+                wait_until(lambda c=other: _assign_code(c, before) is grpc.StatusCode.NOT_FOUND, timeout_s=2.0)
+                assert not _exists(other, get)
+            for c in clients:
+                c.channel.close()
+        assert [r.process.returncode for r in replicas] == [0, 0, 0]
 
 
 class TestEmbeddedRedis:
@@ -164,3 +215,16 @@ def _exists(client: Client, request: espb.GetExperimentRequest) -> bool:
         assert error.code() is grpc.StatusCode.NOT_FOUND
         return False
     return True
+
+
+def _etag_and_coverage(client: Client, request: espb.GetExperimentRequest) -> tuple[str, float]:
+    experiment = client.experiments.GetExperiment(request).experiment
+    return experiment.etag, experiment.coverage
+
+
+def _assign_code(client: Client, request: apb.AssignRequest) -> grpc.StatusCode:
+    try:
+        client.assignments.Assign(request)
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
