@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +56,8 @@ def server_process(args: list[str], env: dict[str, str] | None = None) -> Iterat
                 break
         else:
             raise RuntimeError(f"{args} did not start")
+        # keep reading its log, or a chatty server would block on a full pipe
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
         yield f"127.0.0.1:{match.group(1)}"
     finally:
         proc.terminate()
