@@ -32,7 +32,9 @@ from assignsvc.registry import ExperimentRegistry
 from assignsvc.service import AssignmentServicer, ExperimentServicer
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
+from assignsvc.store.assignments import CLAIM_SCRIPT
 from assignsvc.store.connection import connect
+from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import AssignmentStore
@@ -109,6 +111,7 @@ class RunningServer:
     redis_url: str
     embedded: EmbeddedRedis | None = None
     grace_period_s: float = 5.0
+    fast_pipe: FastScriptPipe | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
@@ -119,6 +122,8 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_period_s)
         await self.registry.stop()
+        if self.fast_pipe is not None:
+            await self.fast_pipe.close()
         await self.redis.aclose()
         if self.embedded is not None:
             await self.embedded.stop()
@@ -132,6 +137,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         embedded = EmbeddedRedis(config.data_dir)
         redis_url = await embedded.start()
     redis = connect(redis_url, config.redis_timeout_s)
+    fast_pipe: FastScriptPipe | None = None
     try:
         keys = Keyspace(config.key_prefix)
         experiment_store = RedisExperimentStore(redis, keys)
@@ -140,7 +146,11 @@ async def create_server(config: ServerConfig) -> RunningServer:
         redis_assignments = RedisAssignmentStore(redis, keys)
         assignment_store: AssignmentStore = redis_assignments
         if config.redis_pipelines > 0:
-            assignment_store = PipelinedAssignmentStore(redis_assignments, max_in_flight=config.redis_pipelines)
+            if "cluster" not in redis_url.split("://", 1)[0]:  # cluster routing stays with redis-py
+                fast_pipe = FastScriptPipe(redis_url, CLAIM_SCRIPT, config.redis_timeout_s)
+            assignment_store = PipelinedAssignmentStore(
+                redis_assignments, fast_pipe, max_in_flight=config.redis_pipelines
+            )
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store)
         server = grpc.aio.server()
         experiment_grpc.add_ExperimentServiceServicer_to_server(
@@ -160,6 +170,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
         port = server.add_insecure_port(f"{config.host}:{config.port}")
         await server.start()
     except BaseException:
+        if fast_pipe is not None:
+            await fast_pipe.close()
         await redis.aclose()
         if embedded is not None:
             await embedded.stop()
@@ -167,7 +179,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
-        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s
+        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe
     )
 
 

@@ -9,11 +9,13 @@ for every caller, on every replica, whatever they proposed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment
+from assignsvc.errors import StoreUnavailableError
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimKind, ClaimRequest
 from assignsvc.store.redis_errors import store_errors
@@ -27,7 +29,7 @@ ARM_SLOTS = 1024
 # Returns {0} absent, {1, row} existing, {2, row, i} blocked (i = KEYS index), {3} created.
 # Blocked versions are checked first, as GrowthBook does: holding any arm from a
 # version below min_bucket_version blocks, even beside an arm at the current version.
-_CLAIM_SCRIPT = """
+CLAIM_SCRIPT = """
 for i = 3, #KEYS do
   local old = redis.call('HGET', KEYS[i], ARGV[1])
   if old then return {2, old, i} end
@@ -58,7 +60,7 @@ class RedisAssignmentStore:
     def __init__(self, redis: Redis, keys: Keyspace) -> None:
         self._redis = redis
         self._keys = keys
-        self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._claim = redis.register_script(CLAIM_SCRIPT)
 
     def _claim_keys(self, experiment: Experiment, participant_id: str) -> list[str]:
         shard = storage_shard(participant_id, experiment.storage_shards)
@@ -77,6 +79,18 @@ class RedisAssignmentStore:
         if proposed_arm is None:
             return [participant_id, "", 0]
         return [participant_id, pack_row(now_ms, proposed_arm), proposed_arm]
+
+    def claim_call(self, request: ClaimRequest) -> tuple[list[str], list[str | int]]:
+        """(keys, args) of the claim script for one request: for another transport."""
+        experiment, participant_id, proposed, now_ms = request
+        return self._claim_keys(experiment, participant_id), self._claim_args(participant_id, proposed, now_ms)
+
+    def claim_from_reply(self, request: ClaimRequest, reply: Any) -> Claim:
+        """The Claim for a claim script reply from another transport (an error reply raises)."""
+        if isinstance(reply, Exception):
+            raise StoreUnavailableError(f"store refused the claim: {reply}")
+        experiment, _, proposed, now_ms = request
+        return self._to_claim(experiment, reply, now_ms, proposed)
 
     async def claim(
         self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int

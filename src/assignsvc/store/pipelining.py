@@ -6,9 +6,8 @@ same event-loop turn has joined) sends the queue as one pipeline of EVALSHA. Whi
 `max_in_flight` pipelines are out, new claims wait and leave together as the next
 one. A lone claim costs one loop turn, no timer: there is no batching delay.
 
-redis-py stays the client (connections, AUTH, TLS, unix sockets, cluster routing,
-reconnects): only the grouping of commands is ours. See benchmarks/README.md for the
-measurement that decided this.
+The claims travel on store.fastpipe (one pipelined connection, hiredis parsing) when
+the server uses one (standalone Redis), else on redis-py pipelines (Redis Cluster).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from collections.abc import Sequence
 
 from assignsvc.core.model import Experiment
 from assignsvc.store.assignments import RedisAssignmentStore
+from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.protocols import Claim, ClaimRequest
 
 Waiter = tuple[ClaimRequest, "asyncio.Future[Claim]"]
@@ -26,8 +26,15 @@ Waiter = tuple[ClaimRequest, "asyncio.Future[Claim]"]
 class PipelinedAssignmentStore:
     """AssignmentStore that groups concurrent claims into pipelines of the wrapped store."""
 
-    def __init__(self, inner: RedisAssignmentStore, max_batch: int = 512, max_in_flight: int = 4) -> None:
+    def __init__(
+        self,
+        inner: RedisAssignmentStore,
+        pipe: FastScriptPipe | None = None,
+        max_batch: int = 512,
+        max_in_flight: int = 4,
+    ) -> None:
         self._inner = inner
+        self._pipe = pipe
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._queue: list[Waiter] = []
@@ -62,10 +69,10 @@ class PipelinedAssignmentStore:
 
     async def _send(self, batch: list[Waiter]) -> None:
         try:
-            if len(batch) == 1:  # a plain EVALSHA is cheaper than a pipeline of one
+            if len(batch) == 1 and self._pipe is None:  # on redis-py, a plain EVALSHA beats a pipeline of one
                 claims = [await self._inner.claim(*batch[0][0])]
             else:
-                claims = await self._inner.claim_many([request for request, _ in batch])
+                claims = await self.claim_many([request for request, _ in batch])
             self.pipelines_sent += 1
         except BaseException as error:  # every waiter gets the failure (StoreUnavailableError, ...)
             for _, future in batch:
@@ -83,8 +90,11 @@ class PipelinedAssignmentStore:
                 self._schedule(asyncio.get_running_loop())
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        """See AssignmentStore.claim_many (already one round trip)."""
-        return await self._inner.claim_many(requests)
+        """See AssignmentStore.claim_many: one round trip, on the fast pipe when there is one."""
+        if self._pipe is None:
+            return await self._inner.claim_many(requests)
+        replies = await self._pipe.run_many([self._inner.claim_call(r) for r in requests])
+        return [self._inner.claim_from_reply(r, reply) for r, reply in zip(requests, replies, strict=True)]
 
     async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
         """See AssignmentStore.lookup."""
