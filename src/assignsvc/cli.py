@@ -1,22 +1,31 @@
-"""The `assignsvc` command: `serve`, and client commands that talk gRPC to a server."""
+"""The `assignsvc` command: `serve`, and client commands that talk gRPC to a server.
+
+Client commands take --target, --timeout and -o table|json|yaml (cli_output prints).
+Exit status: 0 done, 1 refused (by the server, or a file that fails validation, and
+then nothing is sent), 2 bad usage.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import inspect
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.protobuf import field_mask_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
+from assignsvc import cli_output as out
 from assignsvc.config import ClientConfig, ConfigError, ServerConfig
+from assignsvc.documents.experiment_file import FileExperiment, parse_time, read_experiments
+from assignsvc.errors import InvalidArgumentError
+from assignsvc.service.convert import experiment_to_pb
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import experiment_pb2 as epb
@@ -39,6 +48,8 @@ def _serve(args: argparse.Namespace) -> int:
     asyncio.run(serve(config))
     return 0
 
+
+# --- flag values -----------------------------------------------------------------------
 
 def parse_arms(spec: str) -> list[epb.Arm]:
     """'control:0.5,treatment:0.5' -> arms; 'a,b,c' splits the weight equally."""
@@ -65,6 +76,24 @@ def parse_namespace(spec: str) -> epb.Namespace:
         raise ConfigError(f"--namespace must look like ID:START:END, got {spec!r}") from None
 
 
+def parse_forced(spec: str) -> tuple[str, str]:
+    """'alice=treatment' -> ('alice', 'treatment'); arm ids never hold '=', participant ids may."""
+    participant, sep, arm = spec.rpartition("=")
+    if not sep or not participant or not arm:
+        raise ConfigError(f"--force must look like PARTICIPANT=ARM, got {spec!r}")
+    return participant, arm
+
+
+def _timestamp(spec: str, flag: str) -> Timestamp:
+    try:
+        ms = parse_time(spec)
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {exc}") from None
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
 def _enum_value(enum: Any, prefix: str, name: str) -> int:
     return int(enum.Value(f"{prefix}{name.upper()}"))
 
@@ -84,52 +113,21 @@ def _experiment_from_args(args: argparse.Namespace) -> epb.Experiment:
     return exp
 
 
-def _short(enum_name: str) -> str:
-    """'ASSIGNMENT_REASON_STICKY' -> 'sticky'."""
-    for prefix in ("ASSIGNMENT_REASON_", "EXPERIMENT_STATUS_", "HASH_ALGORITHM_", "EXPERIMENT_TYPE_"):
-        if enum_name.startswith(prefix):
-            return enum_name[len(prefix):].lower()
-    return enum_name.lower()
+# --- commands ----------------------------------------------------------------------------
 
-
-def _print_experiments(experiments: Sequence[epb.Experiment], output: str) -> None:
-    if output == "json":
-        docs = [json_format.MessageToDict(e, preserving_proto_field_name=True) for e in experiments]
-        print(json.dumps(docs if len(docs) != 1 else docs[0], indent=2))
-        return
-    print(f"{'ID':<24} {'STATUS':<8} {'HASH':<14} {'COVERAGE':>8}  ARMS")
-    for e in experiments:
-        arms = ", ".join(f"{a.id}:{a.weight:g}" for a in e.arms)
-        status = _short(epb.ExperimentStatus.Name(e.status))
-        algo = _short(epb.HashAlgorithm.Name(e.hash_algorithm))
-        print(f"{e.id:<24} {status:<8} {algo:<14} {e.coverage:>8g}  {arms}")
-
-
-def _print_assignment(a: apb.Assignment, output: str) -> None:
-    if output == "json":
-        print(json_format.MessageToJson(a, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
-        return
-    reason = _short(apb.AssignmentReason.Name(a.reason))
-    if a.in_experiment:
-        first_seen = a.first_seen_time.ToDatetime().isoformat() + "Z"
-        print(f"{a.participant_id} -> {a.arm.id} (index {a.arm.index}, {reason}, "
-              f"first seen {first_seen}, bucket version {a.bucket_version})")
-    else:
-        print(f"{a.participant_id} -> not in experiment ({reason})")
+Command = Callable[[grpc.Channel, argparse.Namespace, float], int | None]
 
 
 def _create(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = egrpc.ExperimentServiceStub(channel)
-    reply = stub.CreateExperiment(
-        espb.CreateExperimentRequest(experiment=_experiment_from_args(args)), timeout=timeout
-    )
-    _print_experiments([reply.experiment], args.output)
+    request = espb.CreateExperimentRequest(experiment=_experiment_from_args(args))
+    out.print_experiments([stub.CreateExperiment(request, timeout=timeout).experiment], args.output, as_list=False)
 
 
 def _get(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = egrpc.ExperimentServiceStub(channel)
     reply = stub.GetExperiment(espb.GetExperimentRequest(experiment_id=args.id), timeout=timeout)
-    _print_experiments([reply.experiment], args.output)
+    out.print_experiment_details(reply.experiment, args.output)
 
 
 def _list(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
@@ -144,50 +142,253 @@ def _list(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> No
         token = reply.next_page_token
         if not token:
             break
-    _print_experiments(experiments, args.output)
+    out.print_experiments(experiments, args.output, as_list=True)
+
+
+def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
+    """UpdateExperiment with a field mask of exactly the flags given.
+
+    --arms keeps the names of arms that exist already, and --force adds to the forced
+    arms (unless --clear-forced): both read the experiment first, and then send its
+    etag (unless --etag was given), so a change made in between is never overwritten.
+    """
+    stub = egrpc.ExperimentServiceStub(channel)
+    patch = epb.Experiment(id=args.id, etag=args.etag or "")
+    mask: list[str] = []
+    current = None
+    if args.arms is not None or (args.force and not args.clear_forced):
+        current = stub.GetExperiment(espb.GetExperimentRequest(experiment_id=args.id), timeout=timeout).experiment
+        patch.etag = args.etag or current.etag
+    if args.name is not None:
+        mask.append("name")
+        patch.name = args.name
+    if args.arms is not None:
+        mask.append("arms")
+        names = {a.id: a.name for a in current.arms} if current is not None else {}
+        patch.arms.extend(epb.Arm(id=a.id, name=names.get(a.id, a.id), weight=a.weight) for a in parse_arms(args.arms))
+    if args.coverage is not None:
+        mask.append("coverage")
+        patch.coverage = args.coverage
+    if args.namespace is not None:
+        mask.append("namespace")
+        if args.namespace != "none":
+            patch.namespace.CopyFrom(parse_namespace(args.namespace))
+    if args.min_bucket_version is not None:
+        mask.append("min_bucket_version")
+        patch.min_bucket_version = args.min_bucket_version
+    for field in ("start_time", "end_time"):
+        value = getattr(args, field)
+        if value is not None:
+            mask.append(field)
+            if value != "none":
+                getattr(patch, field).CopyFrom(_timestamp(value, "--" + field.replace("_", "-")))
+    if args.force or args.clear_forced:
+        mask.append("forced_arms")
+        forced = {} if args.clear_forced or current is None else dict(current.forced_arms)
+        forced.update(parse_forced(spec) for spec in args.force)
+        patch.forced_arms.update(forced)
+    if not mask:
+        raise ConfigError("experiments update: nothing to change (give at least one field flag; see --help)")
+    request = espb.UpdateExperimentRequest(experiment=patch, update_mask=field_mask_pb2.FieldMask(paths=mask))
+    out.print_experiments([stub.UpdateExperiment(request, timeout=timeout).experiment], args.output, as_list=False)
+
+
+def _delete(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
+    stub = egrpc.ExperimentServiceStub(channel)
+    stub.DeleteExperiment(espb.DeleteExperimentRequest(experiment_id=args.id, etag=args.etag or ""), timeout=timeout)
+    out.print_deleted(args.id, args.output)
+
+
+_STATUS_CHANGES = {
+    "start": ("StartExperiment", espb.StartExperimentRequest, "DRAFT -> RUNNING"),
+    "pause": ("PauseExperiment", espb.PauseExperimentRequest, "RUNNING -> PAUSED: no new assignments"),
+    "resume": ("ResumeExperiment", espb.ResumeExperimentRequest, "PAUSED -> RUNNING"),
+    "stop": ("StopExperiment", espb.StopExperimentRequest, "RUNNING or PAUSED -> STOPPED, for good"),
+}
+
+
+def _change_status(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
+    method, request_type, _ = _STATUS_CHANGES[args.action]
+    call = getattr(egrpc.ExperimentServiceStub(channel), method)
+    reply = call(request_type(experiment_id=args.id, etag=args.etag or ""), timeout=timeout)
+    out.print_experiments([reply.experiment], args.output, as_list=False)
+
+
+def _rerandomize(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
+    stub = egrpc.ExperimentServiceStub(channel)
+    request = espb.RerandomizeExperimentRequest(
+        experiment_id=args.id, etag=args.etag or "", seed=args.seed or "",
+        block_previous_participants=args.block_previous,
+    )
+    out.print_experiments([stub.RerandomizeExperiment(request, timeout=timeout).experiment], args.output,
+                          as_list=False)
+
+
+def _stats(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
+    stub = egrpc.ExperimentServiceStub(channel)
+    request = espb.GetExperimentStatsRequest(experiment_id=args.id)
+    if args.bucket_version is not None:
+        request.bucket_version = args.bucket_version
+    out.print_stats(stub.GetExperimentStats(request, timeout=timeout), args.output)
+
+
+def _read_source(source: str) -> str | bytes:
+    if source == "-":
+        stream = getattr(sys.stdin, "buffer", sys.stdin)  # bytes when there is a buffer: the reader decodes
+        data: str | bytes = stream.read()
+        return data
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+def apply_request_experiment(entry: FileExperiment) -> epb.Experiment:
+    """The ApplyExperiments message for one file experiment: what the file says, nothing more.
+
+    The seed is sent as written (empty keeps the stored one) and the status only when
+    the file gives one; output-only fields and the etag stay empty.
+    """
+    message = experiment_to_pb(entry.experiment)
+    message.seed = entry.experiment.seed
+    if entry.status is None:
+        message.status = epb.EXPERIMENT_STATUS_UNSPECIFIED
+    for output_only in ("create_time", "update_time", "etag"):
+        message.ClearField(output_only)
+    return message
+
+
+def _file_field(entries: Sequence[FileExperiment]) -> Callable[[str], str]:
+    """Maps a field of the ApplyExperiments request (`experiments[2].coverage`) to its path in the file."""
+
+    def to_file(field: str) -> str:
+        head, sep, rest = field.partition("].")
+        if not (head.startswith("experiments[") and sep and head[12:].isdigit()):
+            return field
+        index = int(head[12:])
+        if index >= len(entries):
+            return field
+        rest = rest.replace("namespace.range_start", "namespace.range[0]").replace(
+            "namespace.range_end", "namespace.range[1]")
+        base = entries[index].path
+        return f"{base}.{rest}" if base else rest
+
+    return to_file
+
+
+def _apply(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> int:
+    """Apply a file: validated here first (nothing is sent if any experiment is invalid)."""
+    name = "standard input" if args.file == "-" else args.file
+    try:
+        entries = read_experiments(_read_source(args.file))
+    except InvalidArgumentError as exc:
+        headline = f"error: INVALID_ARGUMENT: {name}: {len(exc.violations)} problem(s); nothing was sent"
+        print(out.describe_violations(headline, exc.violations), file=sys.stderr)
+        return 1
+    for entry in entries:
+        for note in entry.notes:
+            print(f"note: {entry.experiment.id}: {note}", file=sys.stderr)
+    request = espb.ApplyExperimentsRequest(
+        experiments=[apply_request_experiment(e) for e in entries], dry_run=args.dry_run
+    )
+    try:
+        reply = egrpc.ExperimentServiceStub(channel).ApplyExperiments(request, timeout=timeout)
+    except grpc.RpcError as error:
+        print(out.describe_rpc_error(error, _file_field(entries)), file=sys.stderr)
+        return 1
+    out.print_apply(reply, args.output, dry_run=args.dry_run)
+    return 0
 
 
 def _assign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = agrpc.AssignmentServiceStub(channel)
     request = apb.AssignRequest(experiment_id=args.experiment, participant_id=args.participant)
-    _print_assignment(stub.Assign(request, timeout=timeout).assignment, args.output)
+    out.print_assignment(stub.Assign(request, timeout=timeout).assignment, args.output)
 
 
 def _lookup(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = agrpc.AssignmentServiceStub(channel)
     request = apb.GetAssignmentRequest(experiment_id=args.experiment, participant_id=args.participant)
-    _print_assignment(stub.GetAssignment(request, timeout=timeout).assignment, args.output)
+    out.print_assignment(stub.GetAssignment(request, timeout=timeout).assignment, args.output)
 
 
-def describe_rpc_error(error: grpc.RpcError) -> str:
-    """One readable message: code, message and each field violation."""
-    code = error.code().name if hasattr(error, "code") else "UNKNOWN"
-    lines = [f"error: {code}: {error.details() if hasattr(error, 'details') else error}"]
-    status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
-    for detail in status.details if status is not None else []:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
-    return "\n".join(lines)
-
-
-def _client(command: Callable[[grpc.Channel, argparse.Namespace, float], None]) -> Callable[[argparse.Namespace], int]:
+def _client(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         config = ClientConfig.load(os.environ, target=args.target, timeout=args.timeout)
         with grpc.insecure_channel(config.target) as channel:
             try:
-                command(channel, args, config.timeout_s)
+                return command(channel, args, config.timeout_s) or 0
             except grpc.RpcError as error:
-                print(describe_rpc_error(error), file=sys.stderr)
+                print(out.describe_rpc_error(error), file=sys.stderr)
                 return 1
-        return 0
     return run
+
+
+# --- the parser --------------------------------------------------------------------------
+
+def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
+    etag = argparse.ArgumentParser(add_help=False)
+    etag.add_argument("--etag", help="act only if the experiment still has this etag (else ABORTED)")
+
+    create = sub.add_parser("create", parents=[client], help="create an experiment")
+    create.add_argument("id")
+    create.add_argument("--arms", required=True, help="control:0.5,treatment:0.5 (no weights: equal)")
+    create.add_argument("--name")
+    create.add_argument("--coverage", type=float)
+    create.add_argument("--namespace", help="ID:START:END, e.g. checkout:0:0.5")
+    create.add_argument("--seed")
+    create.add_argument("--hash-algorithm", default="murmur3", choices=("murmur3", "growthbook_v1", "growthbook_v2"))
+    create.add_argument("--bucket-version", type=int, default=0)
+    create.add_argument("--min-bucket-version", type=int, default=0)
+    create.add_argument("--status", default="draft", choices=("draft", "running"))
+    create.add_argument("--type", default="online", choices=("online", "preassigned"))
+    create.set_defaults(run=_client(_create))
+    get = sub.add_parser("get", parents=[client], help="show one experiment (-o yaml: as an experiment file)")
+    get.add_argument("id")
+    get.set_defaults(run=_client(_get))
+    lst = sub.add_parser("list", parents=[client], help="list every experiment (-o yaml: as an experiment file)")
+    lst.add_argument("--page-size", type=int, default=100)
+    lst.set_defaults(run=_client(_list))
+
+    update = sub.add_parser("update", parents=[client, etag], help="change the fields named by the flags given",
+                            description=inspect.cleandoc(_update.__doc__ or ""),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    update.add_argument("id")
+    update.add_argument("--name")
+    update.add_argument("--arms", help="control:0.3,treatment:0.7 (ids cannot change once assigned)")
+    update.add_argument("--coverage", type=float)
+    update.add_argument("--namespace", help="ID:START:END, or 'none' to leave every namespace")
+    update.add_argument("--min-bucket-version", type=int)
+    update.add_argument("--start-time", help="RFC 3339, e.g. 2025-01-01T00:00:00Z, or 'none' to clear")
+    update.add_argument("--end-time", help="RFC 3339, or 'none' to clear")
+    update.add_argument("--force", action="append", default=[], metavar="PARTICIPANT=ARM",
+                        help="always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)")
+    update.add_argument("--clear-forced", action="store_true", help="drop every forced arm (before any --force)")
+    update.set_defaults(run=_client(_update))
+    delete = sub.add_parser("delete", parents=[client, etag], help="archive an experiment (its id is never reused)")
+    delete.add_argument("id")
+    delete.set_defaults(run=_client(_delete))
+    for action, (_, _, transition) in _STATUS_CHANGES.items():
+        change = sub.add_parser(action, parents=[client, etag], help=f"{action} an experiment ({transition})")
+        change.add_argument("id")
+        change.set_defaults(run=_client(_change_status))
+    rerandomize = sub.add_parser("rerandomize", parents=[client, etag],
+                                 help="new bucket version and seed: everyone is bucketed afresh")
+    rerandomize.add_argument("id")
+    rerandomize.add_argument("--seed", help="the new seed (default: a random one)")
+    rerandomize.add_argument("--block-previous", action="store_true",
+                             help="block participants holding an arm from an older version instead")
+    rerandomize.set_defaults(run=_client(_rerandomize))
+    stats = sub.add_parser("stats", parents=[client], help="assignments per arm and the sample ratio mismatch test")
+    stats.add_argument("id")
+    stats.add_argument("--bucket-version", type=int, help="count this version (default: the current one)")
+    stats.set_defaults(run=_client(_stats))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="assignsvc", description=__doc__)
+    parser = argparse.ArgumentParser(prog="assignsvc", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC server")
@@ -203,29 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--target", help="server host:port (ASSIGNSVC_TARGET, default 127.0.0.1:50051)")
     client.add_argument("--timeout", type=float, help="seconds per call (ASSIGNSVC_TIMEOUT, default 10)")
-    client.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    client.add_argument("-o", "--output", choices=out.OUTPUTS, default="table")
 
-    experiments = sub.add_parser("experiments", help="create, get and list experiments")
-    exp_sub = experiments.add_subparsers(dest="action", required=True)
-    create = exp_sub.add_parser("create", parents=[client], help="create an experiment")
-    create.add_argument("id")
-    create.add_argument("--arms", required=True, help="control:0.5,treatment:0.5 (no weights: equal)")
-    create.add_argument("--name")
-    create.add_argument("--coverage", type=float)
-    create.add_argument("--namespace", help="ID:START:END, e.g. checkout:0:0.5")
-    create.add_argument("--seed")
-    create.add_argument("--hash-algorithm", default="murmur3", choices=("murmur3", "growthbook_v1", "growthbook_v2"))
-    create.add_argument("--bucket-version", type=int, default=0)
-    create.add_argument("--min-bucket-version", type=int, default=0)
-    create.add_argument("--status", default="draft", choices=("draft", "running"))
-    create.add_argument("--type", default="online", choices=("online", "preassigned"))
-    create.set_defaults(run=_client(_create))
-    get = exp_sub.add_parser("get", parents=[client], help="show one experiment")
-    get.add_argument("id")
-    get.set_defaults(run=_client(_get))
-    lst = exp_sub.add_parser("list", parents=[client], help="list every experiment")
-    lst.add_argument("--page-size", type=int, default=100)
-    lst.set_defaults(run=_client(_list))
+    experiments = sub.add_parser("experiments", help="create, read, change and delete experiments")
+    _experiment_commands(experiments.add_subparsers(dest="action", required=True), client)
+
+    apply = sub.add_parser("apply", parents=[client], help="create or update the experiments of a YAML/JSON file",
+                           description="Create or update every experiment of FILE at once, all or nothing "
+                           "(the format: README, 'Experiments as files').")
+    apply.add_argument("file", metavar="FILE", help="experiment file (YAML or JSON; GrowthBook JSON too); '-' = stdin")
+    apply.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    apply.set_defaults(run=_client(_apply))
 
     assign = sub.add_parser("assign", parents=[client], help="assign a participant (creates on first sight)")
     assign.add_argument("experiment")

@@ -1,0 +1,590 @@
+"""Experiment files: what `assignsvc apply` reads and `assignsvc experiments get -o yaml` writes.
+
+A file is YAML (JSON is YAML) holding `{experiments: [...]}`, a list of experiments,
+one experiment, or a stream of those separated by `---`. One experiment:
+
+    id: checkout-button
+    name: Checkout button                    # default: the id
+    arms:                                    # 2 to 100, weights summing to 1
+      - {id: control, weight: 0.5}
+      - {id: treatment, name: Green button, weight: 0.5}
+    coverage: 0.8                            # default 1
+    namespace: {id: checkout, range: [0.0, 0.5]}
+    seed: checkout-button                    # default: the id (on apply: the stored seed)
+    hash_algorithm: murmur3                  # murmur3 | growthbook_v1 | growthbook_v2
+    bucket_version: 0                        # raising it re-randomizes
+    min_bucket_version: 0
+    status: running                          # draft | running | paused | stopped; absent: keep
+    type: online                             # online | preassigned
+    start_time: 2025-01-01T00:00:00Z         # RFC 3339, with an offset
+    end_time: 2025-02-01T00:00:00Z
+    forced_arms: {qa-alice: treatment}
+
+A GrowthBook experiment (REST object, webhook body or SDK shape) may stand wherever an
+experiment may: documents.growthbook maps it. Reading raises only InvalidArgumentError,
+naming every problem by its path in the file (`experiments[1].arms[0].weight`) and its
+line, so a file is fixed in one pass and nothing is sent while a problem remains.
+Unknown and duplicate keys are problems: a typo must never be silently ignored.
+
+Scalars are read as YAML 1.2 reads them (only true/false are booleans, `1e-5` is a
+number, `0123` and `12:30` are strings) and written quoted wherever a YAML 1.1 or 1.2
+reader could take them for another type, so `dump` then `read` is the identity.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import yaml
+
+from assignsvc.core.model import Arm, Experiment, ExperimentStatus, ExperimentType, HashAlgorithm, Namespace
+from assignsvc.core.validation import experiment_violations
+from assignsvc.errors import FieldViolation, InvalidArgumentError
+
+EXPERIMENT_FIELDS = (
+    "id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version",
+    "min_bucket_version", "status", "type", "start_time", "end_time", "forced_arms",
+)
+ARM_FIELDS = ("id", "name", "weight")
+NAMESPACE_FIELDS = ("id", "range")
+MAX_UINT32 = 2**32 - 1
+ROOT = "document"  # the field of a violation about the whole file
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_ONE_MS = datetime.timedelta(milliseconds=1)
+_MAX_DEPTH = 32
+E = TypeVar("E", HashAlgorithm, ExperimentStatus, ExperimentType)
+
+
+@dataclass(frozen=True, slots=True)
+class FileExperiment:
+    """One experiment read from a file.
+
+    `status` is what the file asks for (None: keep the current one, DRAFT when new);
+    `experiment.status` is that or DRAFT. `path` locates the experiment in the file
+    ('' when the file is that one experiment), to point server-side violations back.
+    """
+
+    experiment: Experiment
+    status: ExperimentStatus | None
+    path: str
+    notes: tuple[str, ...] = ()
+
+
+def read_experiments(text: str | bytes) -> list[FileExperiment]:
+    """Every experiment in a file; InvalidArgumentError naming every problem in it."""
+    documents, lines = _load(text)
+    reader = _Reader()
+    entries: list[FileExperiment] = []
+    for k, document in enumerate(documents):
+        if document is None:  # an empty document (e.g. after a trailing ---)
+            continue
+        root = f"documents[{k}]" if len(documents) > 1 else ""
+        broken = _not_unicode(document, root, 0)
+        if broken is not None:  # escapes such as "\ud800" decode to text no protocol can carry
+            reader.bad(broken, "is not valid Unicode text (it holds a lone surrogate)")
+            continue
+        for path, item in reader.items(document, root):
+            entry = reader.experiment(item, path)
+            if entry is not None:
+                entries.append(entry)
+    reader.violations += reader.unknown_keys
+    if not entries and not reader.violations:
+        reader.bad("", "holds no experiment")
+    seen: dict[str, str] = {}
+    for entry in entries:
+        first = seen.setdefault(entry.experiment.id, entry.path)
+        if first != entry.path:
+            reader.bad(_join(entry.path, "id"), f"duplicates the id of {first or ROOT}: {entry.experiment.id!r}")
+    if reader.violations:
+        located = [_with_line(v, lines) for v in reader.violations]
+        located.sort(key=lambda pair: pair[1])  # in file order (stable: same line keeps its order)
+        raise InvalidArgumentError([v for v, _ in located])
+    return entries
+
+
+def parse_time(text: str) -> int:
+    """RFC 3339 text (with an offset) -> ms since the epoch; ValueError saying what is wrong."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"must be an RFC 3339 time such as 2025-01-01T00:00:00Z, got {text!r}") from None
+    return _ms(moment)
+
+
+def format_time(ms: int) -> str:
+    """ms since the epoch -> RFC 3339 in UTC ('Z'), milliseconds only when there are some."""
+    moment = _EPOCH + ms * _ONE_MS
+    return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds").replace("+00:00", "Z")
+
+
+def experiment_document(experiment: Experiment) -> dict[str, Any]:
+    """An experiment as a file mapping: stable key order, defaults left out, status always."""
+    e = experiment
+    doc: dict[str, Any] = {"id": e.id}
+    if e.name and e.name != e.id:
+        doc["name"] = e.name
+    doc["arms"] = [
+        _FlowMap({"id": a.id, **({"name": a.name} if a.name and a.name != a.id else {}), "weight": a.weight})
+        for a in e.arms
+    ]
+    if e.coverage != 1.0:
+        doc["coverage"] = e.coverage
+    if e.namespace is not None:
+        doc["namespace"] = _FlowMap({"id": e.namespace.id, "range": [e.namespace.start, e.namespace.end]})
+    if e.seed and e.seed != e.id:
+        doc["seed"] = e.seed
+    if e.hash_algorithm is not HashAlgorithm.MURMUR3:
+        doc["hash_algorithm"] = e.hash_algorithm.value
+    if e.bucket_version:
+        doc["bucket_version"] = e.bucket_version
+    if e.min_bucket_version:
+        doc["min_bucket_version"] = e.min_bucket_version
+    doc["status"] = e.status.value
+    if e.type is not ExperimentType.ONLINE:
+        doc["type"] = e.type.value
+    if e.start_time_ms is not None:
+        doc["start_time"] = format_time(e.start_time_ms)
+    if e.end_time_ms is not None:
+        doc["end_time"] = format_time(e.end_time_ms)
+    if e.forced_arms:
+        doc["forced_arms"] = dict(sorted(e.forced_arms.items()))
+    return doc
+
+
+def dump_experiment(experiment: Experiment) -> str:
+    """One experiment as a file (a single mapping)."""
+    return _dump(experiment_document(experiment))
+
+
+def dump_experiments(experiments: Sequence[Experiment]) -> str:
+    """Many experiments as a file: `experiments: [...]`."""
+    return _dump({"experiments": [experiment_document(e) for e in experiments]})
+
+
+def dump_data(data: object) -> str:
+    """Any plain data (e.g. a message as a dict) as YAML, written the way experiment files are."""
+    return _dump(data)
+
+
+# --- YAML with YAML 1.2 scalars ----------------------------------------------------------
+
+_BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float"))
+_VALUE, _MERGE = "tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"
+_RESOLVERS_1_2 = (
+    (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+    (_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), "-+0123456789"),  # no octal 0123, 1_000 or 1:20
+    (_FLOAT, re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ), "-+0123456789."),
+)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader reading YAML 1.2 booleans and numbers, refusing duplicate keys."""
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML looks resolvers up on the class
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT, _VALUE)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:  # explicit keys only: overriding a `<<` merge is fine
+            if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE:
+                signature = (key.tag, key.value)
+                if signature in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key.value!r} (first on line {first_line[signature]})",
+                        key.start_mark,
+                    )
+                first_line[signature] = key.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> datetime.date:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:  # e.g. month 13: shaped like a time, but none
+            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a time: {exc}",
+                                                    node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper quoting every string a YAML 1.1 or 1.2 reader could take for another type."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)  # lists indented under their key
+
+
+class _FlowMap(dict[str, Any]):
+    """A mapping written on one line: `{id: control, weight: 0.5}`."""
+
+
+_Dumper.add_representer(
+    _FlowMap, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
+)
+for _tag, _pattern, _first in _RESOLVERS_1_2:
+    _Loader.add_implicit_resolver(_tag, _pattern, list(_first))
+    _Dumper.add_implicit_resolver(_tag, _pattern, list(_first))
+
+
+def _dump(data: object) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _load(text: str | bytes) -> tuple[list[object], dict[str, int]]:
+    """The documents of a file and the line of each path in it."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgumentError.single(ROOT, f"is not UTF-8 text (byte {exc.start})") from None
+    text = text.removeprefix("\ufeff")
+    try:
+        documents = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        if text.lstrip()[:1] in ("{", "["):  # JSON that YAML refuses (tabs): JSON's own reading
+            return [_load_json(text)], {}
+        raise InvalidArgumentError.single(ROOT, _yaml_problem(exc)) from None
+    except RecursionError:
+        raise InvalidArgumentError.single(ROOT, "is nested too deeply") from None
+    lines: dict[str, int] = {}
+    for k, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
+        _index_lines(node, f"documents[{k}]" if len(documents) > 1 else "", lines, 0)
+    return documents, lines
+
+
+def _load_json(text: str) -> object:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ValueError(f"duplicate key {key!r}")
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except ValueError as exc:
+        raise InvalidArgumentError.single(ROOT, f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidArgumentError.single(ROOT, "is nested too deeply") from None
+
+
+def _not_unicode(value: object, path: str, depth: int) -> str | None:
+    """The path of the first string (or key) that cannot be UTF-8 encoded, if any."""
+    if depth > _MAX_DEPTH:  # aliases can make a graph; files are shallow
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or ROOT
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            child = _join(path, str(key)) if isinstance(key, str) and key.isprintable() else path
+            found = _not_unicode(key, child, depth + 1) or _not_unicode(item, child, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _not_unicode(item, f"{path}[{i}]", depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"is not valid YAML{where}: {problem}" + (f" ({context})" if context else "")
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], depth: int) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                child = f"{path}[{key.value!r}]" if path.endswith("forced_arms") else _join(path, key.value)
+                lines.setdefault(child, key.start_mark.line + 1)
+                _index_lines(value, child, lines, depth + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, f"{path}[{i}]", lines, depth + 1)
+
+
+_RANGE_FIELD = re.compile(r"namespace\.range_(start|end)$")  # the API's names for namespace.range[i]
+_LAST_STEP = re.compile(r"(?:\.[^.\[\]]*|\[[^\[\]]*\])$")
+
+
+def _with_line(violation: FieldViolation, lines: Mapping[str, int]) -> tuple[FieldViolation, int]:
+    """The violation with the line of its nearest enclosing path, and that line (0 if unknown)."""
+    path = "" if violation.field == ROOT else violation.field
+    while path not in lines:
+        shorter = _LAST_STEP.sub("", path)
+        if shorter == path:
+            return violation, 0
+        path = shorter
+    line = lines[path]
+    return FieldViolation(violation.field, f"{violation.description} (line {line})"), line
+
+
+# --- the schema ------------------------------------------------------------------------
+
+def _join(path: str, name: str) -> str:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
+        return f"{path}[{name!r}]"
+    return f"{path}.{name}" if path else name
+
+
+def _within(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith((prefix + ".", prefix + "["))
+
+
+def _looks_growthbook(item: Mapping[Any, Any]) -> bool:
+    return "variations" in item or "trackingKey" in item or ("event" in item and "data" in item)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _ms(moment: datetime.datetime) -> int:
+    if moment.utcoffset() is None:
+        raise ValueError(f"needs a UTC offset, e.g. {moment.isoformat()}Z")
+    if moment.microsecond % 1000:
+        raise ValueError("must be a whole number of milliseconds")
+    return (moment - _EPOCH) // _ONE_MS
+
+
+class _Reader:
+    """Typed reads of untrusted data: every problem is recorded with its path, none raised."""
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+        self.unknown_keys: list[FieldViolation] = []  # apart: they leave every value readable
+
+    def bad(self, path: str, description: str) -> None:
+        self.violations.append(FieldViolation(path or ROOT, description))
+
+    def items(self, document: object, root: str) -> list[tuple[str, object]]:
+        """(path, experiment) for each experiment a document holds."""
+        if isinstance(document, list):
+            return [(f"{root}[{i}]", item) for i, item in enumerate(document)]
+        if isinstance(document, Mapping) and "experiments" in document and not _looks_growthbook(document):
+            self.keys(document, root, ("experiments",))
+            experiments = document["experiments"]
+            path = _join(root, "experiments")
+            if experiments is None:
+                return []
+            if not isinstance(experiments, list):
+                self.bad(path, f"must be a list of experiments, got {_show(experiments)}")
+                return []
+            return [(f"{path}[{i}]", item) for i, item in enumerate(experiments)]
+        return [(root, document)]
+
+    def keys(self, mapping: Mapping[Any, Any], path: str, allowed: Sequence[str]) -> None:
+        for key in mapping:
+            if key in allowed:
+                continue
+            name = str(key)
+            close = difflib.get_close_matches(name, [*allowed, "experiments"] if not path else allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(allowed)}"
+            self.unknown_keys.append(FieldViolation(_join(path, name), f"unknown field ({hint})"))
+
+    def experiment(self, item: object, path: str) -> FileExperiment | None:
+        if not isinstance(item, Mapping):
+            self.bad(path, f"must be an experiment (a mapping), got {_show(item)}")
+            return None
+        if _looks_growthbook(item):
+            return self.growthbook(item, path)
+        before = len(self.violations)
+        self.keys(item, path, EXPERIMENT_FIELDS)
+        at = {name: _join(path, name) for name in EXPERIMENT_FIELDS}
+        status = self.choice(item.get("status"), at["status"], ExperimentStatus)
+        experiment = Experiment(
+            id=self.text(item.get("id"), at["id"], required=True) or "",
+            name=self.text(item.get("name"), at["name"]) or "",
+            arms=self.arms(item.get("arms"), at["arms"]),
+            coverage=self.number(item.get("coverage"), at["coverage"], default=1.0),
+            namespace=self.namespace(item.get("namespace"), at["namespace"]),
+            seed=self.text(item.get("seed"), at["seed"]) or "",
+            hash_algorithm=self.choice(item.get("hash_algorithm"), at["hash_algorithm"], HashAlgorithm)
+            or HashAlgorithm.MURMUR3,
+            bucket_version=self.uint(item.get("bucket_version"), at["bucket_version"]),
+            min_bucket_version=self.uint(item.get("min_bucket_version"), at["min_bucket_version"]),
+            status=status or ExperimentStatus.DRAFT,
+            type=self.choice(item.get("type"), at["type"], ExperimentType) or ExperimentType.ONLINE,
+            start_time_ms=self.time(item.get("start_time"), at["start_time"]),
+            end_time_ms=self.time(item.get("end_time"), at["end_time"]),
+            forced_arms=self.forced_arms(item.get("forced_arms"), at["forced_arms"]),
+        )
+        self.rules(experiment, path, before)
+        return FileExperiment(experiment, status, path)
+
+    def rules(self, experiment: Experiment, path: str, before: int) -> None:
+        """core.validation's rules, in file paths, unless the field was already reported."""
+        reported = [v.field for v in self.violations[before:]]
+        for v in experiment_violations(experiment, path + "." if path else ""):
+            field = _RANGE_FIELD.sub(lambda m: f"namespace.range[{int(m[1] == 'end')}]", v.field)
+            if not any(_within(field, r) or _within(r, field) for r in reported):
+                self.bad(field, v.description)
+
+    def growthbook(self, item: Mapping[Any, Any], path: str) -> FileExperiment | None:
+        # Imported here so that this module stands without it (it maps a foreign format).
+        from assignsvc.documents.growthbook import from_growthbook  # noqa: PLC0415
+
+        try:
+            imported = from_growthbook(item, path + "." if path else "")
+        except InvalidArgumentError as exc:
+            self.violations += exc.violations
+            return None
+        source = item.get("data", {}).get("object", {}) if "event" in item else item
+        has_status = isinstance(source, Mapping) and source.get("status") is not None
+        notes = [n for n in imported.notes if has_status or not n.startswith("no status")]
+        if imported.hash_attribute != "id":
+            notes.append(f"GrowthBook hashes the attribute {imported.hash_attribute!r}: send its value as the"
+                         " participant id")
+        self.rules(imported.experiment, path, len(self.violations))
+        status = imported.experiment.status if has_status else None
+        return FileExperiment(imported.experiment, status, path, tuple(notes))
+
+    def text(self, value: object, path: str, *, required: bool = False) -> str | None:
+        if value is None:
+            if required:
+                self.bad(path, "is required")
+            return None
+        if isinstance(value, str):
+            return value
+        self.bad(path, f"must be a string, got {_show(value)} (put it in quotes)")
+        return None
+
+    def number(self, value: object, path: str, *, default: float = 0.0) -> float:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.bad(path, f"must be a number, got {_show(value)}")
+            return default
+        try:
+            return float(value)
+        except OverflowError:
+            self.bad(path, "is too large")
+            return default
+
+    def uint(self, value: object, path: str) -> int:
+        if value is None:
+            return 0
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UINT32:
+            self.bad(path, f"must be a whole number from 0 to {MAX_UINT32}, got {_show(value)}")
+            return 0
+        return value
+
+    def choice(self, value: object, path: str, enum: type[E]) -> E | None:
+        if value is None:
+            return None
+        names = [member.value for member in enum]
+        if isinstance(value, str) and value.lower() in names:
+            return enum(value.lower())
+        close = difflib.get_close_matches(str(value).lower(), names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        self.bad(path, f"must be one of {', '.join(names)}, got {_show(value)}{hint}")
+        return None
+
+    def time(self, value: object, path: str) -> int | None:
+        try:
+            if value is None:
+                return None
+            if isinstance(value, str):
+                return parse_time(value)
+            if isinstance(value, datetime.datetime):
+                return _ms(value)
+            if isinstance(value, datetime.date):
+                raise ValueError(f"needs a time and a UTC offset, e.g. {value.isoformat()}T00:00:00Z")
+            raise ValueError(f"must be an RFC 3339 time such as 2025-01-01T00:00:00Z, got {_show(value)}")
+        except ValueError as exc:
+            self.bad(path, str(exc))
+            return None
+
+    def arms(self, value: object, path: str) -> tuple[Arm, ...]:
+        if value is None:
+            self.bad(path, "is required")
+            return ()
+        if not isinstance(value, list):
+            self.bad(path, f"must be a list of arms, got {_show(value)}")
+            return ()
+        arms = []
+        for i, item in enumerate(value):
+            here = f"{path}[{i}]"
+            if not isinstance(item, Mapping):
+                self.bad(here, f"must be an arm like {{id: control, weight: 0.5}}, got {_show(item)}")
+                continue
+            self.keys(item, here, ARM_FIELDS)
+            weight = item.get("weight")
+            if weight is None:
+                self.bad(f"{here}.weight", "is required")
+            arms.append(Arm(
+                self.text(item.get("id"), f"{here}.id", required=True) or "",
+                self.text(item.get("name"), f"{here}.name") or "",
+                self.number(weight, f"{here}.weight"),
+            ))
+        return tuple(arms)
+
+    def namespace(self, value: object, path: str) -> Namespace | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            self.bad(path, f"must be a mapping like {{id: checkout, range: [0.0, 0.5]}}, got {_show(value)}")
+            return None
+        self.keys(value, path, NAMESPACE_FIELDS)
+        namespace_id = self.text(value.get("id"), f"{path}.id", required=True)
+        bounds = value.get("range")
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            self.bad(f"{path}.range", f"must be [start, end], got {_show(bounds)}")
+            return None
+        start = self.number(bounds[0], f"{path}.range[0]", default=math.nan)
+        end = self.number(bounds[1], f"{path}.range[1]", default=math.nan)
+        if bounds[0] is None or bounds[1] is None:
+            self.bad(f"{path}.range", "must be [start, end], both numbers")
+        return Namespace(namespace_id or "", start, end)
+
+    def forced_arms(self, value: object, path: str) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.bad(path, f"must be a mapping of participant id to arm id, got {_show(value)}")
+            return {}
+        forced = {}
+        for participant, arm in value.items():
+            here = f"{path}[{str(participant)!r}]"
+            if not isinstance(participant, str):
+                self.bad(here, f"participant ids must be strings, got {_show(participant)} (put it in quotes)")
+                continue
+            arm_id = self.text(arm, here, required=True)
+            if arm_id is not None:
+                forced[participant] = arm_id
+        return forced
