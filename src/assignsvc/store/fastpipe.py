@@ -35,14 +35,13 @@ Arg = str | int | bytes
 Call = tuple[Sequence[str], Sequence[Arg]]  # (keys, args) of one EVALSHA
 
 
-def _bulk(value: Arg) -> bytes:
-    raw = value if isinstance(value, bytes) else str(value).encode()
-    return b"$%d\r\n%b\r\n" % (len(raw), raw)
-
-
 def encode_command(*parts: Arg) -> bytes:
-    """One command in RESP2 (an array of bulk strings)."""
-    return b"*%d\r\n" % len(parts) + b"".join(_bulk(p) for p in parts)
+    """One command in RESP2 (an array of bulk strings). Inlined: it runs once per Assign."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        raw = part if type(part) is bytes else str(part).encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(raw), raw))
+    return b"".join(out)
 
 
 class _Batch:
@@ -167,22 +166,24 @@ class FastScriptPipe:
         Error replies come back as exception objects in the list (never raised);
         a NOSCRIPT reply (the server's script cache was flushed) is retried once.
         """
-        replies = await self._round_trip(calls)
+        commands = [encode_command(b"EVALSHA", self._sha, len(keys), *keys, *args) for keys, args in calls]
+        replies = await self.execute(commands)
         if any(isinstance(r, Exception) and str(r).startswith("NOSCRIPT") for r in replies):
-            await self._round_trip([], load_script=True)
-            replies = await self._round_trip(calls)
+            await self.execute([encode_command("SCRIPT", "LOAD", self._script)])
+            replies = await self.execute(commands)
         return replies
 
-    async def _round_trip(self, calls: Sequence[Call], *, load_script: bool = False) -> list[Any]:
+    async def execute(self, commands: Sequence[bytes]) -> list[Any]:
+        """Encoded commands (encode_command) in one write; their replies, errors as objects."""
+        if not commands:
+            return []
         writer = await self._ensure_connected()
-        payload = [encode_command("SCRIPT", "LOAD", self._script)] if load_script else []
-        payload += [encode_command(b"EVALSHA", self._sha, len(keys), *keys, *args) for keys, args in calls]
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Batch(len(payload), future))
-        writer.write(b"".join(payload))
+        self._pending.append(_Batch(len(commands), future))
+        writer.write(b"".join(commands))
         try:
             await writer.drain()  # a huge batch waits for the socket, not for memory
-            replies = await asyncio.wait_for(future, self._timeout_s)  # cancelled on timeout
+            return await asyncio.wait_for(future, self._timeout_s)  # cancelled on timeout
         except (OSError, ConnectionError) as exc:
             self._fail_all(StoreUnavailableError(f"store unavailable: {exc}"))
             raise StoreUnavailableError(f"store unavailable: {exc}") from exc
@@ -190,7 +191,6 @@ class FastScriptPipe:
             # replies may still come for this batch: the connection can no longer be trusted
             self._fail_all(StoreUnavailableError("store timed out"))
             raise StoreUnavailableError(f"store did not answer within {self._timeout_s}s") from exc
-        return replies[1:] if load_script else replies
 
     async def close(self) -> None:
         """Close the connection (calls in flight fail)."""
