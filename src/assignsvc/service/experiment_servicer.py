@@ -18,10 +18,14 @@ from assignsvc.service.convert import (
     status_from_pb,
 )
 from assignsvc.service.status import maps_domain_errors
+from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as pb
 from assignsvc.v1 import experiment_service_pb2_grpc as pb_grpc
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+StatusRequest: TypeAlias = (
+    pb.StartExperimentRequest | pb.PauseExperimentRequest | pb.ResumeExperimentRequest | pb.StopExperimentRequest
+)
 
 
 class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
@@ -74,33 +78,33 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         await self._catalog.delete(request.experiment_id, request.etag)
         return pb.DeleteExperimentResponse()
 
+    async def _change_status(self, request: StatusRequest, action: Action) -> epb.Experiment:
+        changed = await self._catalog.change_status(request.experiment_id, action, request.etag)
+        return experiment_to_pb(changed)
+
     @maps_domain_errors
     async def StartExperiment(  # noqa: N802 - gRPC method name
         self, request: pb.StartExperimentRequest, context: Context
     ) -> pb.StartExperimentResponse:
-        changed = await self._catalog.change_status(request.experiment_id, Action.START, request.etag)
-        return pb.StartExperimentResponse(experiment=experiment_to_pb(changed))
+        return pb.StartExperimentResponse(experiment=await self._change_status(request, Action.START))
 
     @maps_domain_errors
     async def PauseExperiment(  # noqa: N802 - gRPC method name
         self, request: pb.PauseExperimentRequest, context: Context
     ) -> pb.PauseExperimentResponse:
-        changed = await self._catalog.change_status(request.experiment_id, Action.PAUSE, request.etag)
-        return pb.PauseExperimentResponse(experiment=experiment_to_pb(changed))
+        return pb.PauseExperimentResponse(experiment=await self._change_status(request, Action.PAUSE))
 
     @maps_domain_errors
     async def ResumeExperiment(  # noqa: N802 - gRPC method name
         self, request: pb.ResumeExperimentRequest, context: Context
     ) -> pb.ResumeExperimentResponse:
-        changed = await self._catalog.change_status(request.experiment_id, Action.RESUME, request.etag)
-        return pb.ResumeExperimentResponse(experiment=experiment_to_pb(changed))
+        return pb.ResumeExperimentResponse(experiment=await self._change_status(request, Action.RESUME))
 
     @maps_domain_errors
     async def StopExperiment(  # noqa: N802 - gRPC method name
         self, request: pb.StopExperimentRequest, context: Context
     ) -> pb.StopExperimentResponse:
-        changed = await self._catalog.change_status(request.experiment_id, Action.STOP, request.etag)
-        return pb.StopExperimentResponse(experiment=experiment_to_pb(changed))
+        return pb.StopExperimentResponse(experiment=await self._change_status(request, Action.STOP))
 
     @maps_domain_errors
     async def RerandomizeExperiment(  # noqa: N802 - gRPC method name
