@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from assignsvc.config import ServerConfig
-from assignsvc.redis_server import RedisServerProcess
+from assignsvc.redis_server import LocalCluster, RedisServerProcess
 from tests.support import Client, ServerThread, free_port, running_server
 
 
@@ -54,3 +54,22 @@ def client(server: ServerThread) -> Iterator[Client]:
     c = Client.connect(server.target)
     yield c
     c.channel.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One real 3-master Redis Cluster for the session (same binary as `redis_process`)."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """The session cluster's redis+cluster:// URL, every master emptied before the test."""
+    for node in redis_cluster.nodes:
+        client = redis.Redis.from_url(node.url)
+        client.flushall()
+        client.close()
+    return redis_cluster.url

@@ -39,12 +39,16 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig.load(
         os.environ,
         host=args.host, port=args.port, redis_url=args.redis_url, data_dir=args.data_dir,
-        log_level=args.log_level, grace_period=args.grace_period,
+        log_level=args.log_level, grace_period=args.grace_period, workers=args.workers,
     )
     logging.basicConfig(
         level=config.log_level, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if config.workers > 1:
+        from assignsvc.workers import supervise  # noqa: PLC0415 - as above
+
+        return asyncio.run(supervise(config))
     asyncio.run(serve(config))
     return 0
 
@@ -394,11 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--host", help="bind address (ASSIGNSVC_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port, 0 = any free (ASSIGNSVC_PORT, default 50051)")
-    serve.add_argument("--redis-url", help="redis://, rediss:// or unix:// URL (ASSIGNSVC_REDIS_URL); "
+    serve.add_argument("--redis-url", help="redis://, rediss://, unix:// or redis+cluster:// URL "
+                       "(ASSIGNSVC_REDIS_URL); "
                        "unset: an embedded Redis in --data-dir")
     serve.add_argument("--data-dir", help="embedded Redis data (ASSIGNSVC_DATA_DIR, default ./.assignsvc)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (ASSIGNSVC_LOG_LEVEL)")
     serve.add_argument("--grace-period", type=float, help="seconds to drain on SIGTERM (ASSIGNSVC_GRACE_PERIOD)")
+    serve.add_argument("--workers", type=int, help="server processes sharing the port, 1-64 (ASSIGNSVC_WORKERS, "
+                       "default 1); more than 1: a supervisor runs them and owns the embedded Redis")
     serve.set_defaults(run=_serve)
 
     client = argparse.ArgumentParser(add_help=False)

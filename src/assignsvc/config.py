@@ -15,11 +15,40 @@ from urllib.parse import urlsplit
 
 DEFAULT_PORT = 50051
 DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+# redis+cluster:// and rediss+cluster:// (TLS) name a Redis Cluster by one or more of its
+# nodes: redis+cluster://[user:password@]host:port[,host:port...][/?options].
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+CLUSTER_SUFFIX = "+cluster"
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message says which and why."""
+
+
+def is_cluster_url(url: str) -> bool:
+    """True for redis+cluster:// and rediss+cluster:// URLs."""
+    return url.split("://", 1)[0].endswith(CLUSTER_SUFFIX)
+
+
+def split_cluster_url(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """(a redis:// or rediss:// URL of the first node, every (host, port) listed).
+
+    The first URL keeps the credentials and ?options, so redis-py parses them as for
+    one node. A host may be an [IPv6] literal. Raises ConfigError on a malformed list.
+    """
+    scheme, _, rest = url.partition("://")
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, _, hosts = netloc.rpartition("@")
+    nodes = []
+    for entry in hosts.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"a Redis Cluster URL lists host:port pairs, comma-separated, got {url!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    first_host = hosts.split(",")[0].strip()
+    plain = scheme.removesuffix(CLUSTER_SUFFIX)
+    return f"{plain}://{userinfo + '@' if userinfo else ''}{first_host}{tail}", nodes
 
 
 def _pick(flag: Any, env: Mapping[str, str], name: str, default: Any) -> Any:
@@ -67,6 +96,9 @@ class ServerConfig:
     # Pipelines of concurrent claims in flight at once (store.pipelining); 0 sends one
     # EVALSHA per Assign instead.
     redis_pipelines: int = 4
+    # Server processes sharing one port (SO_REUSEPORT) under a supervisor (workers.py);
+    # 1 = a single process, no supervisor.
+    workers: int = 1
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ServerConfig:
@@ -77,6 +109,11 @@ class ServerConfig:
             raise ConfigError(
                 f"ASSIGNSVC_REDIS_URL must start with one of {REDIS_SCHEMES}, got {redis_url!r}"
             )
+        if redis_url is not None and is_cluster_url(redis_url):
+            try:
+                split_cluster_url(redis_url)  # a malformed node list fails here, at start
+            except ConfigError as exc:
+                raise ConfigError(f"ASSIGNSVC_REDIS_URL: {exc}") from None
         level = str(_pick(flags.get("log_level"), env, "LOG_LEVEL", d.log_level)).upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"ASSIGNSVC_LOG_LEVEL must be DEBUG/INFO/WARNING/ERROR, got {level}")
@@ -110,6 +147,7 @@ class ServerConfig:
                 _pick(flags.get("redis_pipelines"), env, "REDIS_PIPELINES", d.redis_pipelines),
                 "ASSIGNSVC_REDIS_PIPELINES", 0, 64,
             ),
+            workers=_as_int(_pick(flags.get("workers"), env, "WORKERS", d.workers), "ASSIGNSVC_WORKERS", 1, 64),
         )
 
 

@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -44,6 +45,13 @@ def find_server_binary() -> Path:
     if not os.access(binary, os.X_OK):
         binary.chmod(binary.stat().st_mode | 0o111)
     return binary
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def socket_path_for(data_dir: Path) -> Path:
@@ -177,3 +185,88 @@ class RedisServerProcess:
                 process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+CLUSTER_SLOTS = 16384
+
+
+class LocalCluster:
+    """A Redis Cluster of `masters` children on free ports, no replicas: for tests and benchmarks.
+
+    Each node is a RedisServerProcess started with --cluster-enabled; `start` then
+    forms the cluster with plain commands (CLUSTER ADDSLOTSRANGE, CLUSTER MEET), so
+    neither redis-cli nor Ruby is needed, and the same binary as the fixtures runs it.
+    """
+
+    def __init__(self, data_dir: Path, masters: int = 3, *, binary: Path | None = None) -> None:
+        # The cluster bus needs a port of its own (port + 10000 by default, impossible
+        # for a free port above 55535), so each node gets two free ports.
+        self.bus_ports = [free_port() for _ in range(masters)]
+        self.nodes = []
+        for bus_port in self.bus_ports:
+            port = free_port()
+            node_dir = data_dir / f"node-{port}"
+            self.nodes.append(RedisServerProcess(
+                node_dir,
+                port=port,
+                appendonly=False,
+                binary=binary,
+                extra_args=[
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", str((node_dir / "nodes.conf").resolve()),
+                    "--cluster-port", str(bus_port),
+                ],
+            ))
+
+    @property
+    def url(self) -> str:
+        """The service's URL for this cluster: every node is a startup node."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start every node, then form the cluster; returns once every node says cluster_state:ok."""
+        try:
+            for node in self.nodes:
+                node.start()
+            form_cluster(
+                [("127.0.0.1", node.port, bus) for node, bus in zip(self.nodes, self.bus_ports, strict=True)],
+                timeout_s,
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop()
+
+
+def form_cluster(addresses: Sequence[tuple[str, int, int]], timeout_s: float = 30.0) -> None:
+    """Make fresh cluster-enabled nodes, given as (host, port, bus port), one cluster of
+    masters with the slots split evenly."""
+    clients = [redis.Redis(host=host, port=port, socket_timeout=5.0) for host, port, _ in addresses]
+    try:
+        count = len(clients)
+        for index, client in enumerate(clients):
+            first, last = CLUSTER_SLOTS * index // count, CLUSTER_SLOTS * (index + 1) // count - 1
+            client.cluster("ADDSLOTSRANGE", first, last)
+        for host, port, bus_port in addresses[1:]:
+            clients[0].cluster("MEET", host, port, bus_port)
+        deadline = time.monotonic() + timeout_s
+        while not all(_cluster_ready(client, count) for client in clients):
+            if time.monotonic() > deadline:
+                raise RedisServerError(f"cluster of {addresses} not ok after {timeout_s}s")
+            time.sleep(0.05)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _cluster_ready(client: redis.Redis, masters: int) -> bool:
+    info = client.cluster("INFO")  # redis-py parses it into a dict of strings
+    return bool(
+        info.get("cluster_state") == "ok"
+        and info.get("cluster_slots_assigned") == str(CLUSTER_SLOTS)
+        and info.get("cluster_known_nodes") == str(masters)
+    )

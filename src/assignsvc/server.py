@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from assignsvc.applier import ExperimentApplier
 from assignsvc.assigner import Assigner
@@ -33,7 +33,8 @@ from assignsvc.service import AssignmentServicer, ExperimentServicer
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.assignments import CLAIM_SCRIPT
-from assignsvc.store.connection import connect
+from assignsvc.store.cluster import ClusterAssignmentStore
+from assignsvc.store.connection import RedisClient, connect
 from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
@@ -107,7 +108,7 @@ class RunningServer:
     port: int
     health: HealthServicer
     registry: ExperimentRegistry
-    redis: Redis
+    redis: RedisClient
     redis_url: str
     embedded: EmbeddedRedis | None = None
     grace_period_s: float = 5.0
@@ -143,7 +144,10 @@ async def create_server(config: ServerConfig) -> RunningServer:
         experiment_store = RedisExperimentStore(redis, keys)
         registry = ExperimentRegistry(experiment_store, config.refresh_interval_s)
         await registry.start()
-        redis_assignments = RedisAssignmentStore(redis, keys)
+        redis_assignments: RedisAssignmentStore = (
+            ClusterAssignmentStore(redis, keys) if isinstance(redis, RedisCluster)
+            else RedisAssignmentStore(redis, keys)
+        )
         assignment_store: AssignmentStore = redis_assignments
         if config.redis_pipelines > 0:
             if "cluster" not in redis_url.split("://", 1)[0]:  # cluster routing stays with redis-py
@@ -152,7 +156,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
                 redis_assignments, fast_pipe, max_in_flight=config.redis_pipelines
             )
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store)
-        server = grpc.aio.server()
+        # Workers of `serve --workers N` bind one port together (workers.py).
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)] if config.workers > 1 else None)
         experiment_grpc.add_ExperimentServiceServicer_to_server(
             ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
             server,

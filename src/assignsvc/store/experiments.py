@@ -3,16 +3,28 @@
 Writers bump the revision and publish it with the changed ids in the same script:
 a replica that sees every revision in sequence reads only the changed experiments,
 and one that sees a gap (or misses a message) reloads everything.
+
+Every key is tagged `{meta}`, so on a Redis Cluster all of them live in one slot and
+each script stays one atomic step. There, commands go through store.cluster (which
+follows slot moves) and the change feed subscribes on one node: see changes().
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.typing import EncodableT
 
 from assignsvc.core.model import Experiment
+from assignsvc.store.cluster import run_one
 from assignsvc.store.codec import experiment_from_json, experiment_to_json
+from assignsvc.store.connection import RedisClient
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import ChangeNotice, Expected, WriteConflict
 from assignsvc.store.redis_errors import store_errors
@@ -67,6 +79,13 @@ return rev
 """
 
 
+# KEYS: revision, experiments. Returns {revision or false, flat HGETALL}: one atomic read
+# (a script rather than MULTI, which older redis-py asyncio cluster clients refuse).
+_LOAD_ALL_SCRIPT = """
+return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+"""
+
+
 # First item of changes(): the subscription is live (anything before it may be missed).
 SUBSCRIBED = ChangeNotice(revision=-1, experiment_ids=())
 
@@ -80,13 +99,29 @@ def parse_notice(payload: bytes) -> ChangeNotice:
 class RedisExperimentStore:
     """ExperimentStore on Redis."""
 
-    def __init__(self, redis: Redis, keys: Keyspace) -> None:
+    def __init__(self, redis: RedisClient, keys: Keyspace) -> None:
         self._redis = redis
         self._keys = keys
         self._write = redis.register_script(_WRITE_SCRIPT)
         self._archive = redis.register_script(_ARCHIVE_SCRIPT)
         self._put = redis.register_script(_PUT_SCRIPT)
+        self._load_all = redis.register_script(_LOAD_ALL_SCRIPT)
+        self._subscriptions = itertools.count()  # which cluster node the next subscription tries
         self._meta_keys = [keys.experiments, keys.archived_experiments, keys.experiments_revision]
+
+    async def _script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[EncodableT]) -> Any:
+        """Run one of the scripts; on a Redis Cluster through store.cluster, which follows
+        ASK reliably (redis-py's asyncio client does not: see store.cluster)."""
+        if isinstance(self._redis, RedisCluster):
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await run_one(self._redis, command, script.script)
+        return await script(keys=keys, args=args)
+
+    async def _command(self, *command: EncodableT) -> Any:
+        """One plain command, routed as _script routes scripts."""
+        if isinstance(self._redis, RedisCluster):
+            return await run_one(self._redis, command)
+        return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
 
     async def write(self, writes: Sequence[tuple[Experiment, Expected]]) -> WriteConflict | None:
         """See ExperimentStore.write."""
@@ -94,7 +129,7 @@ class RedisExperimentStore:
         for experiment, expected in writes:
             args += [experiment.id, "" if expected is None else expected, experiment_to_json(experiment)]
         with store_errors("write experiments"):
-            reply = await self._write(keys=self._meta_keys, args=args)
+            reply = await self._script(self._write, self._meta_keys, args)
         if int(reply[0]) == 0:
             return None
         index = int(reply[1])
@@ -104,7 +139,7 @@ class RedisExperimentStore:
         """See ExperimentStore.archive."""
         args = [self._keys.experiment_changes, experiment_id, "" if expected is None else expected]
         with store_errors("archive experiment"):
-            reply = await self._archive(keys=self._meta_keys, args=args)
+            reply = await self._script(self._archive, self._meta_keys, args)
         return None if int(reply[0]) == 0 else WriteConflict(experiment_id, int(reply[1]))
 
     async def put(self, experiment: Experiment) -> None:
@@ -112,29 +147,28 @@ class RedisExperimentStore:
         keys = [self._keys.experiments, self._keys.experiments_revision]
         args = [experiment.id, experiment_to_json(experiment), self._keys.experiment_changes]
         with store_errors("put experiment"):
-            await self._put(keys=keys, args=args)
+            await self._script(self._put, keys, args)
 
     async def get(self, experiment_id: str) -> Experiment | None:
         """See ExperimentStore.get."""
         with store_errors("get experiment"):
-            raw = await self._redis.hget(self._keys.experiments, experiment_id)
+            raw = await self._command("HGET", self._keys.experiments, experiment_id)
         return None if raw is None else experiment_from_json(raw)
 
     async def get_archived(self, experiment_id: str) -> Experiment | None:
         """See ExperimentStore.get_archived."""
         with store_errors("get archived experiment"):
-            raw = await self._redis.hget(self._keys.archived_experiments, experiment_id)
+            raw = await self._command("HGET", self._keys.archived_experiments, experiment_id)
         return None if raw is None else experiment_from_json(raw)
 
     async def load_all(self) -> tuple[int, dict[str, Experiment]]:
-        """See ExperimentStore.load_all (one MULTI, so revision and rows agree)."""
+        """See ExperimentStore.load_all (one script, so revision and rows agree)."""
         with store_errors("load experiments"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.get(self._keys.experiments_revision)
-                pipe.hgetall(self._keys.experiments)
-                revision, rows = await pipe.execute()
+            revision, flat = await self._script(
+                self._load_all, [self._keys.experiments_revision, self._keys.experiments], []
+            )
         experiments = {}
-        for raw in rows.values():
+        for raw in flat[1::2]:  # HGETALL's flat reply: id, json, id, json, ...
             experiment = experiment_from_json(raw)
             experiments[experiment.id] = experiment
         return int(revision or 0), experiments
@@ -142,12 +176,17 @@ class RedisExperimentStore:
     async def revision(self) -> int:
         """See ExperimentStore.revision."""
         with store_errors("read revision"):
-            value = await self._redis.get(self._keys.experiments_revision)
+            value = await self._command("GET", self._keys.experiments_revision)
         return int(value or 0)
 
     async def changes(self) -> AsyncIterator[ChangeNotice]:
         """See ExperimentStore.changes; ends (raising) when the connection drops."""
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        node: Redis | None = None
+        if isinstance(self._redis, RedisCluster):
+            node = await self._subscriber_node(self._redis)
+            pubsub: PubSub = node.pubsub(ignore_subscribe_messages=True)
+        else:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             with store_errors("subscribe to experiment changes"):
                 await pubsub.subscribe(self._keys.experiment_changes)
@@ -158,3 +197,21 @@ class RedisExperimentStore:
                         yield parse_notice(data)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            if node is not None:
+                await node.aclose()
+
+    async def _subscriber_node(self, cluster: RedisCluster) -> Redis:
+        """A plain client to one cluster node, for the change feed.
+
+        A PUBLISH on a Redis Cluster reaches every node, so a subscriber on any one node
+        hears every write. A plain client keeps this independent of redis-py's cluster
+        pub/sub (asyncio only from redis-py 8) and of the cluster's connection budget.
+        Each (re)subscription takes the next node in turn: when a node dies, the
+        registry's resubscribe lands on another one.
+        """
+        with store_errors("subscribe to experiment changes"):
+            await cluster.initialize()  # learns the nodes once; a no-op afterwards
+        nodes = cluster.get_nodes()
+        chosen = nodes[next(self._subscriptions) % len(nodes)]
+        pool = ConnectionPool(connection_class=chosen.connection_class, **chosen.connection_kwargs)
+        return Redis.from_pool(pool)  # the client owns the pool and closes it

@@ -58,8 +58,9 @@ class _Batch:
 class FastScriptPipe:
     """Runs one Lua script many times per round trip over a single pipelined connection."""
 
-    def __init__(self, url: str, script: str, timeout_s: float) -> None:
+    def __init__(self, url: str, script: str, timeout_s: float, name: str = "assignsvc-claims") -> None:
         self._options = parse_url(url)
+        self._name = name  # CLIENT SETNAME: operators see what this connection is
         self._script = script.encode()
         self._sha = hashlib.sha1(self._script).hexdigest().encode()
         self._timeout_s = timeout_s
@@ -102,6 +103,7 @@ class FastScriptPipe:
             handshake.append(encode_command("AUTH", *auth, options["password"]))
         if int(options.get("db", 0) or 0):
             handshake.append(encode_command("SELECT", int(options["db"])))
+        handshake.append(encode_command("CLIENT", "SETNAME", self._name))
         handshake.append(encode_command("SCRIPT", "LOAD", self._script))
         writer.write(b"".join(handshake))
         parser = hiredis.Reader()

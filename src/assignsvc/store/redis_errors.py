@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from assignsvc.errors import StoreUnavailableError
 
@@ -19,7 +19,7 @@ def store_errors(operation: str) -> Iterator[None]:
     """
     try:
         yield
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:  # the latter: no reachable cluster node, ...
         raise StoreUnavailableError(
             f"store unavailable during {operation}: {type(exc).__name__}: {exc}"
         ) from exc
