@@ -205,6 +205,16 @@ class TestEmbeddedRedis:
         assert refused.returncode == 2
         assert "in use by another" in refused.stderr
 
+    def test_a_second_serve_on_a_busy_port_is_refused(self, tmp_path: Path, redis_url: str) -> None:
+        """Not silently shared (gRPC's default SO_REUSEPORT): it could hold other arms."""
+        with serve("--data-dir", str(tmp_path / "one")) as first:
+            refused = subprocess.run(
+                [sys.executable, "-m", "assignsvc", "serve", "--port", str(first.port), "--redis-url", redis_url],
+                capture_output=True, text=True, timeout=60, check=False,
+            )
+        assert refused.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{first.port}" in refused.stderr
+
     def test_bad_configuration_fails_at_start_with_a_clear_message(self) -> None:
         result = subprocess.run(
             [sys.executable, "-m", "assignsvc", "serve", "--redis-url", "http://x"],
@@ -317,7 +327,7 @@ class TestWorkers:
                 capture_output=True, text=True, timeout=60, check=False,
             )
         assert result.returncode == 1
-        assert "could not start: RuntimeError: Failed to bind" in result.stderr
+        assert "could not start" in result.stderr and f"cannot listen on 127.0.0.1:{port}" in result.stderr
         assert "giving up" in result.stderr and "serving on" not in result.stderr
 
     def test_workers_flag_validation_and_help(self) -> None:

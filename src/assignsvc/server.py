@@ -157,7 +157,10 @@ async def create_server(config: ServerConfig) -> RunningServer:
             )
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store)
         # Workers of `serve --workers N` bind one port together (workers.py).
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)] if config.workers > 1 else None)
+        # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
+        # port would then start silently and take half the connections (with its own Redis,
+        # other arms). Only the workers of one `serve --workers N` may share a port.
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if config.workers > 1 else 0)])
         experiment_grpc.add_ExperimentServiceServicer_to_server(
             ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
             server,
@@ -172,7 +175,10 @@ async def create_server(config: ServerConfig) -> RunningServer:
              reflection.SERVICE_NAME),
             server,
         )
-        port = server.add_insecure_port(f"{config.host}:{config.port}")
+        try:
+            port = server.add_insecure_port(f"{config.host}:{config.port}")
+        except RuntimeError as exc:  # grpcio reports a failed bind this way
+            raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
         await server.start()
     except BaseException:
         if fast_pipe is not None:
