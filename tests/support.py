@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 
 from assignsvc.config import ServerConfig
 from assignsvc.server import RunningServer, create_server
+from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
@@ -55,6 +56,13 @@ class Client:
             else:
                 setattr(exp, name, value)
         return self.experiments.CreateExperiment(espb.CreateExperimentRequest(experiment=exp)).experiment
+
+
+def assign(client: Client, experiment: str, participant: str) -> apb.Assignment:
+    """One unary Assign; the Assignment."""
+    return client.assignments.Assign(
+        apb.AssignRequest(experiment_id=experiment, participant_id=participant), timeout=10
+    ).assignment
 
 
 class ServerThread:

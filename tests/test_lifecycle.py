@@ -15,14 +15,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
-from tests.support import Client, bad_request_fields, error_reason
+from tests.support import Client, assign, bad_request_fields, error_reason
 
 S = epb.ExperimentStatus
 
-
-def assign(client: Client, experiment: str, participant: str) -> apb.Assignment:
-    request = apb.AssignRequest(experiment_id=experiment, participant_id=participant)
-    return client.assignments.Assign(request).assignment
 
 
 def assign_all(client: Client, experiment: str, ids: list[str]) -> dict[str, apb.Assignment]:

@@ -19,18 +19,13 @@ from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import (
     Client,
+    assign,
     bad_request_fields,
     error_reason,
     free_port,
     running_server,
     wait_until,
 )
-
-
-def assign(client: Client, experiment: str, participant: str) -> apb.Assignment:
-    return client.assignments.Assign(
-        apb.AssignRequest(experiment_id=experiment, participant_id=participant), timeout=10
-    ).assignment
 
 
 class TestExperimentService:

@@ -13,12 +13,7 @@ from assignsvc.redis_server import RedisServerProcess
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_service_pb2 as espb
-from tests.support import Client, free_port, running_server
-
-
-def assign(client: Client, experiment: str, participant: str) -> apb.Assignment:
-    request = apb.AssignRequest(experiment_id=experiment, participant_id=participant)
-    return client.assignments.Assign(request).assignment
+from tests.support import Client, assign, free_port, running_server
 
 
 class TestLru:

@@ -149,9 +149,7 @@ class ExperimentCatalog:
 
     def get(self, experiment_id: str) -> Experiment:
         """One experiment from memory; NotFoundError if unknown."""
-        violations = experiment_id_violations(experiment_id, "experiment_id")
-        if violations:
-            raise InvalidArgumentError(violations)
+        self._check_id(experiment_id, "experiment_id")
         live = self._registry.get(experiment_id)
         if live is None:
             raise NotFoundError("experiment", experiment_id)

@@ -54,6 +54,25 @@ def unpack_row(row: bytes | int) -> tuple[int, int]:
     return first_seen_ms, arm_index
 
 
+def lookup_claim(experiment: Experiment, row: bytes | int | None) -> Claim:
+    """The Claim of a plain HGET of the current version's row (None: nothing stored)."""
+    if row is None:
+        return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
+    first_seen, arm = unpack_row(row)
+    return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
+
+
+def sum_arm_counts(shards: Sequence[dict[bytes, bytes]], arm_count: int) -> list[int]:
+    """Per-arm totals from each shard's counter hash (HGETALL replies)."""
+    counts = [0] * arm_count
+    for shard in shards:
+        for arm, count in shard.items():
+            index = int(arm)
+            if index < arm_count:
+                counts[index] += int(count)
+    return counts
+
+
 class RedisAssignmentStore:
     """AssignmentStore on Redis (standalone; cluster-ready key layout)."""
 
@@ -140,10 +159,7 @@ class RedisAssignmentStore:
         key = self._keys.assignments(experiment.id, shard, experiment.bucket_version)
         with store_errors("lookup"):
             row = await self._redis.hget(key, participant_id)
-        if row is None:
-            return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
-        first_seen, arm = unpack_row(row)  # type: ignore[arg-type]  # bytes: decode_responses is off
-        return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
+        return lookup_claim(experiment, row)  # type: ignore[arg-type]  # bytes: decode_responses is off
 
     def _counter_keys(self, experiment: Experiment, bucket_version: int) -> list[str]:
         return [
@@ -153,18 +169,12 @@ class RedisAssignmentStore:
 
     async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
         """See AssignmentStore.arm_counts: one pipelined HGETALL per shard, no row scan."""
-        counts = [0] * len(experiment.arms)
         with store_errors("read arm counts"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in self._counter_keys(experiment, bucket_version):
                     pipe.hgetall(key)
                 shards = await pipe.execute()
-        for shard in shards:
-            for arm, count in shard.items():
-                index = int(arm)
-                if index < len(counts):
-                    counts[index] += int(count)
-        return counts
+        return sum_arm_counts(shards, len(experiment.arms))
 
     async def has_assignments(self, experiment: Experiment) -> bool:
         """See AssignmentStore.has_assignments: EXISTS over every counter key, per version."""

@@ -31,9 +31,9 @@ from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
 from redis.typing import EncodableT, ScriptTextT
 
 from assignsvc.core.model import Experiment
-from assignsvc.store.assignments import CLAIM_SCRIPT, RedisAssignmentStore, unpack_row
+from assignsvc.store.assignments import CLAIM_SCRIPT, RedisAssignmentStore, lookup_claim, sum_arm_counts
 from assignsvc.store.keys import Keyspace
-from assignsvc.store.protocols import Claim, ClaimKind, ClaimRequest
+from assignsvc.store.protocols import Claim, ClaimRequest
 from assignsvc.store.redis_errors import store_errors
 
 Command = tuple[EncodableT, ...]
@@ -180,22 +180,14 @@ class ClusterAssignmentStore(RedisAssignmentStore):
         key = self._claim_keys(experiment, participant_id)[0]
         with store_errors("lookup"):
             [row] = _raise_first_error(await run_commands(self._cluster, [("HGET", key, participant_id)]))
-        if row is None:
-            return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
-        first_seen, arm = unpack_row(row)
-        return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
+        return lookup_claim(experiment, row)
 
     async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
         """See AssignmentStore.arm_counts: HGETALL of every shard's counters, every node at once."""
         commands = [("HGETALL", key) for key in self._counter_keys(experiment, bucket_version)]
         with store_errors("read arm counts"):
             shards = _raise_first_error(await run_commands(self._cluster, commands))
-        counts = [0] * len(experiment.arms)
-        for shard in shards:
-            for arm, count in shard.items():
-                if int(arm) < len(counts):
-                    counts[int(arm)] += int(count)
-        return counts
+        return sum_arm_counts(shards, len(experiment.arms))
 
     async def has_assignments(self, experiment: Experiment) -> bool:
         """See AssignmentStore.has_assignments: EXISTS of every counter key, per version."""
