@@ -63,8 +63,8 @@ def socket_path_for(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"assignsvc-{digest}.sock"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Ask Linux to SIGTERM the server if the service dies without cleaning up."""
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM this process when its parent dies (a child must not outlive it)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -132,7 +132,7 @@ class RedisServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - called before any thread starts serving
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - called before any thread starts serving
         )
         self._wait_ready(timeout_s)
 

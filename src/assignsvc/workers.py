@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import multiprocessing
@@ -37,6 +36,7 @@ from multiprocessing.process import BaseProcess
 
 from assignsvc.config import ConfigError, ServerConfig
 from assignsvc.errors import StoreUnavailableError
+from assignsvc.redis_server import die_with_parent
 from assignsvc.server import EmbeddedRedis, create_server
 
 log = logging.getLogger("assignsvc")
@@ -47,7 +47,6 @@ MAX_BACKOFF_S = 8.0
 STABLE_AFTER_S = 30.0  # a worker that ran this long resets the backoff
 MAX_START_FAILURES = 5
 STOP_MARGIN_S = 5.0
-_PR_SET_PDEATHSIG = 1
 
 
 async def supervise(config: ServerConfig) -> int:
@@ -237,8 +236,7 @@ def _describe_exit(code: int | None) -> str:
 
 def _worker_main(config: ServerConfig, index: int, ready: Connection, supervisor_pid: int) -> None:
     """A worker: one server on the shared port until SIGTERM (or the supervisor's death)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    die_with_parent()
     if os.getppid() != supervisor_pid:  # it died before prctl took effect
         sys.exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
