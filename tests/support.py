@@ -19,6 +19,7 @@ from assignsvc.config import ServerConfig
 from assignsvc.server import RunningServer, create_server
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
+from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bgrpc
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import experiment_service_pb2_grpc as egrpc
@@ -38,11 +39,20 @@ class Client:
     channel: grpc.Channel
     experiments: egrpc.ExperimentServiceStub
     assignments: agrpc.AssignmentServiceStub
+    bulk: bgrpc.BulkAssignmentServiceStub
 
     @classmethod
     def connect(cls, target: str) -> Client:
-        channel = grpc.insecure_channel(target)
-        return cls(channel, egrpc.ExperimentServiceStub(channel), agrpc.AssignmentServiceStub(channel))
+        """Stubs on a new insecure channel to target."""
+        return cls.on(grpc.insecure_channel(target))
+
+    @classmethod
+    def on(cls, channel: grpc.Channel) -> Client:
+        """Stubs on an existing channel."""
+        return cls(
+            channel, egrpc.ExperimentServiceStub(channel), agrpc.AssignmentServiceStub(channel),
+            bgrpc.BulkAssignmentServiceStub(channel),
+        )
 
     def create(self, experiment_id: str, weights: tuple[float, ...] = (0.5, 0.5), **fields: object) -> epb.Experiment:
         """Create a RUNNING experiment with arms a0, a1, ... (fields override)."""

@@ -22,10 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from assignsvc.config import ServerConfig
 from assignsvc.v1 import assignment_service_pb2 as apb
-from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
-from assignsvc.v1 import experiment_service_pb2_grpc as egrpc
 from tests.support import Client, wait_until
 
 SERVING = re.compile(r"serving on [\d.]+:(\d+)")
@@ -365,7 +363,7 @@ def _clients_on_every_worker(port: int, pids: set[int], experiment: str | None =
     for _ in range(60):
         channel, pid = _channel(port)
         assert pid in pids, f"connection accepted by pid {pid}, not a worker"
-        stubs = Client(channel, egrpc.ExperimentServiceStub(channel), agrpc.AssignmentServiceStub(channel))
+        stubs = Client.on(channel)
         by_worker.setdefault(pid, []).append(stubs)
         if by_worker.keys() == pids:
             break

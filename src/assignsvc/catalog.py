@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from assignsvc.assigner import Clock, wall_clock_ms
 from assignsvc.core import lifecycle
 from assignsvc.core.lifecycle import Action
-from assignsvc.core.model import Experiment
+from assignsvc.core.model import Experiment, ExperimentType
 from assignsvc.core.stats import SRM_WARNING_P, srm_p_value
 from assignsvc.core.validation import creation_violations, experiment_id_violations, experiment_violations
 from assignsvc.errors import (
@@ -31,6 +31,7 @@ from assignsvc.store.protocols import (
     ExperimentStore,
     WriteConflict,
 )
+from assignsvc.store.rows import AssignmentRows, StratumCounts
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -81,6 +82,7 @@ class ExperimentStats:
     bucket_version: int
     counts: list[int]
     srm_p_value: float | None
+    strata: list[StratumCounts] = dataclasses.field(default_factory=list)  # PREASSIGNED only
 
     @property
     def total(self) -> int:
@@ -108,8 +110,11 @@ class ExperimentCatalog:
         assignments: AssignmentStore,
         clock: Clock = wall_clock_ms,
         seeds: Callable[[], str] = new_seed,
+        *,
+        rows: AssignmentRows | None = None,
     ) -> None:
         self._registry = registry
+        self._rows = rows
         self._store = store
         self._assignments = assignments
         self._clock = clock
@@ -220,7 +225,10 @@ class ExperimentCatalog:
             )
         counts = await self._assignments.arm_counts(experiment, version)
         p_value = srm_p_value(counts, [a.weight for a in experiment.arms])
-        return ExperimentStats(experiment, version, counts, p_value)
+        strata = []
+        if experiment.type is ExperimentType.PREASSIGNED and self._rows is not None:
+            strata = await self._rows.stratum_totals(experiment, version)
+        return ExperimentStats(experiment, version, counts, p_value, strata)
 
     @staticmethod
     def _check_id(experiment_id: str, field: str) -> None:

@@ -21,6 +21,7 @@ import grpc
 from google.protobuf import field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from assignsvc import cli_bulk
 from assignsvc import cli_output as out
 from assignsvc.config import ClientConfig, ConfigError, ServerConfig
 from assignsvc.documents.experiment_file import FileExperiment, parse_time, read_experiments
@@ -431,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     lookup.add_argument("experiment")
     lookup.add_argument("participant")
     lookup.set_defaults(run=_client(_lookup))
+    cli_bulk.register(sub, client, _client)
     return parser
 
 

@@ -146,9 +146,33 @@ def print_stats(stats: Any, output: str) -> None:
     else:
         print(f"SRM p-value: n/a (bucket version {stats.bucket_version}: no assignments,"
               " or fewer than 2 arms with weight)")
+    print_strata(stats.strata)
     if stats.srm_warning:
         print(f"WARNING: sample ratio mismatch (p < {SRM_WARNING_P:g}): this split is very unlikely under the"
               " configured weights; find the cause (assignment, logging, targeting) before trusting results")
+
+
+def print_strata(strata: Sequence[Any]) -> None:
+    """Per-stratum arm counts (PREASSIGNED experiments), one row per stratum."""
+    if not strata:
+        return
+    arm_ids = [arm.arm_id for arm in strata[0].arms]
+    rows = [
+        [", ".join(f"{k}={v}" for k, v in sorted(s.attributes.items())) or "(none)",
+         *(str(arm.assignments) for arm in s.arms), str(s.total_assignments)]
+        for s in strata
+    ]
+    print(table(["STRATUM", *arm_ids, "TOTAL"], rows, right=range(1, len(arm_ids) + 2)))
+
+
+def print_preassign(reply: Any, output: str) -> None:
+    """What an upload stored, then the touched strata's counts."""
+    if output != "table":
+        emit(as_dict(reply), output)
+        return
+    print(f"{reply.received_count} participants: {reply.created_count} assigned now, "
+          f"{reply.already_assigned_count} already assigned (kept their arm); bucket version {reply.bucket_version}")
+    print_strata(reply.strata)
 
 
 def print_apply(reply: Any, output: str, *, dry_run: bool) -> None:

@@ -27,9 +27,11 @@ from assignsvc.assigner import Assigner
 from assignsvc.catalog import ExperimentCatalog
 from assignsvc.config import ConfigError, ServerConfig
 from assignsvc.errors import StoreUnavailableError
+from assignsvc.exporter import Exporter
+from assignsvc.preassigner import Preassigner
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.service import AssignmentServicer, ExperimentServicer
+from assignsvc.service import AssignmentServicer, BulkAssignmentServicer, ExperimentServicer
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.assignments import CLAIM_SCRIPT
@@ -39,8 +41,10 @@ from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import AssignmentStore
-from assignsvc.v1 import assignment_service_pb2, experiment_service_pb2
+from assignsvc.store.rows import AssignmentRows, cluster_runner, standalone_runner
+from assignsvc.v1 import assignment_service_pb2, bulk_assignment_service_pb2, experiment_service_pb2
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
+from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bulk_grpc
 from assignsvc.v1 import experiment_service_pb2_grpc as experiment_grpc
 
 log = logging.getLogger("assignsvc")
@@ -48,6 +52,7 @@ log = logging.getLogger("assignsvc")
 SERVICE_NAMES = (
     experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
     assignment_service_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
+    bulk_assignment_service_pb2.DESCRIPTOR.services_by_name["BulkAssignmentService"].full_name,
 )
 EMBEDDED_WATCH_INTERVAL_S = 1.0
 
@@ -155,7 +160,9 @@ async def create_server(config: ServerConfig) -> RunningServer:
             assignment_store = PipelinedAssignmentStore(
                 redis_assignments, fast_pipe, max_in_flight=config.redis_pipelines
             )
-        catalog = ExperimentCatalog(registry, experiment_store, assignment_store)
+        runner = cluster_runner(redis) if isinstance(redis, RedisCluster) else standalone_runner(redis)
+        rows = AssignmentRows(runner, keys)
+        catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
         # Workers of `serve --workers N` bind one port together (workers.py).
         # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
         # port would then start silently and take half the connections (with its own Redis,
@@ -167,6 +174,9 @@ async def create_server(config: ServerConfig) -> RunningServer:
         )
         assignment_grpc.add_AssignmentServiceServicer_to_server(
             AssignmentServicer(Assigner(registry, assignment_store, cache=StickyCache(config.cache_size))), server
+        )
+        bulk_grpc.add_BulkAssignmentServiceServicer_to_server(
+            BulkAssignmentServicer(Exporter(registry, experiment_store, rows), Preassigner(registry, rows)), server
         )
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -1,6 +1,7 @@
 """The gRPC boundary: servicers, proto <-> model conversion, error -> status mapping."""
 
 from assignsvc.service.assignment_servicer import AssignmentServicer
+from assignsvc.service.bulk_servicer import BulkAssignmentServicer
 from assignsvc.service.experiment_servicer import ExperimentServicer
 
-__all__ = ["AssignmentServicer", "ExperimentServicer"]
+__all__ = ["AssignmentServicer", "BulkAssignmentServicer", "ExperimentServicer"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -20,6 +21,7 @@ from assignsvc.core.model import (
     Namespace,
 )
 from assignsvc.errors import InvalidArgumentError
+from assignsvc.store.rows import StratumCounts
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
@@ -132,21 +134,37 @@ def status_from_pb(value: int, field: str) -> ExperimentStatus | None:
     return None if value == 0 else _enum(_STATUS_FROM_PB, value, field)
 
 
+def _arm_stats(arms: tuple[Arm, ...], counts: list[int]) -> list[espb.ArmStats]:
+    total = sum(counts)
+    return [
+        espb.ArmStats(
+            arm_id=arm.id, assignments=count, weight=arm.weight,
+            observed_fraction=count / total if total else 0.0,
+        )
+        for arm, count in zip(arms, counts, strict=True)
+    ]
+
+
+def strata_to_pb(arms: tuple[Arm, ...], strata: list[StratumCounts]) -> list[espb.StratumStats]:
+    """Per-stratum counts; a stratum's stored key is the canonical JSON of its attributes."""
+    return [
+        espb.StratumStats(
+            attributes=json.loads(s.stratum) if s.stratum else {},
+            arms=_arm_stats(arms, s.counts), total_assignments=sum(s.counts),
+        )
+        for s in strata
+    ]
+
+
 def stats_to_pb(stats: ExperimentStats) -> espb.GetExperimentStatsResponse:
     """The API's view of an experiment's counters and SRM test."""
-    total = stats.total
     msg = espb.GetExperimentStatsResponse(
         experiment_id=stats.experiment.id,
         bucket_version=stats.bucket_version,
-        total_assignments=total,
+        total_assignments=stats.total,
         srm_warning=stats.srm_warning,
-        arms=[
-            espb.ArmStats(
-                arm_id=arm.id, assignments=count, weight=arm.weight,
-                observed_fraction=count / total if total else 0.0,
-            )
-            for arm, count in zip(stats.experiment.arms, stats.counts, strict=True)
-        ],
+        arms=_arm_stats(stats.experiment.arms, stats.counts),
+        strata=strata_to_pb(stats.experiment.arms, stats.strata),
     )
     if stats.srm_p_value is not None:
         msg.srm_p_value = stats.srm_p_value

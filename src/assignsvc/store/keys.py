@@ -45,3 +45,20 @@ class Keyspace:
     def arm_counts(self, experiment_id: str, shard: int, bucket_version: int) -> str:
         """Hash: arm index -> number of assignments stored in that shard."""
         return f"{self.prefix}:n:{{{experiment_id}:{shard}}}:{bucket_version}"
+
+    def participant_strata(self, experiment_id: str, shard: int, bucket_version: int) -> str:
+        """Hash: participant id -> stratum id (PREASSIGNED experiments with strata only)."""
+        return f"{self.prefix}:sp:{{{experiment_id}:{shard}}}:{bucket_version}"
+
+    def stratum_counts(self, experiment_id: str, shard: int, bucket_version: int) -> str:
+        """Hash: "stratum id:arm index" -> assignments stored in that shard (PREASSIGNED)."""
+        return f"{self.prefix}:sn:{{{experiment_id}:{shard}}}:{bucket_version}"
+
+    def strata(self, experiment_id: str) -> str:
+        """Hash: stratum id -> the stratum's attributes as canonical JSON."""
+        return f"{self.prefix}:sd:{{{experiment_id}}}"
+
+    @property
+    def export_token_key(self) -> str:
+        """String: the HMAC key that signs export resume tokens, shared by every replica."""
+        return f"{self.prefix}:{{meta}}:export-token-key"

@@ -181,20 +181,39 @@ class ArmStats(_message.Message):
     def __init__(self, arm_id: _Optional[str] = ..., assignments: _Optional[int] = ..., weight: _Optional[float] = ..., observed_fraction: _Optional[float] = ...) -> None: ...
 
 class GetExperimentStatsResponse(_message.Message):
-    __slots__ = ("experiment_id", "bucket_version", "arms", "total_assignments", "srm_p_value", "srm_warning")
+    __slots__ = ("experiment_id", "bucket_version", "arms", "total_assignments", "srm_p_value", "srm_warning", "strata")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BUCKET_VERSION_FIELD_NUMBER: _ClassVar[int]
     ARMS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     SRM_P_VALUE_FIELD_NUMBER: _ClassVar[int]
     SRM_WARNING_FIELD_NUMBER: _ClassVar[int]
+    STRATA_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     bucket_version: int
     arms: _containers.RepeatedCompositeFieldContainer[ArmStats]
     total_assignments: int
     srm_p_value: float
     srm_warning: bool
-    def __init__(self, experiment_id: _Optional[str] = ..., bucket_version: _Optional[int] = ..., arms: _Optional[_Iterable[_Union[ArmStats, _Mapping]]] = ..., total_assignments: _Optional[int] = ..., srm_p_value: _Optional[float] = ..., srm_warning: _Optional[bool] = ...) -> None: ...
+    strata: _containers.RepeatedCompositeFieldContainer[StratumStats]
+    def __init__(self, experiment_id: _Optional[str] = ..., bucket_version: _Optional[int] = ..., arms: _Optional[_Iterable[_Union[ArmStats, _Mapping]]] = ..., total_assignments: _Optional[int] = ..., srm_p_value: _Optional[float] = ..., srm_warning: _Optional[bool] = ..., strata: _Optional[_Iterable[_Union[StratumStats, _Mapping]]] = ...) -> None: ...
+
+class StratumStats(_message.Message):
+    __slots__ = ("attributes", "arms", "total_assignments")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    attributes: _containers.ScalarMap[str, str]
+    arms: _containers.RepeatedCompositeFieldContainer[ArmStats]
+    total_assignments: int
+    def __init__(self, attributes: _Optional[_Mapping[str, str]] = ..., arms: _Optional[_Iterable[_Union[ArmStats, _Mapping]]] = ..., total_assignments: _Optional[int] = ...) -> None: ...
 
 class ApplyExperimentsRequest(_message.Message):
     __slots__ = ("experiments", "dry_run")

@@ -1,0 +1,226 @@
+"""Bulk access to assignment rows: export reads and preassigned writes.
+
+Both work shard by shard (see store.keys), never by scanning the keyspace: an
+experiment's rows are exactly the hashes `as:a:{experiment:0..shards-1}:version`.
+Commands go out in pipelined batches through a runner (standalone Redis or Redis
+Cluster) on the general-purpose connection pool, not on the Assign path's pipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+from redis.typing import EncodableT
+
+from assignsvc.core.model import Experiment
+from assignsvc.errors import StoreUnavailableError
+from assignsvc.store.assignments import pack_row, unpack_row
+from assignsvc.store.cluster import run_commands
+from assignsvc.store.keys import Keyspace
+from assignsvc.store.redis_errors import store_errors
+
+Command = tuple[EncodableT, ...]
+# (commands, source of the Lua script their EVALSHA run or None) -> replies, errors as values
+Runner = Callable[[Sequence[Command], str | None], Awaitable[list[Any]]]
+
+COMMANDS_PER_BATCH = 256  # bounds the memory of one round trip's replies
+
+# KEYS[1] rows, KEYS[2] arm counters, KEYS[3] participant -> stratum, KEYS[4] stratum counters.
+# ARGV: (participant, packed row, arm index, stratum id or "") per participant.
+# Stores each row only if the participant has none (HSETNX: first write wins, as for
+# Assign) and counts it; returns {participant, stored row, ...} for the ones that had one.
+PREASSIGN_SCRIPT = """
+local existing = {}
+for i = 1, #ARGV, 4 do
+  local participant = ARGV[i]
+  if redis.call('HSETNX', KEYS[1], participant, ARGV[i + 1]) == 1 then
+    redis.call('HINCRBY', KEYS[2], ARGV[i + 2], 1)
+    if ARGV[i + 3] ~= '' then redis.call('HSET', KEYS[3], participant, ARGV[i + 3]) end
+    redis.call('HINCRBY', KEYS[4], ARGV[i + 3] .. ':' .. ARGV[i + 2], 1)
+  else
+    existing[#existing + 1] = participant
+    existing[#existing + 1] = redis.call('HGET', KEYS[1], participant)
+  end
+end
+return existing
+"""
+PREASSIGN_SHA = hashlib.sha1(PREASSIGN_SCRIPT.encode()).hexdigest()  # how Redis names the script
+
+
+def standalone_runner(redis: Redis) -> Runner:
+    """A Runner on one Redis: one pipeline per batch; NOSCRIPT loads the script and retries."""
+
+    async def run(commands: Sequence[Command], script: str | None) -> list[Any]:
+        replies = await _pipeline(redis, commands)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing and script is not None:
+            await redis.script_load(script)
+            for i, reply in zip(missing, await _pipeline(redis, [commands[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
+
+    return run
+
+
+async def _pipeline(redis: Redis, commands: Sequence[Command]) -> list[Any]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        return await pipe.execute(raise_on_error=False)
+
+
+def cluster_runner(cluster: RedisCluster) -> Runner:
+    """A Runner on a Redis Cluster: every node at once, MOVED/ASK followed (store.cluster)."""
+
+    async def run(commands: Sequence[Command], script: str | None) -> list[Any]:
+        return await run_commands(cluster, commands, script)
+
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRows:
+    """One storage shard's rows at one bucket version (raw Redis replies)."""
+
+    shard: int
+    rows: dict[bytes, bytes]  # participant id -> packed row
+    strata: dict[bytes, bytes]  # participant id -> stratum id (empty unless preassigned with strata)
+
+
+@dataclass(frozen=True, slots=True)
+class PreassignRow:
+    """One participant to store with its drawn arm and its stratum id ("" for none)."""
+
+    participant_id: str
+    arm_index: int
+    stratum_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StratumCounts:
+    """Stored assignments per arm index in one stratum (key: canonical JSON, "" for none)."""
+
+    stratum: str
+    counts: list[int]
+
+
+class AssignmentRows:
+    """Export reads, preassigned writes and per-stratum counters, on any Runner."""
+
+    def __init__(self, run: Runner, keys: Keyspace) -> None:
+        self._run = run
+        self._keys = keys
+
+    async def _batched(self, operation: str, commands: Sequence[Command], script: str | None = None) -> list[Any]:
+        replies: list[Any] = []
+        with store_errors(operation):
+            for start in range(0, len(commands), COMMANDS_PER_BATCH):
+                replies += await self._run(commands[start:start + COMMANDS_PER_BATCH], script)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise StoreUnavailableError(f"could not {operation}: {reply}")
+        return replies
+
+    async def read_shards(
+        self, experiment: Experiment, bucket_version: int, shards: Sequence[int], with_strata: bool
+    ) -> list[ShardRows]:
+        """Every row of the given shards (one HGETALL each, pipelined)."""
+        commands: list[Command] = [
+            ("HGETALL", self._keys.assignments(experiment.id, s, bucket_version)) for s in shards
+        ]
+        if with_strata:
+            commands += [("HGETALL", self._keys.participant_strata(experiment.id, s, bucket_version)) for s in shards]
+        replies = await self._batched("read assignments", commands)
+        strata = replies[len(shards):] if with_strata else [{}] * len(shards)
+        return [ShardRows(s, rows, st) for s, rows, st in zip(shards, replies, strata, strict=True)]
+
+    async def stored_rows(
+        self, experiment: Experiment, ids_by_shard: Mapping[int, Sequence[str]]
+    ) -> dict[str, tuple[int, int]]:
+        """participant id -> (first_seen_ms, arm index) for those that have a row now."""
+        shards = list(ids_by_shard)
+        commands: list[Command] = [
+            ("HMGET", self._keys.assignments(experiment.id, s, experiment.bucket_version), *ids_by_shard[s])
+            for s in shards
+        ]
+        found: dict[str, tuple[int, int]] = {}
+        for shard, reply in zip(shards, await self._batched("read assignments", commands), strict=True):
+            for participant, row in zip(ids_by_shard[shard], reply, strict=True):
+                if row is not None:
+                    found[participant] = unpack_row(row)
+        return found
+
+    async def write_preassigned(
+        self, experiment: Experiment, rows_by_shard: Mapping[int, Sequence[PreassignRow]], now_ms: int
+    ) -> dict[str, tuple[int, int]]:
+        """Store each row unless the participant already has one (then it keeps it);
+        returns participant -> (first_seen_ms, arm) for those that already had one."""
+        version = experiment.bucket_version
+        commands: list[Command] = []
+        for shard, rows in rows_by_shard.items():
+            args: list[EncodableT] = []
+            for row in rows:
+                args += (row.participant_id, pack_row(now_ms, row.arm_index), row.arm_index, row.stratum_id)
+            commands.append((
+                "EVALSHA", PREASSIGN_SHA, 4,
+                self._keys.assignments(experiment.id, shard, version),
+                self._keys.arm_counts(experiment.id, shard, version),
+                self._keys.participant_strata(experiment.id, shard, version),
+                self._keys.stratum_counts(experiment.id, shard, version),
+                *args,
+            ))
+        conflicts: dict[str, tuple[int, int]] = {}
+        for reply in await self._batched("store preassigned participants", commands, PREASSIGN_SCRIPT):
+            for i in range(0, len(reply), 2):
+                conflicts[reply[i].decode()] = unpack_row(reply[i + 1])
+        return conflicts
+
+    async def stratum_counts(self, experiment: Experiment, bucket_version: int) -> dict[str, list[int]]:
+        """stratum id -> assignments per arm index, summed over the shards."""
+        commands: list[Command] = [
+            ("HGETALL", self._keys.stratum_counts(experiment.id, s, bucket_version))
+            for s in range(experiment.storage_shards)
+        ]
+        totals: dict[str, list[int]] = {}
+        for reply in await self._batched("read stratum counters", commands):
+            for field, count in reply.items():
+                stratum, _, arm = field.decode().rpartition(":")
+                counts = totals.setdefault(stratum, [0] * len(experiment.arms))
+                if int(arm) < len(counts):
+                    counts[int(arm)] += int(count)
+        return totals
+
+    async def strata(self, experiment: Experiment) -> dict[str, str]:
+        """stratum id -> stratum key (canonical JSON of its attributes)."""
+        [reply] = await self._batched("read strata", [("HGETALL", self._keys.strata(experiment.id))])
+        return {k.decode(): v.decode() for k, v in reply.items()}
+
+    async def stratum_totals(self, experiment: Experiment, bucket_version: int) -> list[StratumCounts]:
+        """Per-stratum arm counts with the strata's keys, ordered by key."""
+        counts = await self.stratum_counts(experiment, bucket_version)
+        if not counts:
+            return []
+        names = await self.strata(experiment)
+        totals = [StratumCounts(names.get(sid, "") if sid else "", c) for sid, c in counts.items()]
+        return sorted(totals, key=lambda t: t.stratum)
+
+    async def define_strata(self, experiment: Experiment, strata: Mapping[str, str]) -> None:
+        """Record stratum id -> key for ids not yet recorded (before any row names them)."""
+        if strata:
+            args = [part for item in strata.items() for part in item]
+            await self._batched("record strata", [("HSET", self._keys.strata(experiment.id), *args)])
+
+    async def export_token_key(self) -> bytes:
+        """The deployment's token-signing key, created by the first replica that asks."""
+        key = self._keys.export_token_key
+        replies = await self._batched(
+            "read the export token key", [("SET", key, secrets.token_hex(32), "NX"), ("GET", key)]
+        )
+        return bytes(replies[1])
