@@ -168,9 +168,10 @@ def hgetall_calls(url: str) -> int:
 def test_a_slow_reader_holds_the_export_back_and_a_cancel_stops_it(client: Client, redis_url: str) -> None:
     """Flow control: the server reads shards only as fast as the client takes chunks."""
     client.create("big", type=epb.EXPERIMENT_TYPE_PREASSIGNED)
-    participants = [bpb.PreassignedParticipant(participant_id=f"user-{i:07d}") for i in range(200_000)]
+    participants = [f"user-{i:07d}" for i in range(200_000)]
     client.bulk.PreassignParticipants(iter([
-        bpb.PreassignParticipantsRequest(experiment_id="big" if i == 0 else "", participants=participants[i:i + 20_000])
+        bpb.PreassignParticipantsRequest(experiment_id="big" if i == 0 else "", groups=[
+            bpb.ParticipantGroup(participant_ids=participants[i:i + 20_000])])
         for i in range(0, len(participants), 20_000)]), timeout=120)
     before = hgetall_calls(redis_url)
     stream = client.bulk.ExportAssignments(bpb.ExportAssignmentsRequest(experiment_id="big", chunk_size=10),

@@ -268,15 +268,20 @@ def read_participants(path: str, id_column: str, strata_columns: Sequence[str]) 
     return participants
 
 
-def _messages(experiment: str, participants: Sequence[tuple[str, dict[str, str]]],
-              progress: Progress) -> Iterator[bpb.PreassignParticipantsRequest]:
+def _messages(experiment: str, participants: Sequence[tuple[str, dict[str, str]]], progress: Progress,
+              sent_order: list[int]) -> Iterator[bpb.PreassignParticipantsRequest]:
+    """Batches of PREASSIGN_BATCH rows, grouped by stratum within each batch; sent_order
+    collects the file index of each participant in the order sent (errors count in it)."""
     for start in range(0, len(participants), PREASSIGN_BATCH):
-        batch = participants[start:start + PREASSIGN_BATCH]
-        yield bpb.PreassignParticipantsRequest(
-            experiment_id=experiment if start == 0 else "",
-            participants=[bpb.PreassignedParticipant(participant_id=p, strata=s) for p, s in batch],
-        )
-        progress.advance(len(batch))
+        groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
+        for index in range(start, min(start + PREASSIGN_BATCH, len(participants))):
+            groups.setdefault(tuple(sorted(participants[index][1].items())), []).append(index)
+        message = bpb.PreassignParticipantsRequest(experiment_id=experiment if start == 0 else "")
+        for strata, indices in groups.items():
+            message.groups.add(strata=dict(strata), participant_ids=[participants[i][0] for i in indices])
+            sent_order += indices
+        yield message
+        progress.advance(sum(len(indices) for indices in groups.values()))
 
 
 def preassign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> int:
@@ -285,25 +290,26 @@ def preassign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -
     participants = read_participants(args.file, args.id_column, strata_columns)
     progress = Progress(f"preassign {args.experiment}", len(participants))
     stub = bgrpc.BulkAssignmentServiceStub(channel)
+    sent_order: list[int] = []
     try:
-        reply = stub.PreassignParticipants(_messages(args.experiment, participants, progress),
+        reply = stub.PreassignParticipants(_messages(args.experiment, participants, progress, sent_order),
                                            timeout=max(timeout, 600.0))
     except grpc.RpcError as error:
         progress.finish()
-        print(out.describe_rpc_error(error, _line_of(participants, args.file)), file=sys.stderr)
+        print(out.describe_rpc_error(error, _line_of(sent_order, args.file)), file=sys.stderr)
         return 1
     progress.finish()
     out.print_preassign(reply, args.output)
     return 0
 
 
-def _line_of(participants: Sequence[Any], path: str) -> Callable[[str], str]:
-    """Names a server field like participants[41].strata by its file line (header is line 1)."""
+def _line_of(sent_order: Sequence[int], path: str) -> Callable[[str], str]:
+    """Names a server field like participants[41].strata by its file line (the header is line 1)."""
     def field(name: str) -> str:
         if name.startswith("participants[") and "]" in name:
             index = name[len("participants["):name.index("]")]
-            if index.isdigit():
-                return f"{path}, line {int(index) + 2}{name[name.index(']') + 1:]}"
+            if index.isdigit() and int(index) < len(sent_order):
+                return f"{path}, line {sent_order[int(index)] + 2}{name[name.index(']') + 1:]}"
         return name
     return field
 

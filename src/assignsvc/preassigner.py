@@ -29,9 +29,12 @@ MAX_STRATUM_NAME_CHARS = 64
 MAX_STRATUM_VALUE_CHARS = 256
 MAX_STRATA = 10_000  # distinct strata per upload
 MAX_REPORTED_VIOLATIONS = 20
+# Ids this short are valid without the full check (at most 4 UTF-8 bytes per character,
+# so 64 characters stay within core.validation's 256 bytes).
+FAST_ID_CHARS = 64
 
-# What a caller sends: participant id and its strata attributes (may be empty).
-Participant = tuple[str, Mapping[str, str]]
+# What a caller sends: strata attributes (may be empty) and the participants in that stratum.
+ParticipantGroup = tuple[Mapping[str, str], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +77,18 @@ class Preassigner:
             )
         return experiment
 
-    async def preassign(self, experiment_id: str, batches: AsyncIterator[Sequence[Participant]]) -> PreassignSummary:
+    async def preassign(
+        self, experiment_id: str, batches: AsyncIterator[Sequence[ParticipantGroup]]
+    ) -> PreassignSummary:
         """Read the whole upload, validate it, randomize the participants without an arm,
         store them; nothing is written if any row is invalid."""
         experiment = self.experiment(experiment_id)
         strata_of = await _collect(batches)
+        shards = experiment.storage_shards
+        shard_of = {participant: storage_shard(participant, shards) for participant in strata_of}
         ids_by_shard: dict[int, list[str]] = defaultdict(list)
-        for participant in strata_of:
-            ids_by_shard[storage_shard(participant, experiment.storage_shards)].append(participant)
+        for participant, shard in shard_of.items():
+            ids_by_shard[shard].append(participant)
         stored = await self._rows.stored_rows(experiment, ids_by_shard)
         new_by_stratum: dict[str, list[str]] = defaultdict(list)
         for participant, key in strata_of.items():
@@ -93,8 +100,7 @@ class Preassigner:
         rows_by_shard: dict[int, list[PreassignRow]] = defaultdict(list)
         for key, participants in new_by_stratum.items():
             for participant in participants:
-                shard = storage_shard(participant, experiment.storage_shards)
-                rows_by_shard[shard].append(PreassignRow(participant, arms[participant], ids[key]))
+                rows_by_shard[shard_of[participant]].append(PreassignRow(participant, arms[participant], ids[key]))
         conflicts = await self._rows.write_preassigned(experiment, rows_by_shard, self._clock())
         created = sum(len(p) for p in new_by_stratum.values()) - len(conflicts)
         touched = set(strata_of.values())
@@ -115,27 +121,34 @@ class Preassigner:
         return arms
 
 
-async def _collect(batches: AsyncIterator[Sequence[Participant]]) -> dict[str, str]:
+async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[str, str]:
     """participant id -> stratum key for the whole upload; InvalidArgumentError listing the
-    first bad rows (by position in the upload, from 0)."""
+    first bad rows (by position in the upload, from 0). Each distinct stratum is checked
+    and keyed once (uploads have millions of rows and a handful of strata)."""
     strata_of: dict[str, str] = {}
+    strata: dict[tuple[tuple[str, str], ...], tuple[str, list[FieldViolation]]] = {(): ("", [])}
     violations: list[FieldViolation] = []
     position = 0
     async for batch in batches:
-        for participant, attributes in batch:
-            field = f"participants[{position}]"
-            position += 1
-            problems = participant_id_violations(participant, f"{field}.participant_id")
-            problems += _strata_violations(attributes, f"{field}.strata")
-            key = stratum_key(attributes)
-            previous = strata_of.setdefault(participant, key)
-            if previous != key:
-                problems.append(FieldViolation(f"{field}.strata", f"differ from an earlier row of {participant!r}"))
-            if problems and len(violations) < MAX_REPORTED_VIOLATIONS:
-                violations += problems
+        for attributes, participants in batch:
+            items = tuple(sorted(attributes.items()))
+            known = strata.get(items)
+            if known is None:
+                known = strata[items] = (stratum_key(attributes), _strata_violations(attributes, "strata"))
+            key, strata_problems = known
+            for participant in participants:
+                if not 0 < len(participant) <= FAST_ID_CHARS or strata_problems:
+                    field = f"participants[{position}]"
+                    problems = participant_id_violations(participant, f"{field}.participant_id")
+                    problems += [FieldViolation(f"{field}.{v.field}", v.description) for v in strata_problems]
+                    violations += problems[: MAX_REPORTED_VIOLATIONS - len(violations)]
+                if strata_of.setdefault(participant, key) != key and len(violations) < MAX_REPORTED_VIOLATIONS:
+                    violations.append(FieldViolation(
+                        f"participants[{position}].strata", f"differ from an earlier row of {participant!r}"))
+                position += 1
         if position > MAX_PARTICIPANTS:
             raise InvalidArgumentError.single("participants", f"at most {MAX_PARTICIPANTS} per upload: split the file")
-    if len({*strata_of.values()}) > MAX_STRATA:
+    if len(strata) > MAX_STRATA + 1:
         violations.append(FieldViolation("participants", f"at most {MAX_STRATA} distinct strata per upload"))
     if position == 0:
         violations.append(FieldViolation("participants", "is empty: send at least one participant"))

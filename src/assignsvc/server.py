@@ -41,7 +41,7 @@ from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import AssignmentStore
-from assignsvc.store.rows import AssignmentRows, cluster_runner, standalone_runner
+from assignsvc.store.rows import PREASSIGN_SCRIPT, AssignmentRows, cluster_runner, pipe_runner
 from assignsvc.v1 import assignment_service_pb2, bulk_assignment_service_pb2, experiment_service_pb2
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bulk_grpc
@@ -118,6 +118,7 @@ class RunningServer:
     embedded: EmbeddedRedis | None = None
     grace_period_s: float = 5.0
     fast_pipe: FastScriptPipe | None = None
+    bulk_pipe: FastScriptPipe | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
@@ -128,8 +129,9 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_period_s)
         await self.registry.stop()
-        if self.fast_pipe is not None:
-            await self.fast_pipe.close()
+        for pipe in (self.fast_pipe, self.bulk_pipe):
+            if pipe is not None:
+                await pipe.close()
         await self.redis.aclose()
         if self.embedded is not None:
             await self.embedded.stop()
@@ -144,6 +146,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         redis_url = await embedded.start()
     redis = connect(redis_url, config.redis_timeout_s)
     fast_pipe: FastScriptPipe | None = None
+    bulk_pipe: FastScriptPipe | None = None
     try:
         keys = Keyspace(config.key_prefix)
         experiment_store = RedisExperimentStore(redis, keys)
@@ -160,8 +163,11 @@ async def create_server(config: ServerConfig) -> RunningServer:
             assignment_store = PipelinedAssignmentStore(
                 redis_assignments, fast_pipe, max_in_flight=config.redis_pipelines
             )
-        runner = cluster_runner(redis) if isinstance(redis, RedisCluster) else standalone_runner(redis)
-        rows = AssignmentRows(runner, keys)
+        if isinstance(redis, RedisCluster):
+            rows = AssignmentRows(cluster_runner(redis), keys)
+        else:  # export and preassign get their own connection: they never queue behind Assign, nor it behind them
+            bulk_pipe = FastScriptPipe(redis_url, PREASSIGN_SCRIPT, config.redis_timeout_s, name="assignsvc-bulk")
+            rows = AssignmentRows(pipe_runner(bulk_pipe), keys)
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
         # Workers of `serve --workers N` bind one port together (workers.py).
         # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
@@ -191,8 +197,9 @@ async def create_server(config: ServerConfig) -> RunningServer:
             raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
         await server.start()
     except BaseException:
-        if fast_pipe is not None:
-            await fast_pipe.close()
+        for pipe in (fast_pipe, bulk_pipe):
+            if pipe is not None:
+                await pipe.close()
         await redis.aclose()
         if embedded is not None:
             await embedded.stop()
@@ -200,7 +207,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
-        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe
+        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe
     )
 
 

@@ -14,66 +14,74 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
-from redis.typing import EncodableT
 
 from assignsvc.core.model import Experiment
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.store.assignments import pack_row, unpack_row
 from assignsvc.store.cluster import run_commands
+from assignsvc.store.fastpipe import Arg, FastScriptPipe, encode_command
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.redis_errors import store_errors
 
-Command = tuple[EncodableT, ...]
+Command = tuple[Arg, ...]
 # (commands, source of the Lua script their EVALSHA run or None) -> replies, errors as values
 Runner = Callable[[Sequence[Command], str | None], Awaitable[list[Any]]]
 
-COMMANDS_PER_BATCH = 256  # bounds the memory of one round trip's replies
+# One round trip carries at most this many commands and arguments: it bounds the memory
+# of its replies and keeps it far below the Redis timeout (~50 ms of Lua at most).
+COMMANDS_PER_BATCH = 256
+ARGUMENTS_PER_BATCH = 50_000
 
 # KEYS[1] rows, KEYS[2] arm counters, KEYS[3] participant -> stratum, KEYS[4] stratum counters.
-# ARGV: (participant, packed row, arm index, stratum id or "") per participant.
-# Stores each row only if the participant has none (HSETNX: first write wins, as for
-# Assign) and counts it; returns {participant, stored row, ...} for the ones that had one.
+# ARGV: groups of rows sharing an arm and a stratum, each: count n, arm index, stratum id
+# (or ""), the packed row, then n participant ids. Stores each row only if the participant
+# has none (HSETNX: the first write wins, as for Assign) and counts what it stored;
+# returns {participant, stored row, ...} for the participants that already had one.
 PREASSIGN_SCRIPT = """
 local existing = {}
-for i = 1, #ARGV, 4 do
-  local participant = ARGV[i]
-  if redis.call('HSETNX', KEYS[1], participant, ARGV[i + 1]) == 1 then
-    redis.call('HINCRBY', KEYS[2], ARGV[i + 2], 1)
-    if ARGV[i + 3] ~= '' then redis.call('HSET', KEYS[3], participant, ARGV[i + 3]) end
-    redis.call('HINCRBY', KEYS[4], ARGV[i + 3] .. ':' .. ARGV[i + 2], 1)
-  else
-    existing[#existing + 1] = participant
-    existing[#existing + 1] = redis.call('HGET', KEYS[1], participant)
+local i = 1
+while i <= #ARGV do
+  local n, arm, stratum, row = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local created = 0
+  for j = i + 4, i + 3 + n do
+    local participant = ARGV[j]
+    if redis.call('HSETNX', KEYS[1], participant, row) == 1 then
+      created = created + 1
+      if stratum ~= '' then redis.call('HSET', KEYS[3], participant, stratum) end
+    else
+      existing[#existing + 1] = participant
+      existing[#existing + 1] = redis.call('HGET', KEYS[1], participant)
+    end
   end
+  if created > 0 then
+    redis.call('HINCRBY', KEYS[2], arm, created)
+    redis.call('HINCRBY', KEYS[4], stratum .. ':' .. arm, created)
+  end
+  i = i + 4 + n
 end
 return existing
 """
 PREASSIGN_SHA = hashlib.sha1(PREASSIGN_SCRIPT.encode()).hexdigest()  # how Redis names the script
 
 
-def standalone_runner(redis: Redis) -> Runner:
-    """A Runner on one Redis: one pipeline per batch; NOSCRIPT loads the script and retries."""
+def pipe_runner(pipe: FastScriptPipe) -> Runner:
+    """A Runner on one standalone Redis through its own raw pipelined connection (not the
+    Assign path's): bulk commands carry thousands of arguments, which redis-py packs about
+    3x slower (measured: its pack_command was the top cost of a preassign upload)."""
 
     async def run(commands: Sequence[Command], script: str | None) -> list[Any]:
-        replies = await _pipeline(redis, commands)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        encoded = [encode_command(*command) for command in commands]
+        replies = await pipe.execute(encoded)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, Exception) and str(reply).startswith(
+            "NOSCRIPT")]
         if missing and script is not None:
-            await redis.script_load(script)
-            for i, reply in zip(missing, await _pipeline(redis, [commands[i] for i in missing]), strict=True):
+            await pipe.execute([encode_command("SCRIPT", "LOAD", script)])
+            for i, reply in zip(missing, await pipe.execute([encoded[i] for i in missing]), strict=True):
                 replies[i] = reply
         return replies
 
     return run
-
-
-async def _pipeline(redis: Redis, commands: Sequence[Command]) -> list[Any]:
-    async with redis.pipeline(transaction=False) as pipe:
-        for command in commands:
-            pipe.execute_command(*command)
-        return await pipe.execute(raise_on_error=False)
 
 
 def cluster_runner(cluster: RedisCluster) -> Runner:
@@ -83,6 +91,13 @@ def cluster_runner(cluster: RedisCluster) -> Runner:
         return await run_commands(cluster, commands, script)
 
     return run
+
+
+def as_dict(reply: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
+    """An HGETALL reply as a dict, from redis-py (a dict) or hiredis (a flat list)."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +136,15 @@ class AssignmentRows:
     async def _batched(self, operation: str, commands: Sequence[Command], script: str | None = None) -> list[Any]:
         replies: list[Any] = []
         with store_errors(operation):
-            for start in range(0, len(commands), COMMANDS_PER_BATCH):
-                replies += await self._run(commands[start:start + COMMANDS_PER_BATCH], script)
+            start = 0
+            while start < len(commands):
+                end, arguments = start, 0
+                while end < len(commands) and end - start < COMMANDS_PER_BATCH and (
+                        end == start or arguments + len(commands[end]) <= ARGUMENTS_PER_BATCH):
+                    arguments += len(commands[end])
+                    end += 1
+                replies += await self._run(commands[start:end], script)
+                start = end
         for reply in replies:
             if isinstance(reply, Exception):
                 raise StoreUnavailableError(f"could not {operation}: {reply}")
@@ -138,8 +160,8 @@ class AssignmentRows:
         if with_strata:
             commands += [("HGETALL", self._keys.participant_strata(experiment.id, s, bucket_version)) for s in shards]
         replies = await self._batched("read assignments", commands)
-        strata = replies[len(shards):] if with_strata else [{}] * len(shards)
-        return [ShardRows(s, rows, st) for s, rows, st in zip(shards, replies, strata, strict=True)]
+        rows, strata = replies[:len(shards)], replies[len(shards):] if with_strata else [{}] * len(shards)
+        return [ShardRows(s, as_dict(r), as_dict(st)) for s, r, st in zip(shards, rows, strata, strict=True)]
 
     async def stored_rows(
         self, experiment: Experiment, ids_by_shard: Mapping[int, Sequence[str]]
@@ -165,9 +187,12 @@ class AssignmentRows:
         version = experiment.bucket_version
         commands: list[Command] = []
         for shard, rows in rows_by_shard.items():
-            args: list[EncodableT] = []
+            groups: dict[tuple[int, str], list[str]] = {}
             for row in rows:
-                args += (row.participant_id, pack_row(now_ms, row.arm_index), row.arm_index, row.stratum_id)
+                groups.setdefault((row.arm_index, row.stratum_id), []).append(row.participant_id)
+            args: list[Arg] = []
+            for (arm, stratum), participants in groups.items():
+                args += (len(participants), arm, stratum, pack_row(now_ms, arm), *participants)
             commands.append((
                 "EVALSHA", PREASSIGN_SHA, 4,
                 self._keys.assignments(experiment.id, shard, version),
@@ -190,7 +215,7 @@ class AssignmentRows:
         ]
         totals: dict[str, list[int]] = {}
         for reply in await self._batched("read stratum counters", commands):
-            for field, count in reply.items():
+            for field, count in as_dict(reply).items():
                 stratum, _, arm = field.decode().rpartition(":")
                 counts = totals.setdefault(stratum, [0] * len(experiment.arms))
                 if int(arm) < len(counts):
@@ -200,7 +225,7 @@ class AssignmentRows:
     async def strata(self, experiment: Experiment) -> dict[str, str]:
         """stratum id -> stratum key (canonical JSON of its attributes)."""
         [reply] = await self._batched("read strata", [("HGETALL", self._keys.strata(experiment.id))])
-        return {k.decode(): v.decode() for k, v in reply.items()}
+        return {k.decode(): v.decode() for k, v in as_dict(reply).items()}
 
     async def stratum_totals(self, experiment: Experiment, bucket_version: int) -> list[StratumCounts]:
         """Per-stratum arm counts with the strata's keys, ordered by key."""

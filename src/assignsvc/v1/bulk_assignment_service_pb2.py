@@ -26,7 +26,7 @@ from assignsvc.v1 import experiment_service_pb2 as assignsvc_dot_v1_dot_experime
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*assignsvc/v1/bulk_assignment_service.proto\x12\x0c\x61ssignsvc.v1\x1a%assignsvc/v1/experiment_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n\x18\x45xportAssignmentsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61rm_id\x18\x02 \x01(\t\x12\x1b\n\x0e\x62ucket_version\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x34\n\x10\x66irst_seen_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x66irst_seen_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cresume_token\x18\x06 \x01(\t\x12\x12\n\nchunk_size\x18\x07 \x01(\rB\x11\n\x0f_bucket_version\"\xf6\x01\n\x12\x45xportedAssignment\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61rm_id\x18\x02 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x03 \x01(\r\x12\x33\n\x0f\x66irst_seen_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x06strata\x18\x05 \x03(\x0b\x32,.assignsvc.v1.ExportedAssignment.StrataEntry\x1a-\n\x0bStrataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"h\n\x19\x45xportAssignmentsResponse\x12\x35\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32 .assignsvc.v1.ExportedAssignment\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\"q\n\x1cPreassignParticipantsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12:\n\x0cparticipants\x18\x02 \x03(\x0b\x32$.assignsvc.v1.PreassignedParticipant\"\xa1\x01\n\x16PreassignedParticipant\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12@\n\x06strata\x18\x02 \x03(\x0b\x32\x30.assignsvc.v1.PreassignedParticipant.StrataEntry\x1a-\n\x0bStrataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc9\x01\n\x1dPreassignParticipantsResponse\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x02 \x01(\r\x12\x16\n\x0ereceived_count\x18\x03 \x01(\x03\x12\x15\n\rcreated_count\x18\x04 \x01(\x03\x12\x1e\n\x16\x61lready_assigned_count\x18\x05 \x01(\x03\x12*\n\x06strata\x18\x06 \x03(\x0b\x32\x1a.assignsvc.v1.StratumStats2\xf3\x01\n\x15\x42ulkAssignmentService\x12\x66\n\x11\x45xportAssignments\x12&.assignsvc.v1.ExportAssignmentsRequest\x1a\'.assignsvc.v1.ExportAssignmentsResponse0\x01\x12r\n\x15PreassignParticipants\x12*.assignsvc.v1.PreassignParticipantsRequest\x1a+.assignsvc.v1.PreassignParticipantsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*assignsvc/v1/bulk_assignment_service.proto\x12\x0c\x61ssignsvc.v1\x1a%assignsvc/v1/experiment_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n\x18\x45xportAssignmentsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61rm_id\x18\x02 \x01(\t\x12\x1b\n\x0e\x62ucket_version\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x34\n\x10\x66irst_seen_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x66irst_seen_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cresume_token\x18\x06 \x01(\t\x12\x12\n\nchunk_size\x18\x07 \x01(\rB\x11\n\x0f_bucket_version\"\xf6\x01\n\x12\x45xportedAssignment\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61rm_id\x18\x02 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x03 \x01(\r\x12\x33\n\x0f\x66irst_seen_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x06strata\x18\x05 \x03(\x0b\x32,.assignsvc.v1.ExportedAssignment.StrataEntry\x1a-\n\x0bStrataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"h\n\x19\x45xportAssignmentsResponse\x12\x35\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32 .assignsvc.v1.ExportedAssignment\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\"e\n\x1cPreassignParticipantsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12.\n\x06groups\x18\x02 \x03(\x0b\x32\x1e.assignsvc.v1.ParticipantGroup\"\x96\x01\n\x10ParticipantGroup\x12:\n\x06strata\x18\x01 \x03(\x0b\x32*.assignsvc.v1.ParticipantGroup.StrataEntry\x12\x17\n\x0fparticipant_ids\x18\x02 \x03(\t\x1a-\n\x0bStrataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc9\x01\n\x1dPreassignParticipantsResponse\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x02 \x01(\r\x12\x16\n\x0ereceived_count\x18\x03 \x01(\x03\x12\x15\n\rcreated_count\x18\x04 \x01(\x03\x12\x1e\n\x16\x61lready_assigned_count\x18\x05 \x01(\x03\x12*\n\x06strata\x18\x06 \x03(\x0b\x32\x1a.assignsvc.v1.StratumStats2\xf3\x01\n\x15\x42ulkAssignmentService\x12\x66\n\x11\x45xportAssignments\x12&.assignsvc.v1.ExportAssignmentsRequest\x1a\'.assignsvc.v1.ExportAssignmentsResponse0\x01\x12r\n\x15PreassignParticipants\x12*.assignsvc.v1.PreassignParticipantsRequest\x1a+.assignsvc.v1.PreassignParticipantsResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXPORTEDASSIGNMENT_STRATAENTRY']._loaded_options = None
   _globals['_EXPORTEDASSIGNMENT_STRATAENTRY']._serialized_options = b'8\001'
-  _globals['_PREASSIGNEDPARTICIPANT_STRATAENTRY']._loaded_options = None
-  _globals['_PREASSIGNEDPARTICIPANT_STRATAENTRY']._serialized_options = b'8\001'
+  _globals['_PARTICIPANTGROUP_STRATAENTRY']._loaded_options = None
+  _globals['_PARTICIPANTGROUP_STRATAENTRY']._serialized_options = b'8\001'
   _globals['_EXPORTASSIGNMENTSREQUEST']._serialized_start=133
   _globals['_EXPORTASSIGNMENTSREQUEST']._serialized_end=396
   _globals['_EXPORTEDASSIGNMENT']._serialized_start=399
@@ -46,13 +46,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPORTASSIGNMENTSRESPONSE']._serialized_start=647
   _globals['_EXPORTASSIGNMENTSRESPONSE']._serialized_end=751
   _globals['_PREASSIGNPARTICIPANTSREQUEST']._serialized_start=753
-  _globals['_PREASSIGNPARTICIPANTSREQUEST']._serialized_end=866
-  _globals['_PREASSIGNEDPARTICIPANT']._serialized_start=869
-  _globals['_PREASSIGNEDPARTICIPANT']._serialized_end=1030
-  _globals['_PREASSIGNEDPARTICIPANT_STRATAENTRY']._serialized_start=600
-  _globals['_PREASSIGNEDPARTICIPANT_STRATAENTRY']._serialized_end=645
-  _globals['_PREASSIGNPARTICIPANTSRESPONSE']._serialized_start=1033
-  _globals['_PREASSIGNPARTICIPANTSRESPONSE']._serialized_end=1234
-  _globals['_BULKASSIGNMENTSERVICE']._serialized_start=1237
-  _globals['_BULKASSIGNMENTSERVICE']._serialized_end=1480
+  _globals['_PREASSIGNPARTICIPANTSREQUEST']._serialized_end=854
+  _globals['_PARTICIPANTGROUP']._serialized_start=857
+  _globals['_PARTICIPANTGROUP']._serialized_end=1007
+  _globals['_PARTICIPANTGROUP_STRATAENTRY']._serialized_start=600
+  _globals['_PARTICIPANTGROUP_STRATAENTRY']._serialized_end=645
+  _globals['_PREASSIGNPARTICIPANTSRESPONSE']._serialized_start=1010
+  _globals['_PREASSIGNPARTICIPANTSRESPONSE']._serialized_end=1211
+  _globals['_BULKASSIGNMENTSERVICE']._serialized_start=1214
+  _globals['_BULKASSIGNMENTSERVICE']._serialized_end=1457
 # @@protoc_insertion_point(module_scope)

@@ -58,15 +58,15 @@ class ExportAssignmentsResponse(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[ExportedAssignment, _Mapping]]] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class PreassignParticipantsRequest(_message.Message):
-    __slots__ = ("experiment_id", "participants")
+    __slots__ = ("experiment_id", "groups")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
-    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
-    participants: _containers.RepeatedCompositeFieldContainer[PreassignedParticipant]
-    def __init__(self, experiment_id: _Optional[str] = ..., participants: _Optional[_Iterable[_Union[PreassignedParticipant, _Mapping]]] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[ParticipantGroup]
+    def __init__(self, experiment_id: _Optional[str] = ..., groups: _Optional[_Iterable[_Union[ParticipantGroup, _Mapping]]] = ...) -> None: ...
 
-class PreassignedParticipant(_message.Message):
-    __slots__ = ("participant_id", "strata")
+class ParticipantGroup(_message.Message):
+    __slots__ = ("strata", "participant_ids")
     class StrataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -74,11 +74,11 @@ class PreassignedParticipant(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
     STRATA_FIELD_NUMBER: _ClassVar[int]
-    participant_id: str
+    PARTICIPANT_IDS_FIELD_NUMBER: _ClassVar[int]
     strata: _containers.ScalarMap[str, str]
-    def __init__(self, participant_id: _Optional[str] = ..., strata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    participant_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, strata: _Optional[_Mapping[str, str]] = ..., participant_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PreassignParticipantsResponse(_message.Message):
     __slots__ = ("experiment_id", "bucket_version", "received_count", "created_count", "already_assigned_count", "strata")
