@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from assignsvc.cli import main
 from assignsvc.config import ServerConfig
 from assignsvc.redis_server import LocalCluster, RedisServerProcess
-from tests.support import Client, ServerThread, free_port, running_server
+from tests.support import Cli, Client, Ran, ServerThread, free_port, running_server
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +74,16 @@ def cluster_url(redis_cluster: LocalCluster) -> str:
         client.flushall()
         client.close()
     return redis_cluster.url
+
+
+@pytest.fixture
+def cli(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
+    """Runs `assignsvc ARGS --target <live server>` in-process."""
+
+    def run(*argv: str) -> Ran:
+        capsys.readouterr()
+        code = main([*argv, "--target", server.target])
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    yield run

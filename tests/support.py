@@ -167,3 +167,15 @@ def error_reason(error: grpc.RpcError) -> str:
             detail.Unpack(info)
             return str(info.reason)
     raise AssertionError("no ErrorInfo detail")
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one CLI command did: exit status and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., Ran]  # the `cli` fixture: runs `assignsvc ARGS --target <live server>` in-process

@@ -8,8 +8,6 @@ import io
 import json
 import random
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ from growthbook import GrowthBook
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assignsvc.cli import main
 from assignsvc.core.model import ExperimentStatus, HashAlgorithm, Namespace
 from assignsvc.documents.experiment_file import dump_experiment, dump_experiments, read_experiments
 from assignsvc.errors import InvalidArgumentError
@@ -30,32 +27,7 @@ from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
-from tests.support import Client, ServerThread
-
-
-@dataclass(frozen=True)
-class Ran:
-    """What one command did: exit status and what it printed."""
-
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Ran]
-
-
-@pytest.fixture
-def cli(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
-    """Runs `assignsvc ARGS --target <live server>` in-process."""
-
-    def run(*argv: str) -> Ran:
-        capsys.readouterr()
-        code = main([*argv, "--target", server.target])
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    yield run
+from tests.support import Cli, Client, ServerThread
 
 
 def violations(text: str | bytes) -> dict[str, str]:

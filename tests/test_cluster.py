@@ -28,6 +28,7 @@ from assignsvc.store.experiments import SUBSCRIBED
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import MUST_BE_NEW
 from assignsvc.v1 import assignment_service_pb2 as apb
+from assignsvc.v1 import bulk_assignment_service_pb2 as bpb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import Client, ServerThread, running_server, wait_until
@@ -348,3 +349,41 @@ class TestResharding:
         assert len(moved) == 3  # type: ignore[arg-type]  # experiments, archive, revision
         assert during is None and after is None  # both compare-and-set writes went through
         assert final.revision == 4  # type: ignore[attr-defined]
+
+
+class TestClusterBulk:
+    """Export and preassign on the cluster: one experiment's shards live on every master."""
+
+    def test_preassign_then_export_every_row_once(self, cluster_client: Client) -> None:
+        client = cluster_client
+        client.create("pre", weights=(0.5, 0.5), type=epb.EXPERIMENT_TYPE_PREASSIGNED)
+        ids = [f"user-{i}" for i in range(6000)]
+        groups = [bpb.ParticipantGroup(strata={"plan": plan}, participant_ids=ids[k::2])
+                  for k, plan in enumerate(("free", "pro"))]
+        reply = client.bulk.PreassignParticipants(
+            iter([bpb.PreassignParticipantsRequest(experiment_id="pre", groups=groups)]), timeout=60)
+        assert reply.created_count == 6000
+        assert sorted(a.assignments for s in reply.strata for a in s.arms) == [1500] * 4
+        again = client.bulk.PreassignParticipants(
+            iter([bpb.PreassignParticipantsRequest(experiment_id="pre", groups=groups)]), timeout=60)
+        assert again.already_assigned_count == 6000
+        rows, token = {}, ""
+        for _ in range(3):  # three streams, each dropped after two chunks, then one to the end
+            stream = client.bulk.ExportAssignments(
+                bpb.ExportAssignmentsRequest(experiment_id="pre", chunk_size=500, resume_token=token), timeout=60)
+            for i, chunk in enumerate(stream):
+                for row in chunk.assignments:
+                    assert row.participant_id not in rows
+                    rows[row.participant_id] = (row.arm_id, dict(row.strata))
+                token = chunk.resume_token
+                if i == 1:
+                    stream.cancel()
+                    break
+        for chunk in client.bulk.ExportAssignments(
+                bpb.ExportAssignmentsRequest(experiment_id="pre", resume_token=token), timeout=60):
+            for row in chunk.assignments:
+                assert row.participant_id not in rows
+                rows[row.participant_id] = (row.arm_id, dict(row.strata))
+        assert set(rows) == set(ids)
+        assert {p: s["plan"] for p, (_, s) in rows.items()} == {p: ("free", "pro")[i % 2] for i, p in enumerate(ids)}
+        assert all(assign(client, "pre", p).arm.id == rows[p][0] for p in ids[:50])

@@ -409,9 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "default 1); more than 1: a supervisor runs them and owns the embedded Redis")
     serve.set_defaults(run=_serve)
 
-    client = argparse.ArgumentParser(add_help=False)
-    client.add_argument("--target", help="server host:port (ASSIGNSVC_TARGET, default 127.0.0.1:50051)")
-    client.add_argument("--timeout", type=float, help="seconds per call (ASSIGNSVC_TIMEOUT, default 10)")
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--target", help="server host:port (ASSIGNSVC_TARGET, default 127.0.0.1:50051)")
+    connection.add_argument("--timeout", type=float, help="seconds per call (ASSIGNSVC_TIMEOUT, default 10)")
+    client = argparse.ArgumentParser(add_help=False, parents=[connection])
     client.add_argument("-o", "--output", choices=out.OUTPUTS, default="table")
 
     experiments = sub.add_parser("experiments", help="create, read, change and delete experiments")
@@ -432,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     lookup.add_argument("experiment")
     lookup.add_argument("participant")
     lookup.set_defaults(run=_client(_lookup))
-    cli_bulk.register(sub, client, _client)
+    cli_bulk.register(sub, connection, client, _client)
     return parser
 
 

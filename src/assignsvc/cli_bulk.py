@@ -314,9 +314,12 @@ def _line_of(sent_order: Sequence[int], path: str) -> Callable[[str], str]:
     return field
 
 
-def register(sub: Any, client: argparse.ArgumentParser, wrap: Callable[..., Any]) -> None:
-    """Add the export and preassign subcommands; `wrap` turns a command into a client runner."""
-    exp = sub.add_parser("export", parents=[client], help="export every stored assignment of an experiment",
+def register(
+    sub: Any, connection: argparse.ArgumentParser, client: argparse.ArgumentParser, wrap: Callable[..., Any]
+) -> None:
+    """Add the export and preassign subcommands; `wrap` turns a command into a client runner.
+    export takes --output FILE (as the issue's users asked), so not the -o of `client`."""
+    exp = sub.add_parser("export", parents=[connection], help="export every stored assignment of an experiment",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     exp.add_argument("experiment")
     exp.add_argument("--format", choices=FORMATS, default="csv")
