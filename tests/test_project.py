@@ -16,7 +16,7 @@ PACKAGE = SRC / "assignsvc"
 # (errors and config are leaves anyone may import); v1 only from the gRPC edge.
 LAYERS: dict[str, int] = {
     "core": 0,
-    "store": 1, "registry": 1, "redis_server": 1, "documents": 1, "sticky_cache": 1,
+    "store": 1, "registry": 1, "redis_server": 1, "documents": 1, "sticky_cache": 1, "pacing": 1,
     "assigner": 2, "catalog": 2, "applier": 2, "exporter": 2, "preassigner": 2,
     "service": 3,
     "server": 4, "workers": 4,

@@ -94,6 +94,7 @@ class Assigner:
         self._store = store
         self._clock = clock
         self._cache = cache if cache is not None else StickyCache(0)
+        self.served = 0  # Assign items answered, ever: bulk work paces itself by it (pacing.py)
 
     def _live(self, experiment_id: str, participant_id: str) -> LiveExperiment:
         violations = experiment_id_violations(experiment_id, "experiment_id")
@@ -109,6 +110,7 @@ class Assigner:
         """The stored arm if any; else, if the experiment takes new participants, the
         hashed arm, stored now. Excluded participants are never stored. A forced arm
         (QA override) is answered first, in any status, with no store call at all."""
+        self.served += 1
         prepared = self._prepare(experiment_id, participant_id, self._clock())
         if isinstance(prepared, AssignmentResult):
             return prepared
@@ -124,6 +126,7 @@ class Assigner:
         round trip for all of them. A bad item gets its own error; StoreUnavailableError
         fails the whole call (every item would have needed the store or been answered
         from memory, and a partial answer would hide the outage)."""
+        self.served += len(items)
         now_ms = self._clock()
         answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
         for experiment_id, participant_id in items:

@@ -15,6 +15,7 @@ cancelled stream cancels the read in flight.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from assignsvc.core.model import Experiment, ExperimentType
 from assignsvc.core.resume_token import ExportPosition, TokenError
 from assignsvc.core.validation import experiment_id_violations
 from assignsvc.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from assignsvc.pacing import SLICE_ROWS, Pacer
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.store.assignments import unpack_row
+from assignsvc.store.assignments import ARM_SLOTS
 from assignsvc.store.protocols import ExperimentStore
 from assignsvc.store.rows import AssignmentRows, ShardRows
 
@@ -45,15 +47,10 @@ class ExportFilters:
     first_seen_until_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ExportedRow:
-    """One stored assignment; stratum is the stratum key (canonical JSON) or ""."""
-
-    participant_id: str
-    arm_index: int
-    bucket_version: int
-    first_seen_ms: int
-    stratum: str
+# One stored assignment: (participant id as UTF-8 bytes, packed row (store.assignments:
+# first_seen_ms << 10 | arm index), bucket version, stratum key or ""). A plain tuple,
+# unpacked only where needed: an export builds millions of them.
+ExportedRow = tuple[bytes, int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,40 +92,46 @@ class Exporter:
         return archived
 
     async def export(
-        self, experiment_id: str, filters: ExportFilters, token: str = "", chunk_size: int = 0
+        self, experiment_id: str, filters: ExportFilters, token: str = "", chunk_size: int = 0,
+        pacer: Pacer | None = None,
     ) -> AsyncIterator[ExportChunk]:
         """Chunks of at most chunk_size rows (0: the default); validation errors are raised
-        before the first chunk."""
+        before the first chunk. `pacer` slices the work so that Assign keeps the loop."""
         experiment = await self.experiment(experiment_id)
         arm_filter = self._check(experiment, filters, chunk_size)
         key = await self._key()
         scope = resume_token.export_scope(experiment.id, filters)
         start = self._start(key, scope, token)
         size = chunk_size or DEFAULT_CHUNK_SIZE
+        pacer = pacer or Pacer(1.0)
         versions = (
             [filters.bucket_version] if filters.bucket_version is not None else range(experiment.bucket_version + 1)
         )
         strata = await self._rows.strata(experiment) if experiment.type is ExperimentType.PREASSIGNED else {}
         chunk: list[ExportedRow] = []
-        position = sent = start
+        sent = position = start
         for version in versions:
             if start is not None and version < start.bucket_version:
                 continue
             first_shard = start.shard if start is not None and version == start.bucket_version else 0
             async for shard_rows in self._shards(experiment, version, first_shard, bool(strata)):
-                skip_to = start.participant.encode() if start is not None and (version, shard_rows.shard) == (
-                    start.bucket_version, start.shard) else None
-                for participant in sorted(shard_rows.rows):
-                    if skip_to is not None and participant <= skip_to:
-                        continue
-                    position = ExportPosition(version, shard_rows.shard, participant.decode())
-                    row = self._row(participant, shard_rows, version, strata, arm_filter=arm_filter, filters=filters)
-                    if row is None:
-                        continue
-                    chunk.append(row)
+                rows = _decode(shard_rows, version, strata)
+                if start is not None and (version, shard_rows.shard) == (start.bucket_version, start.shard):
+                    rows = rows[bisect.bisect_right(rows, start.participant.encode(), key=_participant):]
+                if not rows:
+                    continue
+                position = ExportPosition(version, shard_rows.shard, rows[-1][0].decode())
+                if len(rows) >= SLICE_ROWS or shard_rows.shard % 16 == 0:
+                    await pacer.checkpoint()
+                rows = _filter(rows, arm_filter, filters)
+                while rows:
+                    taken = size - len(chunk)
+                    chunk += rows[:taken]
+                    rows = rows[taken:]
                     if len(chunk) >= size:
-                        yield ExportChunk(experiment, chunk, resume_token.issue(key, scope, position, self._clock()))
-                        chunk, sent = [], position
+                        last = ExportPosition(version, shard_rows.shard, chunk[-1][0].decode())
+                        yield ExportChunk(experiment, chunk, resume_token.issue(key, scope, last, self._clock()))
+                        chunk, sent = [], last
         if chunk or position != sent or sent is None:
             # The last chunk (possibly empty): its token resumes after everything read,
             # so a caller always ends with a token, even for an export with no rows.
@@ -159,27 +162,6 @@ class Exporter:
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pending
-
-    @staticmethod
-    def _row(
-        participant: bytes,
-        shard_rows: ShardRows,
-        version: int,
-        strata: dict[str, str],
-        *,
-        arm_filter: int | None,
-        filters: ExportFilters,
-    ) -> ExportedRow | None:
-        first_seen, arm = unpack_row(shard_rows.rows[participant])
-        if arm_filter is not None and arm != arm_filter:
-            return None
-        if filters.first_seen_since_ms is not None and first_seen < filters.first_seen_since_ms:
-            return None
-        if filters.first_seen_until_ms is not None and first_seen >= filters.first_seen_until_ms:
-            return None
-        stratum_id = shard_rows.strata.get(participant)
-        stratum = strata.get(stratum_id.decode(), "") if stratum_id is not None else ""
-        return ExportedRow(participant.decode(), arm, version, first_seen, stratum)
 
     @staticmethod
     def _check(experiment: Experiment, filters: ExportFilters, chunk_size: int) -> int | None:
@@ -218,3 +200,31 @@ class Exporter:
         if self._token_key is None:
             self._token_key = await self._rows.export_token_key()
         return self._token_key
+
+
+def _participant(row: ExportedRow) -> bytes:
+    return row[0]
+
+
+def _decode(shard_rows: ShardRows, version: int, strata: dict[str, str]) -> list[ExportedRow]:
+    """One shard's rows, ordered by participant id, in one comprehension (no dict, no
+    intermediate pairs: an export touches every stored row)."""
+    flat = shard_rows.rows
+    if not shard_rows.strata:
+        return sorted([(participant, int(packed), version, "") for participant, packed in zip(
+            flat[::2], flat[1::2], strict=True)])
+    of, names = shard_rows.strata, {sid.encode(): key for sid, key in strata.items()}
+    return sorted([(participant, int(packed), version, names.get(of.get(participant, b""), ""))
+                   for participant, packed in zip(flat[::2], flat[1::2], strict=True)])
+
+
+def _filter(rows: list[ExportedRow], arm: int | None, filters: ExportFilters) -> list[ExportedRow]:
+    """The rows the filters keep (the list itself when there are no filters)."""
+    since, until = filters.first_seen_since_ms, filters.first_seen_until_ms
+    if arm is not None:
+        rows = [row for row in rows if row[1] % ARM_SLOTS == arm]
+    if since is not None:
+        rows = [row for row in rows if row[1] // ARM_SLOTS >= since]
+    if until is not None:
+        rows = [row for row in rows if row[1] // ARM_SLOTS < until]
+    return rows

@@ -89,12 +89,15 @@ class Preassigner:
         ids_by_shard: dict[int, list[str]] = defaultdict(list)
         for participant, shard in shard_of.items():
             ids_by_shard[shard].append(participant)
-        stored = await self._rows.stored_rows(experiment, ids_by_shard)
+        stored_counts = await self._rows.stratum_counts(experiment, experiment.bucket_version)
+        # No stratum counter: nothing stored at this version yet (Assign never stores rows
+        # of a PREASSIGNED experiment), so no participant can have an arm: skip the lookup.
+        stored = await self._rows.stored_rows(experiment, ids_by_shard) if stored_counts else {}
         new_by_stratum: dict[str, list[str]] = defaultdict(list)
         for participant, key in strata_of.items():
             if participant not in stored:
                 new_by_stratum[key].append(participant)
-        arms = await self._draw(experiment, new_by_stratum)
+        arms = self._draw(experiment, new_by_stratum, stored_counts)
         ids = {key: stratum_id(key) if key else "" for key in new_by_stratum}
         await self._rows.define_strata(experiment, {ids[key]: key for key in new_by_stratum if key})
         rows_by_shard: dict[int, list[PreassignRow]] = defaultdict(list)
@@ -108,10 +111,12 @@ class Preassigner:
         totals = [t for t in totals if t.stratum in touched]
         return PreassignSummary(experiment, len(strata_of), created, len(strata_of) - created, totals)
 
-    async def _draw(self, experiment: Experiment, new_by_stratum: Mapping[str, list[str]]) -> dict[str, int]:
+    @staticmethod
+    def _draw(
+        experiment: Experiment, new_by_stratum: Mapping[str, list[str]], stored_counts: Mapping[str, list[int]]
+    ) -> dict[str, int]:
         """participant -> arm for every new participant, balanced per stratum given the stored counts."""
         weights = [arm.weight for arm in experiment.arms]
-        stored_counts = await self._rows.stratum_counts(experiment, experiment.bucket_version) if new_by_stratum else {}
         arms: dict[str, int] = {}
         for key, participants in new_by_stratum.items():
             existing = stored_counts.get(stratum_id(key) if key else "", [0] * len(weights))

@@ -178,12 +178,11 @@ async def create_server(config: ServerConfig) -> RunningServer:
             ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
             server,
         )
-        assignment_grpc.add_AssignmentServiceServicer_to_server(
-            AssignmentServicer(Assigner(registry, assignment_store, cache=StickyCache(config.cache_size))), server
-        )
-        bulk_grpc.add_BulkAssignmentServiceServicer_to_server(
-            BulkAssignmentServicer(Exporter(registry, experiment_store, rows), Preassigner(registry, rows)), server
-        )
+        assigner = Assigner(registry, assignment_store, cache=StickyCache(config.cache_size))
+        assignment_grpc.add_AssignmentServiceServicer_to_server(AssignmentServicer(assigner), server)
+        bulk_grpc.add_BulkAssignmentServiceServicer_to_server(BulkAssignmentServicer(
+            Exporter(registry, experiment_store, rows), Preassigner(registry, rows), activity=lambda: assigner.served,
+        ), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(

@@ -93,6 +93,13 @@ def cluster_runner(cluster: RedisCluster) -> Runner:
     return run
 
 
+def as_flat(reply: dict[bytes, bytes] | list[bytes]) -> list[bytes]:
+    """An HGETALL reply as a flat list (hiredis gives one; redis-py, on a cluster, a dict)."""
+    if isinstance(reply, dict):
+        return [item for pair in reply.items() for item in pair]
+    return reply
+
+
 def as_dict(reply: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
     """An HGETALL reply as a dict, from redis-py (a dict) or hiredis (a flat list)."""
     if isinstance(reply, dict):
@@ -105,7 +112,7 @@ class ShardRows:
     """One storage shard's rows at one bucket version (raw Redis replies)."""
 
     shard: int
-    rows: dict[bytes, bytes]  # participant id -> packed row
+    rows: list[bytes]  # HGETALL as a flat list: participant id, packed row, participant id, ...
     strata: dict[bytes, bytes]  # participant id -> stratum id (empty unless preassigned with strata)
 
 
@@ -161,7 +168,7 @@ class AssignmentRows:
             commands += [("HGETALL", self._keys.participant_strata(experiment.id, s, bucket_version)) for s in shards]
         replies = await self._batched("read assignments", commands)
         rows, strata = replies[:len(shards)], replies[len(shards):] if with_strata else [{}] * len(shards)
-        return [ShardRows(s, as_dict(r), as_dict(st)) for s, r, st in zip(shards, rows, strata, strict=True)]
+        return [ShardRows(s, as_flat(r), as_dict(st)) for s, r, st in zip(shards, rows, strata, strict=True)]
 
     async def stored_rows(
         self, experiment: Experiment, ids_by_shard: Mapping[int, Sequence[str]]
