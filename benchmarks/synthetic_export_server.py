@@ -27,6 +27,7 @@ from assignsvc.v1 import bulk_assignment_service_pb2_grpc as pb_grpc
 
 EXPERIMENT = Experiment(id="bench", name="bench", arms=(Arm("a0", "a0", 0.5), Arm("a1", "a1", 0.5)))
 TOKEN = "x" * 120  # about as long as a real resume token
+STRATA = 8
 
 
 class SyntheticExport(pb_grpc.BulkAssignmentServiceServicer):
@@ -45,7 +46,11 @@ class SyntheticExport(pb_grpc.BulkAssignmentServiceServicer):
 
 async def main(rows: int, port: int) -> None:
     now = 1_763_850_000_000
-    data: list[ExportedRow] = [(f"participant-{i:012d}".encode(), (now + i) * 1024 + i % 2, 0, "") for i in range(rows)]
+    # The rows benchmarks/bulk.py preassigns: 24-character ids, 2 arms, 8 strata.
+    strata = [f'{{"segment":"{k}"}}' for k in range(STRATA)]
+    data: list[ExportedRow] = [
+        (f"participant-{i:012d}".encode(), (now + i) * 1024 + i % 2, 0, strata[i % STRATA]) for i in range(rows)
+    ]
     server = grpc.aio.server()
     pb_grpc.add_BulkAssignmentServiceServicer_to_server(SyntheticExport(data), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")

@@ -36,7 +36,7 @@ class Pacer:
         worked = time.thread_time() - self._since
         await asyncio.sleep(0)
         seen = self._activity()
-        if seen != self._seen and self._share < 1.0:
+        busy, self._seen = seen != self._seen, seen  # Assign served since the last checkpoint, sleeps included
+        if busy and self._share < 1.0:
             await asyncio.sleep(worked * (1 - self._share) / self._share)
-        self._seen = self._activity()
         self._since = time.thread_time()

@@ -21,7 +21,7 @@ from assignsvc.core.model import Experiment, ExperimentStatus, ExperimentType
 from assignsvc.core.validation import experiment_id_violations, participant_id_violations
 from assignsvc.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError, NotFoundError
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.store.rows import AssignmentRows, PreassignRow, StratumCounts
+from assignsvc.store.rows import AssignmentRows, StratumCounts
 
 MAX_PARTICIPANTS = 10_000_000  # per upload: the whole list is held in memory to randomize it
 MAX_STRATA_ATTRIBUTES = 8
@@ -35,6 +35,8 @@ FAST_ID_CHARS = 64
 
 # What a caller sends: strata attributes (may be empty) and the participants in that stratum.
 ParticipantGroup = tuple[Mapping[str, str], Sequence[str]]
+# What the store writes: storage shard -> (arm index, stratum id) -> participant ids.
+ShardGroups = dict[int, dict[tuple[int, str], list[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,51 +85,50 @@ class Preassigner:
         """Read the whole upload, validate it, randomize the participants without an arm,
         store them; nothing is written if any row is invalid."""
         experiment = self.experiment(experiment_id)
-        strata_of = await _collect(batches)
-        shards = experiment.storage_shards
-        shard_of = {participant: storage_shard(participant, shards) for participant in strata_of}
-        ids_by_shard: dict[int, list[str]] = defaultdict(list)
-        for participant, shard in shard_of.items():
-            ids_by_shard[shard].append(participant)
+        by_stratum = await _collect(batches)
+        received = sum(len(participants) for participants in by_stratum.values())
         stored_counts = await self._rows.stratum_counts(experiment, experiment.bucket_version)
-        # No stratum counter: nothing stored at this version yet (Assign never stores rows
-        # of a PREASSIGNED experiment), so no participant can have an arm: skip the lookup.
-        stored = await self._rows.stored_rows(experiment, ids_by_shard) if stored_counts else {}
-        new_by_stratum: dict[str, list[str]] = defaultdict(list)
-        for participant, key in strata_of.items():
-            if participant not in stored:
-                new_by_stratum[key].append(participant)
-        arms = self._draw(experiment, new_by_stratum, stored_counts)
-        ids = {key: stratum_id(key) if key else "" for key in new_by_stratum}
-        await self._rows.define_strata(experiment, {ids[key]: key for key in new_by_stratum if key})
-        rows_by_shard: dict[int, list[PreassignRow]] = defaultdict(list)
-        for key, participants in new_by_stratum.items():
-            for participant in participants:
-                rows_by_shard[shard_of[participant]].append(PreassignRow(participant, arms[participant], ids[key]))
-        conflicts = await self._rows.write_preassigned(experiment, rows_by_shard, self._clock())
-        created = sum(len(p) for p in new_by_stratum.values()) - len(conflicts)
-        touched = set(strata_of.values())
+        if stored_counts:  # else nothing is stored at this version (Assign never stores rows here)
+            by_stratum = await self._not_stored(experiment, by_stratum)
+        groups = self._draw(experiment, by_stratum, stored_counts)
+        await self._rows.define_strata(experiment, {stratum_id(key): key for key in by_stratum if key})
+        conflicts = await self._rows.write_preassigned(experiment, groups, self._clock())
+        created = sum(len(participants) for participants in by_stratum.values()) - len(conflicts)
         totals = await self._rows.stratum_totals(experiment, experiment.bucket_version)
-        totals = [t for t in totals if t.stratum in touched]
-        return PreassignSummary(experiment, len(strata_of), created, len(strata_of) - created, totals)
+        totals = [t for t in totals if t.stratum in by_stratum]
+        return PreassignSummary(experiment, received, created, received - created, totals)
+
+    async def _not_stored(self, experiment: Experiment, by_stratum: dict[str, list[str]]) -> dict[str, list[str]]:
+        """by_stratum without the participants that already have an arm (they keep it)."""
+        ids_by_shard: dict[int, list[str]] = defaultdict(list)
+        for participants in by_stratum.values():
+            for participant in participants:
+                ids_by_shard[storage_shard(participant, experiment.storage_shards)].append(participant)
+        stored = await self._rows.stored_rows(experiment, ids_by_shard)
+        return {key: [p for p in participants if p not in stored] for key, participants in by_stratum.items()}
 
     @staticmethod
     def _draw(
-        experiment: Experiment, new_by_stratum: Mapping[str, list[str]], stored_counts: Mapping[str, list[int]]
-    ) -> dict[str, int]:
-        """participant -> arm for every new participant, balanced per stratum given the stored counts."""
+        experiment: Experiment, by_stratum: Mapping[str, list[str]], stored_counts: Mapping[str, list[int]]
+    ) -> ShardGroups:
+        """Every new participant's arm, balanced per stratum given the stored counts,
+        grouped as the store writes them: shard -> (arm, stratum id) -> participants."""
         weights = [arm.weight for arm in experiment.arms]
-        arms: dict[str, int] = {}
-        for key, participants in new_by_stratum.items():
-            existing = stored_counts.get(stratum_id(key) if key else "", [0] * len(weights))
+        shards = experiment.storage_shards
+        groups: ShardGroups = defaultdict(lambda: defaultdict(list))
+        for key, participants in by_stratum.items():
+            sid = stratum_id(key) if key else ""
+            existing = stored_counts.get(sid, [0] * len(weights))
             add = counts_to_add(weights, existing, len(participants))
             seed = stratum_seed(experiment.seed, experiment.bucket_version, key, existing)
-            arms.update(assign_balanced(participants, add, seed))
-        return arms
+            group_keys = [(arm, sid) for arm in range(len(weights))]
+            for participant, arm in assign_balanced(participants, add, seed).items():
+                groups[storage_shard(participant, shards)][group_keys[arm]].append(participant)
+        return groups
 
 
-async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[str, str]:
-    """participant id -> stratum key for the whole upload; InvalidArgumentError listing the
+async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[str, list[str]]:
+    """stratum key -> its distinct participant ids, for the whole upload; InvalidArgumentError listing the
     first bad rows (by position in the upload, from 0). Each distinct stratum is checked
     and keyed once (uploads have millions of rows and a handful of strata)."""
     strata_of: dict[str, str] = {}
@@ -141,16 +142,19 @@ async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[s
             if known is None:
                 known = strata[items] = (stratum_key(attributes), _strata_violations(attributes, "strata"))
             key, strata_problems = known
-            for participant in participants:
-                if not 0 < len(participant) <= FAST_ID_CHARS or strata_problems:
-                    field = f"participants[{position}]"
+            if strata_problems or (participants and not (
+                    min(map(len, participants)) > 0 and max(map(len, participants)) <= FAST_ID_CHARS)):
+                for offset, participant in enumerate(participants):
+                    field = f"participants[{position + offset}]"
                     problems = participant_id_violations(participant, f"{field}.participant_id")
                     problems += [FieldViolation(f"{field}.{v.field}", v.description) for v in strata_problems]
                     violations += problems[: MAX_REPORTED_VIOLATIONS - len(violations)]
-                if strata_of.setdefault(participant, key) != key and len(violations) < MAX_REPORTED_VIOLATIONS:
+            setdefault = strata_of.setdefault
+            for offset, participant in enumerate(participants):
+                if setdefault(participant, key) != key and len(violations) < MAX_REPORTED_VIOLATIONS:
                     violations.append(FieldViolation(
-                        f"participants[{position}].strata", f"differ from an earlier row of {participant!r}"))
-                position += 1
+                        f"participants[{position + offset}].strata", f"differ from an earlier row of {participant!r}"))
+            position += len(participants)
         if position > MAX_PARTICIPANTS:
             raise InvalidArgumentError.single("participants", f"at most {MAX_PARTICIPANTS} per upload: split the file")
     if len(strata) > MAX_STRATA + 1:
@@ -159,7 +163,10 @@ async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[s
         violations.append(FieldViolation("participants", "is empty: send at least one participant"))
     if violations:
         raise InvalidArgumentError(violations[:MAX_REPORTED_VIOLATIONS])
-    return strata_of
+    by_stratum: dict[str, list[str]] = defaultdict(list)
+    for participant, key in strata_of.items():
+        by_stratum[key].append(participant)
+    return by_stratum
 
 
 def _strata_violations(attributes: Mapping[str, str], field: str) -> list[FieldViolation]:

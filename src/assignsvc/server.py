@@ -41,7 +41,7 @@ from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import AssignmentStore
-from assignsvc.store.rows import PREASSIGN_SCRIPT, AssignmentRows, cluster_runner, pipe_runner
+from assignsvc.store.rows import BULK_TIMEOUT_S, PREASSIGN_SCRIPT, AssignmentRows, cluster_runner, pipe_runner
 from assignsvc.v1 import assignment_service_pb2, bulk_assignment_service_pb2, experiment_service_pb2
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bulk_grpc
@@ -166,7 +166,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
         if isinstance(redis, RedisCluster):
             rows = AssignmentRows(cluster_runner(redis), keys)
         else:  # export and preassign get their own connection: they never queue behind Assign, nor it behind them
-            bulk_pipe = FastScriptPipe(redis_url, PREASSIGN_SCRIPT, config.redis_timeout_s, name="assignsvc-bulk")
+            bulk_timeout_s = max(config.redis_timeout_s, BULK_TIMEOUT_S)
+            bulk_pipe = FastScriptPipe(redis_url, PREASSIGN_SCRIPT, bulk_timeout_s, name="assignsvc-bulk")
             rows = AssignmentRows(pipe_runner(bulk_pipe), keys)
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
         # Workers of `serve --workers N` bind one port together (workers.py).

@@ -41,19 +41,18 @@ def filters_from_pb(request: pb.ExportAssignmentsRequest) -> ExportFilters:
 
 
 def add_rows(response: pb.ExportAssignmentsResponse, arm_ids: list[str], rows: Sequence[ExportedRow],
-             strata: dict[str, dict[str, str]]) -> None:
+             strata: dict[str, pb.ExportedAssignment]) -> None:
     """Append rows to a chunk in place (2.5x faster than building each message and its
-    Timestamp apart, measured); strata caches each stratum's parsed JSON."""
+    Timestamp apart, measured); strata caches a message holding each stratum's map."""
     add = response.assignments.add
     for participant, packed, version, stratum in rows:
         first_seen_ms, arm = divmod(packed, ARM_SLOTS)
+        message = add(participant_id=participant, arm_id=arm_ids[arm], bucket_version=version)
         if stratum:
-            attributes = strata.get(stratum)
-            if attributes is None:
-                attributes = strata[stratum] = json.loads(stratum)
-            message = add(participant_id=participant, arm_id=arm_ids[arm], bucket_version=version, strata=attributes)
-        else:
-            message = add(participant_id=participant, arm_id=arm_ids[arm], bucket_version=version)
+            template = strata.get(stratum)
+            if template is None:
+                template = strata[stratum] = pb.ExportedAssignment(strata=json.loads(stratum))
+            message.MergeFrom(template)  # in C; a map from a dict goes through Python's Mapping.update
         first_seen = message.first_seen_time
         first_seen.seconds, millis = divmod(first_seen_ms, 1000)
         first_seen.nanos = millis * 1_000_000
@@ -70,7 +69,7 @@ async def paced_chunk_to_pb(chunk: ExportChunk, pacer: Pacer) -> pb.ExportAssign
     """chunk_to_pb in slices of SLICE_ROWS rows, with a pacer checkpoint between slices."""
     response = pb.ExportAssignmentsResponse(resume_token=chunk.resume_token)
     arm_ids = [arm.id for arm in chunk.experiment.arms]
-    strata: dict[str, dict[str, str]] = {}
+    strata: dict[str, pb.ExportedAssignment] = {}
     for start in range(0, len(chunk.rows), SLICE_ROWS):
         add_rows(response, arm_ids, chunk.rows[start:start + SLICE_ROWS], strata)
         await pacer.checkpoint()
