@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import logging
 import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -26,30 +28,67 @@ from assignsvc.applier import ExperimentApplier
 from assignsvc.assigner import Assigner
 from assignsvc.catalog import ExperimentCatalog
 from assignsvc.config import ConfigError, ServerConfig
+from assignsvc.core.retry import RetrySchedule
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.service import AssignmentServicer, ExperimentServicer
+from assignsvc.service import AssignmentServicer, ExperimentServicer, WebhookServicer
+from assignsvc.service.convert import experiment_to_pb
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.assignments import CLAIM_SCRIPT
 from assignsvc.store.cluster import ClusterAssignmentStore
+from assignsvc.store.codec import experiment_from_json
 from assignsvc.store.connection import RedisClient, connect
 from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
+from assignsvc.store.outbox import RedisOutbox
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import AssignmentStore
-from assignsvc.v1 import assignment_service_pb2, experiment_service_pb2
+from assignsvc.store.webhooks import RedisWebhookStore
+from assignsvc.v1 import assignment_service_pb2, experiment_service_pb2, webhook_service_pb2
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
 from assignsvc.v1 import experiment_service_pb2_grpc as experiment_grpc
+from assignsvc.v1 import webhook_service_pb2_grpc as webhook_grpc
+from assignsvc.webhooks import DeliverySettings, SrmWatcher, WebhookDispatcher, WebhookManager
 
 log = logging.getLogger("assignsvc")
 
 SERVICE_NAMES = (
     experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
     assignment_service_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
+    webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
 )
 EMBEDDED_WATCH_INTERVAL_S = 1.0
+
+
+def render_experiment(stored_json: str) -> dict[str, Any]:
+    """A stored experiment as the API returns it (webhook events' data.object)."""
+    message = experiment_to_pb(experiment_from_json(stored_json))
+    return dict(json_format.MessageToDict(message, preserving_proto_field_name=True))
+
+
+def _add_webhook_service(
+    server: grpc.aio.Server, redis: RedisClient, keys: Keyspace, config: ServerConfig
+) -> tuple[RedisWebhookStore, RedisOutbox, DeliverySettings]:
+    """Register WebhookService; its stores and the delivery settings, for the dispatcher."""
+    settings = delivery_settings(config)
+    webhook_store, outbox = RedisWebhookStore(redis, keys), RedisOutbox(redis, keys)
+    webhook_grpc.add_WebhookServiceServicer_to_server(
+        WebhookServicer(WebhookManager(webhook_store, outbox, settings.allowed)), server
+    )
+    return webhook_store, outbox, settings
+
+
+def delivery_settings(config: ServerConfig) -> DeliverySettings:
+    """The webhook delivery settings of a server config."""
+    return DeliverySettings(
+        timeout_s=config.webhook_timeout_s,
+        schedule=RetrySchedule(config.webhook_retry_schedule),
+        disable_after=config.webhook_disable_after,
+        allowed=tuple(ipaddress.ip_network(n) for n in config.webhook_allow_networks),
+        poll_interval_s=config.webhook_poll_interval_s,
+    )
 
 
 class EmbeddedRedis:
@@ -113,6 +152,8 @@ class RunningServer:
     embedded: EmbeddedRedis | None = None
     grace_period_s: float = 5.0
     fast_pipe: FastScriptPipe | None = None
+    dispatcher: WebhookDispatcher | None = None
+    srm_watcher: SrmWatcher | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
@@ -122,6 +163,10 @@ class RunningServer:
         self._stopped = True
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_period_s)
+        if self.srm_watcher is not None:
+            await self.srm_watcher.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         await self.registry.stop()
         if self.fast_pipe is not None:
             await self.fast_pipe.close()
@@ -139,6 +184,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
         redis_url = await embedded.start()
     redis = connect(redis_url, config.redis_timeout_s)
     fast_pipe: FastScriptPipe | None = None
+    dispatcher: WebhookDispatcher | None = None
+    srm_watcher: SrmWatcher | None = None
     try:
         keys = Keyspace(config.key_prefix)
         experiment_store = RedisExperimentStore(redis, keys)
@@ -168,6 +215,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         assignment_grpc.add_AssignmentServiceServicer_to_server(
             AssignmentServicer(Assigner(registry, assignment_store, cache=StickyCache(config.cache_size))), server
         )
+        webhook_store, outbox, settings = _add_webhook_service(server, redis, keys, config)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
@@ -180,7 +228,16 @@ async def create_server(config: ServerConfig) -> RunningServer:
         except RuntimeError as exc:  # grpcio reports a failed bind this way
             raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
         await server.start()
+        # Delivery runs beside the server on its loop, never inside an RPC: Assign does not wait for it.
+        dispatcher = WebhookDispatcher(webhook_store, outbox, render_experiment, settings)
+        await dispatcher.start()
+        srm_watcher = SrmWatcher(registry, catalog, outbox, config.srm_threshold, config.srm_check_interval_s)
+        srm_watcher.start()
     except BaseException:
+        if srm_watcher is not None:
+            await srm_watcher.stop()
+        if dispatcher is not None:
+            await dispatcher.stop()
         if fast_pipe is not None:
             await fast_pipe.close()
         await redis.aclose()
@@ -190,7 +247,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
-        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe
+        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe,
+        dispatcher, srm_watcher,
     )
 
 

@@ -19,41 +19,23 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(spec: str) -> tuple[Network, ...]:
-    """'127.0.0.0/8,::1/128' -> networks; ValueError names a bad entry."""
-    networks = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            raise ValueError(f"not a network: {part!r}") from None
-    return tuple(networks)
-
-
 def url_violations(url: str, field: str = "webhook.url") -> list[FieldViolation]:
     """Syntax rules: http(s), a host, no credentials, at most MAX_URL_LENGTH characters."""
-    if not url:
-        return [FieldViolation(field, "is required")]
-    if len(url) > MAX_URL_LENGTH:
-        return [FieldViolation(field, f"must be at most {MAX_URL_LENGTH} characters")]
+    if not url or len(url) > MAX_URL_LENGTH:
+        return [FieldViolation(field, f"must be a URL of 1 to {MAX_URL_LENGTH} characters")]
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         return [FieldViolation(field, f"is not a valid URL: {exc}")]
-    if parts.scheme not in ("http", "https"):
-        return [FieldViolation(field, "must be an http:// or https:// URL")]
-    if not parts.hostname:
-        return [FieldViolation(field, "must name a host")]
-    if parts.username is not None or parts.password is not None:
-        return [FieldViolation(field, "must not carry credentials (use the token instead)")]
-    if port == 0:
-        return [FieldViolation(field, "must not use port 0")]
-    if any(c.isspace() for c in url):
-        return [FieldViolation(field, "must not contain whitespace")]
-    return []
+    rules = (
+        (parts.scheme in ("http", "https"), "must be an http:// or https:// URL"),
+        (bool(parts.hostname), "must name a host"),
+        (parts.username is None and parts.password is None, "must not carry credentials (use the token instead)"),
+        (port != 0, "must not use port 0"),
+        (url.isascii() and not any(c.isspace() for c in url), "must be ASCII without whitespace (IDNA-encode hosts)"),
+    )
+    return [FieldViolation(field, message) for ok, message in rules if not ok][:1]
 
 
 def target(url: str) -> tuple[SplitResult, str, int]:

@@ -13,20 +13,8 @@ from __future__ import annotations
 import email.utils
 from dataclasses import dataclass
 
-DEFAULT_SCHEDULE_S = (5.0, 30.0, 180.0, 1080.0)
+DEFAULT_SCHEDULE_S = (5.0, 30.0, 180.0, 1080.0)  # config.DEFAULT_RETRY_SCHEDULE
 MAX_RETRY_AFTER_S = 86_400.0
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
-
-
-def parse_duration(text: str) -> float:
-    """'500ms', '5s', '5m', '2h', '1d' or plain seconds -> seconds; ValueError otherwise."""
-    text = text.strip()
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
-            return float(text[: -len(unit)]) * _UNITS[unit]
-    if text.replace(".", "", 1).isdigit():
-        return float(text)
-    raise ValueError(f"not a duration: {text!r} (e.g. 5s, 5m, 2h, 1d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +23,6 @@ class RetrySchedule:
 
     waits_s: tuple[float, ...] = DEFAULT_SCHEDULE_S
     jitter: float = 0.2
-
-    @classmethod
-    def parse(cls, spec: str, jitter: float = 0.2) -> RetrySchedule:
-        """'5s,5m,30m' -> a schedule; ValueError for a bad entry or more than 20 waits."""
-        waits = tuple(parse_duration(p) for p in spec.split(",") if p.strip())
-        if len(waits) > 20:
-            raise ValueError("at most 20 retries")
-        return cls(waits, jitter)
 
     @property
     def max_attempts(self) -> int:

@@ -2,5 +2,6 @@
 
 from assignsvc.service.assignment_servicer import AssignmentServicer
 from assignsvc.service.experiment_servicer import ExperimentServicer
+from assignsvc.service.webhook_servicer import WebhookServicer
 
-__all__ = ["AssignmentServicer", "ExperimentServicer"]
+__all__ = ["AssignmentServicer", "ExperimentServicer", "WebhookServicer"]
