@@ -52,11 +52,12 @@ class DeliverySettings:
     allowed: Sequence[Network] = ()
     poll_interval_s: float = 0.25
     concurrency: int = 16
-    take_over_after_s: float = 30.0  # an event unacknowledged this long belonged to a dead replica
 
     @property
     def lease_ms(self) -> int:
-        """How long an attempt may take before another replica may retry the delivery."""
+        """How long an attempt may take before another replica may retry the delivery; also
+        how long an event may stay unacknowledged before another replica takes it over
+        (fan-out takes milliseconds: only a dead replica leaves one that long)."""
         return int((self.timeout_s + max(5.0, self.timeout_s)) * 1000)
 
 
@@ -82,7 +83,10 @@ class WebhookDispatcher:
         clock: Clock = wall_clock_ms,
         rand: Callable[[], float] = random.random,
         sender: Sender = post,
+        signing_clock: Clock = wall_clock_ms,
     ) -> None:
+        """`clock` schedules (tests move it); `signing_clock` stamps webhook-timestamp, which
+        receivers compare with their own clock, so it stays the wall clock."""
         self._webhooks = webhooks
         self._outbox = outbox
         self._render = render
@@ -90,6 +94,7 @@ class WebhookDispatcher:
         self._clock = clock
         self._rand = rand
         self._send = sender
+        self._signing_clock = signing_clock
         self._consumer = consumer_name()
         self._token = secrets.token_hex(8)
         self._tasks: list[asyncio.Task[None]] = []
@@ -129,7 +134,7 @@ class WebhookDispatcher:
 
     async def fan_out_once(self) -> int:
         """Turn new (and abandoned) events into deliveries; how many events were handled."""
-        events = await self._outbox.take_over(self._consumer, int(self._settings.take_over_after_s * 1000), 100)
+        events = await self._outbox.take_over(self._consumer, self._settings.lease_ms, 100)
         events += await self._outbox.read_events(self._consumer, 100)
         if not events:
             return 0
@@ -181,7 +186,7 @@ class WebhookDispatcher:
             data = json.loads(body)["data"]
             body = body[:-1] + ',"signature":' + json.dumps(body_signature(keys[0], canonical_json(data))) + "}"
         raw = body.encode()
-        headers = standard_headers(keys, claimed.id, now_ms // 1000, raw)
+        headers = standard_headers(keys, claimed.id, self._signing_clock() // 1000, raw)
         if webhook.token:
             headers["Webhook-Token"] = webhook.token
         try:
