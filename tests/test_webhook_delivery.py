@@ -155,6 +155,48 @@ class TestDelivery:
         assert "signature" not in json.loads(request.body)
 
 
+class TestDurability:
+    """Fan-out is idempotent, and an event a dead replica read but never fanned out is taken over."""
+
+    def test_fan_out_twice_creates_one_delivery(self, stack: Stack, hook: Receiver) -> None:
+        webhook = stack.create(hook.url)
+        stack.test_event(webhook)
+        [event] = stack.run(stack.outbox.read_events("dead", 10))
+        webhooks = [stack.get(webhook)]
+        for _ in range(2):
+            deliveries = stack.dispatcher._deliveries(event, webhooks)  # what a replica computes
+            stack.run(stack.outbox.fan_out(event, deliveries, stack.clock.ms))
+        assert len(stack.log(webhook)) == 1
+        assert stack.step() == 1 and len(hook.received()) == 1
+
+    def test_event_of_a_dead_replica_is_taken_over(self, redis_url: str, hook: Receiver) -> None:
+        settings = DeliverySettings(timeout_s=0.1, lease_margin_s=0.2, allowed=LOOPBACK)
+        stack = make_stack(redis_url, settings)
+        try:
+            webhook = stack.create(hook.url)
+            stack.test_event(webhook)
+            assert len(stack.run(stack.outbox.read_events("dead-replica", 10))) == 1  # read, then it "died"
+            assert stack.step() == 0  # not idle long enough: its owner may still be working on it
+            time.sleep(settings.lease_ms / 1000 + 0.1)
+            assert stack.step() == 1
+            assert len(hook.received()) == 1
+        finally:
+            stack.close()
+
+    def test_lease_of_a_dead_worker_expires(self, stack: Stack, hook: Receiver) -> None:
+        webhook = stack.create(hook.url)
+        stack.test_event(webhook)
+        stack.run(stack.dispatcher.fan_out_once())
+        [claimed] = stack.run(stack.outbox.claim(stack.clock.ms, SETTINGS.lease_ms, 10, "dead-worker"))
+        assert stack.step() == 0  # leased: nobody else tries it
+        stack.clock.advance(SETTINGS.lease_ms / 1000)
+        assert stack.step() == 1
+        [record] = stack.log(webhook)
+        assert record.state == "succeeded" and record.attempt == 2
+        assert "lost" in record.attempts[0]["error"] and record.attempts[1]["status"] == 200
+        assert not stack.run(stack.outbox.complete(claimed, "dead-worker", "succeeded", {}))  # its lease is gone
+
+
 class TestRetries:
     """Failed attempts are retried on the schedule (measured on the test's clock), then given up."""
 

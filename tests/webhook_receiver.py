@@ -40,6 +40,9 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.answers: list[Answer] = []
+        # When set: the first request carrying each webhook-id gets this answer (then `answers`).
+        self.first_per_id: Answer | None = None
+        self._seen: set[str] = set()
         self._lock = threading.Lock()
         receiver = self
 
@@ -53,6 +56,10 @@ class Receiver:
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
                     )
                     answer = receiver.answers.pop(0) if receiver.answers else Answer()
+                    message_id = self.headers.get("webhook-id", "")
+                    if receiver.first_per_id is not None and message_id not in receiver._seen:
+                        answer = receiver.first_per_id
+                    receiver._seen.add(message_id)
                 if answer.delay_s:
                     time.sleep(answer.delay_s)
                 if answer.reset:

@@ -40,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ,
         host=args.host, port=args.port, redis_url=args.redis_url, data_dir=args.data_dir,
         log_level=args.log_level, grace_period=args.grace_period, workers=args.workers,
+        webhook_allow_networks=args.webhook_allow_networks, srm_threshold=args.srm_threshold,
     )
     logging.basicConfig(
         level=config.log_level, stream=sys.stderr,
@@ -406,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace-period", type=float, help="seconds to drain on SIGTERM (ASSIGNSVC_GRACE_PERIOD)")
     serve.add_argument("--workers", type=int, help="server processes sharing the port, 1-64 (ASSIGNSVC_WORKERS, "
                        "default 1); more than 1: a supervisor runs them and owns the embedded Redis")
+    serve.add_argument("--webhook-allow-networks", metavar="CIDR[,CIDR...]",
+                       help="non-public networks webhooks may reach, e.g. 127.0.0.0/8 for a local receiver "
+                       "(ASSIGNSVC_WEBHOOK_ALLOW_NETWORKS; default none: only public addresses)")
+    serve.add_argument("--srm-threshold", type=float, help="raise experiment.warning when a RUNNING experiment's "
+                       "SRM p-value drops below this (ASSIGNSVC_SRM_THRESHOLD, default 0.001)")
     serve.set_defaults(run=_serve)
 
     client = argparse.ArgumentParser(add_help=False)

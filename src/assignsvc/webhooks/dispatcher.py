@@ -52,13 +52,14 @@ class DeliverySettings:
     allowed: Sequence[Network] = ()
     poll_interval_s: float = 0.25
     concurrency: int = 16
+    lease_margin_s: float = 5.0  # beyond the timeout: connect, Redis round trips, a slow event loop
 
     @property
     def lease_ms(self) -> int:
         """How long an attempt may take before another replica may retry the delivery; also
         how long an event may stay unacknowledged before another replica takes it over
         (fan-out takes milliseconds: only a dead replica leaves one that long)."""
-        return int((self.timeout_s + max(5.0, self.timeout_s)) * 1000)
+        return int((self.timeout_s + max(self.lease_margin_s, self.timeout_s)) * 1000)
 
 
 def _rfc3339(ms: int) -> str:
