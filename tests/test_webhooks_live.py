@@ -15,12 +15,13 @@ import pytest
 from google.protobuf import field_mask_pb2
 from standardwebhooks import Webhook as Verifier
 
+from assignsvc.cli import main
 from assignsvc.config import ServerConfig
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import webhook_service_pb2 as wpb
 from assignsvc.v1 import webhook_service_pb2_grpc as wgrpc
-from tests.support import Client, assign, bad_request_fields, running_server, wait_until
+from tests.support import Client, ServerThread, assign, bad_request_fields, running_server, wait_until
 from tests.webhook_receiver import Answer, Receiver, receiver
 
 
@@ -31,15 +32,21 @@ def hook() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def live(server_config: ServerConfig) -> Iterator[tuple[Client, wgrpc.WebhookServiceStub]]:
+def live_server(server_config: ServerConfig) -> Iterator[ServerThread]:
+    """A server that may reach loopback webhooks, polls fast and checks SRM often."""
     config = dataclasses.replace(
         server_config, webhook_allow_networks=("127.0.0.0/8",), webhook_poll_interval_s=0.05,
-        webhook_timeout_s=1.0, srm_threshold=0.01, srm_check_interval_s=0.1,
+        webhook_timeout_s=1.0, srm_threshold=0.01, srm_check_interval_s=0.3,
     )
     with running_server(config) as thread:
-        client = Client.connect(thread.target)
-        yield client, wgrpc.WebhookServiceStub(client.channel)
-        client.channel.close()
+        yield thread
+
+
+@pytest.fixture
+def live(live_server: ServerThread) -> Iterator[tuple[Client, wgrpc.WebhookServiceStub]]:
+    client = Client.connect(live_server.target)
+    yield client, wgrpc.WebhookServiceStub(client.channel)
+    client.channel.close()
 
 
 def create_hook(stub: wgrpc.WebhookServiceStub, url: str, **fields: Any) -> wpb.Webhook:
@@ -139,14 +146,16 @@ class TestDeliveryLog:
         assert len(first.deliveries) == 2 and len(second.deliveries) == 1 and not second.next_page_token
         rows = [*first.deliveries, *second.deliveries]
         assert [d.event_id for d in rows] == sent[::-1]
-        oldest = rows[-1]
-        assert oldest.state == wpb.DELIVERY_STATE_PENDING and oldest.HasField("next_attempt_time")
-        assert oldest.attempts[0].response_status == 500 and oldest.attempts[0].error == "HTTP 500"
-        assert oldest.event_type == "webhook.test" and oldest.attempt_count == 1
-        assert rows[0].state == wpb.DELIVERY_STATE_SUCCEEDED and rows[0].attempts[0].response_status == 200
-        assert rows[0].id == hook.received()[-1].headers["webhook-id"] or rows[0].id in {
-            r.headers["webhook-id"] for r in hook.received()}
-        assert json.loads(rows[0].payload)["id"] == rows[0].event_id
+        # The three were sent concurrently: whichever arrived first got the 500.
+        failed_id = hook.received()[0].headers["webhook-id"]
+        [failed] = [d for d in rows if d.id == failed_id]
+        assert failed.state == wpb.DELIVERY_STATE_PENDING and failed.HasField("next_attempt_time")
+        assert failed.attempts[0].response_status == 500 and failed.attempts[0].error == "HTTP 500"
+        assert failed.event_type == "webhook.test" and failed.attempt_count == 1
+        others = [d for d in rows if d.id != failed_id]
+        assert all(d.state == wpb.DELIVERY_STATE_SUCCEEDED and d.attempts[0].response_status == 200 for d in others)
+        assert {d.id for d in rows} == {r.headers["webhook-id"] for r in hook.received()}
+        assert all(json.loads(d.payload)["id"] == d.event_id for d in rows)
 
 
 class TestWebhookService:
@@ -225,3 +234,47 @@ class TestAssignUnaffected:
         for i in range(50):
             assign(client, "busy", f"p{i}")
         assert time.monotonic() - started < 2.0
+
+
+class TestCli:
+    """`assignsvc webhooks add|list|get|update|test|deliveries|rotate|delete` against the live server."""
+
+    def test_commands(self, live_server: ServerThread, hook: Receiver, capsys: pytest.CaptureFixture[str]) -> None:
+        target = live_server.target
+
+        def run(*argv: str) -> tuple[int, str]:
+            capsys.readouterr()
+            code = main([*argv, "--target", target])
+            return code, capsys.readouterr().out
+
+        code, text = run("webhooks", "add", hook.url, "--events", "webhook.test,experiment.created", "-o", "json")
+        created = json.loads(text)
+        assert code == 0 and created["secret"].startswith("whsec_")
+        hook_id = created["id"]
+        code, text = run("webhooks", "list")
+        assert code == 0 and hook_id in text and "webhook.test,experiment.created" in text
+        code, text = run("webhooks", "test", hook_id)
+        assert code == 0 and "queued webhook.test evt_" in text
+        wait_until(lambda: len(hook.received()) == 1, 10)
+        Verifier(created["secret"]).verify(hook.received()[0].body, hook.received()[0].headers)
+
+        def delivered() -> bool:
+            return "succeeded" in run("webhooks", "deliveries", hook_id)[1]
+
+        wait_until(delivered, 10)
+        code, text = run("webhooks", "deliveries", hook_id)
+        assert "webhook.test" in text and "200" in text
+        code, text = run("webhooks", "rotate", hook_id, "--grace", "1h")
+        assert code == 0 and "whsec_" in text and created["secret"] not in text
+        code, text = run("webhooks", "update", hook_id, "--disable")
+        assert code == 0 and "enabled                 no" in text
+        code, text = run("webhooks", "get", hook_id)
+        assert code == 0 and "previous_secret_until" in text and "enabled                 no" in text
+        code, text = run("webhooks", "delete", hook_id)
+        assert code == 0 and f"deleted {hook_id}" in text
+        code, _ = run("webhooks", "get", hook_id)
+        assert code == 1
+
+    def test_bad_url_exit_1_with_reason(self, live_server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["webhooks", "add", "http://192.168.1.10/x", "--target", live_server.target]) == 1
+        assert "webhook.url" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from google.protobuf import field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from assignsvc import cli_output as out
+from assignsvc import cli_webhooks
 from assignsvc.config import ClientConfig, ConfigError, ServerConfig
 from assignsvc.documents.experiment_file import FileExperiment, parse_time, read_experiments
 from assignsvc.errors import InvalidArgumentError
@@ -421,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     experiments = sub.add_parser("experiments", help="create, read, change and delete experiments")
     _experiment_commands(experiments.add_subparsers(dest="action", required=True), client)
+
+    webhooks = sub.add_parser("webhooks", help="signed HTTP notifications of experiment events")
+    cli_webhooks.add_commands(webhooks.add_subparsers(dest="action", required=True), client, _client)
 
     apply = sub.add_parser("apply", parents=[client], help="create or update the experiments of a YAML/JSON file",
                            description="Create or update every experiment of FILE at once, all or nothing "

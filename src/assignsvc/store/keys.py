@@ -70,6 +70,10 @@ class Keyspace:
         """What delivery(id) puts before the id (for scripts that build the name)."""
         return f"{self.prefix}:{{meta}}:d:"
 
+    def turn(self, name: str) -> str:
+        """String with a TTL: some replica did the periodic job `name` this period."""
+        return f"{self.prefix}:{{meta}}:turn:{name}"
+
     def srm_marker(self, experiment_id: str, bucket_version: int) -> str:
         """String set once the SRM warning for this experiment and bucket version was raised."""
         return f"{self.prefix}:{{meta}}:srm:{experiment_id}:{bucket_version}"

@@ -312,6 +312,11 @@ class RedisOutbox:
             )
         return str(entry.decode() if isinstance(entry, bytes) else entry)
 
+    async def take_turn(self, name: str, period_ms: int) -> bool:
+        """True for the first replica to ask in each period (a SET NX PX marker)."""
+        with store_errors("take a turn"):
+            return bool(await self._run.command("SET", self._keys.turn(name), "1", "NX", "PX", period_ms))
+
     async def warn_once(self, experiment_id: str, bucket_version: int, experiment_json: str, detail: str) -> bool:
         """Append experiment.warning unless already raised for this bucket version; True if appended."""
         keys = [self._keys.srm_marker(experiment_id, bucket_version), self._keys.events]

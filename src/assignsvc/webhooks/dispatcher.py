@@ -99,6 +99,7 @@ class WebhookDispatcher:
         self._consumer = consumer_name()
         self._token = secrets.token_hex(8)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._gate = asyncio.Semaphore(settings.concurrency)
 
     async def start(self) -> None:
@@ -111,6 +112,7 @@ class WebhookDispatcher:
 
     async def stop(self) -> None:
         """Stop both loops; an attempt cut short is retried (by any replica) after its lease."""
+        self._stopping = True  # also ends the loops should a library swallow the cancellation
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -119,7 +121,7 @@ class WebhookDispatcher:
         self._tasks = []
 
     async def _forever(self, step: Callable[[], Awaitable[int]], what: str) -> None:
-        while True:
+        while not self._stopping:
             try:
                 busy = await step()
             except StoreUnavailableError as exc:
@@ -128,6 +130,9 @@ class WebhookDispatcher:
             except Exception:
                 log.exception("webhook %s failed; continuing", what)
                 busy = 0
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a Redis call turned our cancellation into an error
+                raise asyncio.CancelledError
             if not busy:
                 await asyncio.sleep(self._settings.poll_interval_s)
 

@@ -2,8 +2,9 @@
 
 Stats come from the exact per-arm counters (catalog.stats), so the check costs one
 pipelined read per experiment and never touches the Assign path. Every replica runs
-it; the warning is raised once per experiment and bucket version because the marker
-and the event are written by one SET NX script (store.outbox.warn_once).
+it, but a shared turn marker (SET NX PX) lets one replica per interval do the work; the
+warning is raised once per experiment and bucket version because the marker and the
+event are written by one SET NX script (store.outbox.warn_once).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class SrmWatcher:
         self._threshold = threshold
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Check every interval_s, in the background."""
@@ -43,6 +45,7 @@ class SrmWatcher:
 
     async def stop(self) -> None:
         """Stop checking."""
+        self._stopping = True  # also ends the loop should a library swallow the cancellation
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -50,12 +53,16 @@ class SrmWatcher:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self._interval_s)
             try:
-                await self.check_once()
+                if await self._outbox.take_turn("srm-check", int(self._interval_s * 1000)):
+                    await self.check_once()
             except Exception:
                 log.exception("SRM check failed; trying again in %.1fs", self._interval_s)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a Redis call turned our cancellation into an error
+                raise asyncio.CancelledError
 
     async def check_once(self) -> int:
         """Check every RUNNING experiment now; how many warnings were raised."""
