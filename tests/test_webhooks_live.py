@@ -118,6 +118,24 @@ class TestEveryEvent:
         assert sum(warning["counts"].values()) == 300 and warning["p_value"] < 0.01
         assert warning["bucket_version"] == 0 and body["data"]["object"]["id"] == "srm"
 
+    def test_apply_raises_the_events_of_each_change(
+        self, live: tuple[Client, wgrpc.WebhookServiceStub], hook: Receiver
+    ) -> None:
+        client, stub = live
+        webhook = create_hook(stub, hook.url)
+        arms = [epb.Arm(id="a", weight=0.5), epb.Arm(id="b", weight=0.5)]
+        first = epb.Experiment(id="ap", arms=arms, status=epb.EXPERIMENT_STATUS_DRAFT)
+        client.experiments.ApplyExperiments(espb.ApplyExperimentsRequest(experiments=[first]))
+        second = epb.Experiment(id="ap", name="applied", arms=arms, status=epb.EXPERIMENT_STATUS_RUNNING)
+        client.experiments.ApplyExperiments(espb.ApplyExperimentsRequest(experiments=[second]))
+        client.experiments.ApplyExperiments(espb.ApplyExperimentsRequest(experiments=[second]))  # unchanged
+        wait_until(lambda: len(hook.received()) == 3, 10)
+        time.sleep(0.3)
+        got = sorted(bodies(hook, webhook.secret), key=lambda b: b["id"])
+        assert [(b["type"], b["data"].get("action")) for b in got] == [
+            ("experiment.created", None), ("experiment.status.updated", "started"), ("experiment.updated", None)]
+        assert got[2]["data"]["changes"] == [{"field": "name", "old": "ap", "new": "applied"}]
+
     def test_filter(self, live: tuple[Client, wgrpc.WebhookServiceStub], hook: Receiver) -> None:
         client, stub = live
         create_hook(stub, hook.url, events=["experiment.deleted"])
