@@ -197,6 +197,36 @@ class TestDurability:
         assert not stack.run(stack.outbox.complete(claimed, "dead-worker", "succeeded", {}))  # its lease is gone
 
 
+class TestBackgroundLoops:
+    """The server's loops: a receiver that hangs holds one slot, never the other webhooks."""
+
+    def test_slow_receiver_does_not_hold_up_others(self, redis_url: str) -> None:
+        stack = make_stack(redis_url, DeliverySettings(timeout_s=2.0, allowed=LOOPBACK, poll_interval_s=0.02))
+        try:
+            with receiver() as slow, receiver() as fast:
+                slow.script(Answer(delay_s=3))
+                slow_hook, fast_hook = stack.create(slow.url), stack.create(fast.url)
+
+                async def scenario() -> float:
+                    await stack.dispatcher.start()
+                    try:
+                        await stack.manager.send_test(slow_hook.id)
+                        while not slow.received():
+                            await asyncio.sleep(0.01)
+                        started = time.monotonic()  # the slow attempt is now in flight
+                        await stack.manager.send_test(fast_hook.id)
+                        while not fast.received():
+                            await asyncio.sleep(0.01)
+                        return time.monotonic() - started
+                    finally:
+                        await stack.dispatcher.stop()
+
+                took = stack.run(scenario())
+                assert took < 1.0  # not the slow receiver's 2 s timeout
+        finally:
+            stack.close()
+
+
 class TestRetries:
     """Failed attempts are retried on the schedule (measured on the test's clock), then given up."""
 

@@ -100,22 +100,23 @@ class WebhookDispatcher:
         self._token = secrets.token_hex(8)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-        self._gate = asyncio.Semaphore(settings.concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()  # attempts started by the background loop
 
     async def start(self) -> None:
         """Create the consumer group if needed and start both loops."""
         await self._outbox.ensure_group()
         self._tasks = [
             asyncio.create_task(self._forever(self.fan_out_once, "fan-out"), name="webhook-fan-out"),
-            asyncio.create_task(self._forever(self.deliver_once, "delivery"), name="webhook-delivery"),
+            asyncio.create_task(self._forever(self._start_attempts, "delivery"), name="webhook-delivery"),
         ]
 
     async def stop(self) -> None:
         """Stop both loops; an attempt cut short is retried (by any replica) after its lease."""
         self._stopping = True  # also ends the loops should a library swallow the cancellation
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._in_flight]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
@@ -163,7 +164,7 @@ class WebhookDispatcher:
     # --- delivery -------------------------------------------------------------------------
 
     async def deliver_once(self) -> int:
-        """Make every due attempt (up to the concurrency); how many were claimed."""
+        """Make the due attempts (up to the concurrency) and wait for them; how many there were."""
         claimed = await self._outbox.claim(
             self._clock(), self._settings.lease_ms, self._settings.concurrency, self._token
         )
@@ -171,17 +172,37 @@ class WebhookDispatcher:
             await asyncio.gather(*(self._attempt(c) for c in claimed))
         return len(claimed)
 
+    async def _start_attempts(self) -> int:
+        """The background loop's step: claim as many due deliveries as there are free slots and
+        start their attempts without waiting, so one slow receiver never holds up the others."""
+        free = self._settings.concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        claimed = await self._outbox.claim(self._clock(), self._settings.lease_ms, free, self._token)
+        for delivery in claimed:
+            task = asyncio.create_task(self._attempt(delivery), name=f"webhook-attempt-{delivery.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(claimed)
+
     async def _attempt(self, claimed: ClaimedDelivery) -> None:
-        async with self._gate:
-            webhook = await self._webhooks.get(claimed.webhook_id)
-            if webhook is None or not webhook.enabled:
-                why = "webhook deleted" if webhook is None else "webhook disabled"
-                await self._outbox.complete(claimed, self._token, "dropped", self._record(claimed, 0, 0, why))
-                return
-            started = time.monotonic()  # latency is real time even when the clock is a test's
-            status, error, retry_after = await self._post(webhook, claimed)
-            latency_ms = int((time.monotonic() - started) * 1000)
-            await self._finish(webhook, claimed, status, error, retry_after=retry_after, latency_ms=latency_ms)
+        try:
+            await self._attempt_once(claimed)
+        except StoreUnavailableError as exc:  # the lease runs out and the delivery is tried again
+            log.warning("webhook attempt %s not recorded: %s", claimed.id, exc)
+        except Exception:  # a bug; the lease runs out and the delivery is tried again
+            log.exception("webhook attempt %s failed", claimed.id)
+
+    async def _attempt_once(self, claimed: ClaimedDelivery) -> None:
+        webhook = await self._webhooks.get(claimed.webhook_id)
+        if webhook is None or not webhook.enabled:
+            why = "webhook deleted" if webhook is None else "webhook disabled"
+            await self._outbox.complete(claimed, self._token, "dropped", self._record(claimed, 0, 0, why))
+            return
+        started = time.monotonic()  # latency is real time even when the clock is a test's
+        status, error, retry_after = await self._post(webhook, claimed)
+        latency_ms = int((time.monotonic() - started) * 1000)
+        await self._finish(webhook, claimed, status, error, retry_after=retry_after, latency_ms=latency_ms)
 
     async def _post(self, webhook: Webhook, claimed: ClaimedDelivery) -> tuple[int, str, float | None]:
         """(HTTP status or 0, error or '', seconds asked by Retry-After)."""
