@@ -346,7 +346,7 @@ class TestResharding:
             return [moved, during[-1], after[-1], await store.get("exp")]
 
         moved, during, after, final = run_on(cluster_url, scenario)  # type: ignore[misc]
-        assert len(moved) == 3  # type: ignore[arg-type]  # experiments, archive, revision
+        assert len(moved) == 4  # type: ignore[arg-type]  # experiments, archive, revision, events
         assert during is None and after is None  # both compare-and-set writes went through
         assert final.revision == 4  # type: ignore[attr-defined]
 

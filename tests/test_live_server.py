@@ -190,7 +190,8 @@ class TestStandardServices:
 
     def test_health_serving(self, client: Client) -> None:
         stub = health_pb2_grpc.HealthStub(client.channel)
-        for service in ("", "assignsvc.v1.AssignmentService", "assignsvc.v1.ExperimentService"):
+        for service in ("", "assignsvc.v1.AssignmentService", "assignsvc.v1.ExperimentService",
+                        "assignsvc.v1.WebhookService"):
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -198,7 +199,8 @@ class TestStandardServices:
         stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
         replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name for r in replies for s in r.list_services_response.service}
-        assert {"assignsvc.v1.AssignmentService", "assignsvc.v1.ExperimentService", "grpc.health.v1.Health"} <= names
+        assert {"assignsvc.v1.AssignmentService", "assignsvc.v1.ExperimentService", "assignsvc.v1.WebhookService",
+                "grpc.health.v1.Health"} <= names
 
 
 class TestRedisFailure:

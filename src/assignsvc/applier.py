@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from assignsvc.catalog import ExperimentCatalog
 from assignsvc.core import lifecycle
+from assignsvc.core.events import EXPERIMENT_CREATED, canonical_json, change_events
 from assignsvc.core.model import Experiment, ExperimentStatus
 from assignsvc.core.validation import creation_violations
 from assignsvc.errors import (
@@ -24,7 +25,7 @@ from assignsvc.errors import (
     InvalidArgumentError,
 )
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.store.protocols import MUST_BE_NEW, AssignmentStore, Expected, ExperimentStore
+from assignsvc.store.protocols import MUST_BE_NEW, AssignmentStore, ChangeEvent, Expected, ExperimentStore
 
 MAX_EXPERIMENTS_PER_APPLY = 500
 
@@ -52,6 +53,7 @@ class ApplyOutcome:
     action: ApplyAction
     changes: list[tuple[str, str, str]]
     experiment: Experiment
+    previous: Experiment | None = None  # what was stored before (UPDATED only), for its events
 
 
 class ExperimentApplier:
@@ -85,9 +87,10 @@ class ExperimentApplier:
                 violations += exc.violations
         if violations:
             raise InvalidArgumentError(violations)
-        writes = [(o.experiment, expected) for o, expected in planned if o.action is not ApplyAction.UNCHANGED]
+        changed = [(o, expected) for o, expected in planned if o.action is not ApplyAction.UNCHANGED]
+        writes = [(o.experiment, expected) for o, expected in changed]
         if writes and not dry_run:
-            conflict = await self._store.write(writes)
+            conflict = await self._store.write(writes, self._events(changed))
             if conflict is not None:
                 raise ConflictError(
                     f"experiment {conflict.experiment_id!r} changed while applying; nothing was written: retry"
@@ -95,6 +98,19 @@ class ExperimentApplier:
             for experiment, _ in writes:
                 self._registry.put(experiment)
         return [o for o, _ in planned]
+
+    @staticmethod
+    def _events(changed: Sequence[tuple[ApplyOutcome, Expected]]) -> list[ChangeEvent]:
+        """The webhook events of each write (created, or what changed against the stored one)."""
+        events = []
+        for i, (outcome, _) in enumerate(changed):
+            if outcome.action is ApplyAction.CREATED:
+                events.append(ChangeEvent(EXPERIMENT_CREATED, i))
+                continue
+            if outcome.previous is not None:
+                pairs = change_events(outcome.previous, outcome.experiment)
+                events += [ChangeEvent(t, i, canonical_json(d)) for t, d in pairs]
+        return events
 
     async def _plan(self, item: Desired, prefix: str) -> tuple[ApplyOutcome, Expected]:
         desired = item.experiment
@@ -115,7 +131,7 @@ class ExperimentApplier:
         stored = dataclasses.replace(
             updated, revision=current.revision + 1, update_time_ms=self._catalog.now_ms()
         )
-        return ApplyOutcome(ApplyAction.UPDATED, changes, stored), current.revision
+        return ApplyOutcome(ApplyAction.UPDATED, changes, stored, current), current.revision
 
     async def _successor(self, current: Experiment, item: Desired, prefix: str) -> Experiment:
         """What `current` becomes under the definition, checked by the lifecycle rules."""

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from assignsvc.assigner import Clock, wall_clock_ms
 from assignsvc.core import lifecycle
+from assignsvc.core.events import EXPERIMENT_CREATED, canonical_json, change_events
 from assignsvc.core.lifecycle import Action
 from assignsvc.core.model import Experiment, ExperimentType
 from assignsvc.core.stats import SRM_WARNING_P, srm_p_value
@@ -28,6 +29,7 @@ from assignsvc.store.protocols import (
     ARCHIVED,
     MUST_BE_NEW,
     AssignmentStore,
+    ChangeEvent,
     ExperimentStore,
     WriteConflict,
 )
@@ -126,7 +128,7 @@ class ExperimentCatalog:
         if violations:
             raise InvalidArgumentError(violations)
         stored = self.stamp_new(experiment)
-        conflict = await self._store.write([(stored, MUST_BE_NEW)])
+        conflict = await self._store.write([(stored, MUST_BE_NEW)], [ChangeEvent(EXPERIMENT_CREATED)])
         if conflict is not None:
             archived = " (deleted; ids are never reused)" if conflict.found == ARCHIVED else ""
             raise AlreadyExistsError("experiment", experiment.id + archived)
@@ -250,7 +252,8 @@ class ExperimentCatalog:
                 raise self._stale(experiment_id, expected, current.revision)
             updated = await change(current)
             stored = dataclasses.replace(updated, revision=current.revision + 1, update_time_ms=self._clock())
-            conflict = await self._store.write([(stored, current.revision)])
+            events = [ChangeEvent(kind, 0, canonical_json(detail)) for kind, detail in change_events(current, stored)]
+            conflict = await self._store.write([(stored, current.revision)], events)
             if conflict is None:
                 self._registry.put(stored)
                 return stored

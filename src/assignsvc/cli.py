@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from assignsvc import cli_bulk
+from assignsvc import cli_bulk, cli_webhooks
 from assignsvc import cli_output as out
 from assignsvc.config import ClientConfig, ConfigError, ServerConfig
 from assignsvc.documents.experiment_file import FileExperiment, parse_time, read_experiments
@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ,
         host=args.host, port=args.port, redis_url=args.redis_url, data_dir=args.data_dir,
         log_level=args.log_level, grace_period=args.grace_period, workers=args.workers,
+        webhook_allow_networks=args.webhook_allow_networks, srm_threshold=args.srm_threshold,
     )
     logging.basicConfig(
         level=config.log_level, stream=sys.stderr,
@@ -407,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace-period", type=float, help="seconds to drain on SIGTERM (ASSIGNSVC_GRACE_PERIOD)")
     serve.add_argument("--workers", type=int, help="server processes sharing the port, 1-64 (ASSIGNSVC_WORKERS, "
                        "default 1); more than 1: a supervisor runs them and owns the embedded Redis")
+    serve.add_argument("--webhook-allow-networks", metavar="CIDR[,CIDR...]",
+                       help="non-public networks webhooks may reach, e.g. 127.0.0.0/8 for a local receiver "
+                       "(ASSIGNSVC_WEBHOOK_ALLOW_NETWORKS; default none: only public addresses)")
+    serve.add_argument("--srm-threshold", type=float, help="raise experiment.warning when a RUNNING experiment's "
+                       "SRM p-value drops below this (ASSIGNSVC_SRM_THRESHOLD, default 0.001)")
     serve.set_defaults(run=_serve)
 
     connection = argparse.ArgumentParser(add_help=False)
@@ -417,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     experiments = sub.add_parser("experiments", help="create, read, change and delete experiments")
     _experiment_commands(experiments.add_subparsers(dest="action", required=True), client)
+
+    webhooks = sub.add_parser("webhooks", help="signed HTTP notifications of experiment events")
+    cli_webhooks.add_commands(webhooks.add_subparsers(dest="action", required=True), client, _client)
 
     apply = sub.add_parser("apply", parents=[client], help="create or update the experiments of a YAML/JSON file",
                            description="Create or update every experiment of FILE at once, all or nothing "

@@ -7,6 +7,7 @@ package reads os.environ.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,45 @@ def split_cluster_url(url: str) -> tuple[str, list[tuple[str, int]]]:
     first_host = hosts.split(",")[0].strip()
     plain = scheme.removesuffix(CLUSTER_SUFFIX)
     return f"{plain}://{userinfo + '@' if userinfo else ''}{first_host}{tail}", nodes
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+DEFAULT_RETRY_SCHEDULE = "5s,30s,3m,18m"  # 5 attempts, waits growing 6x (core.retry)
+
+
+def parse_duration(text: str) -> float:
+    """'500ms', '5s', '5m', '2h', '1d' or plain seconds -> seconds; ValueError otherwise."""
+    text = text.strip()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        number = text[: -len(unit)]
+        if text.endswith(unit) and number.replace(".", "", 1).isdigit():
+            return float(number) * _UNITS[unit]
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    raise ValueError(f"not a duration: {text!r} (e.g. 5s, 5m, 2h, 1d)")
+
+
+def parse_schedule(spec: str) -> tuple[float, ...]:
+    """'5s,5m,30m' -> waits in seconds; at most 20 retries (ConfigError otherwise)."""
+    try:
+        waits = tuple(parse_duration(p) for p in spec.split(",") if p.strip())
+    except ValueError as exc:
+        raise ConfigError(f"ASSIGNSVC_WEBHOOK_RETRY_SCHEDULE: {exc}") from None
+    if len(waits) > 20:
+        raise ConfigError("ASSIGNSVC_WEBHOOK_RETRY_SCHEDULE: at most 20 retries")
+    return waits
+
+
+def parse_networks(spec: str) -> tuple[str, ...]:
+    """'127.0.0.0/8, ::1' -> normalized CIDR strings; ConfigError names a bad entry."""
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part:
+            try:
+                out.append(str(ipaddress.ip_network(part, strict=False)))
+            except ValueError:
+                raise ConfigError(f"ASSIGNSVC_WEBHOOK_ALLOW_NETWORKS: not a network: {part!r}") from None
+    return tuple(out)
 
 
 def _pick(flag: Any, env: Mapping[str, str], name: str, default: Any) -> Any:
@@ -99,6 +139,17 @@ class ServerConfig:
     # Server processes sharing one port (SO_REUSEPORT) under a supervisor (workers.py);
     # 1 = a single process, no supervisor.
     workers: int = 1
+    # Networks webhooks may reach although not public (the SSRF guard's allow-list), CIDRs.
+    webhook_allow_networks: tuple[str, ...] = ()
+    webhook_timeout_s: float = 10.0
+    # Waits between attempts; attempts = waits + 1.
+    webhook_retry_schedule: tuple[float, ...] = parse_schedule(DEFAULT_RETRY_SCHEDULE)
+    # A webhook is disabled after this many events in a row were given up on; 0 = never.
+    webhook_disable_after: int = 5
+    webhook_poll_interval_s: float = 0.25
+    # experiment.warning (srm) is raised when a RUNNING experiment's p-value drops below this.
+    srm_threshold: float = 0.001
+    srm_check_interval_s: float = 60.0
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ServerConfig:
@@ -148,7 +199,37 @@ class ServerConfig:
                 "ASSIGNSVC_REDIS_PIPELINES", 0, 64,
             ),
             workers=_as_int(_pick(flags.get("workers"), env, "WORKERS", d.workers), "ASSIGNSVC_WORKERS", 1, 64),
+            **_webhook_settings(env, flags, d),
         )
+
+
+def _webhook_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: ServerConfig) -> dict[str, Any]:
+    allow = _pick(flags.get("webhook_allow_networks"), env, "WEBHOOK_ALLOW_NETWORKS", "")
+    schedule = _pick(flags.get("webhook_retry_schedule"), env, "WEBHOOK_RETRY_SCHEDULE", None)
+    return {
+        "webhook_allow_networks": parse_networks(str(allow)),
+        "webhook_timeout_s": _as_float(
+            _pick(flags.get("webhook_timeout"), env, "WEBHOOK_TIMEOUT", d.webhook_timeout_s),
+            "ASSIGNSVC_WEBHOOK_TIMEOUT", 0.05, 60.0,
+        ),
+        "webhook_retry_schedule": d.webhook_retry_schedule if schedule is None else parse_schedule(str(schedule)),
+        "webhook_disable_after": _as_int(
+            _pick(flags.get("webhook_disable_after"), env, "WEBHOOK_DISABLE_AFTER", d.webhook_disable_after),
+            "ASSIGNSVC_WEBHOOK_DISABLE_AFTER", 0, 1_000_000,
+        ),
+        "webhook_poll_interval_s": _as_float(
+            _pick(flags.get("webhook_poll_interval"), env, "WEBHOOK_POLL_INTERVAL", d.webhook_poll_interval_s),
+            "ASSIGNSVC_WEBHOOK_POLL_INTERVAL", 0.01, 60.0,
+        ),
+        "srm_threshold": _as_float(
+            _pick(flags.get("srm_threshold"), env, "SRM_THRESHOLD", d.srm_threshold),
+            "ASSIGNSVC_SRM_THRESHOLD", 0.0, 1.0,
+        ),
+        "srm_check_interval_s": _as_float(
+            _pick(flags.get("srm_check_interval"), env, "SRM_CHECK_INTERVAL", d.srm_check_interval_s),
+            "ASSIGNSVC_SRM_CHECK_INTERVAL", 0.05, 86_400.0,
+        ),
+    }
 
 
 @dataclass(frozen=True, slots=True)

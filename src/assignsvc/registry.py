@@ -147,6 +147,7 @@ class ExperimentRegistry:
                 log.warning("experiment change feed lost, resubscribing: %s", exc)
             except Exception:  # keep following: a dead task would leave only polling
                 log.exception("experiment change feed failed, resubscribing")
+            _stop_if_cancelled()
             await asyncio.sleep(min(self._refresh_interval_s, 1.0))
 
     async def _poll_revision(self) -> None:
@@ -158,3 +159,12 @@ class ExperimentRegistry:
                 log.warning("experiment refresh failed: %s", exc)
             except Exception:  # keep polling whatever one refresh hit
                 log.exception("experiment refresh failed")
+            _stop_if_cancelled()
+
+
+def _stop_if_cancelled() -> None:
+    """Re-raise a cancellation that a Redis call turned into an error (redis-py's timeouts can
+    convert a CancelledError arriving mid-read into a TimeoutError); else stop() would wait forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import logging
 import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -26,26 +28,38 @@ from assignsvc.applier import ExperimentApplier
 from assignsvc.assigner import Assigner
 from assignsvc.catalog import ExperimentCatalog
 from assignsvc.config import ConfigError, ServerConfig
+from assignsvc.core.retry import RetrySchedule
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.exporter import Exporter
 from assignsvc.preassigner import Preassigner
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.service import AssignmentServicer, BulkAssignmentServicer, ExperimentServicer
+from assignsvc.service import AssignmentServicer, BulkAssignmentServicer, ExperimentServicer, WebhookServicer
+from assignsvc.service.convert import experiment_to_pb
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.assignments import CLAIM_SCRIPT
 from assignsvc.store.cluster import ClusterAssignmentStore
+from assignsvc.store.codec import experiment_from_json
 from assignsvc.store.connection import RedisClient, connect
 from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
+from assignsvc.store.outbox import RedisOutbox
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import AssignmentStore
 from assignsvc.store.rows import BULK_TIMEOUT_S, PREASSIGN_SCRIPT, AssignmentRows, cluster_runner, pipe_runner
-from assignsvc.v1 import assignment_service_pb2, bulk_assignment_service_pb2, experiment_service_pb2
+from assignsvc.store.webhooks import RedisWebhookStore
+from assignsvc.v1 import (
+    assignment_service_pb2,
+    bulk_assignment_service_pb2,
+    experiment_service_pb2,
+    webhook_service_pb2,
+)
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bulk_grpc
 from assignsvc.v1 import experiment_service_pb2_grpc as experiment_grpc
+from assignsvc.v1 import webhook_service_pb2_grpc as webhook_grpc
+from assignsvc.webhooks import DeliverySettings, SrmWatcher, WebhookDispatcher, WebhookManager
 
 log = logging.getLogger("assignsvc")
 
@@ -53,8 +67,38 @@ SERVICE_NAMES = (
     experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
     assignment_service_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
     bulk_assignment_service_pb2.DESCRIPTOR.services_by_name["BulkAssignmentService"].full_name,
+    webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
 )
 EMBEDDED_WATCH_INTERVAL_S = 1.0
+
+
+def render_experiment(stored_json: str) -> dict[str, Any]:
+    """A stored experiment as the API returns it (webhook events' data.object)."""
+    message = experiment_to_pb(experiment_from_json(stored_json))
+    return dict(json_format.MessageToDict(message, preserving_proto_field_name=True))
+
+
+def _add_webhook_service(
+    server: grpc.aio.Server, redis: RedisClient, keys: Keyspace, config: ServerConfig
+) -> tuple[RedisWebhookStore, RedisOutbox, DeliverySettings]:
+    """Register WebhookService; its stores and the delivery settings, for the dispatcher."""
+    settings = delivery_settings(config)
+    webhook_store, outbox = RedisWebhookStore(redis, keys), RedisOutbox(redis, keys)
+    webhook_grpc.add_WebhookServiceServicer_to_server(
+        WebhookServicer(WebhookManager(webhook_store, outbox, settings.allowed)), server
+    )
+    return webhook_store, outbox, settings
+
+
+def delivery_settings(config: ServerConfig) -> DeliverySettings:
+    """The webhook delivery settings of a server config."""
+    return DeliverySettings(
+        timeout_s=config.webhook_timeout_s,
+        schedule=RetrySchedule(config.webhook_retry_schedule),
+        disable_after=config.webhook_disable_after,
+        allowed=tuple(ipaddress.ip_network(n) for n in config.webhook_allow_networks),
+        poll_interval_s=config.webhook_poll_interval_s,
+    )
 
 
 class EmbeddedRedis:
@@ -119,6 +163,8 @@ class RunningServer:
     grace_period_s: float = 5.0
     fast_pipe: FastScriptPipe | None = None
     bulk_pipe: FastScriptPipe | None = None
+    dispatcher: WebhookDispatcher | None = None
+    srm_watcher: SrmWatcher | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
@@ -128,13 +174,45 @@ class RunningServer:
         self._stopped = True
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_period_s)
+        await _release(self.srm_watcher, self.dispatcher)
         await self.registry.stop()
-        for pipe in (self.fast_pipe, self.bulk_pipe):
-            if pipe is not None:
-                await pipe.close()
-        await self.redis.aclose()
-        if self.embedded is not None:
-            await self.embedded.stop()
+        await _release(self.fast_pipe, self.bulk_pipe, self.redis, self.embedded)
+
+
+Closeable = SrmWatcher | WebhookDispatcher | FastScriptPipe | EmbeddedRedis | RedisClient | None
+
+
+async def _release(*owned: Closeable) -> None:
+    """Stop or close each, in the order given (None: never started)."""
+    for thing in owned:
+        if isinstance(thing, SrmWatcher | WebhookDispatcher | EmbeddedRedis):
+            await thing.stop()
+        elif isinstance(thing, FastScriptPipe):
+            await thing.close()
+        elif thing is not None:
+            await thing.aclose()
+
+
+def _assignment_stores(
+    redis: RedisClient, redis_url: str, keys: Keyspace, config: ServerConfig
+) -> tuple[AssignmentStore, FastScriptPipe | None, AssignmentRows, FastScriptPipe | None]:
+    """The Assign path's store (claims pipelined on the fast pipe unless it is off or on a
+    cluster), and the bulk rows store (export, preassign) on a connection of its own, so
+    that neither queues behind the other."""
+    redis_assignments: RedisAssignmentStore = (
+        ClusterAssignmentStore(redis, keys) if isinstance(redis, RedisCluster) else RedisAssignmentStore(redis, keys)
+    )
+    assignment_store: AssignmentStore = redis_assignments
+    fast_pipe = bulk_pipe = None
+    if config.redis_pipelines > 0:
+        if not isinstance(redis, RedisCluster):  # cluster routing stays with redis-py
+            fast_pipe = FastScriptPipe(redis_url, CLAIM_SCRIPT, config.redis_timeout_s)
+        assignment_store = PipelinedAssignmentStore(redis_assignments, fast_pipe, max_in_flight=config.redis_pipelines)
+    if isinstance(redis, RedisCluster):
+        return assignment_store, fast_pipe, AssignmentRows(cluster_runner(redis), keys), None
+    bulk_timeout_s = max(config.redis_timeout_s, BULK_TIMEOUT_S)
+    bulk_pipe = FastScriptPipe(redis_url, PREASSIGN_SCRIPT, bulk_timeout_s, name="assignsvc-bulk")
+    return assignment_store, fast_pipe, AssignmentRows(pipe_runner(bulk_pipe), keys), bulk_pipe
 
 
 async def create_server(config: ServerConfig) -> RunningServer:
@@ -145,30 +223,15 @@ async def create_server(config: ServerConfig) -> RunningServer:
         embedded = EmbeddedRedis(config.data_dir)
         redis_url = await embedded.start()
     redis = connect(redis_url, config.redis_timeout_s)
-    fast_pipe: FastScriptPipe | None = None
-    bulk_pipe: FastScriptPipe | None = None
+    fast_pipe = bulk_pipe = None
+    dispatcher: WebhookDispatcher | None = None
+    srm_watcher: SrmWatcher | None = None
     try:
         keys = Keyspace(config.key_prefix)
         experiment_store = RedisExperimentStore(redis, keys)
         registry = ExperimentRegistry(experiment_store, config.refresh_interval_s)
         await registry.start()
-        redis_assignments: RedisAssignmentStore = (
-            ClusterAssignmentStore(redis, keys) if isinstance(redis, RedisCluster)
-            else RedisAssignmentStore(redis, keys)
-        )
-        assignment_store: AssignmentStore = redis_assignments
-        if config.redis_pipelines > 0:
-            if "cluster" not in redis_url.split("://", 1)[0]:  # cluster routing stays with redis-py
-                fast_pipe = FastScriptPipe(redis_url, CLAIM_SCRIPT, config.redis_timeout_s)
-            assignment_store = PipelinedAssignmentStore(
-                redis_assignments, fast_pipe, max_in_flight=config.redis_pipelines
-            )
-        if isinstance(redis, RedisCluster):
-            rows = AssignmentRows(cluster_runner(redis), keys)
-        else:  # export and preassign get their own connection: they never queue behind Assign, nor it behind them
-            bulk_timeout_s = max(config.redis_timeout_s, BULK_TIMEOUT_S)
-            bulk_pipe = FastScriptPipe(redis_url, PREASSIGN_SCRIPT, bulk_timeout_s, name="assignsvc-bulk")
-            rows = AssignmentRows(pipe_runner(bulk_pipe), keys)
+        assignment_store, fast_pipe, rows, bulk_pipe = _assignment_stores(redis, redis_url, keys, config)
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
         # Workers of `serve --workers N` bind one port together (workers.py).
         # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
@@ -184,6 +247,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         bulk_grpc.add_BulkAssignmentServiceServicer_to_server(BulkAssignmentServicer(
             Exporter(registry, experiment_store, rows), Preassigner(registry, rows), activity=lambda: assigner.served,
         ), server)
+        webhook_store, outbox, settings = _add_webhook_service(server, redis, keys, config)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
@@ -196,18 +260,19 @@ async def create_server(config: ServerConfig) -> RunningServer:
         except RuntimeError as exc:  # grpcio reports a failed bind this way
             raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
         await server.start()
+        # Delivery runs beside the server on its loop, never inside an RPC: Assign does not wait for it.
+        dispatcher = WebhookDispatcher(webhook_store, outbox, render_experiment, settings)
+        await dispatcher.start()
+        srm_watcher = SrmWatcher(registry, catalog, outbox, config.srm_threshold, config.srm_check_interval_s)
+        srm_watcher.start()
     except BaseException:
-        for pipe in (fast_pipe, bulk_pipe):
-            if pipe is not None:
-                await pipe.close()
-        await redis.aclose()
-        if embedded is not None:
-            await embedded.stop()
+        await _release(srm_watcher, dispatcher, fast_pipe, bulk_pipe, redis, embedded)
         raise
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
-        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe
+        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe,
+        dispatcher, srm_watcher,
     )
 
 

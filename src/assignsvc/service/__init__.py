@@ -3,5 +3,6 @@
 from assignsvc.service.assignment_servicer import AssignmentServicer
 from assignsvc.service.bulk_servicer import BulkAssignmentServicer
 from assignsvc.service.experiment_servicer import ExperimentServicer
+from assignsvc.service.webhook_servicer import WebhookServicer
 
-__all__ = ["AssignmentServicer", "BulkAssignmentServicer", "ExperimentServicer"]
+__all__ = ["AssignmentServicer", "BulkAssignmentServicer", "ExperimentServicer", "WebhookServicer"]

@@ -4,6 +4,9 @@ Writers bump the revision and publish it with the changed ids in the same script
 a replica that sees every revision in sequence reads only the changed experiments,
 and one that sees a gap (or misses a message) reloads everything.
 
+Every write appends its webhook events (store.outbox reads them) to the events stream
+in the same script: a change and its event are one atomic step.
+
 Every key is tagged `{meta}`, so on a Redis Cluster all of them live in one slot and
 each script stays one atomic step. There, commands go through store.cluster (which
 follows slot moves) and the change feed subscribes on one node: see changes().
@@ -26,13 +29,15 @@ from assignsvc.store.cluster import run_one
 from assignsvc.store.codec import experiment_from_json, experiment_to_json
 from assignsvc.store.connection import RedisClient
 from assignsvc.store.keys import Keyspace
-from assignsvc.store.protocols import ChangeNotice, Expected, WriteConflict
+from assignsvc.store.protocols import ChangeEvent, ChangeNotice, Expected, WriteConflict
 from assignsvc.store.redis_errors import store_errors
 
-# KEYS: experiments, archived, revision. ARGV: channel, then (id, expected, json) triples.
+# KEYS: experiments, archived, revision, events. ARGV: channel, number of writes N,
+# N (id, expected, json) triples, then (type, write index, detail) triples of events.
 # expected: a revision, "new" (must be neither live nor archived) or "" (any).
 # All or nothing: returns {0, global revision} or {1, triple index, found} where found
-# is the stored revision, -1 for none or -2 for archived.
+# is the stored revision, -1 for none or -2 for archived. Each event is appended to the
+# events stream in the same atomic step as its write, so no change is ever without it.
 _WRITE_SCRIPT = """
 local function stored_revision(id)
   local raw = redis.call('HGET', KEYS[1], id)
@@ -40,24 +45,29 @@ local function stored_revision(id)
   if redis.call('HEXISTS', KEYS[2], id) == 1 then return -2 end
   return -1
 end
-for i = 2, #ARGV, 3 do
+local last = 2 + 3 * tonumber(ARGV[2])
+for i = 3, last, 3 do
   local expected = ARGV[i + 1]
   if expected ~= '' then
     local found = stored_revision(ARGV[i])
     local ok = (expected == 'new' and found == -1) or (tonumber(expected) == found)
-    if not ok then return {1, (i - 2) / 3, found} end
+    if not ok then return {1, (i - 3) / 3, found} end
   end
 end
-for i = 2, #ARGV, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+for i = 3, last, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+for i = last + 1, #ARGV, 3 do
+  local w = 3 + 3 * tonumber(ARGV[i + 1])
+  redis.call('XADD', KEYS[4], '*', 'type', ARGV[i], 'experiment', ARGV[w + 2], 'detail', ARGV[i + 2])
+end
 local rev = redis.call('INCR', KEYS[3])
 local notice = {rev}
-for i = 2, #ARGV, 3 do table.insert(notice, ARGV[i]) end
+for i = 3, last, 3 do table.insert(notice, ARGV[i]) end
 redis.call('PUBLISH', ARGV[1], table.concat(notice, ' '))
 return {0, rev}
 """
 
-# KEYS: experiments, archived, revision. ARGV: channel, id, expected revision or "".
-# Moves the definition to the archive. Returns {0} or {1, found} as above.
+# KEYS: experiments, archived, revision, events. ARGV: channel, id, expected revision or "".
+# Moves the definition to the archive and appends experiment.deleted. Returns {0} or {1, found}.
 _ARCHIVE_SCRIPT = """
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return {1, -1} end
@@ -65,6 +75,7 @@ local found = tonumber(cjson.decode(raw)['revision'] or 0)
 if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= found then return {1, found} end
 redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], raw)
+redis.call('XADD', KEYS[4], '*', 'type', 'experiment.deleted', 'experiment', raw, 'detail', '{}')
 local rev = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[1], rev .. ' ' .. ARGV[2])
 return {0}
@@ -107,7 +118,7 @@ class RedisExperimentStore:
         self._put = redis.register_script(_PUT_SCRIPT)
         self._load_all = redis.register_script(_LOAD_ALL_SCRIPT)
         self._subscriptions = itertools.count()  # which cluster node the next subscription tries
-        self._meta_keys = [keys.experiments, keys.archived_experiments, keys.experiments_revision]
+        self._meta_keys = [keys.experiments, keys.archived_experiments, keys.experiments_revision, keys.events]
 
     async def _script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[EncodableT]) -> Any:
         """Run one of the scripts; on a Redis Cluster through store.cluster, which follows
@@ -123,11 +134,15 @@ class RedisExperimentStore:
             return await run_one(self._redis, command)
         return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
 
-    async def write(self, writes: Sequence[tuple[Experiment, Expected]]) -> WriteConflict | None:
+    async def write(
+        self, writes: Sequence[tuple[Experiment, Expected]], events: Sequence[ChangeEvent] = ()
+    ) -> WriteConflict | None:
         """See ExperimentStore.write."""
-        args: list[str | int] = [self._keys.experiment_changes]
+        args: list[str | int] = [self._keys.experiment_changes, len(writes)]
         for experiment, expected in writes:
             args += [experiment.id, "" if expected is None else expected, experiment_to_json(experiment)]
+        for event in events:
+            args += [event.type, event.write_index, event.detail]
         with store_errors("write experiments"):
             reply = await self._script(self._write, self._meta_keys, args)
         if int(reply[0]) == 0:

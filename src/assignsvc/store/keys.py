@@ -38,6 +38,46 @@ class Keyspace:
         """Pub/sub channel carrying the id of each changed experiment."""
         return f"{self.prefix}:{{meta}}:changes"
 
+    @property
+    def events(self) -> str:
+        """Stream: one entry per experiment event, read by the webhook dispatcher's consumer group."""
+        return f"{self.prefix}:{{meta}}:events"
+
+    @property
+    def webhook_index(self) -> str:
+        """Sorted set (all scores 0, so by id): every webhook id."""
+        return f"{self.prefix}:{{meta}}:webhooks"
+
+    def webhook(self, webhook_id: str) -> str:
+        """Hash: config (JSON), enabled, disabled_reason, failed_events of one webhook."""
+        return f"{self.prefix}:{{meta}}:wh:{webhook_id}"
+
+    def webhook_log(self, webhook_id: str) -> str:
+        """Sorted set (scores 0, ids sort by time): the deliveries of one webhook."""
+        return f"{self.prefix}:{{meta}}:wh:{webhook_id}:log"
+
+    def delivery(self, delivery_id: str) -> str:
+        """Hash: one event for one webhook: payload, state, attempts, next try, lease."""
+        return f"{self.prefix}:{{meta}}:d:{delivery_id}"
+
+    @property
+    def deliveries_due(self) -> str:
+        """Sorted set: pending delivery id -> when (ms) it may next be tried (or its lease ends)."""
+        return f"{self.prefix}:{{meta}}:due"
+
+    @property
+    def delivery_prefix(self) -> str:
+        """What delivery(id) puts before the id (for scripts that build the name)."""
+        return f"{self.prefix}:{{meta}}:d:"
+
+    def turn(self, name: str) -> str:
+        """String with a TTL: some replica did the periodic job `name` this period."""
+        return f"{self.prefix}:{{meta}}:turn:{name}"
+
+    def srm_marker(self, experiment_id: str, bucket_version: int) -> str:
+        """String set once the SRM warning for this experiment and bucket version was raised."""
+        return f"{self.prefix}:{{meta}}:srm:{experiment_id}:{bucket_version}"
+
     def assignments(self, experiment_id: str, shard: int, bucket_version: int) -> str:
         """Hash: participant id -> packed (first_seen_ms, arm index)."""
         return f"{self.prefix}:a:{{{experiment_id}:{shard}}}:{bucket_version}"

@@ -79,6 +79,15 @@ class WriteConflict:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """A webhook event to record with a write: its type, which write, extra `data` fields (JSON)."""
+
+    type: str
+    write_index: int = 0
+    detail: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeNotice:
     """One stored write: the global revision it produced and the experiments it changed."""
 
@@ -89,16 +98,20 @@ class ChangeNotice:
 class ExperimentStore(Protocol):
     """Experiment definitions shared by every replica, with a change feed."""
 
-    async def write(self, writes: Sequence[tuple[Experiment, Expected]]) -> WriteConflict | None:
+    async def write(
+        self, writes: Sequence[tuple[Experiment, Expected]], events: Sequence[ChangeEvent] = ()
+    ) -> WriteConflict | None:
         """Store every experiment, each only if its stored revision is as expected.
 
         All or nothing, in one atomic step, then every replica is told. The
-        experiments carry their new revision already.
+        experiments carry their new revision already. `events` are recorded for the
+        webhooks in the same atomic step (each names the write it describes).
         """
         ...
 
     async def archive(self, experiment_id: str, expected: int | None) -> WriteConflict | None:
-        """Move an experiment to the archive (its id stays taken), if at that revision."""
+        """Move an experiment to the archive (its id stays taken), if at that revision,
+        recording experiment.deleted in the same atomic step."""
         ...
 
     async def put(self, experiment: Experiment) -> None:
