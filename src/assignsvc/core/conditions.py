@@ -1,0 +1,500 @@
+"""GrowthBook's condition language compiled into Python closures, once per stored experiment.
+
+`compile_condition` turns a condition (MongoDB-like JSON: `$eq` ... `$vgte`, `$and`,
+`$or`, `$nor`, `$not`, `$inGroup`, dotted paths, implicit equality) into a function
+`(attributes, groups) -> bool` that agrees with the `growthbook` package's
+`evalCondition` on every valid condition (tests/test_conditions.py checks >= 10k
+generated pairs). The Assign path only calls the closure: nothing is parsed there.
+
+Where GrowthBook is lenient with a malformed condition (an unknown operator, `$in`
+with a non-list, a regex that does not compile: it evaluates to false at run time),
+this compiler refuses it with a ConditionError naming the path inside the condition
+(`$and[1].country.$regex: ...`), so that a typo is caught when the experiment is
+stored rather than silently excluding everyone.
+
+Regexes run on RE2 (google-re2): matching is linear in the input, so no pattern can
+backtrack catastrophically and stall the server. RE2 refuses backreferences and
+lookaround, which are reported at compile time; `\\d`, `\\w`, `\\s` and `\\b` are ASCII
+only in RE2 (Unicode in Python's `re`, which GrowthBook's Python SDK uses).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import re2
+
+
+class GroupMembers(Protocol):
+    """A saved group as the evaluator sees it: membership of a string id."""
+
+    def __contains__(self, value: object) -> bool: ...
+
+
+Attributes = Mapping[str, Any]
+Groups = Mapping[str, GroupMembers]
+Condition = Callable[[Any, Groups], bool]
+_ValueTest = Callable[[Any, Groups], bool]
+
+MAX_CONDITION_BYTES = 64 * 1024
+MAX_CONDITION_DEPTH = 32
+_LOGICAL = ("$or", "$nor", "$and", "$not")
+# Keys GrowthBook treats as conditions, not value operators (never match on a value).
+_CONDITION_OPERATORS = ("$or", "$nor", "$and", "$savedGroup")
+_NUMBER = (int, float)
+_TYPE_NAMES = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+               list: "array", dict: "object"}
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is reported to the caller, not logged by RE2
+_RE2_OPTIONS_I = re2.Options()
+_RE2_OPTIONS_I.log_errors = False
+_RE2_OPTIONS_I.case_sensitive = False
+
+
+class ConditionError(ValueError):
+    """A condition that cannot be compiled; `path` locates the problem inside it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+def parse_condition(text: str) -> Condition | None:
+    """Compile condition JSON text; None for no condition ("" or "{}")."""
+    if not text.strip():
+        return None
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONDITION_BYTES:
+        raise ConditionError("", f"must be at most {MAX_CONDITION_BYTES} bytes of JSON")
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ConditionError("", f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConditionError("", "is nested too deeply") from None
+    if document == {}:
+        return None
+    return compile_condition(document)
+
+
+def canonical_text(text: str) -> str:
+    """The stored form of a valid condition: compact JSON in the given key order ("" for none)."""
+    if not text.strip():
+        return ""
+    document = json.loads(text)
+    return "" if document == {} else json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def referenced_groups(text: str) -> set[str]:
+    """Ids named by $inGroup / $notInGroup anywhere in a (valid) condition."""
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("$inGroup", "$notInGroup") and isinstance(value, str):
+                    found.add(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    if text.strip():
+        walk(json.loads(text))
+    return found
+
+
+def compile_condition(condition: object, path: str = "") -> Condition:
+    """A closure evaluating `condition` on an attributes object; ConditionError if invalid."""
+    return _Compiler().condition(condition, path, 0)
+
+
+# --- evaluation helpers (GrowthBook's semantics, see growthbook.core) ---------------------
+
+def get_type(value: object) -> str:
+    """GrowthBook's getType: null, boolean, number, string, array, object (else unknown)."""
+    return _TYPE_NAMES.get(type(value), "unknown")
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in _NUMBER
+
+
+def _is_array_index(key: str, length: int) -> bool:
+    return len(key) <= 10 and key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < length
+
+
+def _segment(current: object, segment: str) -> Any:
+    if type(current) is dict:
+        return current.get(segment)
+    if type(current) is list:
+        if segment == "length":
+            return len(current)
+        if _is_array_index(segment, len(current)):
+            return current[int(segment)]
+    return None
+
+
+def _getter(path: str) -> Callable[[Any], Any]:
+    """GrowthBook's getPath for one dotted path, split once."""
+    segments = path.split(".")
+    if len(segments) == 1:
+        key = segments[0]
+        return lambda obj: obj.get(key) if type(obj) is dict else _segment(obj, key)
+
+    def get(obj: Any) -> Any:
+        for segment in segments:
+            obj = _segment(obj, segment)
+            if obj is None:
+                return None
+        return obj
+
+    return get
+
+
+def _js_key_order(obj: dict[Any, Any]) -> list[Any]:
+    keys = list(obj)
+    indices = [k for k in keys if isinstance(k, str) and _is_array_index(k, 2**32 - 1)]
+    return sorted(indices, key=int) + [k for k in keys if k not in indices]
+
+
+def strict_deep_equal(a: Any, b: Any) -> bool:
+    """Implicit equality: same JSON types all the way down (True != 1; 1.0 == 1), JS key order."""
+    kind = get_type(a)
+    if kind != get_type(b):
+        return False
+    if kind == "array":
+        return len(a) == len(b) and all(strict_deep_equal(x, y) for x, y in zip(a, b, strict=True))
+    if kind == "object":
+        return _js_key_order(a) == _js_key_order(b) and all(strict_deep_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _js_strict_equal(a: Any, b: Any) -> bool:
+    """`===` between JSON values from separate parses: containers are never equal."""
+    kind = get_type(a)
+    if kind != get_type(b) or kind in ("array", "object"):
+        return False
+    return bool(a == b)
+
+
+def _utf16(text: str) -> bytes:
+    return text.encode("utf-16-be", "surrogatepass")
+
+
+def _compare_strings(a: str, b: str) -> int:
+    """JS string order (UTF-16 code units), which differs from code points above U+FFFF."""
+    if not (a.isascii() and b.isascii()):
+        a_units, b_units = _utf16(a), _utf16(b)
+        return (a_units > b_units) - (a_units < b_units)
+    return (a > b) - (a < b)
+
+
+def js_number_to_string(value: float) -> str:  # noqa: PLR0911 - one return per JS layout
+    """JS `String(number)`: shortest round-trip digits, fixed for exponents -7 < e < 21."""
+    x = float(value)
+    if math.isnan(x):
+        return "NaN"
+    if x == 0:
+        return "0"
+    if x < 0:
+        return "-" + js_number_to_string(-x)
+    if x == float("inf"):
+        return "Infinity"
+    mantissa, _, exponent = repr(x).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    padded = (whole + fraction).lstrip("0")
+    digits = padded.rstrip("0")
+    k = len(digits)
+    n = int(exponent or "0") - len(fraction) + len(padded)
+    if k <= n <= 21:
+        return digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * -n + digits
+    head = digits[0] + ("." + digits[1:] if k > 1 else "")
+    return head + "e" + ("+" if n > 0 else "-") + str(abs(n - 1))
+
+
+_VERSION_STRIP = re.compile(r"(^v|\+.*$)")
+_VERSION_SPLIT = re.compile(r"[-.]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _padded_version(text: str) -> str:
+    parts = _VERSION_SPLIT.split(_VERSION_STRIP.sub("", text))
+    if len(parts) == 3:
+        parts.append("~")  # a release sorts after its pre-releases
+    return "-".join(p.rjust(5, " ") if p.isdigit() else p for p in parts)
+
+
+def padded_version(value: Any) -> str:
+    """GrowthBook's paddedVersionString: versions made comparable as plain strings."""
+    if _is_number(value):
+        value = js_number_to_string(value)
+    if not value or not isinstance(value, str):
+        value = "0"
+    return _padded_version(value)
+
+
+def _contains_bool_or_number(values: list[Any], value: Any) -> bool:
+    """0/1 versus False/True without Python's bool == int aliasing."""
+    return any(v == value and isinstance(v, bool) == isinstance(value, bool) for v in values)
+
+
+def is_in(values: list[Any], actual: Any, insensitive: bool = False) -> bool:
+    """GrowthBook's isIn: membership, or any overlap when the attribute is an array."""
+    if insensitive:
+        fold = [v.lower() if isinstance(v, str) else v for v in values]
+        items = actual if isinstance(actual, list) else [actual]
+        return any(_js_strict_equal(a.lower() if isinstance(a, str) else a, v) for a in items for v in fold)
+    if isinstance(actual, list):
+        return any(_js_strict_equal(a, v) for a in actual for v in values)
+    if isinstance(actual, dict):
+        return False
+    if actual is None:
+        return any(v is None for v in values)
+    if actual in {0, 1}:
+        return _contains_bool_or_number(values, actual)
+    return actual in values
+
+
+# --- the compiler ----------------------------------------------------------------------
+
+def _always(value: bool) -> _ValueTest:
+    return lambda actual, groups: value
+
+
+def _negated(test: Condition) -> Condition:
+    return lambda subject, groups: not test(subject, groups)
+
+
+def _at_path(get: Callable[[Any], Any], test: _ValueTest) -> Condition:
+    return lambda attrs, groups: test(get(attrs), groups)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Compiler:
+    """Recursive descent over the condition; every node checked and compiled once."""
+
+    def condition(self, node: object, path: str, depth: int) -> Condition:
+        if depth > MAX_CONDITION_DEPTH:
+            raise ConditionError(path, f"is nested deeper than {MAX_CONDITION_DEPTH} levels")
+        if not isinstance(node, dict):
+            raise ConditionError(path, f"must be an object, got {get_type(node)}")
+        tests: list[Condition] = []
+        for key, value in node.items():
+            here = _join(path, key)
+            if key in ("$or", "$nor", "$and"):
+                tests.append(self._logical(key, value, here, depth))
+            elif key == "$not":
+                tests.append(_negated(self.condition(value, here, depth + 1)))
+            elif key.startswith("$"):
+                raise ConditionError(here, "unknown operator (a condition's keys are attribute paths or "
+                                     "$and, $or, $nor, $not)")
+            else:
+                if not key or "" in key.split("."):
+                    raise ConditionError(here, "attribute paths must not be empty or hold empty segments")
+                tests.append(_at_path(_getter(key), self.value(value, here, depth + 1)))
+        if not tests:
+            return lambda attrs, groups: True
+        if len(tests) == 1:
+            return tests[0]
+        if len(tests) == 2:
+            first, second = tests
+            return lambda attrs, groups: first(attrs, groups) and second(attrs, groups)
+        return lambda attrs, groups: all(t(attrs, groups) for t in tests)
+
+    def _logical(self, key: str, value: object, path: str, depth: int) -> Condition:
+        if not isinstance(value, list):
+            raise ConditionError(path, f"must be a list of conditions, got {get_type(value)}")
+        parts = [self.condition(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        if key == "$and":
+            return lambda attrs, groups: all(p(attrs, groups) for p in parts)
+        if not parts:  # GrowthBook: an empty $or passes, so an empty $nor fails
+            return lambda attrs, groups: key == "$or"
+        if key == "$or":
+            return lambda attrs, groups: any(p(attrs, groups) for p in parts)
+        return lambda attrs, groups: not any(p(attrs, groups) for p in parts)
+
+    def value(self, node: object, path: str, depth: int, insensitive: bool = False) -> _ValueTest:
+        """A test of one attribute value: an operator object, else implicit equality."""
+        if depth > MAX_CONDITION_DEPTH:
+            raise ConditionError(path, f"is nested deeper than {MAX_CONDITION_DEPTH} levels")
+        if isinstance(node, dict) and all(isinstance(k, str) and k.startswith("$") for k in node):
+            tests = [self.operator(op, arg, _join(path, op), depth) for op, arg in node.items()]
+            if not tests:
+                return _always(True)
+            if len(tests) == 1:
+                return tests[0]
+            return lambda actual, groups: all(t(actual, groups) for t in tests)
+        return self._literal(node, insensitive)
+
+    @staticmethod
+    def _literal(expected: Any, insensitive: bool) -> _ValueTest:
+        if isinstance(expected, str):
+            if insensitive:
+                folded = expected.lower()
+                return lambda actual, groups: type(actual) is str and actual.lower() == folded
+            return lambda actual, groups: type(actual) is str and actual == expected
+        if _is_number(expected):
+            return lambda actual, groups: type(actual) in _NUMBER and actual == expected
+        if expected is None:
+            return lambda actual, groups: actual is None
+        if isinstance(expected, bool):
+            return lambda actual, groups: actual is expected
+        return lambda actual, groups: strict_deep_equal(expected, actual)
+
+    def operator(self, op: str, arg: Any, path: str, depth: int) -> _ValueTest:  # noqa: PLR0911, PLR0912 - one branch per operator
+        if op in ("$eq", "$ne"):
+            return self._equality(op, arg)
+        if op in ("$lt", "$lte", "$gt", "$gte"):
+            return self._order(op, arg)
+        if op in ("$veq", "$vne", "$vlt", "$vlte", "$vgt", "$vgte"):
+            return self._version(op, arg)
+        if op in ("$in", "$nin", "$ini", "$nini"):
+            values = self._list(arg, path)
+            return self._membership(op, values)
+        if op in ("$all", "$alli"):
+            items = self._list(arg, path)
+            tests = [self.value(v, f"{path}[{i}]", depth + 1, op == "$alli") for i, v in enumerate(items)]
+            return lambda actual, groups: type(actual) is list and all(
+                any(t(a, groups) for a in actual) for t in tests)
+        if op == "$elemMatch":
+            return self._elem_match(arg, path, depth)
+        if op == "$size":
+            size_test = self.value(arg, path, depth + 1)
+            return lambda actual, groups: type(actual) is list and size_test(len(actual), groups)
+        if op == "$exists":
+            if arg:
+                return lambda actual, groups: actual is not None
+            return lambda actual, groups: actual is None
+        if op == "$type":
+            return lambda actual, groups: get_type(actual) == arg
+        if op == "$not":
+            return _negated(self.value(arg, path, depth + 1))
+        if op in ("$regex", "$regexi", "$notRegex", "$notRegexi"):
+            return self._regex(op, arg, path)
+        if op in ("$inGroup", "$notInGroup"):
+            return self._group(op, arg, path)
+        raise ConditionError(path, "unknown operator")
+
+    @staticmethod
+    def _list(arg: object, path: str) -> list[Any]:
+        if not isinstance(arg, list):
+            raise ConditionError(path, f"must be a list, got {get_type(arg)}")
+        return arg
+
+    @staticmethod
+    def _equality(op: str, arg: Any) -> _ValueTest:
+        if get_type(arg) in ("array", "object"):  # `===` never holds between two parsed containers
+            return _always(op == "$ne")
+        kind = get_type(arg)
+        if op == "$eq":
+            return lambda actual, groups: get_type(actual) == kind and actual == arg
+        return lambda actual, groups: not (get_type(actual) == kind and actual == arg)
+
+    @staticmethod
+    def _order(op: str, arg: Any) -> _ValueTest:
+        if _is_number(arg):
+            compare: Callable[[Any], int] = lambda a: (a > arg) - (a < arg)  # noqa: E731
+            accepts: Callable[[Any], bool] = lambda a: type(a) in _NUMBER and a == a  # noqa: E731, PLR0124 - NaN is unordered
+        elif isinstance(arg, str):
+            compare = lambda a: _compare_strings(a, arg)  # noqa: E731
+            accepts = lambda a: type(a) is str  # noqa: E731
+        else:  # booleans, null and containers are not ordered
+            return _always(False)
+        if op == "$lt":
+            return lambda actual, groups: accepts(actual) and compare(actual) < 0
+        if op == "$lte":
+            return lambda actual, groups: accepts(actual) and compare(actual) <= 0
+        if op == "$gt":
+            return lambda actual, groups: accepts(actual) and compare(actual) > 0
+        return lambda actual, groups: accepts(actual) and compare(actual) >= 0
+
+    @staticmethod
+    def _version(op: str, arg: Any) -> _ValueTest:
+        if _is_number(arg):
+            accepts: Callable[[Any], bool] = _is_number
+        elif isinstance(arg, str):
+            accepts = lambda a: type(a) is str  # noqa: E731
+        else:  # not orderable: only $vne holds
+            return _always(op == "$vne")
+        expected = padded_version(arg)
+        checks: dict[str, Callable[[str], bool]] = {
+            "$veq": lambda v: v == expected, "$vne": lambda v: v != expected,
+            "$vlt": lambda v: v < expected, "$vlte": lambda v: v <= expected,
+            "$vgt": lambda v: v > expected, "$vgte": lambda v: v >= expected,
+        }
+        check = checks[op]
+        mismatch = op == "$vne"
+        return lambda actual, groups: check(padded_version(actual)) if accepts(actual) else mismatch
+
+    @staticmethod
+    def _membership(op: str, values: list[Any]) -> _ValueTest:
+        insensitive = op in ("$ini", "$nini")
+        negate = op in ("$nin", "$nini")
+        strings = frozenset(v for v in values if type(v) is str)
+        if not insensitive:
+            def member(actual: Any) -> bool:
+                if type(actual) is str:  # the common case: a set lookup
+                    return actual in strings
+                return is_in(values, actual)
+        else:
+            def member(actual: Any) -> bool:
+                return is_in(values, actual, insensitive=True)
+        if negate:
+            return lambda actual, groups: not member(actual)
+        return lambda actual, groups: member(actual)
+
+    def _elem_match(self, arg: object, path: str, depth: int) -> _ValueTest:
+        if not isinstance(arg, dict):
+            raise ConditionError(path, f"must be an object, got {get_type(arg)}")
+        on_value = all(isinstance(k, str) and k.startswith("$") for k in arg) and not any(
+            k in _CONDITION_OPERATORS for k in arg)
+        test: _ValueTest = self.value(arg, path, depth + 1) if on_value else self.condition(arg, path, depth + 1)
+        return lambda actual, groups: type(actual) is list and any(
+            test(item, groups) for item in actual if item is not None)
+
+    @staticmethod
+    def _regex(op: str, arg: object, path: str) -> _ValueTest:
+        if not isinstance(arg, str):
+            raise ConditionError(path, f"must be a regular expression string, got {get_type(arg)}")
+        options = _RE2_OPTIONS_I if op.endswith("i") else _RE2_OPTIONS
+        try:
+            search = re2.compile(arg, options).search
+        except re2.error as exc:
+            detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            raise ConditionError(path, f"invalid regex {arg!r}: {detail} (RE2 syntax: no backreferences or "
+                                 "lookaround)") from None
+        if op.startswith("$not"):  # a non-string never matches, so $notRegex holds for it
+            return lambda actual, groups: type(actual) is not str or search(actual) is None
+        return lambda actual, groups: type(actual) is str and search(actual) is not None
+
+    @staticmethod
+    def _group(op: str, arg: object, path: str) -> _ValueTest:
+        if not isinstance(arg, str) or not arg:
+            raise ConditionError(path, "must be a saved group id")
+        empty: frozenset[str] = frozenset()
+
+        def member(actual: Any, groups: Groups) -> bool:
+            ids = groups.get(arg, empty)  # an unknown group is empty, as in GrowthBook
+            if type(actual) is str:
+                return actual in ids
+            if type(actual) is list:  # an array attribute: any element in the group
+                return any(type(a) is str and a in ids for a in actual)
+            return False  # saved groups hold string ids only
+
+        if op == "$inGroup":
+            return member
+        return lambda actual, groups: not member(actual, groups)
