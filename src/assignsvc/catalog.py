@@ -171,8 +171,8 @@ class ExperimentCatalog:
 
         async def change(current: Experiment) -> Experiment:
             updated = lifecycle.apply_mask(current, patch, paths)
-            reshaped = lifecycle.arms_reshaped(current, updated)
-            has_rows = reshaped and await self._assignments.has_assignments(current)
+            locked = lifecycle.arms_reshaped(current, updated) or lifecycle.identity_changed(current, updated)
+            has_rows = locked and await self._assignments.has_assignments(current)
             lifecycle.check_update(current, updated, has_assignments=has_rows, prefix="experiment.")
             return updated
 

@@ -15,7 +15,9 @@ import logging
 from dataclasses import dataclass
 
 from assignsvc.core.bucketing import BucketPlan
+from assignsvc.core.conditions import GroupMembers
 from assignsvc.core.model import Experiment
+from assignsvc.core.targeting import TargetingPlan
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.store.protocols import ChangeNotice, ExperimentStore
 
@@ -24,15 +26,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LiveExperiment:
-    """An experiment with its bucketing plan compiled once."""
+    """An experiment with its bucketing and targeting plans compiled once."""
 
     experiment: Experiment
     plan: BucketPlan
+    targeting: TargetingPlan
 
     @classmethod
     def of(cls, experiment: Experiment) -> LiveExperiment:
-        """Compile the plan for an experiment."""
-        return cls(experiment, BucketPlan.compile(experiment))
+        """Compile the plans for an experiment."""
+        return cls(experiment, BucketPlan.compile(experiment), TargetingPlan.compile(experiment))
 
 
 class ExperimentRegistry:
@@ -42,6 +45,8 @@ class ExperimentRegistry:
         self._store = store
         self._refresh_interval_s = refresh_interval_s
         self._live: dict[str, LiveExperiment] = {}
+        # Saved groups by id, as conditions read them ($inGroup); replaced, never mutated.
+        self.groups: dict[str, GroupMembers] = {}
         # Archived ids, so that a full reload read before an archive cannot revive one.
         self._archived: set[str] = set()
         self._revision = -1

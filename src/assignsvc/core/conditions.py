@@ -83,10 +83,16 @@ def parse_condition(text: str) -> Condition | None:
 
 
 def canonical_text(text: str) -> str:
-    """The stored form of a valid condition: compact JSON in the given key order ("" for none)."""
+    """The stored form of a condition: compact JSON in the given key order ("" for none).
+
+    Text that is not JSON is returned as is, for validation to report.
+    """
     if not text.strip():
         return ""
-    document = json.loads(text)
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
     return "" if document == {} else json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
