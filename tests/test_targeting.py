@@ -110,7 +110,8 @@ class TestEligibility:
         results = client.assignments.BatchAssign(apb.BatchAssignRequest(requests=requests), timeout=10).results
         assert results[0].assignment.in_experiment
         assert results[1].assignment.reason == apb.ASSIGNMENT_REASON_NOT_ELIGIBLE
-        assert results[2].WhichOneof("result") == "error" and results[2].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert results[2].WhichOneof("result") == "error"
+        assert results[2].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
         stream = [apb.StreamAssignRequest(experiment_id=r.experiment_id, participant_id=r.participant_id,
                                           attributes=r.attributes) for r in requests]
         answers = [r.result for r in client.assignments.StreamAssign(iter(stream), timeout=10)]
@@ -187,7 +188,8 @@ class TestBadInput:
     @pytest.mark.parametrize(
         ("attributes", "field"),
         [({"blob": "x" * 17_000}, "attributes"), ({"n": float("nan")}, "attributes.n"),
-         ({"deep": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": 1}}}}}}}}}}}, "attributes.deep.a.b.c.d.e.f.g.h.i")],
+         ({"deep": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": 1}}}}}}}}}}},
+          "attributes.deep.a.b.c.d.e.f.g.h.i")],
     )
     def test_attributes_refused(self, client: Client, attributes: dict[str, object], field: str) -> None:
         client.create("attrs")
