@@ -24,6 +24,7 @@ from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import experiment_service_pb2_grpc as egrpc
+from assignsvc.v1 import saved_group_service_pb2_grpc as ggrpc
 
 
 def free_port() -> int:
@@ -45,6 +46,11 @@ class Client:
     def connect(cls, target: str) -> Client:
         channel = grpc.insecure_channel(target)
         return cls(channel, egrpc.ExperimentServiceStub(channel), agrpc.AssignmentServiceStub(channel))
+
+    @property
+    def groups(self) -> ggrpc.SavedGroupServiceStub:
+        """The SavedGroupService stub on this channel."""
+        return ggrpc.SavedGroupServiceStub(self.channel)
 
     def create(self, experiment_id: str, weights: tuple[float, ...] = (0.5, 0.5), **fields: object) -> epb.Experiment:
         """Create a RUNNING experiment with arms a0, a1, ... (fields override)."""

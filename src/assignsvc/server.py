@@ -29,7 +29,8 @@ from assignsvc.config import ConfigError, ServerConfig
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.service import AssignmentServicer, ExperimentServicer
+from assignsvc.saved_groups import SavedGroupCatalog
+from assignsvc.service import AssignmentServicer, ExperimentServicer, SavedGroupServicer
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.assignments import CLAIM_SCRIPT
@@ -39,15 +40,18 @@ from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import AssignmentStore
-from assignsvc.v1 import assignment_service_pb2, experiment_service_pb2
+from assignsvc.store.saved_groups import RedisSavedGroupStore
+from assignsvc.v1 import assignment_service_pb2, experiment_service_pb2, saved_group_service_pb2
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
 from assignsvc.v1 import experiment_service_pb2_grpc as experiment_grpc
+from assignsvc.v1 import saved_group_service_pb2_grpc as saved_group_grpc
 
 log = logging.getLogger("assignsvc")
 
 SERVICE_NAMES = (
     experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
     assignment_service_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
+    saved_group_service_pb2.DESCRIPTOR.services_by_name["SavedGroupService"].full_name,
 )
 EMBEDDED_WATCH_INTERVAL_S = 1.0
 
@@ -142,7 +146,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
     try:
         keys = Keyspace(config.key_prefix)
         experiment_store = RedisExperimentStore(redis, keys)
-        registry = ExperimentRegistry(experiment_store, config.refresh_interval_s)
+        group_store = RedisSavedGroupStore(redis, keys)
+        registry = ExperimentRegistry(experiment_store, config.refresh_interval_s, group_store)
         await registry.start()
         redis_assignments: RedisAssignmentStore = (
             ClusterAssignmentStore(redis, keys) if isinstance(redis, RedisCluster)
@@ -167,6 +172,9 @@ async def create_server(config: ServerConfig) -> RunningServer:
         )
         assignment_grpc.add_AssignmentServiceServicer_to_server(
             AssignmentServicer(Assigner(registry, assignment_store, cache=StickyCache(config.cache_size))), server
+        )
+        saved_group_grpc.add_SavedGroupServiceServicer_to_server(
+            SavedGroupServicer(SavedGroupCatalog(registry, group_store)), server
         )
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
