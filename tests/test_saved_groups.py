@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,6 +17,7 @@ from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import saved_group_service_pb2 as gpb
 from tests.support import Client, ServerThread, assign, bad_request, error_reason, running_server, wait_until
+from tests.test_cluster import cluster_config
 
 IN_BETA = json.dumps({"id": {"$inGroup": "beta"}})
 
@@ -159,3 +161,26 @@ class TestUpload:
         with pytest.raises(grpc.RpcError) as err:
             _upload(client, "ghost", [["a"]])
         assert err.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+class TestOnRedisCluster:
+    """Groups and targeting work unchanged on a real 3-master Redis Cluster ({meta} slot)."""
+
+    def test_groups_conditions_and_propagation(self, cluster_url: str, tmp_path: Path) -> None:
+        with running_server(cluster_config(cluster_url, tmp_path)) as first:
+            client = Client.connect(first.target)
+            created = _create(client, "beta", ["u1"])
+            ids = [f"c-{i}" for i in range(20_000)]
+            reply = _upload(client, "beta", [ids[:10_000], ids[10_000:], ["u1"]], etag=created.etag)
+            assert reply.saved_group.size == 20_001
+            client.create("gated", condition=IN_BETA)
+            assert _eligible(client, "gated", "c-19999") and not _eligible(client, "gated", "zz")
+            kept = assign(client, "gated", "p1", {"id": "u1"})
+            with running_server(cluster_config(cluster_url, tmp_path / "2")) as second_server:
+                second = Client.connect(second_server.target)
+                moved = assign(second, "gated", "p1", {"id": "not-a-member"})  # no cache: read from Redis
+                assert (moved.arm.id, moved.reason) == (kept.arm.id, apb.ASSIGNMENT_REASON_STICKY)
+                client.groups.UpdateSavedGroup(gpb.UpdateSavedGroupRequest(saved_group_id="beta", add_ids=["zz"]))
+                wait_until(lambda: assign(second, "gated", "late", {"id": "zz"}).in_experiment)
+                second.channel.close()
+            client.channel.close()

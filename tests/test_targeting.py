@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import random
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from growthbook import Experiment as GBExperiment
+from growthbook import GrowthBook
 
 from assignsvc.config import ServerConfig
 from assignsvc.core.bucketing import BucketPlan
 from assignsvc.core.model import Arm, Experiment
+from assignsvc.documents.growthbook import from_growthbook
+from assignsvc.service.convert import experiment_to_pb
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
@@ -201,3 +206,35 @@ class TestBadInput:
     def test_attributes_at_the_limit_accepted(self, client: Client) -> None:
         client.create("limit", condition=json.dumps({"blob": {"$exists": True}}))
         assert assign(client, "limit", "p1", {"blob": "x" * 16_000}).in_experiment
+
+
+class TestGrowthBookParity:
+    """An imported GrowthBook experiment targets and buckets whom the GrowthBook SDK does."""
+
+    def test_sdk_and_server_agree(self, client: Client) -> None:
+        condition = {"$or": [{"country": {"$in": ["US", "CA"]}, "age": {"$gte": 18}},
+                             {"app": {"$vgte": "2.0.0"}, "email": {"$regex": "@example\\.com$"}}]}
+        sdk_shape = {"key": "gb-parity", "variations": [0, 1, 2], "weights": [0.2, 0.3, 0.5], "coverage": 0.9,
+                     "hashVersion": 2, "condition": condition, "hashAttribute": "deviceId", "status": "running"}
+        imported = from_growthbook(sdk_shape).experiment
+        client.experiments.CreateExperiment(espb.CreateExperimentRequest(experiment=experiment_to_pb(imported)))
+        gb_experiment = GBExperiment(key="gb-parity", variations=[0, 1, 2], weights=[0.2, 0.3, 0.5], coverage=0.9,
+                                     hashVersion=2, condition=condition, hashAttribute="deviceId")
+        rng = random.Random(9)
+        outcomes = set()
+        for i in range(300):
+            attributes: dict[str, object] = {
+                "country": rng.choice(["US", "CA", "FR"]), "age": rng.choice([12, 18, 40]),
+                "app": rng.choice(["1.9.9", "2.0.0", "2.10.1"]), "email": rng.choice(["a@example.com", "b@x.org"]),
+            }
+            if rng.random() < 0.9:
+                attributes["deviceId"] = f"dev-{i}"
+            theirs = GrowthBook(attributes=attributes).run(gb_experiment)
+            ours = assign(client, "gb-parity", f"p{i}", attributes)
+            assert ours.in_experiment == theirs.inExperiment, attributes
+            if theirs.inExperiment:
+                assert ours.arm.index == theirs.variationId
+            outcomes.add((ours.in_experiment, ours.reason))
+        assert {r for _, r in outcomes} >= {apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, apb.ASSIGNMENT_REASON_NOT_ELIGIBLE,
+                                            apb.ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE,
+                                            apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE}
