@@ -8,12 +8,14 @@ import time
 from typing import Any
 
 import pytest
+import re2
 from growthbook.core import _js_number_to_string, evalCondition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assignsvc.core.conditions import (
     ConditionError,
+    _literal_search,
     canonical_text,
     compile_condition,
     js_number_to_string,
@@ -163,6 +165,26 @@ class TestRegexGuard:
         started = time.perf_counter()
         assert matches({"ua": "a" * 16_000 + "!"}, GROUPS) is False  # re would take longer than the universe
         assert time.perf_counter() - started < 0.5
+
+
+class TestLiteralFastPath:
+    """A literal pattern (with ^ / $) answered by str methods gives RE2's answer."""
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.from_regex(r"\^?(?:[a-c.@$^]|\\[.$^@])*\$?", fullmatch=True),
+           st.text(alphabet="abc.@$^\u00e9", max_size=8))
+    def test_same_as_re2(self, pattern: str, text: str) -> None:
+        fast = _literal_search(pattern)
+        try:
+            engine = re2.compile(pattern)
+        except re2.error:
+            return  # not a pattern at all: refused at compile time, no fast path is ever used
+        if fast is not None:
+            assert fast(text) is (engine.search(text) is not None)
+
+    def test_used_for_literals_only(self) -> None:
+        assert _literal_search("@example\\.com$") is not None
+        assert _literal_search("a.c") is None and _literal_search("a+") is None and _literal_search("\\d") is None
 
 
 class TestText:
