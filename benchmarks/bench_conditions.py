@@ -8,7 +8,10 @@ Assign scenarios, all new participants on one server and one Redis:
   plain           no condition, no attributes (the Assign of before targeting)
   plain + attrs   no condition, the request carries the 5 attributes (what parsing them costs)
   5-clause        the condition below, every participant eligible (same Redis work as plain)
-The condition's cost is `5-clause` against `plain + attrs` (target: <= 10%).
+The condition's cost is `5-clause` against `plain + attrs` (target: <= 10%), read two
+ways: throughput (RPS, which on a shared 2-core machine moves with everything else
+running), and the server process's own CPU time per Assign (utime + stime from
+/proc/PID/stat around each measurement), which other processes do not inflate.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,6 @@ import grpc
 from growthbook.core import evalCondition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_assign import server_process
 from loadgen import LoadResult, run_load
 
 from assignsvc.core.conditions import compile_condition
@@ -86,6 +92,33 @@ def micro(n: int, repeats: int) -> list[dict[str, Any]]:
     return [*rows, {"compile_ns": compile_ns}]
 
 
+SERVING = re.compile(r"serving on [\d.]+:(\d+)")
+
+
+@contextmanager
+def server_process(args: list[str]) -> Iterator[tuple[str, int]]:
+    """Run `assignsvc serve`; yield (host:port, pid) once it logs that it is serving."""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if match := SERVING.search(line):
+                break
+        else:
+            raise RuntimeError(f"{args} did not start")
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # never block on a full pipe
+        yield f"127.0.0.1:{match.group(1)}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def create(target: str, experiment_id: str, condition: str) -> None:
     with grpc.insecure_channel(target) as channel:
         egrpc.ExperimentServiceStub(channel).CreateExperiment(espb.CreateExperimentRequest(
@@ -98,12 +131,13 @@ def create(target: str, experiment_id: str, condition: str) -> None:
 
 def live(rounds: int, duration: float, concurrencies: list[int]) -> list[dict[str, Any]]:
     samples: dict[tuple[str, int], list[LoadResult]] = {}
+    cpu_us: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="assignsvc-bench-") as tmp:
         redis = RedisServerProcess(Path(tmp) / "redis", unix_socket=Path(tmp) / "redis.sock")
         redis.start()
         try:
             serve = [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--redis-url", redis.url]
-            with server_process(serve) as target:
+            with server_process(serve) as (target, pid):
                 create(target, "plain", "")
                 create(target, "targeted", json.dumps(CONDITION))
                 run_id = time.time_ns()
@@ -116,10 +150,16 @@ def live(rounds: int, duration: float, concurrencies: list[int]) -> list[dict[st
                         }
                         for name, (experiment, attributes) in scenarios.items():
                             ids = lambda i, r=round_no, c=c, s=name: f"{run_id}-{s}-{r}-{c}-{i}"  # noqa: E731
-                            result = asyncio.run(run_load(target, experiment, ids, c, duration, attributes=attributes))
+                            cpu_before = cpu_seconds(pid)
+                            result = asyncio.run(run_load(target, experiment, ids, c, duration, attributes=attributes,
+                                                          warmup_s=0.0))
+                            per_call = (cpu_seconds(pid) - cpu_before) / max(1, result.calls) * 1e6
                             samples.setdefault((name, c), []).append(result)
+                            cpu_us.setdefault((name, c), []).append(per_call)
                             print(f"round {round_no + 1} c={c:<3} {name:<14} {result.rps:8.0f} rps "
-                                  f"p50 {result.p50_us:6.0f}us errors {result.errors}", file=sys.stderr)
+                                  f"p50 {result.p50_us:6.0f}us server CPU {per_call:5.0f}us/call "
+                                  f"errors {result.errors}",
+                                  file=sys.stderr)
         finally:
             redis.stop()
     rows = []
@@ -127,13 +167,18 @@ def live(rounds: int, duration: float, concurrencies: list[int]) -> list[dict[st
         base = statistics.median(r.rps for r in samples[("plain + attrs", c)])
         plain = statistics.median(r.rps for r in samples[("plain", c)])
         rps = statistics.median(r.rps for r in results)
-        rows.append({"scenario": name, "concurrency": c, "rps_median": rps, "ratio_to_plain_attrs": rps / base,
+        cpu = statistics.median(cpu_us[(name, c)])
+        cpu_base = statistics.median(cpu_us[("plain + attrs", c)])
+        rows.append({"scenario": name, "concurrency": c, "cpu_us_per_call_median": cpu,
+                     "cpu_ratio_to_plain_attrs": cpu / cpu_base, "cpu_us_rounds": cpu_us[(name, c)],
+                     "rps_median": rps, "ratio_to_plain_attrs": rps / base,
                      "ratio_to_plain": rps / plain, "p50_us_median": statistics.median(r.p50_us for r in results),
                      "errors": sum(r.errors for r in results), "rps_rounds": [r.rps for r in results]})
-    print(f"\n{'Assign (new participants)':<28}{'conc':>5}{'RPS':>9}{'vs plain+attrs':>16}{'vs plain':>10}"
-          f"{'p50 us':>9}{'errors':>8}")
+    print(f"\n{'Assign (new participants)':<20}{'conc':>5}{'CPU us/call':>12}{'vs plain+attrs':>16}{'RPS':>8}"
+          f"{'vs plain+attrs':>16}{'vs plain':>10}{'p50 us':>9}{'errors':>8}")
     for row in rows:
-        print(f"{row['scenario']:<28}{row['concurrency']:>5}{row['rps_median']:>9.0f}"
+        print(f"{row['scenario']:<20}{row['concurrency']:>5}{row['cpu_us_per_call_median']:>12.0f}"
+              f"{row['cpu_ratio_to_plain_attrs']:>15.0%}{row['rps_median']:>9.0f}"
               f"{row['ratio_to_plain_attrs']:>15.0%}{row['ratio_to_plain']:>10.0%}{row['p50_us_median']:>9.0f}"
               f"{row['errors']:>8}")
     return rows
