@@ -127,6 +127,9 @@ class ExperimentRegistry:
         ids: list[bytes] = []
         async for batch in self._group_store.ids(group.id):
             ids += batch
+        held = self.group_info.get(group.id)
+        if held is not None and held.revision > group.revision:
+            return  # a concurrent load of a newer revision finished first: keep it
         self.groups = {**self.groups, group.id: MemberSet(ids)}
         self.group_info = {**self.group_info, group.id: group}
 
