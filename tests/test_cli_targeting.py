@@ -65,6 +65,9 @@ class TestTargetingCommands:
                    "--condition", '{"country": {"$in": ["US"]}, "account.plan": "pro"}')
         assert made.code == 0, made.err
         assert "a:0.5" in made.out
+        details = cli("experiments", "get", "geo").out
+        assert 'condition           {"country":{"$in":["US"]},"account.plan":"pro"}' in details
+        assert "hash_attribute      (participant id)" in details
         yes = cli("assign", "geo", "p1", "--attr", "country=US", "--attr", "account.plan=pro")
         assert yes.code == 0 and "new_assignment" in yes.out
         no = cli("assign", "geo", "p2", "--attributes", '{"country": "FR"}')
