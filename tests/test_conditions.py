@@ -13,12 +13,11 @@ from growthbook.core import _js_number_to_string, evalCondition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assignsvc.core.condition_values import js_number_to_string, literal_search
 from assignsvc.core.conditions import (
     ConditionError,
-    _literal_search,
     canonical_text,
     compile_condition,
-    js_number_to_string,
     parse_condition,
     referenced_groups,
 )
@@ -174,7 +173,7 @@ class TestLiteralFastPath:
     @given(st.from_regex(r"\^?(?:[a-c.@$^]|\\[.$^@])*\$?", fullmatch=True),
            st.text(alphabet="abc.@$^\u00e9", max_size=8))
     def test_same_as_re2(self, pattern: str, text: str) -> None:
-        fast = _literal_search(pattern)
+        fast = literal_search(pattern)
         try:
             engine = re2.compile(pattern)
         except re2.error:
@@ -183,8 +182,8 @@ class TestLiteralFastPath:
             assert fast(text) is (engine.search(text) is not None)
 
     def test_used_for_literals_only(self) -> None:
-        assert _literal_search("@example\\.com$") is not None
-        assert _literal_search("a.c") is None and _literal_search("a+") is None and _literal_search("\\d") is None
+        assert literal_search("@example\\.com$") is not None
+        assert literal_search("a.c") is None and literal_search("a+") is None and literal_search("\\d") is None
 
 
 class TestText:

@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from assignsvc.core.conditions import Condition, ConditionError, js_number_to_string, parse_condition
+from assignsvc.core.condition_values import js_number_to_string
+from assignsvc.core.conditions import Condition, ConditionError, parse_condition
 from assignsvc.core.model import Experiment
 
 EMPTY_ATTRIBUTES: dict[str, Any] = {}
