@@ -43,9 +43,10 @@ class LoadResult:
 async def run_load(
     target: str, experiment_id: str, participant: Callable[[int], str],
     concurrency: int, duration_s: float, *, warmup_s: float = 0.5,
-    histogram: HdrHistogram | None = None,
+    histogram: HdrHistogram | None = None, attributes: dict[str, object] | None = None,
 ) -> LoadResult:
-    """Closed-loop load; participant(i) names the i-th call's participant."""
+    """Closed-loop load; participant(i) names the i-th call's participant; every call
+    carries `attributes` when given."""
     histogram = histogram if histogram is not None else HdrHistogram(1, 60_000_000, 3)
     counter = itertools.count()
     errors = 0
@@ -59,6 +60,8 @@ async def run_load(
             nonlocal errors, calls
             while True:
                 request = apb.AssignRequest(experiment_id=experiment_id, participant_id=participant(next(counter)))
+                if attributes is not None:
+                    request.attributes.update(attributes)
                 started = time.perf_counter()
                 if measuring and started >= deadline:
                     return

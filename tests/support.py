@@ -9,8 +9,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -23,6 +25,7 @@ from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bgrpc
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import experiment_service_pb2_grpc as egrpc
+from assignsvc.v1 import saved_group_service_pb2_grpc as ggrpc
 
 
 def free_port() -> int:
@@ -54,6 +57,11 @@ class Client:
             bgrpc.BulkAssignmentServiceStub(channel),
         )
 
+    @property
+    def groups(self) -> ggrpc.SavedGroupServiceStub:
+        """The SavedGroupService stub on this channel."""
+        return ggrpc.SavedGroupServiceStub(self.channel)
+
     def create(self, experiment_id: str, weights: tuple[float, ...] = (0.5, 0.5), **fields: object) -> epb.Experiment:
         """Create a RUNNING experiment with arms a0, a1, ... (fields override)."""
         arms = [epb.Arm(id=f"a{i}", weight=w) for i, w in enumerate(weights)]
@@ -68,11 +76,21 @@ class Client:
         return self.experiments.CreateExperiment(espb.CreateExperimentRequest(experiment=exp)).experiment
 
 
-def assign(client: Client, experiment: str, participant: str) -> apb.Assignment:
-    """One unary Assign; the Assignment."""
-    return client.assignments.Assign(
-        apb.AssignRequest(experiment_id=experiment, participant_id=participant), timeout=10
-    ).assignment
+def struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    """A google.protobuf.Struct holding `values` (participant attributes)."""
+    message = struct_pb2.Struct()
+    message.update(values)
+    return message
+
+
+def assign(
+    client: Client, experiment: str, participant: str, attributes: dict[str, Any] | None = None
+) -> apb.Assignment:
+    """One unary Assign (with attributes when given); the Assignment."""
+    request = apb.AssignRequest(experiment_id=experiment, participant_id=participant)
+    if attributes is not None:
+        request.attributes.CopyFrom(struct(attributes))
+    return client.assignments.Assign(request, timeout=10).assignment
 
 
 class ServerThread:
@@ -155,6 +173,19 @@ def bad_request_fields(error: grpc.RpcError) -> list[str]:
             detail.Unpack(bad)
             fields += [v.field for v in bad.field_violations]
     return fields
+
+
+def bad_request(error: grpc.RpcError) -> dict[str, str]:
+    """Field -> description of the google.rpc.BadRequest detail of a failed call."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no rich status details"
+    out: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            out.update((v.field, v.description) for v in bad.field_violations)
+    return out
 
 
 def error_reason(error: grpc.RpcError) -> str:

@@ -9,6 +9,7 @@ namespace tuple), and both must agree on every participant.
 from __future__ import annotations
 
 import copy
+import json
 import random
 from typing import Any
 
@@ -284,10 +285,37 @@ class TestMapping:
         assert result.experiment.coverage == 1.0
         assert result.notes
 
-    def test_targeting_is_noted(self) -> None:
-        doc = payload()
+    def test_targeting_condition_and_saved_groups(self) -> None:
+        doc = payload(hashAttribute="deviceId", fallbackAttribute="userId")
         doc["phases"][0]["targetingCondition"] = '{"country": "US"}'
-        assert any("targetingCondition" in note for note in from_growthbook(doc).notes)
+        doc["phases"][0]["savedGroupTargeting"] = [{"matchType": "any", "savedGroups": ["grp_a", "grp_b"]},
+                                                   {"matchType": "none", "savedGroups": ["grp_c"]}]
+        result = from_growthbook(doc)
+        exp = result.experiment
+        assert json.loads(exp.condition) == {"$and": [
+            {"country": "US"},
+            {"$or": [{"deviceId": {"$inGroup": "grp_a"}}, {"deviceId": {"$inGroup": "grp_b"}}]},
+            {"$nor": [{"deviceId": {"$inGroup": "grp_c"}}]},
+        ]}
+        assert (exp.hash_attribute, exp.fallback_attribute) == ("deviceId", "userId")
+        assert any("savedGroupTargeting[0]" in note for note in result.notes)
+
+    def test_sdk_condition_and_id_attribute(self) -> None:
+        result = from_growthbook({"key": "k", "variations": [0, 1], "condition": {"plan": {"$in": ["pro"]}},
+                                  "hashAttribute": "id", "fallbackAttribute": "deviceId"})
+        assert result.experiment.condition == '{"plan":{"$in":["pro"]}}'
+        assert (result.experiment.hash_attribute, result.experiment.fallback_attribute) == ("", "")
+
+    @pytest.mark.parametrize(("condition", "start"), [
+        ('{"a": {"$regex": "("}}', "a.$regex: invalid regex"), ("{not json", "is not valid JSON"),
+    ])
+    def test_bad_targeting_condition(self, condition: str, start: str) -> None:
+        doc = payload()
+        doc["phases"][0]["targetingCondition"] = condition
+        with pytest.raises(InvalidArgumentError) as caught:
+            from_growthbook(doc)
+        [violation] = caught.value.violations
+        assert violation.field == "phases[0].targetingCondition" and violation.description.startswith(start)
 
     def test_weights_above_1_are_cut_at_1(self) -> None:
         result = from_growthbook(payload([0.6, 0.405, 0.005]))

@@ -17,13 +17,13 @@ PACKAGE = SRC / "assignsvc"
 LAYERS: dict[str, int] = {
     "core": 0,
     "store": 1, "registry": 1, "redis_server": 1, "documents": 1, "sticky_cache": 1, "pacing": 1,
-    "assigner": 2, "catalog": 2, "applier": 2, "exporter": 2, "preassigner": 2, "webhooks": 2,
+    "assigner": 2, "catalog": 2, "applier": 2, "exporter": 2, "preassigner": 2, "webhooks": 2, "saved_groups": 2,
     "service": 3,
     "server": 4, "workers": 4,
-    "cli": 5, "cli_output": 5, "cli_bulk": 5, "cli_webhooks": 5, "__main__": 5,
+    "cli": 5, "cli_output": 5, "cli_bulk": 5, "cli_webhooks": 5, "cli_groups": 5, "__main__": 5,
 }
 LEAVES = {"errors", "config", "__init__"}
-V1_IMPORTERS = {"service", "server", "cli", "cli_bulk", "cli_webhooks"}
+V1_IMPORTERS = {"service", "server", "cli", "cli_bulk", "cli_webhooks", "cli_groups"}
 
 
 class TestGeneratedCode:

@@ -122,6 +122,7 @@ class ExperimentApplier:
             violations = creation_violations(new, prefix)
             if violations:
                 raise InvalidArgumentError(violations)
+            self._catalog.check_groups(new, f"{prefix}condition")
             stored = self._catalog.stamp_new(new)
             return ApplyOutcome(ApplyAction.CREATED, lifecycle.diff(None, stored), stored), MUST_BE_NEW
         updated = await self._successor(current, item, prefix)
@@ -166,11 +167,15 @@ class ExperimentApplier:
             hash_algorithm=desired.hash_algorithm,
             type=desired.type,
             seed=desired.seed or base.effective_seed,  # empty seed: keep the stored one
+            condition=desired.condition,
+            hash_attribute=desired.hash_attribute,
+            fallback_attribute=desired.fallback_attribute,
         )
         updated = lifecycle.with_default_names(updated, current)
-        reshaped = lifecycle.arms_reshaped(current, updated)
-        has_rows = reshaped and await self._assignments.has_assignments(current)
+        locked = lifecycle.arms_reshaped(current, updated) or lifecycle.identity_changed(current, updated)
+        has_rows = locked and await self._assignments.has_assignments(current)
         lifecycle.check_update(base, updated, has_assignments=has_rows, prefix=prefix)
+        self._catalog.check_groups(updated, f"{prefix}condition")
         return updated
 
 

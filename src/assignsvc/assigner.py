@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from assignsvc.core.bucketing import Outcome
 from assignsvc.core.model import (
@@ -14,13 +15,21 @@ from assignsvc.core.model import (
     ExperimentStatus,
     ExperimentType,
 )
-from assignsvc.core.validation import experiment_id_violations, participant_id_violations
+from assignsvc.core.targeting import EMPTY_ATTRIBUTES
+from assignsvc.core.validation import (
+    MAX_PARTICIPANT_ID_BYTES,
+    experiment_id_violations,
+    participant_id_violations,
+)
 from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
 from assignsvc.registry import ExperimentRegistry, LiveExperiment
 from assignsvc.sticky_cache import CacheKey, StickyCache
 from assignsvc.store.protocols import AssignmentStore, Claim, ClaimKind
 
 Clock = Callable[[], int]
+Attributes = dict[str, Any]
+# (experiment id, participant id, attributes or None): one item of assign_many.
+AssignItem = tuple[str, str, Attributes | None]
 
 
 def wall_clock_ms() -> int:
@@ -70,7 +79,11 @@ def closed_reason(experiment: Experiment, now_ms: int) -> AssignmentReason | Non
 
 @dataclass(frozen=True, slots=True)
 class PendingClaim:
-    """An Assign that needs the store: what to propose, and what to answer if nothing is stored."""
+    """An Assign that needs the store: what to propose, and what to answer if nothing is stored.
+
+    `unit_id` is the id hashed and stored: the participant id, or the value of the
+    experiment's hash attribute.
+    """
 
     experiment: Experiment
     participant_id: str
@@ -78,6 +91,7 @@ class PendingClaim:
     now_ms: int
     fallback: AssignmentReason
     cache_key: CacheKey
+    unit_id: str
 
 
 class Assigner:
@@ -106,22 +120,23 @@ class Assigner:
             raise NotFoundError("experiment", experiment_id)
         return live
 
-    async def assign(self, experiment_id: str, participant_id: str) -> AssignmentResult:
-        """The stored arm if any; else, if the experiment takes new participants, the
-        hashed arm, stored now. Excluded participants are never stored. A forced arm
-        (QA override) is answered first, in any status, with no store call at all."""
+    async def assign(
+        self, experiment_id: str, participant_id: str, attributes: Attributes | None = None
+    ) -> AssignmentResult:
+        """The stored arm if any; else, if the experiment takes new participants and the
+        participant matches its condition, the hashed arm, stored now. Excluded and
+        non-eligible participants are never stored (but keep an arm stored earlier). A
+        forced arm (QA override) is answered first, in any status, with no store call."""
         self.served += 1
-        prepared = self._prepare(experiment_id, participant_id, self._clock())
+        prepared = self._prepare(experiment_id, participant_id, attributes, self._clock())
         if isinstance(prepared, AssignmentResult):
             return prepared
         claim = await self._store.claim(
-            prepared.experiment, participant_id, prepared.proposed_arm, prepared.now_ms
+            prepared.experiment, prepared.unit_id, prepared.proposed_arm, prepared.now_ms
         )
         return self._finish(prepared, claim)
 
-    async def assign_many(
-        self, items: Sequence[tuple[str, str]]
-    ) -> list[AssignmentResult | AssignsvcError]:
+    async def assign_many(self, items: Sequence[AssignItem]) -> list[AssignmentResult | AssignsvcError]:
         """Assign each (experiment_id, participant_id) as assign() would, with one store
         round trip for all of them. A bad item gets its own error; StoreUnavailableError
         fails the whole call (every item would have needed the store or been answered
@@ -129,25 +144,36 @@ class Assigner:
         self.served += len(items)
         now_ms = self._clock()
         answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
-        for experiment_id, participant_id in items:
+        for experiment_id, participant_id, attributes in items:
             try:
-                answers.append(self._prepare(experiment_id, participant_id, now_ms))
+                answers.append(self._prepare(experiment_id, participant_id, attributes, now_ms))
             except (InvalidArgumentError, NotFoundError) as error:
                 answers.append(error)
         pending = [a for a in answers if isinstance(a, PendingClaim)]
         claims = iter(await self._store.claim_many(
-            [(p.experiment, p.participant_id, p.proposed_arm, p.now_ms) for p in pending]
+            [(p.experiment, p.unit_id, p.proposed_arm, p.now_ms) for p in pending]
         )) if pending else iter(())
         return [self._finish(a, next(claims)) if isinstance(a, PendingClaim) else a for a in answers]
 
-    def _prepare(self, experiment_id: str, participant_id: str, now_ms: int) -> AssignmentResult | PendingClaim:
-        """Everything before the store: validation, forced arm, cache, hashing."""
+    def _prepare(
+        self, experiment_id: str, participant_id: str, attributes: Attributes | None, now_ms: int
+    ) -> AssignmentResult | PendingClaim:
+        """Everything before the store: validation, forced arm, identity, cache, condition, hashing."""
         live = self._live(experiment_id, participant_id)
         experiment = live.experiment
         forced = experiment.forced_arms.get(participant_id)
         if forced is not None:
             return self._forced(experiment, participant_id, forced)
-        cache_key = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, participant_id)
+        targeting = live.targeting
+        unit_id = participant_id
+        if targeting.hash_attribute:
+            found = targeting.unit_id(participant_id, attributes or EMPTY_ATTRIBUTES)
+            if found is None:
+                return AssignmentResult(experiment.id, participant_id, AssignmentReason.MISSING_HASH_ATTRIBUTE,
+                                        experiment.bucket_version)
+            _check_unit_id(found, targeting.hash_attribute)
+            unit_id = found
+        cache_key = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, unit_id)
         cached = self._cache.get(cache_key)
         if cached is not None:  # a stored row never changes: no Redis call
             arm_index, first_seen_ms = cached
@@ -159,25 +185,39 @@ class Assigner:
         closed = closed_reason(experiment, now_ms)
         fallback = closed or AssignmentReason.EXPERIMENT_NOT_RUNNING
         if closed is None:
-            decision = live.plan.decide(participant_id)
-            if decision.outcome is Outcome.IN_ARM:
-                proposed = decision.arm_index
+            condition = targeting.condition
+            if condition is not None and not condition(attributes or EMPTY_ATTRIBUTES, self._registry.groups):
+                # Proposing nothing makes the claim a read: a stored arm is still answered
+                # (sticky over eligibility, as GrowthBook's sticky bucketing), nothing is written.
+                fallback = AssignmentReason.NOT_ELIGIBLE
             else:
-                fallback = _EXCLUSION[decision.outcome]
-        return PendingClaim(experiment, participant_id, proposed, now_ms, fallback, cache_key)
+                decision = live.plan.decide(unit_id)
+                if decision.outcome is Outcome.IN_ARM:
+                    proposed = decision.arm_index
+                else:
+                    fallback = _EXCLUSION[decision.outcome]
+        return PendingClaim(experiment, participant_id, proposed, now_ms, fallback, cache_key, unit_id)
 
     def _finish(self, pending: PendingClaim, claim: Claim) -> AssignmentResult:
         if claim.kind is ClaimKind.CREATED or claim.kind is ClaimKind.EXISTING:
             self._cache.put(pending.cache_key, (claim.arm_index, claim.first_seen_ms))
         return self._result(pending.experiment, pending.participant_id, claim, pending.fallback)
 
-    async def get_assignment(self, experiment_id: str, participant_id: str) -> AssignmentResult:
-        """The forced arm, else the stored arm at the current bucket version; NotFoundError if none."""
+    async def get_assignment(
+        self, experiment_id: str, participant_id: str, attributes: Attributes | None = None
+    ) -> AssignmentResult:
+        """The forced arm, else the stored arm at the current bucket version; NotFoundError if none.
+
+        With a hash attribute, the row is looked up under that attribute's value."""
         live = self._live(experiment_id, participant_id)
         forced = live.experiment.forced_arms.get(participant_id)
         if forced is not None:
             return self._forced(live.experiment, participant_id, forced)
-        claim = await self._store.lookup(live.experiment, participant_id)
+        unit_id = live.targeting.unit_id(participant_id, attributes or EMPTY_ATTRIBUTES)
+        if unit_id is None:
+            raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
+        _check_unit_id(unit_id, live.targeting.hash_attribute)
+        claim = await self._store.lookup(live.experiment, unit_id)
         if claim.kind is not ClaimKind.EXISTING:
             raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
         return self._result(live.experiment, participant_id, claim, AssignmentReason.STICKY)
@@ -219,3 +259,11 @@ class Assigner:
             arm_index=claim.arm_index,
             first_seen_ms=claim.first_seen_ms,
         )
+
+
+def _check_unit_id(unit_id: str, attribute: str) -> None:
+    """A hash attribute's value is stored as the participant's key: the id rules apply to it."""
+    if len(unit_id) * 4 > MAX_PARTICIPANT_ID_BYTES:  # cheap bound first: at most 4 bytes a character
+        violations = participant_id_violations(unit_id, f"attributes.{attribute}")
+        if violations:
+            raise InvalidArgumentError(violations)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from assignsvc.assigner import Clock, wall_clock_ms
 from assignsvc.core import lifecycle
+from assignsvc.core.conditions import referenced_groups
 from assignsvc.core.events import EXPERIMENT_CREATED, canonical_json, change_events
 from assignsvc.core.lifecycle import Action
 from assignsvc.core.model import Experiment, ExperimentType
@@ -127,6 +128,7 @@ class ExperimentCatalog:
         violations = creation_violations(experiment, "experiment.")
         if violations:
             raise InvalidArgumentError(violations)
+        self.check_groups(experiment, "experiment.condition")
         stored = self.stamp_new(experiment)
         conflict = await self._store.write([(stored, MUST_BE_NEW)], [ChangeEvent(EXPERIMENT_CREATED)])
         if conflict is not None:
@@ -145,6 +147,13 @@ class ExperimentCatalog:
             update_time_ms=now_ms,
             revision=1,
         )
+
+    def check_groups(self, experiment: Experiment, field: str) -> None:
+        """A (valid) condition may name only saved groups that exist (this replica's view)."""
+        missing = sorted(referenced_groups(experiment.condition) - self._registry.group_info.keys())
+        if missing:
+            raise InvalidArgumentError.single(
+                field, f"names saved groups that do not exist: {', '.join(map(repr, missing))} (create them first)")
 
     def now_ms(self) -> int:
         """The catalog's clock (update times)."""
@@ -178,9 +187,10 @@ class ExperimentCatalog:
 
         async def change(current: Experiment) -> Experiment:
             updated = lifecycle.apply_mask(current, patch, paths)
-            reshaped = lifecycle.arms_reshaped(current, updated)
-            has_rows = reshaped and await self._assignments.has_assignments(current)
+            locked = lifecycle.arms_reshaped(current, updated) or lifecycle.identity_changed(current, updated)
+            has_rows = locked and await self._assignments.has_assignments(current)
             lifecycle.check_update(current, updated, has_assignments=has_rows, prefix="experiment.")
+            self.check_groups(updated, "experiment.condition")
             return updated
 
         return await self._modify(patch.id, etag, change, id_field="experiment.id")

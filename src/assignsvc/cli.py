@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import json
 import logging
 import os
 import sys
@@ -23,6 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from assignsvc import cli_bulk, cli_webhooks
 from assignsvc import cli_output as out
+from assignsvc.cli_groups import add_group_commands
 from assignsvc.config import ClientConfig, ConfigError, ServerConfig
 from assignsvc.documents.experiment_file import FileExperiment, parse_time, read_experiments
 from assignsvc.errors import InvalidArgumentError
@@ -90,6 +92,38 @@ def parse_forced(spec: str) -> tuple[str, str]:
     return participant, arm
 
 
+def parse_attributes(pairs: Sequence[str], document: str | None) -> dict[str, Any] | None:
+    """--attributes JSON, then each --attr KEY=VALUE: VALUE is read as JSON when it is JSON
+    (30, true, ["a"]), else as text; a dotted KEY (account.plan) makes nested objects."""
+    if document is None and not pairs:
+        return None
+    attributes: dict[str, Any] = {}
+    if document is not None:
+        try:
+            attributes = json.loads(document)
+        except ValueError as exc:
+            raise ConfigError(f"--attributes is not valid JSON: {exc}") from None
+        if not isinstance(attributes, dict):
+            raise ConfigError("--attributes must be a JSON object")
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--attr must look like KEY=VALUE, got {pair!r}")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        *parents, leaf = key.split(".")
+        target = attributes
+        for name in parents:
+            nested = target.setdefault(name, {})
+            if not isinstance(nested, dict):
+                raise ConfigError(f"--attr {key}: {name!r} is already a value, not an object")
+            target = nested
+        target[leaf] = value
+    return attributes
+
+
 def _timestamp(spec: str, flag: str) -> Timestamp:
     try:
         ms = parse_time(spec)
@@ -116,6 +150,9 @@ def _experiment_from_args(args: argparse.Namespace) -> epb.Experiment:
         exp.coverage = args.coverage
     if args.namespace:
         exp.namespace.CopyFrom(parse_namespace(args.namespace))
+    exp.condition = args.condition or ""
+    exp.hash_attribute = args.hash_attribute or ""
+    exp.fallback_attribute = args.fallback_attribute or ""
     return exp
 
 
@@ -182,12 +219,7 @@ def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
     if args.min_bucket_version is not None:
         mask.append("min_bucket_version")
         patch.min_bucket_version = args.min_bucket_version
-    for field in ("start_time", "end_time"):
-        value = getattr(args, field)
-        if value is not None:
-            mask.append(field)
-            if value != "none":
-                getattr(patch, field).CopyFrom(_timestamp(value, "--" + field.replace("_", "-")))
+    mask += _window_and_condition(args, patch)
     if args.force or args.clear_forced:
         mask.append("forced_arms")
         forced = {} if args.clear_forced or current is None else dict(current.forced_arms)
@@ -197,6 +229,21 @@ def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
         raise ConfigError("experiments update: nothing to change (give at least one field flag; see --help)")
     request = espb.UpdateExperimentRequest(experiment=patch, update_mask=field_mask_pb2.FieldMask(paths=mask))
     out.print_experiments([stub.UpdateExperiment(request, timeout=timeout).experiment], args.output, as_list=False)
+
+
+def _window_and_condition(args: argparse.Namespace, patch: epb.Experiment) -> list[str]:
+    """The start/end time and condition flags of `update` into the patch; their mask paths."""
+    mask = []
+    for field in ("start_time", "end_time"):
+        value = getattr(args, field)
+        if value is not None:
+            mask.append(field)
+            if value != "none":
+                getattr(patch, field).CopyFrom(_timestamp(value, "--" + field.replace("_", "-")))
+    if args.condition is not None:
+        mask.append("condition")
+        patch.condition = "" if args.condition == "none" else args.condition
+    return mask
 
 
 def _delete(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
@@ -309,12 +356,18 @@ def _apply(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> i
 def _assign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = agrpc.AssignmentServiceStub(channel)
     request = apb.AssignRequest(experiment_id=args.experiment, participant_id=args.participant)
+    attributes = parse_attributes(args.attr, args.attributes)
+    if attributes is not None:
+        request.attributes.update(attributes)
     out.print_assignment(stub.Assign(request, timeout=timeout).assignment, args.output)
 
 
 def _lookup(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = agrpc.AssignmentServiceStub(channel)
     request = apb.GetAssignmentRequest(experiment_id=args.experiment, participant_id=args.participant)
+    attributes = parse_attributes(args.attr, args.attributes)
+    if attributes is not None:
+        request.attributes.update(attributes)
     out.print_assignment(stub.GetAssignment(request, timeout=timeout).assignment, args.output)
 
 
@@ -332,6 +385,12 @@ def _client(command: Command) -> Callable[[argparse.Namespace], int]:
 
 # --- the parser --------------------------------------------------------------------------
 
+def _targeting_flags(create: argparse.ArgumentParser) -> None:
+    create.add_argument("--condition", help='eligibility condition, GrowthBook syntax as JSON: \'{"country": "US"}\'')
+    create.add_argument("--hash-attribute", help="attribute hashed and stored instead of the participant id")
+    create.add_argument("--fallback-attribute", help="attribute used when the hash attribute is missing")
+
+
 def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     etag = argparse.ArgumentParser(add_help=False)
     etag.add_argument("--etag", help="act only if the experiment still has this etag (else ABORTED)")
@@ -348,6 +407,7 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     create.add_argument("--min-bucket-version", type=int, default=0)
     create.add_argument("--status", default="draft", choices=("draft", "running"))
     create.add_argument("--type", default="online", choices=("online", "preassigned"))
+    _targeting_flags(create)
     create.set_defaults(run=_client(_create))
     get = sub.add_parser("get", parents=[client], help="show one experiment (-o yaml: as an experiment file)")
     get.add_argument("id")
@@ -370,6 +430,7 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     update.add_argument("--force", action="append", default=[], metavar="PARTICIPANT=ARM",
                         help="always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)")
     update.add_argument("--clear-forced", action="store_true", help="drop every forced arm (before any --force)")
+    update.add_argument("--condition", help="new eligibility condition (JSON), or 'none' to target everyone")
     update.set_defaults(run=_client(_update))
     delete = sub.add_parser("delete", parents=[client, etag], help="archive an experiment (its id is never reused)")
     delete.add_argument("id")
@@ -426,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     webhooks = sub.add_parser("webhooks", help="signed HTTP notifications of experiment events")
     cli_webhooks.add_commands(webhooks.add_subparsers(dest="action", required=True), client, _client)
+    groups = sub.add_parser("groups", help="saved groups: named id lists for $inGroup conditions")
+    add_group_commands(groups.add_subparsers(dest="action", required=True), client, _client)
 
     apply = sub.add_parser("apply", parents=[client], help="create or update the experiments of a YAML/JSON file",
                            description="Create or update every experiment of FILE at once, all or nothing "
@@ -434,11 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     apply.set_defaults(run=_client(_apply))
 
-    assign = sub.add_parser("assign", parents=[client], help="assign a participant (creates on first sight)")
+    attrs = argparse.ArgumentParser(add_help=False)
+    attrs.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE",
+                       help="a participant attribute (repeatable; VALUE is JSON if it parses, else text; "
+                       "a.b=x nests)")
+    attrs.add_argument("--attributes", metavar="JSON", help="participant attributes as a JSON object")
+    assign = sub.add_parser("assign", parents=[client, attrs], help="assign a participant (creates on first sight)")
     assign.add_argument("experiment")
     assign.add_argument("participant")
     assign.set_defaults(run=_client(_assign))
-    lookup = sub.add_parser("get-assignment", parents=[client], help="look up a stored assignment, never creates")
+    lookup = sub.add_parser("get-assignment", parents=[client, attrs],
+                            help="look up a stored assignment, never creates")
     lookup.add_argument("experiment")
     lookup.add_argument("participant")
     lookup.set_defaults(run=_client(_lookup))

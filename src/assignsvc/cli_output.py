@@ -105,6 +105,9 @@ def print_experiment_details(message: Any, output: str) -> None:
         ("start_time", format_time(m.start_time.ToMilliseconds()) if m.HasField("start_time") else NONE),
         ("end_time", format_time(m.end_time.ToMilliseconds()) if m.HasField("end_time") else NONE),
         ("forced_arms", ", ".join(f"{p}={a}" for p, a in sorted(m.forced_arms.items())) or NONE),
+        ("condition", m.condition or NONE),
+        ("hash_attribute", " then ".join(a for a in (m.hash_attribute, m.fallback_attribute) if a)
+         or "(participant id)"),
         ("created", format_time(m.create_time.ToMilliseconds())),
         ("updated", format_time(m.update_time.ToMilliseconds())),
         ("etag", m.etag),

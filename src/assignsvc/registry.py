@@ -15,33 +15,44 @@ import logging
 from dataclasses import dataclass
 
 from assignsvc.core.bucketing import BucketPlan
+from assignsvc.core.conditions import GroupMembers
 from assignsvc.core.model import Experiment
+from assignsvc.core.saved_groups import MemberSet, SavedGroup
+from assignsvc.core.targeting import TargetingPlan
 from assignsvc.errors import StoreUnavailableError
-from assignsvc.store.protocols import ChangeNotice, ExperimentStore
+from assignsvc.store.protocols import ChangeNotice, ExperimentStore, SavedGroupStore
+from assignsvc.store.saved_groups import NOTICE_PREFIX
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class LiveExperiment:
-    """An experiment with its bucketing plan compiled once."""
+    """An experiment with its bucketing and targeting plans compiled once."""
 
     experiment: Experiment
     plan: BucketPlan
+    targeting: TargetingPlan
 
     @classmethod
     def of(cls, experiment: Experiment) -> LiveExperiment:
-        """Compile the plan for an experiment."""
-        return cls(experiment, BucketPlan.compile(experiment))
+        """Compile the plans for an experiment."""
+        return cls(experiment, BucketPlan.compile(experiment), TargetingPlan.compile(experiment))
 
 
 class ExperimentRegistry:
     """Experiments by id, in memory, synchronised from an ExperimentStore."""
 
-    def __init__(self, store: ExperimentStore, refresh_interval_s: float = 1.0) -> None:
+    def __init__(
+        self, store: ExperimentStore, refresh_interval_s: float = 1.0, groups: SavedGroupStore | None = None
+    ) -> None:
         self._store = store
+        self._group_store = groups
         self._refresh_interval_s = refresh_interval_s
         self._live: dict[str, LiveExperiment] = {}
+        # Saved groups by id, as conditions read them ($inGroup); replaced, never mutated.
+        self.groups: dict[str, GroupMembers] = {}
+        self.group_info: dict[str, SavedGroup] = {}
         # Archived ids, so that a full reload read before an archive cannot revive one.
         self._archived: set[str] = set()
         self._revision = -1
@@ -86,7 +97,46 @@ class ExperimentRegistry:
             for gone in live.keys() - experiments.keys():
                 del live[gone]
             self._live = live
+            await self._refresh_groups()
             self._revision = revision
+
+    async def _refresh_groups(self) -> None:
+        """Reload the saved groups whose revision moved (a big group's ids are not re-read otherwise)."""
+        if self._group_store is None:
+            return
+        stored = await self._group_store.load_all()
+        for group_id, group in stored.items():
+            held = self.group_info.get(group_id)
+            if held is None or held.revision != group.revision:
+                await self._load_group(group)
+        for gone in self.group_info.keys() - stored.keys():
+            self._drop_group(gone)
+
+    async def reload_group(self, group_id: str) -> None:
+        """Re-read one saved group if its stored revision moved past the one held (or drop it)."""
+        assert self._group_store is not None
+        group = await self._group_store.get(group_id)
+        if group is None:
+            self._drop_group(group_id)
+        elif (held := self.group_info.get(group_id)) is None or held.revision < group.revision:
+            await self._load_group(group)
+
+    async def _load_group(self, group: SavedGroup) -> None:
+        """Read a group's ids in batches (each batch yields to the event loop) and swap them in."""
+        assert self._group_store is not None
+        ids: list[bytes] = []
+        async for batch in self._group_store.ids(group.id):
+            ids += batch
+        held = self.group_info.get(group.id)
+        if held is not None and held.revision > group.revision:
+            return  # a concurrent load of a newer revision finished first: keep it
+        self.groups = {**self.groups, group.id: MemberSet(ids)}
+        self.group_info = {**self.group_info, group.id: group}
+
+    def _drop_group(self, group_id: str) -> None:
+        self.groups = {k: v for k, v in self.groups.items() if k != group_id}
+        self.group_info = {k: v for k, v in self.group_info.items() if k != group_id}
+
 
     async def start(self, subscribe_timeout_s: float = 5.0) -> None:
         """Load once (failing if the store is down), then follow changes in the background.
@@ -125,6 +175,10 @@ class ExperimentRegistry:
             else:
                 gap = False
                 for experiment_id in notice.experiment_ids:
+                    if experiment_id.startswith(NOTICE_PREFIX):
+                        if self._group_store is not None:
+                            await self.reload_group(experiment_id.removeprefix(NOTICE_PREFIX))
+                        continue
                     experiment = await self._store.get(experiment_id)
                     if experiment is None:
                         self.remove(experiment_id)

@@ -34,7 +34,14 @@ from assignsvc.exporter import Exporter
 from assignsvc.preassigner import Preassigner
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
-from assignsvc.service import AssignmentServicer, BulkAssignmentServicer, ExperimentServicer, WebhookServicer
+from assignsvc.saved_groups import SavedGroupCatalog
+from assignsvc.service import (
+    AssignmentServicer,
+    BulkAssignmentServicer,
+    ExperimentServicer,
+    SavedGroupServicer,
+    WebhookServicer,
+)
 from assignsvc.service.convert import experiment_to_pb
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
@@ -48,16 +55,19 @@ from assignsvc.store.outbox import RedisOutbox
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import AssignmentStore
 from assignsvc.store.rows import BULK_TIMEOUT_S, PREASSIGN_SCRIPT, AssignmentRows, cluster_runner, pipe_runner
+from assignsvc.store.saved_groups import RedisSavedGroupStore
 from assignsvc.store.webhooks import RedisWebhookStore
 from assignsvc.v1 import (
     assignment_service_pb2,
     bulk_assignment_service_pb2,
     experiment_service_pb2,
+    saved_group_service_pb2,
     webhook_service_pb2,
 )
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bulk_grpc
 from assignsvc.v1 import experiment_service_pb2_grpc as experiment_grpc
+from assignsvc.v1 import saved_group_service_pb2_grpc as saved_group_grpc
 from assignsvc.v1 import webhook_service_pb2_grpc as webhook_grpc
 from assignsvc.webhooks import DeliverySettings, SrmWatcher, WebhookDispatcher, WebhookManager
 
@@ -68,6 +78,7 @@ SERVICE_NAMES = (
     assignment_service_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
     bulk_assignment_service_pb2.DESCRIPTOR.services_by_name["BulkAssignmentService"].full_name,
     webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
+    saved_group_service_pb2.DESCRIPTOR.services_by_name["SavedGroupService"].full_name,
 )
 EMBEDDED_WATCH_INTERVAL_S = 1.0
 
@@ -229,7 +240,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
     try:
         keys = Keyspace(config.key_prefix)
         experiment_store = RedisExperimentStore(redis, keys)
-        registry = ExperimentRegistry(experiment_store, config.refresh_interval_s)
+        group_store = RedisSavedGroupStore(redis, keys)
+        registry = ExperimentRegistry(experiment_store, config.refresh_interval_s, group_store)
         await registry.start()
         assignment_store, fast_pipe, rows, bulk_pipe = _assignment_stores(redis, redis_url, keys, config)
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
@@ -248,6 +260,9 @@ async def create_server(config: ServerConfig) -> RunningServer:
             Exporter(registry, experiment_store, rows), Preassigner(registry, rows), activity=lambda: assigner.served,
         ), server)
         webhook_store, outbox, settings = _add_webhook_service(server, redis, keys, config)
+        saved_group_grpc.add_SavedGroupServiceServicer_to_server(
+            SavedGroupServicer(SavedGroupCatalog(registry, group_store)), server
+        )
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(

@@ -14,6 +14,7 @@ import datetime
 import enum
 from collections.abc import Callable, Iterable
 
+from assignsvc.core.conditions import canonical_text
 from assignsvc.core.model import Experiment, ExperimentStatus
 from assignsvc.core.validation import experiment_violations
 from assignsvc.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
@@ -40,7 +41,10 @@ TRANSITIONS: dict[tuple[ExperimentStatus, Action], ExperimentStatus] = {
 # Fields an UpdateExperiment field mask may name (the API's names).
 UPDATABLE_FIELDS = (
     "name", "arms", "coverage", "namespace", "min_bucket_version", "start_time", "end_time", "forced_arms",
+    "condition", "hash_attribute", "fallback_attribute",
 )
+# Fields that decide who a participant is: locked like the arms (see check_update).
+IDENTITY_FIELDS = ("hash_attribute", "fallback_attribute")
 _MODEL_FIELD = {"start_time": "start_time_ms", "end_time": "end_time_ms"}
 _HOW_TO_CHANGE = {
     "status": "use Start/Pause/Resume/StopExperiment",
@@ -103,13 +107,20 @@ def apply_mask(current: Experiment, patch: Experiment, paths: Iterable[str], pre
 
 
 def with_default_names(experiment: Experiment, previous: Experiment | None = None) -> Experiment:
-    """Empty names filled in: the previous name of the same arm id, else the id."""
+    """Empty names filled in: the previous name of the same arm id, else the id; the
+    condition in its stored form (compact JSON, so a file and the API compare equal)."""
     old_names = {} if previous is None else {a.id: a.name for a in previous.arms}
     return dataclasses.replace(
         experiment,
+        condition=canonical_text(experiment.condition),
         name=experiment.name or (previous.name if previous else "") or experiment.id,
         arms=tuple(dataclasses.replace(a, name=a.name or old_names.get(a.id) or a.id) for a in experiment.arms),
     )
+
+
+def identity_changed(current: Experiment, updated: Experiment) -> bool:
+    """True if the attribute that identifies participants changed (it would re-bucket everyone)."""
+    return any(getattr(current, name) != getattr(updated, name) for name in IDENTITY_FIELDS)
 
 
 def arms_reshaped(current: Experiment, updated: Experiment) -> bool:
@@ -122,6 +133,8 @@ def check_update(current: Experiment, updated: Experiment, *, has_assignments: b
 
     Reshaping arms is refused once any assignment is stored, and while RUNNING (a
     replica that has not yet seen the change could store an index into the old arms).
+    So is changing the hash attribute: every participant would get a new identity, and
+    with it a new arm. The condition may change at any time: stored arms stay.
     """
     violations = experiment_violations(updated, prefix)
     for name in _PERMANENT_FIELDS:
@@ -138,6 +151,13 @@ def check_update(current: Experiment, updated: Experiment, *, has_assignments: b
             "ARMS_LOCKED",
             f"cannot add, remove or reorder arms of experiment {current.id!r}: {why}"
             " (weights and names may change; create a new experiment to change arms)",
+        )
+    if identity_changed(current, updated) and (has_assignments or current.status is ExperimentStatus.RUNNING):
+        why = "it has stored assignments" if has_assignments else "it is RUNNING"
+        raise FailedPreconditionError(
+            "HASH_ATTRIBUTE_LOCKED",
+            f"cannot change hash_attribute or fallback_attribute of experiment {current.id!r}: {why}"
+            " (it decides who each participant is; create a new experiment instead)",
         )
 
 
@@ -181,6 +201,9 @@ _SHOWN_FIELDS: tuple[tuple[str, Callable[[Experiment], str]], ...] = (
     ("start_time", lambda e: _time(e.start_time_ms)),
     ("end_time", lambda e: _time(e.end_time_ms)),
     ("forced_arms", lambda e: ", ".join(f"{p}={a}" for p, a in sorted(e.forced_arms.items()))),
+    ("condition", lambda e: e.condition),
+    ("hash_attribute", lambda e: e.hash_attribute),
+    ("fallback_attribute", lambda e: e.fallback_attribute),
 )
 
 

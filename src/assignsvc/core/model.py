@@ -75,6 +75,12 @@ class Experiment:
     forced_arms: dict[str, str] = field(default_factory=dict)
     # Bumped by every stored change; the API's etag (optimistic concurrency).
     revision: int = 0
+    # Eligibility condition, GrowthBook's syntax as compact JSON text ("" = everyone).
+    condition: str = ""
+    # Attribute hashed and stored instead of the participant id ("" = the participant id),
+    # and the one tried when it is missing (GrowthBook's hashAttribute / fallbackAttribute).
+    hash_attribute: str = ""
+    fallback_attribute: str = ""
 
     def arm_index(self, arm_id: str) -> int:
         """Position of the arm with that id, or -1."""
@@ -99,3 +105,5 @@ class AssignmentReason(enum.Enum):
     FORCED = "forced"
     EXPERIMENT_NOT_STARTED = "experiment_not_started"
     EXPERIMENT_ENDED = "experiment_ended"
+    NOT_ELIGIBLE = "not_eligible"
+    MISSING_HASH_ATTRIBUTE = "missing_hash_attribute"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 
+from assignsvc.core.conditions import ConditionError, parse_condition
 from assignsvc.core.model import Experiment, ExperimentStatus
 from assignsvc.errors import FieldViolation
 
@@ -22,6 +23,7 @@ MAX_NAME_BYTES = 256
 MAX_SEED_BYTES = 256
 MAX_PARTICIPANT_ID_BYTES = 256
 MAX_FORCED_ARMS = 1000
+MAX_ATTRIBUTE_NAME_BYTES = 256
 WEIGHT_SUM_TOLERANCE = 1e-6
 CREATABLE_STATUSES = (ExperimentStatus.DRAFT, ExperimentStatus.RUNNING)
 
@@ -93,6 +95,23 @@ def _forced_arm_violations(experiment: Experiment, prefix: str) -> list[FieldVio
     return out
 
 
+def targeting_violations(experiment: Experiment, prefix: str = "") -> list[FieldViolation]:
+    """The condition compiles (the description names the path inside it); attribute names are sane."""
+    out: list[FieldViolation] = []
+    try:
+        parse_condition(experiment.condition)
+    except ConditionError as exc:
+        out.append(FieldViolation(f"{prefix}condition", str(exc)))
+    for name in ("hash_attribute", "fallback_attribute"):
+        value = getattr(experiment, name)
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_ATTRIBUTE_NAME_BYTES:
+            out.append(FieldViolation(f"{prefix}{name}", f"must be at most {MAX_ATTRIBUTE_NAME_BYTES} bytes"))
+    if experiment.fallback_attribute and not experiment.hash_attribute:
+        out.append(FieldViolation(f"{prefix}fallback_attribute",
+                                  "needs hash_attribute (the participant id is never missing)"))
+    return out
+
+
 def experiment_violations(experiment: Experiment, prefix: str = "") -> list[FieldViolation]:
     """Every rule a stored experiment must satisfy; [] when it is valid."""
     out = experiment_id_violations(experiment.id, f"{prefix}id")
@@ -120,6 +139,7 @@ def experiment_violations(experiment: Experiment, prefix: str = "") -> list[Fiel
     start, end = experiment.start_time_ms, experiment.end_time_ms
     if start is not None and end is not None and end <= start:
         out.append(FieldViolation(f"{prefix}end_time", "must be after start_time"))
+    out += targeting_violations(experiment, prefix)
     return out
 
 

@@ -19,6 +19,9 @@ one experiment, or a stream of those separated by `---`. One experiment:
     start_time: 2025-01-01T00:00:00Z         # RFC 3339, with an offset
     end_time: 2025-02-01T00:00:00Z
     forced_arms: {qa-alice: treatment}
+    condition: {country: {$in: [US, CA]}}    # GrowthBook's condition syntax (or its JSON as a string)
+    hash_attribute: deviceId                 # default: the participant id
+    fallback_attribute: userId
 
 A GrowthBook experiment (REST object, webhook body or SDK shape) may stand wherever an
 experiment may: documents.growthbook maps it. Reading raises only InvalidArgumentError,
@@ -44,13 +47,15 @@ from typing import Any, TypeVar
 
 import yaml
 
+from assignsvc.core.conditions import canonical_text
 from assignsvc.core.model import Arm, Experiment, ExperimentStatus, ExperimentType, HashAlgorithm, Namespace
 from assignsvc.core.validation import experiment_violations
 from assignsvc.errors import FieldViolation, InvalidArgumentError
 
 EXPERIMENT_FIELDS = (
     "id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version",
-    "min_bucket_version", "status", "type", "start_time", "end_time", "forced_arms",
+    "min_bucket_version", "status", "type", "start_time", "end_time", "forced_arms", "condition", "hash_attribute",
+    "fallback_attribute",
 )
 ARM_FIELDS = ("id", "name", "weight")
 NAMESPACE_FIELDS = ("id", "range")
@@ -155,6 +160,16 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
         doc["end_time"] = format_time(e.end_time_ms)
     if e.forced_arms:
         doc["forced_arms"] = dict(sorted(e.forced_arms.items()))
+    return doc | _targeting_document(e)
+
+
+def _targeting_document(e: Experiment) -> dict[str, Any]:
+    """The targeting fields that are set: the condition as a mapping, readable in YAML."""
+    doc: dict[str, Any] = {"condition": json.loads(e.condition)} if e.condition else {}
+    if e.hash_attribute:
+        doc["hash_attribute"] = e.hash_attribute
+    if e.fallback_attribute:
+        doc["fallback_attribute"] = e.fallback_attribute
     return doc
 
 
@@ -441,6 +456,9 @@ class _Reader:
             start_time_ms=self.time(item.get("start_time"), at["start_time"]),
             end_time_ms=self.time(item.get("end_time"), at["end_time"]),
             forced_arms=self.forced_arms(item.get("forced_arms"), at["forced_arms"]),
+            condition=self.condition(item.get("condition"), at["condition"]),
+            hash_attribute=self.text(item.get("hash_attribute"), at["hash_attribute"]) or "",
+            fallback_attribute=self.text(item.get("fallback_attribute"), at["fallback_attribute"]) or "",
         )
         self.rules(experiment, path, before)
         return FileExperiment(experiment, status, path)
@@ -465,9 +483,6 @@ class _Reader:
         source = item.get("data", {}).get("object", {}) if "event" in item else item
         has_status = isinstance(source, Mapping) and source.get("status") is not None
         notes = [n for n in imported.notes if has_status or not n.startswith("no status")]
-        if imported.hash_attribute != "id":
-            notes.append(f"GrowthBook hashes the attribute {imported.hash_attribute!r}: send its value as the"
-                         " participant id")
         self.rules(imported.experiment, path, len(self.violations))
         status = imported.experiment.status if has_status else None
         return FileExperiment(imported.experiment, status, path, tuple(notes))
@@ -571,6 +586,21 @@ class _Reader:
         if bounds[0] is None or bounds[1] is None:
             self.bad(f"{path}.range", "must be [start, end], both numbers")
         return Namespace(namespace_id or "", start, end)
+
+    def condition(self, value: object, path: str) -> str:
+        """A condition written as a mapping (YAML) or as JSON text: stored as compact JSON text."""
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return canonical_text(value)  # not JSON: left as is, for the rules to report
+        if isinstance(value, Mapping):
+            try:
+                return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as exc:  # a date, a non-string key, NaN: not JSON
+                self.bad(path, f"must hold only JSON values: {exc}")
+                return ""
+        self.bad(path, f"must be a condition (a mapping) or its JSON text, got {_show(value)}")
+        return ""
 
     def forced_arms(self, value: object, path: str) -> dict[str, str]:
         if value is None:

@@ -12,11 +12,13 @@ without moving participants (e.g. weights summing to 0.99, multi-range namespace
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from assignsvc.core.conditions import ConditionError, compile_condition
 from assignsvc.core.model import Arm, Experiment, ExperimentStatus, HashAlgorithm, Namespace
 from assignsvc.core.validation import (
     ID_CHARSET_DOC,
@@ -44,9 +46,9 @@ _MAX_ARM_ID = 64
 class ImportedExperiment:
     """The mapped experiment, plus what the caller should tell the user.
 
-    `hash_attribute` is the GrowthBook user attribute the SDK hashes (usually "id");
-    assignsvc always hashes the participant id it is given, so callers must send
-    that attribute's value as the participant id.
+    `hash_attribute` is the GrowthBook user attribute the SDK hashes (usually "id").
+    "id" maps to the participant id (callers send the GrowthBook id as participant id);
+    any other attribute becomes the experiment's hash_attribute.
     """
 
     experiment: Experiment
@@ -160,15 +162,15 @@ def _from_rest_object(source: Mapping[str, object], r: _Reader) -> ImportedExper
     raw_weights = _traffic_split(phase.get("trafficSplit"), variations, at + "trafficSplit", r)
     namespace = _rest_namespace(phase.get("namespace"), at + "namespace", r)
     seed_value = r.text(phase.get("seed"), at + "seed")
-    for ignored in ("targetingCondition", "savedGroupTargeting", "prerequisites"):
-        if phase.get(ignored) not in (None, "", "{}", [], {}):
-            r.note(at + ignored, "ignored: assignsvc assigns whoever it is asked about")
+    parts = _targeting_parts(phase, at, _identity_attribute(source, r), r)
+    if phase.get("prerequisites") not in (None, "", "{}", [], {}):
+        r.note(at + "prerequisites", "ignored: assignsvc has no prerequisite experiments")
     if source.get("type") == "multi-armed-bandit":
         r.note("type", "multi-armed bandit: imported the current trafficSplit, which GrowthBook keeps changing")
 
     seed = (seed_value, at + "seed") if seed_value else (key, key_field)
     return _build(r, source, (key, key_field), api_id, seed, variations, (raw_weights, at + "trafficSplit"),
-                  coverage, namespace)
+                  coverage, namespace, _condition_text(parts))
 
 
 def _from_sdk_shape(source: Mapping[str, object], r: _Reader) -> ImportedExperiment | None:
@@ -196,13 +198,76 @@ def _from_sdk_shape(source: Mapping[str, object], r: _Reader) -> ImportedExperim
     for unsupported in ("ranges", "filters"):
         if source.get(unsupported):
             r.bad(unsupported, "bucket by rules assignsvc cannot express; use weights, coverage and namespace")
-    for ignored in ("condition", "parentConditions", "groups", "url", "force"):
+    for ignored in ("parentConditions", "groups", "url", "force"):
         if source.get(ignored) not in (None, "", [], {}):
             r.note(ignored, "ignored: assignsvc assigns whoever it is asked about")
+    parts: list[object] = []
+    if source.get("condition") not in (None, {}):
+        parts = [_checked_condition(source.get("condition"), "condition", r)]
     seed_value = r.text(source.get("seed"), "seed")
     seed = (seed_value, "seed") if seed_value else (key, "key")
     return _build(r, source, (key, "key"), None, seed, variations, (raw_weights, "weights"),
-                  _coverage(source.get("coverage"), "coverage", r), _sdk_namespace(source.get("namespace"), r))
+                  _coverage(source.get("coverage"), "coverage", r), _sdk_namespace(source.get("namespace"), r),
+                  _condition_text(parts))
+
+
+def _identity_attribute(source: Mapping[str, object], r: _Reader) -> str:
+    value = source.get("hashAttribute")
+    return value if isinstance(value, str) and value else "id"
+
+
+def _checked_condition(value: object, name: str, r: _Reader) -> object:
+    """A condition (JSON text or an object), compiled to check it; None when it is not usable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            r.bad(name, f"is not valid JSON: {exc}")
+            return None
+    try:
+        compile_condition(value)
+    except ConditionError as exc:
+        r.bad(name, str(exc))
+        return None
+    return value
+
+
+def _targeting_parts(phase: Mapping[str, object], at: str, attribute: str, r: _Reader) -> list[object]:
+    """targetingCondition and savedGroupTargeting as conditions, all of which must hold.
+
+    A saved group targets the attribute its GrowthBook definition names, which the
+    experiment object does not carry: the experiment's hash attribute is assumed.
+    """
+    parts: list[object] = []
+    text = phase.get("targetingCondition")
+    if text not in (None, "", "{}", {}):
+        parts.append(_checked_condition(text, at + "targetingCondition", r))
+    rules = r.items(phase.get("savedGroupTargeting"), at + "savedGroupTargeting") or []
+    operators = {"all": "$and", "any": "$or", "none": "$nor"}
+    for i, rule in enumerate(rules):
+        here = f"{at}savedGroupTargeting[{i}]"
+        if not isinstance(rule, Mapping):
+            r.bad(here, f"must be an object, got {_show(rule)}")
+            continue
+        match = rule.get("matchType")
+        groups = r.items(rule.get("savedGroups"), here + ".savedGroups") or []
+        if match not in operators:
+            r.bad(here + ".matchType", f"must be one of all, any, none, got {_show(match)}")
+            continue
+        ids = [g for j, g in enumerate(groups) if r.text(g, f"{here}.savedGroups[{j}]", required=True)]
+        if ids:
+            parts.append({operators[str(match)]: [{attribute: {"$inGroup": g}} for g in ids]})
+            r.note(here, f"saved groups {', '.join(map(repr, ids))} are tested on the attribute {attribute!r}"
+                   " and must exist in assignsvc (same ids)")
+    return parts
+
+
+def _condition_text(parts: Sequence[object]) -> str:
+    usable = [p for p in parts if p is not None]
+    if not usable:
+        return ""
+    condition = usable[0] if len(usable) == 1 else {"$and": list(usable)}
+    return json.dumps(condition, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,7 +485,7 @@ def _arms(variations: list[_Variation], weights: tuple[float, ...], r: _Reader) 
 def _build(  # noqa: PLR0917 - one call per front end, each argument a (value, GrowthBook field) pair or plain value
     r: _Reader, source: Mapping[str, object], key: tuple[str | None, str], fallback_id: str | None,
     seed: tuple[str | None, str], variations: list[_Variation] | None,
-    weights: tuple[list[float] | None, str], coverage: float, namespace: Namespace | None,
+    weights: tuple[list[float] | None, str], coverage: float, namespace: Namespace | None, condition: str = "",
 ) -> ImportedExperiment | None:
     """The fields every shape shares, then the Experiment; None when anything was wrong."""
     algorithm = _hash_algorithm(source.get("hashVersion"), r)
@@ -430,6 +495,10 @@ def _build(  # noqa: PLR0917 - one call per front end, each argument a (value, G
         r.bad("minBucketVersion", "must not exceed bucketVersion")
     status = _status(source.get("status"), r)
     hash_attribute = r.text(source.get("hashAttribute"), "hashAttribute") or "id"
+    fallback = r.text(source.get("fallbackAttribute"), "fallbackAttribute") or ""
+    if fallback and hash_attribute == "id":
+        r.note("fallbackAttribute", "ignored: the participant id (GrowthBook's id) is never missing")
+        fallback = ""
     name = r.text(source.get("name"), "name")
     seed_value, seed_field = seed
     if seed_value is not None and len(seed_value.encode("utf-8", "surrogatepass")) > MAX_SEED_BYTES:
@@ -448,7 +517,8 @@ def _build(  # noqa: PLR0917 - one call per front end, each argument a (value, G
     experiment = Experiment(
         id=experiment_id, name=_clip(name or key_value), arms=arms, coverage=coverage, namespace=namespace,
         seed=seed_value, hash_algorithm=algorithm, bucket_version=bucket_version,
-        min_bucket_version=min_bucket_version, status=status,
+        min_bucket_version=min_bucket_version, status=status, condition=condition,
+        hash_attribute="" if hash_attribute == "id" else hash_attribute, fallback_attribute=fallback,
     )
     return ImportedExperiment(experiment, hash_attribute, tuple(r.notes))
 

@@ -14,9 +14,9 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from assignsvc.assigner import Assigner, AssignmentResult
+from assignsvc.assigner import Assigner, AssignItem, AssignmentResult
 from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
-from assignsvc.service.convert import assignment_to_pb
+from assignsvc.service.convert import assignment_to_pb, attributes_from_pb
 from assignsvc.service.status import abort_with, maps_domain_errors, to_rpc_status
 from assignsvc.v1 import assignment_service_pb2 as pb
 from assignsvc.v1 import assignment_service_pb2_grpc as pb_grpc
@@ -46,14 +46,16 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     async def Assign(  # noqa: N802 - gRPC method name
         self, request: pb.AssignRequest, context: Context
     ) -> pb.AssignResponse:
-        result = await self._assigner.assign(request.experiment_id, request.participant_id)
+        attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
+        result = await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
         return pb.AssignResponse(assignment=assignment_to_pb(result))
 
     @maps_domain_errors
     async def GetAssignment(  # noqa: N802 - gRPC method name
         self, request: pb.GetAssignmentRequest, context: Context
     ) -> pb.GetAssignmentResponse:
-        result = await self._assigner.get_assignment(request.experiment_id, request.participant_id)
+        attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
+        result = await self._assigner.get_assignment(request.experiment_id, request.participant_id, attributes)
         return pb.GetAssignmentResponse(assignment=assignment_to_pb(result))
 
     @maps_domain_errors
@@ -63,8 +65,19 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         count = len(request.requests)
         if not 1 <= count <= MAX_BATCH_SIZE:
             raise InvalidArgumentError.single("requests", f"must hold 1 to {MAX_BATCH_SIZE} items, got {count}")
-        items = [(r.experiment_id, r.participant_id) for r in request.requests]
-        outcomes = await self._assigner.assign_many(items)
+        items: list[AssignItem] = []
+        bad: dict[int, AssignsvcError] = {}
+        for i, r in enumerate(request.requests):
+            attributes = None
+            if r.HasField("attributes"):
+                try:
+                    attributes = attributes_from_pb(r.attributes, f"requests[{i}].attributes")
+                except InvalidArgumentError as error:
+                    bad[i] = error
+            items.append((r.experiment_id, r.participant_id, attributes))
+        good = [item for i, item in enumerate(items) if i not in bad]
+        answers = iter(await self._assigner.assign_many(good)) if good else iter(())
+        outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
         return pb.BatchAssignResponse(results=[result_to_pb(o) for o in outcomes])
 
     async def StreamAssign(  # noqa: N802 - gRPC method name
@@ -79,7 +92,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
         async def read() -> None:
             async for request in request_iterator:
-                task = asyncio.ensure_future(self._assign_one(request.experiment_id, request.participant_id))
+                task = asyncio.ensure_future(self._assign_one(request))
                 await window.put(task)
             await window.put(None)
 
@@ -102,9 +115,12 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                 if pending is not None:
                     pending.cancel()
 
-    async def _assign_one(self, experiment_id: str, participant_id: str) -> pb.AssignResult:
+    async def _assign_one(self, request: pb.StreamAssignRequest) -> pb.AssignResult:
         """One stream item; its own bad input is its own result, a store outage is the stream's."""
         try:
-            return result_to_pb(await self._assigner.assign(experiment_id, participant_id))
+            attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
+            return result_to_pb(
+                await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
+            )
         except (InvalidArgumentError, NotFoundError) as error:
             return result_to_pb(error)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from typing import Any, TypeVar
 
+from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from assignsvc.applier import ApplyAction, ApplyOutcome
@@ -83,6 +85,9 @@ def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experi
         start_time_ms=msg.start_time.ToMilliseconds() if msg.HasField("start_time") else None,
         end_time_ms=msg.end_time.ToMilliseconds() if msg.HasField("end_time") else None,
         forced_arms=dict(msg.forced_arms),
+        condition=msg.condition,
+        hash_attribute=msg.hash_attribute,
+        fallback_attribute=msg.fallback_attribute,
     )
 
 
@@ -103,6 +108,9 @@ def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
         update_time=_timestamp(experiment.update_time_ms),
         forced_arms=experiment.forced_arms,
         etag=format_etag(experiment),
+        condition=experiment.condition,
+        hash_attribute=experiment.hash_attribute,
+        fallback_attribute=experiment.fallback_attribute,
     )
     if experiment.namespace is not None:
         ns = experiment.namespace
@@ -127,6 +135,45 @@ def assignment_to_pb(result: AssignmentResult) -> apb.Assignment:
         # forced answers were never stored, so never first seen
         first_seen_time=_timestamp(result.first_seen_ms) if result.first_seen_ms else None,
     )
+
+
+# Bounds on a request's attributes: one participant's profile, not a document store.
+MAX_ATTRIBUTES_BYTES = 16 * 1024
+MAX_ATTRIBUTES_DEPTH = 10
+
+
+def attributes_from_pb(struct: struct_pb2.Struct, field: str = "attributes") -> dict[str, Any]:
+    """Attributes as plain JSON-like Python values (numbers as float, as JSON has only one
+    number type); InvalidArgumentError over 16 KiB serialized, 10 levels deep, or for a
+    number JSON cannot carry (NaN, Infinity)."""
+    size = struct.ByteSize()
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise InvalidArgumentError.single(field, f"must be at most {MAX_ATTRIBUTES_BYTES} bytes serialized, got {size}")
+    return _struct(struct, field, 1)
+
+
+def _struct(struct: struct_pb2.Struct, field: str, depth: int) -> dict[str, Any]:
+    return {key: _value(value, f"{field}.{key}", depth) for key, value in struct.fields.items()}
+
+
+def _value(value: struct_pb2.Value, field: str, depth: int) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            raise InvalidArgumentError.single(field, "must be a finite number (JSON has no NaN or Infinity)")
+        return number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind in ("struct_value", "list_value"):
+        if depth >= MAX_ATTRIBUTES_DEPTH:
+            raise InvalidArgumentError.single(field, f"nests deeper than {MAX_ATTRIBUTES_DEPTH} levels")
+        if kind == "struct_value":
+            return _struct(value.struct_value, field, depth + 1)
+        return [_value(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(value.list_value.values)]
+    return None  # null_value, or a Value with nothing set
 
 
 def status_from_pb(value: int, field: str) -> ExperimentStatus | None:

@@ -41,6 +41,9 @@ def experiment_to_json(experiment: Experiment) -> str:
         "storage_shards": experiment.storage_shards,
         "forced_arms": experiment.forced_arms,
         "revision": experiment.revision,
+        "condition": experiment.condition,
+        "hash_attribute": experiment.hash_attribute,
+        "fallback_attribute": experiment.fallback_attribute,
     }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
@@ -68,4 +71,8 @@ def experiment_from_json(text: str | bytes) -> Experiment:
         storage_shards=int(doc["storage_shards"]),
         forced_arms=dict(doc.get("forced_arms") or {}),
         revision=int(doc.get("revision", 0)),  # written before revisions existed: 0
+        # written before targeting existed: everyone eligible, the participant id hashed
+        condition=doc.get("condition") or "",
+        hash_attribute=doc.get("hash_attribute") or "",
+        fallback_attribute=doc.get("fallback_attribute") or "",
     )

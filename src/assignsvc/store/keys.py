@@ -78,6 +78,19 @@ class Keyspace:
         """String set once the SRM warning for this experiment and bucket version was raised."""
         return f"{self.prefix}:{{meta}}:srm:{experiment_id}:{bucket_version}"
 
+    @property
+    def saved_groups(self) -> str:
+        """Hash: saved group id -> JSON description (name, size, revision, times)."""
+        return f"{self.prefix}:{{meta}}:groups"
+
+    def saved_group_ids(self, group_id: str) -> str:
+        """Set: the ids of one saved group (same slot as the description: one atomic script)."""
+        return f"{self.prefix}:{{meta}}:group:{group_id}"
+
+    def saved_group_upload(self, token: str) -> str:
+        """Set: ids of an upload in progress, swapped in by its last step (expires if abandoned)."""
+        return f"{self.prefix}:{{meta}}:upload:{token}"
+
     def assignments(self, experiment_id: str, shard: int, bucket_version: int) -> str:
         """Hash: participant id -> packed (first_seen_ms, arm index)."""
         return f"{self.prefix}:a:{{{experiment_id}:{shard}}}:{bucket_version}"

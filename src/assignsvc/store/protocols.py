@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from assignsvc.core.model import Experiment
+from assignsvc.core.saved_groups import SavedGroup
 
 
 class ClaimKind(enum.Enum):
@@ -140,4 +141,37 @@ class ExperimentStore(Protocol):
         The first item is a notice with revision -1 once the subscription is live, so
         that a subscriber can reload once and miss nothing written before it subscribed.
         """
+        ...
+
+
+class SavedGroupStore(Protocol):
+    """Saved groups shared by every replica; writes are announced on the experiments' change feed."""
+
+    async def write(
+        self, group_id: str, expected: int | str | None, op: str, *, description: SavedGroup | None = None,
+        add: Sequence[str] = (), remove: Sequence[str] = (), upload: str = "",
+    ) -> WriteConflict | int:
+        """One atomic change if the stored revision is as expected: op is create, update
+        (add and remove ids), replace or union (with a staged upload) or delete. Returns the
+        group's new size, or the conflict (found -1: no such group)."""
+        ...
+
+    async def stage(self, upload: str, ids: Sequence[str]) -> None:
+        """Add ids to an upload in progress."""
+        ...
+
+    async def discard(self, upload: str) -> None:
+        """Drop an abandoned upload."""
+        ...
+
+    async def get(self, group_id: str) -> SavedGroup | None:
+        """One description, or None."""
+        ...
+
+    async def load_all(self) -> dict[str, SavedGroup]:
+        """Every description."""
+        ...
+
+    def ids(self, group_id: str) -> AsyncIterator[list[bytes]]:
+        """A group's ids, in batches."""
         ...

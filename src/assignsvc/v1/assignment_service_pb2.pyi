@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
@@ -24,6 +25,8 @@ class AssignmentReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ASSIGNMENT_REASON_FORCED: _ClassVar[AssignmentReason]
     ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED: _ClassVar[AssignmentReason]
     ASSIGNMENT_REASON_EXPERIMENT_ENDED: _ClassVar[AssignmentReason]
+    ASSIGNMENT_REASON_NOT_ELIGIBLE: _ClassVar[AssignmentReason]
+    ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE: _ClassVar[AssignmentReason]
 ASSIGNMENT_REASON_UNSPECIFIED: AssignmentReason
 ASSIGNMENT_REASON_NEW_ASSIGNMENT: AssignmentReason
 ASSIGNMENT_REASON_STICKY: AssignmentReason
@@ -35,6 +38,8 @@ ASSIGNMENT_REASON_NOT_PREASSIGNED: AssignmentReason
 ASSIGNMENT_REASON_FORCED: AssignmentReason
 ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED: AssignmentReason
 ASSIGNMENT_REASON_EXPERIMENT_ENDED: AssignmentReason
+ASSIGNMENT_REASON_NOT_ELIGIBLE: AssignmentReason
+ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE: AssignmentReason
 
 class AssignedArm(_message.Message):
     __slots__ = ("id", "name", "index")
@@ -65,12 +70,14 @@ class Assignment(_message.Message):
     def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., in_experiment: _Optional[bool] = ..., arm: _Optional[_Union[AssignedArm, _Mapping]] = ..., reason: _Optional[_Union[AssignmentReason, str]] = ..., first_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_version: _Optional[int] = ...) -> None: ...
 
 class AssignRequest(_message.Message):
-    __slots__ = ("experiment_id", "participant_id")
+    __slots__ = ("experiment_id", "participant_id", "attributes")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     participant_id: str
-    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ...) -> None: ...
+    attributes: _struct_pb2.Struct
+    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class AssignResponse(_message.Message):
     __slots__ = ("assignment",)
@@ -79,12 +86,14 @@ class AssignResponse(_message.Message):
     def __init__(self, assignment: _Optional[_Union[Assignment, _Mapping]] = ...) -> None: ...
 
 class GetAssignmentRequest(_message.Message):
-    __slots__ = ("experiment_id", "participant_id")
+    __slots__ = ("experiment_id", "participant_id", "attributes")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     participant_id: str
-    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ...) -> None: ...
+    attributes: _struct_pb2.Struct
+    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class GetAssignmentResponse(_message.Message):
     __slots__ = ("assignment",)
@@ -113,12 +122,14 @@ class BatchAssignResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[AssignResult, _Mapping]]] = ...) -> None: ...
 
 class StreamAssignRequest(_message.Message):
-    __slots__ = ("experiment_id", "participant_id")
+    __slots__ = ("experiment_id", "participant_id", "attributes")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     participant_id: str
-    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ...) -> None: ...
+    attributes: _struct_pb2.Struct
+    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class StreamAssignResponse(_message.Message):
     __slots__ = ("result",)

@@ -64,7 +64,7 @@ class Namespace(_message.Message):
     def __init__(self, id: _Optional[str] = ..., range_start: _Optional[float] = ..., range_end: _Optional[float] = ...) -> None: ...
 
 class Experiment(_message.Message):
-    __slots__ = ("id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version", "min_bucket_version", "status", "type", "start_time", "end_time", "create_time", "update_time", "forced_arms", "etag")
+    __slots__ = ("id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version", "min_bucket_version", "status", "type", "start_time", "end_time", "create_time", "update_time", "forced_arms", "etag", "condition", "hash_attribute", "fallback_attribute")
     class ForcedArmsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,9 @@ class Experiment(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     FORCED_ARMS_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    HASH_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     arms: _containers.RepeatedCompositeFieldContainer[Arm]
@@ -106,4 +109,7 @@ class Experiment(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     forced_arms: _containers.ScalarMap[str, str]
     etag: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[Arm, _Mapping]]] = ..., coverage: _Optional[float] = ..., namespace: _Optional[_Union[Namespace, _Mapping]] = ..., seed: _Optional[str] = ..., hash_algorithm: _Optional[_Union[HashAlgorithm, str]] = ..., bucket_version: _Optional[int] = ..., min_bucket_version: _Optional[int] = ..., status: _Optional[_Union[ExperimentStatus, str]] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forced_arms: _Optional[_Mapping[str, str]] = ..., etag: _Optional[str] = ...) -> None: ...
+    condition: str
+    hash_attribute: str
+    fallback_attribute: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[Arm, _Mapping]]] = ..., coverage: _Optional[float] = ..., namespace: _Optional[_Union[Namespace, _Mapping]] = ..., seed: _Optional[str] = ..., hash_algorithm: _Optional[_Union[HashAlgorithm, str]] = ..., bucket_version: _Optional[int] = ..., min_bucket_version: _Optional[int] = ..., status: _Optional[_Union[ExperimentStatus, str]] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forced_arms: _Optional[_Mapping[str, str]] = ..., etag: _Optional[str] = ..., condition: _Optional[str] = ..., hash_attribute: _Optional[str] = ..., fallback_attribute: _Optional[str] = ...) -> None: ...
