@@ -15,6 +15,7 @@ from assignsvc.cli_bulk import Progress
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import bulk_assignment_service_pb2 as bpb
 from assignsvc.v1 import experiment_pb2 as epb
+from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import Cli, Client
 
 ODD_IDS = ["plain", "with,comma", 'with "quotes"', "line\nbreak", "ünïcødé", " spaces "]
@@ -98,6 +99,21 @@ class TestExport:
         ids = [r["participant_id"] for r in records]
         assert len(ids) == len(set(ids)) == len(experiment)
         assert set(ids) == set(experiment)
+
+    def test_a_deleted_experiment_exports_with_strata_as_json(
+        self, cli: Cli, client: Client, tmp_path: Path
+    ) -> None:
+        client.create("gone", weights=(0.5, 0.5), type=epb.EXPERIMENT_TYPE_PREASSIGNED)
+        client.bulk.PreassignParticipants(iter([bpb.PreassignParticipantsRequest(experiment_id="gone", groups=[
+            bpb.ParticipantGroup(strata={"plan": "pro"}, participant_ids=["u1", "u2"])])]), timeout=30)
+        client.experiments.DeleteExperiment(espb.DeleteExperimentRequest(experiment_id="gone"))
+        target = tmp_path / "gone.csv"
+        ran = cli("export", "gone", "--output", str(target))
+        assert ran.code == 0, ran.err
+        with target.open(newline="", encoding="utf-8") as stream:
+            records = list(csv.DictReader(stream))
+        assert sorted(r["participant_id"] for r in records) == ["u1", "u2"]
+        assert {json.loads(r["strata"])["plan"] for r in records} == {"pro"}
 
     def test_resume_needs_a_state(self, cli: Cli, experiment: dict[str, Any], tmp_path: Path) -> None:
         assert cli("export", "exp", "--resume").code == 2

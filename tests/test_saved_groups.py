@@ -184,3 +184,39 @@ class TestOnRedisCluster:
                 wait_until(lambda: assign(second, "gated", "late", {"id": "zz"}).in_experiment)
                 second.channel.close()
             client.channel.close()
+
+
+class TestRegistryConsistency:
+    """What a replica holds after missing notices (found in review)."""
+
+    def test_a_recreated_group_is_reloaded_even_at_a_lower_revision(
+        self, client: Client, server: ServerThread, redis_url: str
+    ) -> None:
+        import asyncio  # noqa: PLC0415
+
+        from assignsvc.registry import ExperimentRegistry  # noqa: PLC0415
+        from assignsvc.store import RedisExperimentStore  # noqa: PLC0415
+        from assignsvc.store.connection import connect  # noqa: PLC0415
+        from assignsvc.store.keys import Keyspace  # noqa: PLC0415
+        from assignsvc.store.saved_groups import RedisSavedGroupStore  # noqa: PLC0415
+
+        created = _create(client, "beta", ["alice"])
+        for name in ("one", "two"):  # revision 3
+            created = client.groups.UpdateSavedGroup(gpb.UpdateSavedGroupRequest(
+                saved_group_id="beta", etag=created.etag, name=name)).saved_group
+
+        async def scenario() -> tuple[bool, bool]:
+            redis = connect(redis_url, 2.0)
+            keys = Keyspace()
+            registry = ExperimentRegistry(RedisExperimentStore(redis, keys), 3600, RedisSavedGroupStore(redis, keys))
+            await registry.refresh()  # holds beta at revision 3, then misses every notice
+            assert "alice" in registry.groups["beta"]
+            await asyncio.to_thread(client.groups.DeleteSavedGroup, gpb.DeleteSavedGroupRequest(saved_group_id="beta"))
+            await asyncio.sleep(0.01)  # a later creation time
+            await asyncio.to_thread(_create, client, "beta", ["bob"])  # revision 1 again
+            await registry.refresh()
+            members = registry.groups["beta"]
+            await redis.aclose()
+            return "alice" in members, "bob" in members
+
+        assert asyncio.run(scenario()) == (False, True)

@@ -238,3 +238,21 @@ class TestGrowthBookParity:
         assert {r for _, r in outcomes} >= {apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, apb.ASSIGNMENT_REASON_NOT_ELIGIBLE,
                                             apb.ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE,
                                             apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE}
+
+
+class TestReviewFixes:
+    def test_id_attribute_defaults_to_the_participant_id(self, client: Client) -> None:
+        """A GrowthBook import's `{"id": {"$in": ...}}` works without an `id` attribute."""
+        client.create("by-id", condition=json.dumps({"id": {"$in": ["alice"]}}))
+        assert assign(client, "by-id", "alice").in_experiment
+        assert assign(client, "by-id", "alice2", {"plan": "pro"}).reason == apb.ASSIGNMENT_REASON_NOT_ELIGIBLE
+        # an `id` the caller sends wins
+        assert assign(client, "by-id", "carol", {"id": "alice"}).in_experiment
+
+    @pytest.mark.parametrize("field", ["condition", "hash_attribute"])
+    def test_preassigned_experiments_refuse_targeting(self, client: Client, field: str) -> None:
+        value = json.dumps({"country": "US"}) if field == "condition" else "deviceId"
+        with pytest.raises(grpc.RpcError) as err:
+            client.create("pre", type=epb.EXPERIMENT_TYPE_PREASSIGNED, **{field: value})
+        assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert list(bad_request(err.value)) == [f"experiment.{field}"]

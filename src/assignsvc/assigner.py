@@ -186,7 +186,7 @@ class Assigner:
         fallback = closed or AssignmentReason.EXPERIMENT_NOT_RUNNING
         if closed is None:
             condition = targeting.condition
-            if condition is not None and not condition(attributes or EMPTY_ATTRIBUTES, self._registry.groups):
+            if condition is not None and not condition(_with_id(attributes, participant_id), self._registry.groups):
                 # Proposing nothing makes the claim a read: a stored arm is still answered
                 # (sticky over eligibility, as GrowthBook's sticky bucketing), nothing is written.
                 fallback = AssignmentReason.NOT_ELIGIBLE
@@ -267,3 +267,13 @@ def _check_unit_id(unit_id: str, attribute: str) -> None:
         violations = participant_id_violations(unit_id, f"attributes.{attribute}")
         if violations:
             raise InvalidArgumentError(violations)
+
+
+def _with_id(attributes: Attributes | None, participant_id: str) -> Attributes:
+    """The attributes a condition sees: GrowthBook's `id` attribute is the participant id
+    unless the caller sent one (so an imported `{"id": {"$inGroup": ...}}` works as in the SDK)."""
+    if attributes is None:
+        return {"id": participant_id}
+    if "id" in attributes:
+        return attributes
+    return {**attributes, "id": participant_id}

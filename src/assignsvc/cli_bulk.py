@@ -86,6 +86,7 @@ class ExportState:
     resume_token: str
     offset: int
     rows: int
+    strata_columns: list[str] | None  # the CSV header's strata columns (None: one JSON `strata` column)
 
     def save(self, path: Path) -> None:
         """Write atomically (a crash leaves the old state or the new one, never half)."""
@@ -102,15 +103,19 @@ def _iso(timestamp: Any) -> str:
 class RowWriter:
     """Writes chunks of rows in one of FORMATS; `start`/`end` frame a whole export."""
 
-    def __init__(self, stream: IO[str], fmt: str, strata_columns: Sequence[str]) -> None:
-        self._stream, self._format, self._strata = stream, fmt, list(strata_columns)
+    def __init__(self, stream: IO[str], fmt: str, strata_columns: Sequence[str] | None) -> None:
+        """strata_columns None (a deleted experiment: no stats to name them): CSV gets one
+        `strata` column holding each row's strata as JSON."""
+        self._stream, self._format = stream, fmt
+        self._strata = list(strata_columns) if strata_columns is not None else None
         self._csv = csv.writer(stream, lineterminator="\r\n") if fmt == "csv" else None
         self.rows_written = 0
 
     def start(self) -> None:
         """Header (CSV) or opening bracket (JSON)."""
         if self._csv is not None:
-            self._csv.writerow([*BASE_COLUMNS, *(f"strata.{name}" for name in self._strata)])
+            strata = ["strata"] if self._strata is None else [f"strata.{name}" for name in self._strata]
+            self._csv.writerow([*BASE_COLUMNS, *strata])
         elif self._format == "json":
             self._stream.write("[")
 
@@ -119,8 +124,9 @@ class RowWriter:
         for row in rows:
             first_seen = _iso(row.first_seen_time)
             if self._csv is not None:
-                self._csv.writerow([row.participant_id, row.arm_id, row.bucket_version, first_seen,
-                                    *(row.strata.get(name, "") for name in self._strata)])
+                strata = ([json.dumps(dict(row.strata), ensure_ascii=False) if row.strata else ""]
+                          if self._strata is None else [row.strata.get(name, "") for name in self._strata])
+                self._csv.writerow([row.participant_id, row.arm_id, row.bucket_version, first_seen, *strata])
                 continue
             record: dict[str, Any] = {"participant_id": row.participant_id, "arm_id": row.arm_id,
                                       "bucket_version": row.bucket_version, "first_seen": first_seen}
@@ -164,11 +170,20 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
     return {"arm": args.arm, "bucket_version": args.bucket_version, "since": args.since, "until": args.until}
 
 
-def _expected_rows_and_strata(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> tuple[int, list[str]]:
+def _expected_rows_and_strata(
+    channel: grpc.Channel, args: argparse.Namespace, timeout: float
+) -> tuple[int | None, list[str] | None]:
     """The rows the export will have (from the exact per-arm counters; filters make it an
-    upper bound) and the strata attribute names, for the progress bar and CSV header."""
+    upper bound) and the strata attribute names, for the progress bar and CSV header.
+    (None, None) for a deleted experiment: it has no stats, but it can still be exported."""
     stub = egrpc.ExperimentServiceStub(channel)
-    current = stub.GetExperimentStats(espb.GetExperimentStatsRequest(experiment_id=args.experiment), timeout=timeout)
+    try:
+        current = stub.GetExperimentStats(
+            espb.GetExperimentStatsRequest(experiment_id=args.experiment), timeout=timeout)
+    except grpc.RpcError as error:
+        if error.code() is grpc.StatusCode.NOT_FOUND:  # deleted, or unknown: the export itself will tell
+            return None, None
+        raise
     versions = [args.bucket_version] if args.bucket_version is not None else range(current.bucket_version + 1)
     total, names = 0, set()
     for version in versions:
@@ -189,6 +204,7 @@ def export(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> i
     state = _resume_state(state_path, args) if state_path is not None else None
     if state is not None:
         request.resume_token = state.resume_token
+        strata_columns = state.strata_columns  # the header already written decides the columns
     progress = Progress(f"export {args.experiment}", total)
     stream = _open_output(args.output, state)
     try:
@@ -204,7 +220,7 @@ def export(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> i
                 stream.flush()
                 os.fsync(stream.fileno())
                 ExportState(args.experiment, args.format, _filters(args), chunk.resume_token, stream.tell(),
-                            writer.rows_written).save(state_path)
+                            writer.rows_written, strata_columns).save(state_path)
         writer.end()
     finally:
         if stream is not sys.stdout:

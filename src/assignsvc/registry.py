@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from array import array
 from dataclasses import dataclass
 
 from assignsvc.core.bucketing import BucketPlan
 from assignsvc.core.conditions import GroupMembers
 from assignsvc.core.model import Experiment
-from assignsvc.core.saved_groups import MemberSet, SavedGroup
+from assignsvc.core.saved_groups import MemberSet, SavedGroup, member_hashes
 from assignsvc.core.targeting import TargetingPlan
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.store.protocols import ChangeNotice, ExperimentStore, SavedGroupStore
@@ -96,8 +97,8 @@ class ExperimentRegistry:
                     live[experiment_id] = LiveExperiment.of(experiment)
             for gone in live.keys() - experiments.keys():
                 del live[gone]
+            await self._refresh_groups()  # first: a new condition must never see its group missing
             self._live = live
-            await self._refresh_groups()
             self._revision = revision
 
     async def _refresh_groups(self) -> None:
@@ -107,7 +108,7 @@ class ExperimentRegistry:
         stored = await self._group_store.load_all()
         for group_id, group in stored.items():
             held = self.group_info.get(group_id)
-            if held is None or held.revision != group.revision:
+            if held is None or _version(held) != _version(group):
                 await self._load_group(group)
         for gone in self.group_info.keys() - stored.keys():
             self._drop_group(gone)
@@ -118,19 +119,19 @@ class ExperimentRegistry:
         group = await self._group_store.get(group_id)
         if group is None:
             self._drop_group(group_id)
-        elif (held := self.group_info.get(group_id)) is None or held.revision < group.revision:
+        elif (held := self.group_info.get(group_id)) is None or _version(held) != _version(group):
             await self._load_group(group)
 
     async def _load_group(self, group: SavedGroup) -> None:
         """Read a group's ids in batches (each batch yields to the event loop) and swap them in."""
         assert self._group_store is not None
-        ids: list[bytes] = []
+        hashes = array("Q")
         async for batch in self._group_store.ids(group.id):
-            ids += batch
+            hashes.extend(member_hashes(batch))  # hashed batch by batch, between awaits
         held = self.group_info.get(group.id)
-        if held is not None and held.revision > group.revision:
-            return  # a concurrent load of a newer revision finished first: keep it
-        self.groups = {**self.groups, group.id: MemberSet(ids)}
+        if held is not None and held.create_time_ms == group.create_time_ms and held.revision > group.revision:
+            return  # a concurrent load of a newer revision of the same group finished first: keep it
+        self.groups = {**self.groups, group.id: MemberSet.from_hashes(hashes)}
         self.group_info = {**self.group_info, group.id: group}
 
     def _drop_group(self, group_id: str) -> None:
@@ -214,6 +215,12 @@ class ExperimentRegistry:
             except Exception:  # keep polling whatever one refresh hit
                 log.exception("experiment refresh failed")
             _stop_if_cancelled()
+
+
+def _version(group: SavedGroup) -> tuple[int, int]:
+    """What identifies a group's content: a deleted and re-created group starts again at
+    revision 1, so its creation time tells it apart from the one it replaced."""
+    return group.create_time_ms, group.revision
 
 
 def _stop_if_cancelled() -> None:

@@ -44,7 +44,14 @@ class MemberSet:
     __slots__ = ("_hashes",)
 
     def __init__(self, ids: Iterable[str | bytes] = ()) -> None:
-        self._hashes = array("Q", sorted({xxh3_64_intdigest(_utf8(i)) for i in ids}))
+        self._hashes = array("Q", sorted(set(member_hashes(ids))))
+
+    @classmethod
+    def from_hashes(cls, hashes: Iterable[int]) -> MemberSet:
+        """A set from member_hashes() computed earlier (e.g. batch by batch as ids arrive)."""
+        members = cls()
+        members._hashes = array("Q", sorted(set(hashes)))
+        return members
 
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, str):
@@ -56,6 +63,11 @@ class MemberSet:
 
     def __len__(self) -> int:
         return len(self._hashes)
+
+
+def member_hashes(ids: Iterable[str | bytes]) -> list[int]:
+    """The 64-bit hashes MemberSet keeps, one per id."""
+    return [xxh3_64_intdigest(_utf8(i)) for i in ids]
 
 
 def _utf8(member: str | bytes) -> bytes:

@@ -10,7 +10,7 @@ import math
 import re
 
 from assignsvc.core.conditions import ConditionError, parse_condition
-from assignsvc.core.model import Experiment, ExperimentStatus
+from assignsvc.core.model import Experiment, ExperimentStatus, ExperimentType
 from assignsvc.errors import FieldViolation
 
 EXPERIMENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -109,6 +109,13 @@ def targeting_violations(experiment: Experiment, prefix: str = "") -> list[Field
     if experiment.fallback_attribute and not experiment.hash_attribute:
         out.append(FieldViolation(f"{prefix}fallback_attribute",
                                   "needs hash_attribute (the participant id is never missing)"))
+    if experiment.type is ExperimentType.PREASSIGNED:
+        # Arms come from the uploaded list, stored under the uploaded ids: a condition would
+        # never be consulted and a hash attribute would look rows up under other ids.
+        for name in ("condition", "hash_attribute", "fallback_attribute"):
+            if getattr(experiment, name):
+                out.append(FieldViolation(f"{prefix}{name}", "does not apply to a preassigned experiment "
+                                          "(its participants are the uploaded ids, all eligible)"))
     return out
 
 
