@@ -256,3 +256,10 @@ class TestReviewFixes:
             client.create("pre", type=epb.EXPERIMENT_TYPE_PREASSIGNED, **{field: value})
         assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert list(bad_request(err.value)) == [f"experiment.{field}"]
+
+    @pytest.mark.parametrize("text", ['{"a": NaN}', '{"a": {"$gt": 1e999}}', '{"a": -Infinity}'])
+    def test_non_finite_numbers_are_refused(self, client: Client, text: str) -> None:
+        with pytest.raises(grpc.RpcError) as err:
+            client.create("nan", condition=text)
+        assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert list(bad_request(err.value)) == ["experiment.condition"]

@@ -169,6 +169,26 @@ class TestDurability:
         assert len(stack.log(webhook)) == 1
         assert stack.step() == 1 and len(hook.received()) == 1
 
+    def test_an_event_that_cannot_be_rendered_does_not_hold_back_the_next(
+        self, stack: Stack, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        webhook = stack.create(hook.url)
+        stack.test_event(webhook)
+        stack.test_event(webhook)
+        real = stack.dispatcher._deliveries
+        seen: list[str] = []
+
+        def render_fails_once(event: Any, webhooks: Any) -> Any:
+            seen.append(event.ordinal)
+            if len(seen) == 1:
+                raise ValueError("stored experiment JSON that no longer parses")
+            return real(event, webhooks)
+
+        monkeypatch.setattr(stack.dispatcher, "_deliveries", render_fails_once)
+        assert stack.step() == 1  # the second event's delivery is made in the same pass
+        assert len(seen) == 2 and len(hook.received()) == 1
+        assert stack.step() == 0  # the bad one was acknowledged, not retaken for ever
+
     def test_event_of_a_dead_replica_is_taken_over(self, redis_url: str, hook: Receiver) -> None:
         settings = DeliverySettings(timeout_s=0.1, lease_margin_s=0.2, allowed=LOOPBACK)
         stack = make_stack(redis_url, settings)

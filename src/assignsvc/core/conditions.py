@@ -23,6 +23,7 @@ answer, ~10x cheaper than a call into RE2). Value semantics live in condition_va
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -87,7 +88,7 @@ def parse_condition(text: str) -> Condition | None:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONDITION_BYTES:
         raise ConditionError("", f"must be at most {MAX_CONDITION_BYTES} bytes of JSON")
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise ConditionError("", f"is not valid JSON: {exc}") from None
     except RecursionError:
@@ -95,6 +96,18 @@ def parse_condition(text: str) -> Condition | None:
     if document == {}:
         return None
     return compile_condition(document)
+
+
+def _no_constant(name: str) -> float:
+    """NaN and Infinity are not JSON: other languages could not read the stored condition back."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a finite number")
+    return value
 
 
 def canonical_text(text: str) -> str:

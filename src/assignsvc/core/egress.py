@@ -46,8 +46,19 @@ def target(url: str) -> tuple[SplitResult, str, int]:
     return parts, host, port
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052, RFC 8215)
+# and the deprecated IPv4-compatible form (::a.b.c.d). On an IPv6-only cluster with DNS64 a
+# NAT64 address reaches the IPv4 address inside it, private ones included.
+_EMBEDS_IPV4 = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+)
+
+
 def _unwrapped(address: IPAddress) -> IPAddress:
-    """The IPv4 address inside an IPv4-mapped, 6to4 or Teredo IPv6 address, else itself."""
+    """The IPv4 address inside an IPv4-mapped, 6to4, Teredo, NAT64 or IPv4-compatible IPv6
+    address, else itself."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
@@ -55,7 +66,12 @@ def _unwrapped(address: IPAddress) -> IPAddress:
             return address.sixtofour
         if address.teredo is not None:
             return address.teredo[1]
+        if not (address.is_loopback or address.is_unspecified) and any(address in net for net in _EMBEDS_IPV4):
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
+
+
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")  # deprecated (RFC 3879) but still routed by some stacks
 
 
 def refusal(address: IPAddress, allowed: Sequence[Network]) -> str | None:
@@ -69,8 +85,8 @@ def refusal(address: IPAddress, allowed: Sequence[Network]) -> str | None:
         kind = "multicast" if inner.is_multicast else "unspecified"
     elif inner.is_loopback:
         kind = "loopback"
-    elif inner.is_link_local:
-        kind = "link-local"
+    elif inner.is_link_local or inner in _SITE_LOCAL:
+        kind = "link-local or site-local"
     elif inner.is_private or not inner.is_global:
         kind = "private or reserved"
     else:

@@ -147,7 +147,13 @@ class WebhookDispatcher:
             return 0
         webhooks = await self._webhooks.all()
         for event in events:
-            await self._outbox.fan_out(event, self._deliveries(event, webhooks), self._clock())
+            try:
+                deliveries = self._deliveries(event, webhooks)
+            except Exception:  # a bad entry must not hold back the events behind it, forever
+                log.exception("webhook event %s (%s) cannot be rendered; acknowledged without deliveries",
+                              event.ordinal, event.type)
+                deliveries = []
+            await self._outbox.fan_out(event, deliveries, self._clock())
         return len(events)
 
     def _deliveries(self, event: StreamEvent, webhooks: Sequence[Webhook]) -> list[NewDelivery]:
