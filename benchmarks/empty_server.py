@@ -8,11 +8,14 @@ Prints `serving on 127.0.0.1:PORT` like `assignsvc serve`.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import serve_until_signal
 
 from assignsvc.v1 import assignment_service_pb2 as apb
 
@@ -38,15 +41,7 @@ async def main(port: int) -> None:
         )},
     )
     server.add_generic_rpc_handlers((handler,))
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    print(f"serving on 127.0.0.1:{bound}", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await server.stop(0)
+    await serve_until_signal(server, port)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,15 @@ Prints `serving on 127.0.0.1:PORT` like `assignsvc serve`.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import serve_until_signal
 
 from assignsvc.core.model import Arm, Experiment
 from assignsvc.exporter import ExportChunk, ExportedRow
@@ -53,15 +56,7 @@ async def main(rows: int, port: int) -> None:
     ]
     server = grpc.aio.server()
     pb_grpc.add_BulkAssignmentServiceServicer_to_server(SyntheticExport(data), server)
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    print(f"serving on 127.0.0.1:{bound}", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await server.stop(0)
+    await serve_until_signal(server, port)
 
 
 if __name__ == "__main__":

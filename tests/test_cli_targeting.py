@@ -3,41 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from assignsvc.cli import main, parse_attributes
+from assignsvc.cli import parse_attributes
 from assignsvc.config import ConfigError
 from assignsvc.documents.experiment_file import dump_experiment, read_experiments
-from tests.support import ServerThread
-
-
-@dataclass(frozen=True)
-class Ran:
-    """What one command did."""
-
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Ran]
-
-
-@pytest.fixture
-def cli(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
-    """Runs `assignsvc ARGS --target <live server>` in-process."""
-
-    def run(*argv: str) -> Ran:
-        capsys.readouterr()
-        code = main([*argv, "--target", server.target])
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    yield run
+from tests.support import Cli
 
 
 class TestAttributeFlags:

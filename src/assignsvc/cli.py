@@ -20,13 +20,12 @@ from typing import Any
 
 import grpc
 from google.protobuf import field_mask_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from assignsvc import cli_bulk, cli_webhooks
 from assignsvc import cli_output as out
 from assignsvc.cli_groups import add_group_commands
 from assignsvc.config import ClientConfig, ConfigError, ServerConfig
-from assignsvc.documents.experiment_file import FileExperiment, parse_time, read_experiments
+from assignsvc.documents.experiment_file import FileExperiment, read_experiments
 from assignsvc.errors import InvalidArgumentError
 from assignsvc.service.convert import experiment_to_pb
 from assignsvc.v1 import assignment_service_pb2 as apb
@@ -122,16 +121,6 @@ def parse_attributes(pairs: Sequence[str], document: str | None) -> dict[str, An
             target = nested
         target[leaf] = value
     return attributes
-
-
-def _timestamp(spec: str, flag: str) -> Timestamp:
-    try:
-        ms = parse_time(spec)
-    except ValueError as exc:
-        raise ConfigError(f"{flag} {exc}") from None
-    ts = Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
 
 
 def _enum_value(enum: Any, prefix: str, name: str) -> int:
@@ -239,7 +228,7 @@ def _window_and_condition(args: argparse.Namespace, patch: epb.Experiment) -> li
         if value is not None:
             mask.append(field)
             if value != "none":
-                getattr(patch, field).CopyFrom(_timestamp(value, "--" + field.replace("_", "-")))
+                getattr(patch, field).CopyFrom(cli_bulk.timestamp_flag(value, "--" + field.replace("_", "-")))
     if args.condition is not None:
         mask.append("condition")
         patch.condition = "" if args.condition == "none" else args.condition

@@ -151,19 +151,21 @@ def _export_request(args: argparse.Namespace) -> bpb.ExportAssignmentsRequest:
     if args.bucket_version is not None:
         request.bucket_version = args.bucket_version
     if args.since:
-        request.first_seen_since.CopyFrom(out_timestamp(args.since, "--since"))
+        request.first_seen_since.CopyFrom(timestamp_flag(args.since, "--since"))
     if args.until:
-        request.first_seen_until.CopyFrom(out_timestamp(args.until, "--until"))
+        request.first_seen_until.CopyFrom(timestamp_flag(args.until, "--until"))
     return request
 
 
-def out_timestamp(spec: str, flag: str) -> Timestamp:
-    """An RFC 3339 flag value as a Timestamp (ConfigError if it is not one)."""
+def timestamp_flag(spec: str, flag: str) -> Timestamp:
+    """An RFC 3339 flag value as a Timestamp (ConfigError naming the flag if it is not one)."""
     try:
         ms = parse_time(spec)
     except ValueError as exc:
-        raise ConfigError(f"{flag}: {exc}") from None
-    return Timestamp(seconds=ms // 1000, nanos=ms % 1000 * 1_000_000)
+        raise ConfigError(f"{flag} {exc}") from None
+    timestamp = Timestamp()
+    timestamp.FromMilliseconds(ms)
+    return timestamp
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
