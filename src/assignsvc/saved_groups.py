@@ -116,6 +116,10 @@ class SavedGroupCatalog:
     async def delete(self, group_id: str, etag: str) -> None:
         """Delete a group no live experiment's condition names."""
         _check_id(group_id, "saved_group_id")
+        # Catch up with every replica's writes first (one GET when nothing changed): an
+        # experiment just given a condition naming this group elsewhere must count. What is
+        # left is a window of one round trip between this check and the delete.
+        await self._registry.refresh()
         users = sorted(e.id for e in self._registry.all() if group_id in referenced_groups(e.condition))
         if users:
             raise FailedPreconditionError(
