@@ -82,7 +82,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -111,3 +111,9 @@ def receiver() -> Iterator[Receiver]:
     """A started Receiver, stopped on exit."""
     with Receiver() as r:
         yield r
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: 40 deliveries arriving at once then
+    # lose SYNs, and the kernel's 1 s SYN retry outlasts a 1 s webhook timeout.
+    request_queue_size = 128
