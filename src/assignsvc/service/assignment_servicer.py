@@ -16,7 +16,7 @@ import grpc
 
 from assignsvc.assigner import Assigner, AssignItem, AssignmentResult
 from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
-from assignsvc.service.convert import assignment_to_pb, attributes_from_pb
+from assignsvc.service.convert import attributes_from_pb, fill_assignment
 from assignsvc.service.status import abort_with, maps_domain_errors, to_rpc_status
 from assignsvc.v1 import assignment_service_pb2 as pb
 from assignsvc.v1 import assignment_service_pb2_grpc as pb_grpc
@@ -29,11 +29,12 @@ MAX_BATCH_SIZE = 1000
 STREAM_WINDOW = 64
 
 
-def result_to_pb(outcome: AssignmentResult | AssignsvcError) -> pb.AssignResult:
-    """One item's outcome: its assignment, or its error status."""
+def fill_result(msg: pb.AssignResult, outcome: AssignmentResult | AssignsvcError) -> None:
+    """One item's outcome, written in place: its assignment, or its error status."""
     if isinstance(outcome, AssignsvcError):
-        return pb.AssignResult(error=to_rpc_status(outcome))
-    return pb.AssignResult(assignment=assignment_to_pb(outcome))
+        msg.error.CopyFrom(to_rpc_status(outcome))
+    else:
+        fill_assignment(msg.assignment, outcome)
 
 
 class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
@@ -48,7 +49,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     ) -> pb.AssignResponse:
         attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
         result = await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
-        return pb.AssignResponse(assignment=assignment_to_pb(result))
+        response = pb.AssignResponse()
+        fill_assignment(response.assignment, result)
+        return response
 
     @maps_domain_errors
     async def GetAssignment(  # noqa: N802 - gRPC method name
@@ -56,7 +59,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     ) -> pb.GetAssignmentResponse:
         attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
         result = await self._assigner.get_assignment(request.experiment_id, request.participant_id, attributes)
-        return pb.GetAssignmentResponse(assignment=assignment_to_pb(result))
+        response = pb.GetAssignmentResponse()
+        fill_assignment(response.assignment, result)
+        return response
 
     @maps_domain_errors
     async def BatchAssign(  # noqa: N802 - gRPC method name
@@ -78,7 +83,11 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         good = [item for i, item in enumerate(items) if i not in bad]
         answers = iter(await self._assigner.assign_many(good)) if good else iter(())
         outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
-        return pb.BatchAssignResponse(results=[result_to_pb(o) for o in outcomes])
+        response = pb.BatchAssignResponse()
+        add = response.results.add
+        for outcome in outcomes:
+            fill_result(add(), outcome)
+        return response
 
     async def StreamAssign(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[pb.StreamAssignRequest], context: Context
@@ -88,7 +97,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         The reader blocks once the window is full, so a caller that stops reading
         responses (HTTP/2 flow control stalls our writes) is not read any further.
         """
-        window: asyncio.Queue[asyncio.Task[pb.AssignResult] | None] = asyncio.Queue(STREAM_WINDOW)
+        window: asyncio.Queue[asyncio.Task[AssignmentResult | AssignsvcError] | None] = asyncio.Queue(STREAM_WINDOW)
 
         async def read() -> None:
             async for request in request_iterator:
@@ -99,7 +108,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         reader = asyncio.create_task(read())
         try:
             while (task := await window.get()) is not None:
-                yield pb.StreamAssignResponse(result=await task)
+                response = pb.StreamAssignResponse()
+                fill_result(response.result, await task)
+                yield response
             await reader  # surfaces a failed read
         except AssignsvcError as error:  # the store failed: end the stream with its status
             await abort_with(context, error)
@@ -115,12 +126,10 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                 if pending is not None:
                     pending.cancel()
 
-    async def _assign_one(self, request: pb.StreamAssignRequest) -> pb.AssignResult:
+    async def _assign_one(self, request: pb.StreamAssignRequest) -> AssignmentResult | AssignsvcError:
         """One stream item; its own bad input is its own result, a store outage is the stream's."""
         try:
             attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-            return result_to_pb(
-                await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
-            )
+            return await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
         except (InvalidArgumentError, NotFoundError) as error:
-            return result_to_pb(error)
+            return error
