@@ -98,3 +98,23 @@ class TestOutbox:
         assert got is not None and not got.enabled and got.disabled_reason == "r" and got.failed_events == 1
         assert got.events == HOOK.events and got.url == HOOK.url
         assert remaining == [] and log_after == []
+
+
+class TestWebhookWrites:
+    def test_a_save_based_on_a_stale_read_writes_nothing(self, url: str) -> None:
+        """An update racing a secret rotation must not put the old secret back (found in review)."""
+        async def body(redis: RedisClient) -> tuple[Any, Any, Any]:
+            hooks = RedisWebhookStore(redis, KEYS)
+            assert await hooks.create(HOOK)
+            read = await hooks.get(HOOK.id)
+            assert read is not None
+            rotated = dataclasses.replace(read, description="rotated meanwhile")
+            assert await hooks.save(rotated, set_enabled=False, read=read) is True
+            stale = dataclasses.replace(read, url="https://example.com/other")
+            outcome = await hooks.save(stale, set_enabled=False, read=read)
+            return outcome, await hooks.get(HOOK.id), await hooks.save(stale, set_enabled=False)
+
+        outcome, stored, unconditional = run(url, body)
+        assert outcome is None
+        assert stored.description == "rotated meanwhile" and stored.url == HOOK.url
+        assert unconditional is True

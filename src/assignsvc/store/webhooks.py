@@ -29,8 +29,11 @@ return 1
 
 # KEYS: webhook hash. ARGV: config, enabled ('' keeps it), reason. Returns 0 if it does not exist.
 # Re-enabling clears the reason and the failure count.
+# ARGV[4]: the config the caller read ("" for no check): a concurrent change answers 2
+# and writes nothing (an update racing a rotation must not drop the new secret).
 _SAVE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'config') ~= ARGV[4] then return 2 end
 redis.call('HSET', KEYS[1], 'config', ARGV[1])
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], 'enabled', 1, 'disabled_reason', '', 'failed_events', 0)
@@ -99,12 +102,14 @@ class RedisWebhookStore:
             reply = await self._run.run(self._create, keys, [webhook.id, _config(webhook), int(webhook.enabled)])
         return bool(reply)
 
-    async def save(self, webhook: Webhook, *, set_enabled: bool) -> bool:
-        """Overwrite the config (and, if set_enabled, the enabled flag); False if it is gone."""
+    async def save(self, webhook: Webhook, *, set_enabled: bool, read: Webhook | None = None) -> bool | None:
+        """Overwrite the config (and, if set_enabled, the enabled flag); False if it is gone,
+        None (nothing written) if `read` is given and the stored config is no longer it."""
         enabled = ("1" if webhook.enabled else "0") if set_enabled else ""
-        args = [_config(webhook), enabled, webhook.disabled_reason]
+        args = [_config(webhook), enabled, webhook.disabled_reason, _config(read) if read is not None else ""]
         with store_errors("save webhook"):
-            return bool(await self._run.run(self._save, [self._keys.webhook(webhook.id)], args))
+            outcome = int(await self._run.run(self._save, [self._keys.webhook(webhook.id)], args))
+        return None if outcome == 2 else bool(outcome)
 
     async def get(self, webhook_id: str) -> Webhook | None:
         """One webhook, or None."""

@@ -26,7 +26,7 @@ from assignsvc.core.events import (
     event_filter_violations,
 )
 from assignsvc.core.signing import SECRET_BYTES, format_secret
-from assignsvc.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from assignsvc.errors import ConflictError, FieldViolation, InvalidArgumentError, NotFoundError
 from assignsvc.store.outbox import DeliveryRecord, RedisOutbox
 from assignsvc.store.webhooks import RedisWebhookStore
 from assignsvc.webhooks.http import SendError, resolve_checked
@@ -58,6 +58,9 @@ def _page_size(size: int) -> int:
     if size < 0:
         raise InvalidArgumentError.single("page_size", "must not be negative")
     return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+CAS_ATTEMPTS = 5
 
 
 class WebhookManager:
@@ -118,15 +121,19 @@ class WebhookManager:
         if unknown or not paths:
             what = f"unknown field(s) {', '.join(unknown)}" if unknown else "is empty"
             raise InvalidArgumentError.single("update_mask", f"{what}; may name: {', '.join(UPDATABLE)}")
-        current = await self.get(patch.id)
         await self._check(patch, paths)
         changes = {p: getattr(patch, p) for p in paths}
         if "enabled" in paths:
             changes["disabled_reason"] = ""
-        updated = dataclasses.replace(current, **changes, update_time_ms=self._clock())
-        if not await self._store.save(updated, set_enabled="enabled" in paths):
-            raise NotFoundError("webhook", patch.id)
-        return await self.get(patch.id)
+        for _ in range(CAS_ATTEMPTS):  # read-change-write; again if someone wrote in between
+            current = await self.get(patch.id)
+            updated = dataclasses.replace(current, **changes, update_time_ms=self._clock())
+            saved = await self._store.save(updated, set_enabled="enabled" in paths, read=current)
+            if saved is False:
+                raise NotFoundError("webhook", patch.id)
+            if saved:
+                return await self.get(patch.id)
+        raise ConflictError(f"webhook {patch.id!r} kept changing under this update; retry")
 
     async def delete(self, webhook_id: str) -> None:
         """Remove the webhook, its log and its pending deliveries."""
@@ -139,14 +146,18 @@ class WebhookManager:
         grace = DEFAULT_GRACE_S if grace_s is None else grace_s
         if not 0 <= grace <= MAX_GRACE_S:
             raise InvalidArgumentError.single("grace_period", f"must be between 0 and {MAX_GRACE_S:g} seconds")
-        current = await self.get(webhook_id)
-        now = self._clock()
-        previous = [Secret(current.secrets[0].value, now + int(grace * 1000))] if current.secrets and grace else []
         fresh = Secret(format_secret(self._random_bytes(SECRET_BYTES)))
-        updated = dataclasses.replace(current, secrets=(fresh, *previous), update_time_ms=now)
-        if not await self._store.save(updated, set_enabled=False):
-            raise NotFoundError("webhook", webhook_id)
-        return updated
+        for _ in range(CAS_ATTEMPTS):  # read-change-write; again if someone wrote in between
+            current = await self.get(webhook_id)
+            now = self._clock()
+            previous = [Secret(current.secrets[0].value, now + int(grace * 1000))] if current.secrets and grace else []
+            updated = dataclasses.replace(current, secrets=(fresh, *previous), update_time_ms=now)
+            saved = await self._store.save(updated, set_enabled=False, read=current)
+            if saved is False:
+                raise NotFoundError("webhook", webhook_id)
+            if saved:
+                return updated
+        raise ConflictError(f"webhook {webhook_id!r} kept changing under this rotation; retry")
 
     async def send_test(self, webhook_id: str) -> str:
         """Queue a webhook.test event for this webhook; the event id."""
