@@ -227,8 +227,11 @@ class ExperimentCatalog:
             self._raise_for(conflict, expected)
         self._registry.remove(experiment_id)
 
-    async def stats(self, experiment_id: str, bucket_version: int | None) -> ExperimentStats:
-        """Per-arm counters summed over the shards, and the SRM p-value against the weights."""
+    async def stats(
+        self, experiment_id: str, bucket_version: int | None, *, with_strata: bool = True
+    ) -> ExperimentStats:
+        """Per-arm counters summed over the shards, and the SRM p-value against the weights
+        (and, for preassigned experiments unless with_strata is False, the per-stratum counts)."""
         experiment = self.get(experiment_id)
         version = experiment.bucket_version if bucket_version is None else bucket_version
         if version > experiment.bucket_version:
@@ -238,7 +241,7 @@ class ExperimentCatalog:
         counts = await self._assignments.arm_counts(experiment, version)
         p_value = srm_p_value(counts, [a.weight for a in experiment.arms])
         strata = []
-        if experiment.type is ExperimentType.PREASSIGNED and self._rows is not None:
+        if with_strata and experiment.type is ExperimentType.PREASSIGNED and self._rows is not None:
             strata = await self._rows.stratum_totals(experiment, version)
         return ExperimentStats(experiment, version, counts, p_value, strata)
 

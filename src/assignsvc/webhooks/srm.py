@@ -71,7 +71,7 @@ class SrmWatcher:
             if experiment.status is not ExperimentStatus.RUNNING:
                 continue
             try:
-                stats = await self._catalog.stats(experiment.id, None)
+                stats = await self._catalog.stats(experiment.id, None, with_strata=False)  # counters only
             except AssignsvcError:
                 continue  # deleted meanwhile, or Redis busy: next round
             p = stats.srm_p_value
