@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -189,10 +190,13 @@ class RunningServer:
         if self._stopped:
             return
         self._stopped = True
+        deadline = time.monotonic() + self.grace_period_s
         if self.interceptor is not None:
             self.interceptor.draining = True
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.grace_period_s)
+        if self.interceptor is not None:
+            await self.interceptor.quiesce(deadline)
+        await self.server.stop(max(0.0, deadline - time.monotonic()))
         if self.metrics is not None:
             self.metrics.stop()
         await _release(self.srm_watcher, self.dispatcher)

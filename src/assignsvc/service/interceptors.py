@@ -9,6 +9,7 @@ load or drains.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import logging
@@ -30,6 +31,7 @@ EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 # every other RPC changes something and gets one line with its outcome: an audit trail.
 READS = ("Get", "List", "Assign", "BatchAssign", "StreamAssign", "ExportAssignments", "Check", "Watch")
 REQUEST_ID_KEY = "x-request-id"
+QUIET_S = 0.25  # drain: no new call for this long before gRPC's own stop
 MAX_REQUEST_ID = 128  # a longer client id is cut: it is logged on every line
 
 Behavior = Callable[..., Any]
@@ -42,6 +44,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.max_concurrent = max_concurrent
         self.in_flight = 0
         self.draining = False
+        self._last_refused = 0.0  # monotonic time of the last call refused while draining
         self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
         self._ids = itertools.count(1)
         self._id_prefix = f"{os.getpid():x}-{int(time.time()) & 0xFFFFFF:x}-"
@@ -90,11 +93,25 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def _admit(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         """Refuse the call (raises) while draining or at the cap."""
         if self.draining:
+            self._last_refused = time.monotonic()
             RPC_DURATION.labels(method, "UNAVAILABLE").observe(0.0)
             await context.abort(DRAINING.code, DRAINING.details, DRAINING.trailing_metadata)
         if self.max_concurrent and self.in_flight >= self.max_concurrent:
             RPC_DURATION.labels(method, "RESOURCE_EXHAUSTED").observe(0.0)
             await context.abort(OVERLOADED.code, OVERLOADED.details, OVERLOADED.trailing_metadata)
+
+    async def quiesce(self, deadline: float, quiet_s: float = QUIET_S) -> None:
+        """Refuse new calls and wait until none is in flight and none arrived for quiet_s
+        (or the monotonic deadline passes). gRPC's own stop would answer calls still
+        queued in its core with CANCELLED (grpc/grpc#41785), which clients do not retry:
+        this lets clients see NOT_SERVING (client-side health checking) or UNAVAILABLE
+        (retried on another replica) first."""
+        self.draining = True
+        self._last_refused = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.in_flight == 0 and time.monotonic() - self._last_refused >= quiet_s:
+                return
+            await asyncio.sleep(0.01)
 
     def _unary(self, method: str, behavior: Behavior) -> Behavior:
         ok = RPC_DURATION.labels(method, "OK")
