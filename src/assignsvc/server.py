@@ -263,7 +263,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
         # port would then start silently and take half the connections (with its own Redis,
         # other arms). Only the workers of one `serve --workers N` may share a port.
-        interceptor = ServerInterceptor(config.max_concurrent_rpcs)
+        interceptor = ServerInterceptor(config.max_concurrent_rpcs, record_metrics=config.metrics_port != 0)
         server = grpc.aio.server(
             interceptors=[interceptor],
             options=[*SERVER_CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)],

@@ -38,10 +38,12 @@ Behavior = Callable[..., Any]
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Admits at most max_concurrent RPCs (0 = no cap), refuses all while draining."""
+    """Admits at most max_concurrent RPCs (0 = no cap), refuses all while draining;
+    times each call into RPC_DURATION when record_metrics (the metrics port is on)."""
 
-    def __init__(self, max_concurrent: int) -> None:
+    def __init__(self, max_concurrent: int, record_metrics: bool = True) -> None:
         self.max_concurrent = max_concurrent
+        self.record_metrics = record_metrics
         self.in_flight = 0
         self.draining = False
         self._last_refused = 0.0  # monotonic time of the last call refused while draining
@@ -94,10 +96,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Refuse the call (raises) while draining or at the cap."""
         if self.draining:
             self._last_refused = time.monotonic()
-            RPC_DURATION.labels(method, "UNAVAILABLE").observe(0.0)
+            if self.record_metrics:
+                RPC_DURATION.labels(method, "UNAVAILABLE").observe(0.0)
             await context.abort(DRAINING.code, DRAINING.details, DRAINING.trailing_metadata)
         if self.max_concurrent and self.in_flight >= self.max_concurrent:
-            RPC_DURATION.labels(method, "RESOURCE_EXHAUSTED").observe(0.0)
+            if self.record_metrics:
+                RPC_DURATION.labels(method, "RESOURCE_EXHAUSTED").observe(0.0)
             await context.abort(OVERLOADED.code, OVERLOADED.details, OVERLOADED.trailing_metadata)
 
     async def quiesce(self, deadline: float, quiet_s: float = QUIET_S) -> None:
@@ -114,6 +118,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             await asyncio.sleep(0.01)
 
     def _unary(self, method: str, behavior: Behavior) -> Behavior:
+        if not self.record_metrics:
+            return self._unary_unmetered(behavior)
         ok = RPC_DURATION.labels(method, "OK")
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -131,6 +137,19 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return response
 
         return observed
+
+    def _unary_unmetered(self, behavior: Behavior) -> Behavior:
+        """The unary wrapper without a clock or histogram: what Assign pays with metrics off."""
+
+        async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await self._admit(context, "")
+            self.in_flight += 1
+            try:
+                return await behavior(request, context)
+            finally:
+                self.in_flight -= 1
+
+        return admitted
 
     def _streaming(self, method: str, behavior: Behavior) -> Behavior:
         ok = RPC_DURATION.labels(method, "OK")
