@@ -165,3 +165,43 @@ class pytest_raises_rpc:  # noqa: N801 - reads as a context manager like pytest.
         assert isinstance(error, grpc.RpcError), "the call was not refused"
         self.code = error.code()
         return True
+
+
+class TestReadiness:
+    """A starting replica says SERVING only once it can answer for every stored experiment."""
+
+    def test_first_serving_answer_means_ready(self, redis_url: str) -> None:
+        with_experiment = ServeProcess("--redis-url", redis_url)
+        Client.connect(with_experiment.target).create("stored-before")
+        port = free_port()
+        seen: list[str] = []
+        stop = threading.Event()
+
+        def watch() -> None:  # polls from before the replica starts until it says SERVING
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub, client = health_pb2_grpc.HealthStub(channel), Client.on(channel)
+                while not stop.is_set():
+                    try:
+                        status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    except grpc.RpcError as error:
+                        seen.append(error.code().name)
+                        time.sleep(0.005)
+                        continue
+                    seen.append(health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+                    if status == SERVING:  # at that very moment, the stored experiment is known
+                        request = apb.AssignRequest(experiment_id="stored-before", participant_id="p")
+                        seen.append("assigned:" + client.assignments.Assign(request, timeout=5).assignment.arm.id)
+                        return
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            starting = ServeProcess("--redis-url", redis_url, "--port", str(port))
+            watcher.join(30)
+            assert seen[-1].startswith("assigned:a"), seen
+            assert set(seen[:-2]) <= {"UNAVAILABLE", "NOT_SERVING"}, seen
+            starting.stop()
+        finally:
+            stop.set()
+            watcher.join(5)
+            with_experiment.stop()
