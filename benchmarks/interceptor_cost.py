@@ -48,13 +48,82 @@ def export_revision(rev: str, into: Path) -> Path:
     return into / "src"
 
 
+class _Context:
+    """The little of a ServicerContext the wrapper touches on the admitted path."""
+
+    def code(self) -> None:
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+
+async def _wrapper_cpu_us(record_metrics: bool | None, calls: int) -> float:
+    """CPU microseconds per call of a trivial unary behavior, wrapped as the server does
+    (record_metrics None: not wrapped). CPU time, not wall time: a busy machine slows it less."""
+    import grpc  # noqa: PLC0415 - only this measurement needs it
+
+    from assignsvc.service.interceptors import ServerInterceptor  # noqa: PLC0415
+
+    async def behavior(request: object, context: object) -> object:
+        return request
+
+    call = behavior
+    if record_metrics is not None:
+        handler = grpc.unary_unary_rpc_method_handler(behavior)
+        call = ServerInterceptor(1000, record_metrics)._wrap("Assign", handler).unary_unary
+    context = _Context()
+    started = time.process_time()
+    for i in range(calls):
+        await call(i, context)
+    return (time.process_time() - started) / calls * 1e6
+
+
+async def _lookup_cpu_us(calls: int) -> float:
+    """CPU microseconds per intercept_service (handler lookup, request id), paid per call."""
+    import grpc  # noqa: PLC0415
+
+    from assignsvc.service.interceptors import ServerInterceptor  # noqa: PLC0415
+
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
+
+    async def continuation(details: object) -> object:
+        return handler
+
+    class Details:
+        method = "/assignsvc.v1.AssignmentService/Assign"
+        invocation_metadata = (("user-agent", "bench"),)
+
+    interceptor, details = ServerInterceptor(1000), Details()
+    started = time.process_time()
+    for _ in range(calls):
+        await interceptor.intercept_service(continuation, details)  # type: ignore[arg-type]
+    return (time.process_time() - started) / calls * 1e6
+
+
+def wrapper_costs(calls: int = 200_000, rounds: int = 5) -> dict[str, float]:
+    """Median CPU us per call: bare, wrapped with metrics off, wrapped with metrics on,
+    and the per-call handler lookup with a generated request id."""
+    out = {}
+    for name, mode in (("bare handler", None), ("interceptor, metrics off", False), ("interceptor, metrics on", True)):
+        out[name] = statistics.median(asyncio.run(_wrapper_cpu_us(mode, calls)) for _ in range(rounds))
+    out["intercept_service lookup"] = statistics.median(asyncio.run(_lookup_cpu_us(calls)) for _ in range(rounds))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--base", metavar="REV", help="also serve git revision REV's code, as a baseline")
+    parser.add_argument("--micro-only", action="store_true", help="only the in-process wrapper cost")
     args = parser.parse_args()
+
+    for name, cpu_us in wrapper_costs().items():
+        print(f"{name:<28}{cpu_us:7.2f} us CPU per call (in process, no gRPC)")
+    if args.micro_only:
+        return
 
     samples: dict[tuple[str, str, int], list[LoadResult]] = {}
     with tempfile.TemporaryDirectory(prefix="assignsvc-icost-") as tmp:
