@@ -237,3 +237,27 @@ class TestOperationsConfig:
     def test_bad_values_fail_with_the_variable_named(self, env: dict[str, str], message: str) -> None:
         with pytest.raises(ConfigError, match=re.escape(message)):
             ServerConfig.load(env)
+
+
+class TestServeFlags:
+    """`assignsvc serve --log-format json --metrics-port P`: JSON lines on stderr, metrics over HTTP."""
+
+    def test_json_logs_and_metrics_from_a_real_process(self, redis_url: str) -> None:
+        from tests.test_processes import ServeProcess  # noqa: PLC0415 - process helpers live there
+
+        metrics_port = free_port()
+        proc = ServeProcess("--redis-url", redis_url, "--log-format", "json", "--metrics-port", str(metrics_port))
+        try:
+            client = Client.connect(proc.target)
+            client.create("flagged")
+            assign(client, "flagged", "p1")
+            samples = scrape(metrics_port)
+            assert value(samples, "assignsvc_assignments_total", experiment="flagged", arm="a0") + value(
+                samples, "assignsvc_assignments_total", experiment="flagged", arm="a1") == 1
+            client.channel.close()
+        finally:
+            assert proc.stop() == 0
+        lines = [json.loads(line) for line in proc.log]
+        assert any(line["msg"].startswith("assignsvc serving on") for line in lines)
+        assert any(line["msg"].startswith("CreateExperiment OK") and line["request_id"] for line in lines)
+        assert lines[-1]["msg"] == "stopped"
