@@ -41,7 +41,10 @@ def free_port() -> int:
 
 
 def export_revision(rev: str, into: Path) -> Path:
-    """The src/ directory of git revision rev, extracted under into."""
+    """The src/ directory of git revision rev, extracted under into (rev may also name a
+    directory holding such a src/, for a machine without the repository)."""
+    if (Path(rev) / "src").is_dir():
+        return Path(rev).resolve() / "src"
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
@@ -116,7 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--base", metavar="REV", help="also serve git revision REV's code, as a baseline")
+    parser.add_argument("--base", metavar="REV", help="also serve git revision REV's code (or DIR/src), as a baseline")
     parser.add_argument("--micro-only", action="store_true", help="only the in-process wrapper cost")
     args = parser.parse_args()
 
