@@ -20,6 +20,9 @@ run: venv ## serve on 127.0.0.1:50051 with an embedded, persistent Redis in ./.a
 test: venv ## run the whole test suite (unit, integration, generated-code drift)
 	$(PY) -m pytest
 
+test-long: venv ## run the long tests (the 10^5-request fuzz run); CI runs them after `make test`
+	$(PY) -m pytest -m long
+
 proto: venv ## regenerate src/assignsvc/v1 from protos/
 	$(PY) -m grpc_tools.protoc -Iprotos -I"$$($(PY) -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')" \
 		--python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
@@ -33,4 +36,4 @@ bench: venv ## run the benchmark suite (prints tables, writes benchmarks/results
 clean: ## remove the virtualenv, caches and the embedded Redis data dir
 	rm -rf $(VENV) .assignsvc .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv run test proto lint bench clean
+.PHONY: help venv run test test-long proto lint bench clean

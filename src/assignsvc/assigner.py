@@ -22,6 +22,7 @@ from assignsvc.core.validation import (
     participant_id_violations,
 )
 from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
+from assignsvc.metrics import ArmCounts
 from assignsvc.registry import ExperimentRegistry, LiveExperiment
 from assignsvc.sticky_cache import CacheKey, StickyCache
 from assignsvc.store.protocols import AssignmentStore, Claim, ClaimKind
@@ -107,8 +108,9 @@ class Assigner:
         self._registry = registry
         self._store = store
         self._clock = clock
-        self._cache = cache if cache is not None else StickyCache(0)
+        self.cache = cache if cache is not None else StickyCache(0)
         self.served = 0  # Assign items answered, ever: bulk work paces itself by it (pacing.py)
+        self.arm_counts = ArmCounts()  # read by the metrics endpoint when scraped
 
     def _live(self, experiment_id: str, participant_id: str) -> LiveExperiment:
         violations = experiment_id_violations(experiment_id, "experiment_id")
@@ -130,11 +132,15 @@ class Assigner:
         self.served += 1
         prepared = self._prepare(experiment_id, participant_id, attributes, self._clock())
         if isinstance(prepared, AssignmentResult):
-            return prepared
-        claim = await self._store.claim(
-            prepared.experiment, prepared.unit_id, prepared.proposed_arm, prepared.now_ms
-        )
-        return self._finish(prepared, claim)
+            result = prepared
+        else:
+            claim = await self._store.claim(
+                prepared.experiment, prepared.unit_id, prepared.proposed_arm, prepared.now_ms
+            )
+            result = self._finish(prepared, claim)
+        if result.arm is not None:
+            self.arm_counts.add(experiment_id, result.arm.id)
+        return result
 
     async def assign_many(self, items: Sequence[AssignItem]) -> list[AssignmentResult | AssignsvcError]:
         """Assign each (experiment_id, participant_id) as assign() would, with one store
@@ -153,7 +159,11 @@ class Assigner:
         claims = iter(await self._store.claim_many(
             [(p.experiment, p.unit_id, p.proposed_arm, p.now_ms) for p in pending]
         )) if pending else iter(())
-        return [self._finish(a, next(claims)) if isinstance(a, PendingClaim) else a for a in answers]
+        results = [self._finish(a, next(claims)) if isinstance(a, PendingClaim) else a for a in answers]
+        for result in results:
+            if isinstance(result, AssignmentResult) and result.arm is not None:
+                self.arm_counts.add(result.experiment_id, result.arm.id)
+        return results
 
     def _prepare(
         self, experiment_id: str, participant_id: str, attributes: Attributes | None, now_ms: int
@@ -174,7 +184,7 @@ class Assigner:
             _check_unit_id(found, targeting.hash_attribute)
             unit_id = found
         cache_key = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, unit_id)
-        cached = self._cache.get(cache_key)
+        cached = self.cache.get(cache_key)
         if cached is not None:  # a stored row never changes: no Redis call
             arm_index, first_seen_ms = cached
             return AssignmentResult(
@@ -200,7 +210,7 @@ class Assigner:
 
     def _finish(self, pending: PendingClaim, claim: Claim) -> AssignmentResult:
         if claim.kind is ClaimKind.CREATED or claim.kind is ClaimKind.EXISTING:
-            self._cache.put(pending.cache_key, (claim.arm_index, claim.first_seen_ms))
+            self.cache.put(pending.cache_key, (claim.arm_index, claim.first_seen_ms))
         return self._result(pending.experiment, pending.participant_id, claim, pending.fallback)
 
     async def get_assignment(

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import inspect
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -21,10 +20,10 @@ from typing import Any
 import grpc
 from google.protobuf import field_mask_pb2
 
-from assignsvc import cli_bulk, cli_webhooks
+from assignsvc import cli_bulk, cli_webhooks, logs
 from assignsvc import cli_output as out
 from assignsvc.cli_groups import add_group_commands
-from assignsvc.config import ClientConfig, ConfigError, ServerConfig
+from assignsvc.config import ClientConfig, ConfigError, ServerConfig, client_channel_options
 from assignsvc.documents.experiment_file import FileExperiment, read_experiments
 from assignsvc.errors import InvalidArgumentError
 from assignsvc.service.convert import experiment_to_pb
@@ -43,11 +42,9 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, redis_url=args.redis_url, data_dir=args.data_dir,
         log_level=args.log_level, grace_period=args.grace_period, workers=args.workers,
         webhook_allow_networks=args.webhook_allow_networks, srm_threshold=args.srm_threshold,
+        metrics_port=args.metrics_port, log_format=args.log_format, max_concurrent_rpcs=args.max_concurrent_rpcs,
     )
-    logging.basicConfig(
-        level=config.log_level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(config.log_level, config.log_format)
     if config.workers > 1:
         from assignsvc.workers import supervise  # noqa: PLC0415 - as above
 
@@ -363,7 +360,7 @@ def _lookup(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
 def _client(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         config = ClientConfig.load(os.environ, target=args.target, timeout=args.timeout)
-        with grpc.insecure_channel(config.target) as channel:
+        with grpc.insecure_channel(config.target, options=client_channel_options()) as channel:
             try:
                 return command(channel, args, config.timeout_s) or 0
             except grpc.RpcError as error:
@@ -463,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "(ASSIGNSVC_WEBHOOK_ALLOW_NETWORKS; default none: only public addresses)")
     serve.add_argument("--srm-threshold", type=float, help="raise experiment.warning when a RUNNING experiment's "
                        "SRM p-value drops below this (ASSIGNSVC_SRM_THRESHOLD, default 0.001)")
+    serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port, on --host "
+                       "(ASSIGNSVC_METRICS_PORT; default 0: off)")
+    serve.add_argument("--log-format", choices=("text", "json"), help="log lines for people or one JSON object "
+                       "per line (ASSIGNSVC_LOG_FORMAT, default text)")
+    serve.add_argument("--max-concurrent-rpcs", type=int, help="RPCs served at once; past it RESOURCE_EXHAUSTED "
+                       "(ASSIGNSVC_MAX_CONCURRENT_RPCS, default 1000; 0: no cap)")
     serve.set_defaults(run=_serve)
 
     connection = argparse.ArgumentParser(add_help=False)

@@ -8,6 +8,7 @@ package reads os.environ.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,57 @@ DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
 # nodes: redis+cluster://[user:password@]host:port[,host:port...][/?options].
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 CLUSTER_SUFFIX = "+cluster"
+
+
+# The retry policy of a client: UNAVAILABLE (a replica draining or restarting, Redis
+# briefly away) is retried up to 4 more times with jittered backoff, on another replica
+# when the channel has several (round_robin). Assignment calls are idempotent (the first
+# arm stored wins), so a retried Assign never changes an answer. RESOURCE_EXHAUSTED is
+# not retried here: the server sheds load, and it says how long to wait in RetryInfo.
+CLIENT_SERVICE_CONFIG = json.dumps({
+    "loadBalancingConfig": [{"round_robin": {}}],
+    # Client-side health checking: a replica that turns NOT_SERVING (draining) gets no new calls.
+    "healthCheckConfig": {"serviceName": ""},
+    "methodConfig": [{
+        "name": [{"service": "assignsvc.v1.AssignmentService"}, {"service": "assignsvc.v1.ExperimentService"},
+                 {"service": "assignsvc.v1.BulkAssignmentService"}, {"service": "assignsvc.v1.WebhookService"},
+                 {"service": "assignsvc.v1.SavedGroupService"}],
+        "retryPolicy": {
+            "maxAttempts": 5,
+            "initialBackoff": "0.1s",
+            "maxBackoff": "1s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+})
+
+
+def client_channel_options() -> list[tuple[str, Any]]:
+    """gRPC channel options of a client of assignsvc: the retry service config, enforced,
+    and reconnection within 2 s of a restarted replica listening again (gRPC's default
+    backoff grows to 120 s, leaving a restarted replica unused meanwhile)."""
+    return [
+        ("grpc.service_config", CLIENT_SERVICE_CONFIG), ("grpc.enable_retries", 1),
+        ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+
+
+# Server limits (README, Operations). Requests: BatchAssign's 1000 items with attributes
+# and PreassignParticipants' upload messages stay far below 16 MiB; responses the same.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SERVER_CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # Ping an idle connection every 60 s and drop it if no answer in 20 s (a vanished peer).
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Clients may ping every 10 s, even without calls, before GOAWAY (too_many_pings).
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -150,6 +202,13 @@ class ServerConfig:
     # experiment.warning (srm) is raised when a RUNNING experiment's p-value drops below this.
     srm_threshold: float = 0.001
     srm_check_interval_s: float = 60.0
+    # Prometheus metrics on their own HTTP port (on `host`); 0 = no metrics endpoint.
+    metrics_port: int = 0
+    # `text` for people, `json` (one object per line) for log pipelines.
+    log_format: str = "text"
+    # RPCs served at once (streams count for their whole life); past it, RESOURCE_EXHAUSTED.
+    # 0 = no cap. Health checks and reflection are never counted.
+    max_concurrent_rpcs: int = 1000
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ServerConfig:
@@ -200,6 +259,7 @@ class ServerConfig:
             ),
             workers=_as_int(_pick(flags.get("workers"), env, "WORKERS", d.workers), "ASSIGNSVC_WORKERS", 1, 64),
             **_webhook_settings(env, flags, d),
+            **_operations_settings(env, flags, d),
         )
 
 
@@ -228,6 +288,26 @@ def _webhook_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: Serve
         "srm_check_interval_s": _as_float(
             _pick(flags.get("srm_check_interval"), env, "SRM_CHECK_INTERVAL", d.srm_check_interval_s),
             "ASSIGNSVC_SRM_CHECK_INTERVAL", 0.05, 86_400.0,
+        ),
+    }
+
+
+def _operations_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: ServerConfig) -> dict[str, Any]:
+    log_format = str(_pick(flags.get("log_format"), env, "LOG_FORMAT", d.log_format)).lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"ASSIGNSVC_LOG_FORMAT must be text or json, got {log_format!r}")
+    metrics_port = _as_int(
+        _pick(flags.get("metrics_port"), env, "METRICS_PORT", d.metrics_port) or 0, "ASSIGNSVC_METRICS_PORT", 0, 65535
+    )
+    workers = _pick(flags.get("workers"), env, "WORKERS", d.workers)
+    if metrics_port and str(workers) != "1":
+        raise ConfigError("ASSIGNSVC_METRICS_PORT: metrics need --workers 1 (one process per metrics port) for now")
+    return {
+        "metrics_port": metrics_port,
+        "log_format": log_format,
+        "max_concurrent_rpcs": _as_int(
+            _pick(flags.get("max_concurrent_rpcs"), env, "MAX_CONCURRENT_RPCS", d.max_concurrent_rpcs),
+            "ASSIGNSVC_MAX_CONCURRENT_RPCS", 0, 1_000_000,
         ),
     }
 

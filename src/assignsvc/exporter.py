@@ -26,6 +26,7 @@ from assignsvc.core.model import Experiment, ExperimentType
 from assignsvc.core.resume_token import ExportPosition, TokenError
 from assignsvc.core.validation import experiment_id_violations
 from assignsvc.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from assignsvc.metrics import EXPORT_ROWS
 from assignsvc.pacing import SLICE_ROWS, Pacer
 from assignsvc.registry import ExperimentRegistry
 from assignsvc.store.assignments import ARM_SLOTS
@@ -130,12 +131,14 @@ class Exporter:
                     rows = rows[taken:]
                     if len(chunk) >= size:
                         last = ExportPosition(version, shard_rows.shard, chunk[-1][0].decode())
+                        EXPORT_ROWS.inc(len(chunk))
                         yield ExportChunk(experiment, chunk, resume_token.issue(key, scope, last, self._clock()))
                         chunk, sent = [], last
         if chunk or position != sent or sent is None:
             # The last chunk (possibly empty): its token resumes after everything read,
             # so a caller always ends with a token, even for an export with no rows.
             final = position or ExportPosition(-1, -1, "")
+            EXPORT_ROWS.inc(len(chunk))
             yield ExportChunk(experiment, chunk, resume_token.issue(key, scope, final, self._clock()))
 
     async def _shards(

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,10 +28,12 @@ from redis.asyncio.cluster import RedisCluster
 from assignsvc.applier import ExperimentApplier
 from assignsvc.assigner import Assigner
 from assignsvc.catalog import ExperimentCatalog
-from assignsvc.config import ConfigError, ServerConfig
+from assignsvc.config import SERVER_CHANNEL_OPTIONS, ConfigError, ServerConfig
 from assignsvc.core.retry import RetrySchedule
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.exporter import Exporter
+from assignsvc.logs import scrub
+from assignsvc.metrics import MetricsEndpoint, ServerCollector
 from assignsvc.preassigner import Preassigner
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
@@ -43,6 +46,7 @@ from assignsvc.service import (
     WebhookServicer,
 )
 from assignsvc.service.convert import experiment_to_pb
+from assignsvc.service.interceptors import ServerInterceptor
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.assignments import CLAIM_SCRIPT
@@ -176,15 +180,25 @@ class RunningServer:
     bulk_pipe: FastScriptPipe | None = None
     dispatcher: WebhookDispatcher | None = None
     srm_watcher: SrmWatcher | None = None
+    interceptor: ServerInterceptor | None = None
+    metrics: MetricsEndpoint | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
-        """NOT_SERVING at once, let in-flight calls finish, then release Redis."""
+        """NOT_SERVING at once and refuse new calls (UNAVAILABLE), let in-flight calls
+        finish within the grace period, then release Redis."""
         if self._stopped:
             return
         self._stopped = True
+        deadline = time.monotonic() + self.grace_period_s
+        if self.interceptor is not None:
+            self.interceptor.draining = True
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.grace_period_s)
+        if self.interceptor is not None:
+            await self.interceptor.quiesce(deadline)
+        await self.server.stop(max(0.0, deadline - time.monotonic()))
+        if self.metrics is not None:
+            self.metrics.stop()
         await _release(self.srm_watcher, self.dispatcher)
         await self.registry.stop()
         await _release(self.fast_pipe, self.bulk_pipe, self.redis, self.embedded)
@@ -249,7 +263,11 @@ async def create_server(config: ServerConfig) -> RunningServer:
         # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
         # port would then start silently and take half the connections (with its own Redis,
         # other arms). Only the workers of one `serve --workers N` may share a port.
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if config.workers > 1 else 0)])
+        interceptor = ServerInterceptor(config.max_concurrent_rpcs, record_metrics=config.metrics_port != 0)
+        server = grpc.aio.server(
+            interceptors=[interceptor],
+            options=[*SERVER_CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)],
+        )
         experiment_grpc.add_ExperimentServiceServicer_to_server(
             ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
             server,
@@ -264,6 +282,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
             SavedGroupServicer(SavedGroupCatalog(registry, group_store)), server
         )
         health = HealthServicer()
+        for name in ("", *SERVICE_NAMES):  # grpc_health starts "" as SERVING: not before we are
+            await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -280,15 +300,32 @@ async def create_server(config: ServerConfig) -> RunningServer:
         await dispatcher.start()
         srm_watcher = SrmWatcher(registry, catalog, outbox, config.srm_threshold, config.srm_check_interval_s)
         srm_watcher.start()
+        metrics = _metrics_endpoint(config, assigner, interceptor)
     except BaseException:
         await _release(srm_watcher, dispatcher, fast_pipe, bulk_pipe, redis, embedded)
         raise
+    # Redis answered and the registry holds every experiment and group (registry.start()
+    # returned with its change feed live): only now may probes and balancers send traffic.
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
         server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe,
-        dispatcher, srm_watcher,
+        dispatcher, srm_watcher, interceptor, metrics,
     )
+
+
+def _metrics_endpoint(
+    config: ServerConfig, assigner: Assigner, interceptor: ServerInterceptor
+) -> MetricsEndpoint | None:
+    """The Prometheus endpoint on config.metrics_port (None when 0: off)."""
+    if not config.metrics_port:
+        return None
+    cache = assigner.cache
+    collector = ServerCollector(assigner.arm_counts, lambda: (cache.hits, cache.misses), lambda: interceptor.in_flight)
+    try:
+        return MetricsEndpoint(config.host, config.metrics_port, collector)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {config.host}:{config.metrics_port} (in use?): {exc}") from None
 
 
 async def serve(config: ServerConfig) -> None:
@@ -298,14 +335,17 @@ async def serve(config: ServerConfig) -> None:
     except StoreUnavailableError as exc:
         raise ConfigError(f"cannot reach Redis: {exc}") from exc
     where = "embedded at " + running.redis_url if running.embedded else running.redis_url
-    log.info("assignsvc serving on %s:%d (pid %d, redis %s)", config.host, running.port, os.getpid(), where)
+    log.info("assignsvc serving on %s:%d (pid %d, redis %s)", config.host, running.port, os.getpid(), scrub(where))
+    if running.metrics is not None:
+        log.info("metrics on http://%s:%d/metrics", config.host, running.metrics.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
-        log.info("stopping: draining for up to %.1fs", config.grace_period_s)
+        log.info("stopping: NOT_SERVING, draining %d calls for up to %.1fs",
+                 running.interceptor.in_flight if running.interceptor else 0, config.grace_period_s)
     finally:
         await running.stop()
     log.info("stopped")

@@ -34,6 +34,7 @@ import sys
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
+from assignsvc import logs
 from assignsvc.config import ConfigError, ServerConfig
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.redis_server import die_with_parent
@@ -240,10 +241,7 @@ def _worker_main(config: ServerConfig, index: int, ready: Connection, supervisor
     if os.getppid() != supervisor_pid:  # it died before prctl took effect
         sys.exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=config.log_level, stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s %(name)s[worker {index}]: %(message)s",
-    )
+    logs.configure(config.log_level, config.log_format, worker=index)
     sys.exit(asyncio.run(_work(config, ready)))
 
 

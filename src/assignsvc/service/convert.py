@@ -8,6 +8,7 @@ import math
 from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from assignsvc.applier import ApplyAction, ApplyOutcome
@@ -59,6 +60,27 @@ def _enum(table: dict[int, E], value: int, field: str) -> E:
         raise InvalidArgumentError.single(field, f"unknown enum value {value}") from None
 
 
+# google.protobuf.Timestamp's valid range (0001-01-01 to 9999-12-31) and Duration's (+-10,000 years).
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
+_DURATION_SECONDS = 315_576_000_000
+
+
+def timestamp_ms(msg: Timestamp, field: str) -> int:
+    """A Timestamp field in milliseconds; INVALID_ARGUMENT (not INTERNAL) when out of range."""
+    low, high = _TIMESTAMP_SECONDS
+    if not (low <= msg.seconds <= high and 0 <= msg.nanos <= 999_999_999):
+        raise InvalidArgumentError.single(field, "not a valid timestamp (0001-01-01 to 9999-12-31, nanos 0-999999999)")
+    return int(msg.ToMilliseconds())
+
+
+def duration_ms(msg: Duration, field: str) -> int:
+    """A Duration field in milliseconds; INVALID_ARGUMENT when out of range or signs disagree."""
+    seconds, nanos = msg.seconds, msg.nanos
+    if abs(seconds) > _DURATION_SECONDS or abs(nanos) > 999_999_999 or seconds * nanos < 0:
+        raise InvalidArgumentError.single(field, "not a valid duration")
+    return int(msg.ToMilliseconds())
+
+
 def _timestamp(ms: int) -> Timestamp:
     seconds, millis = divmod(ms, 1000)
     return Timestamp(seconds=seconds, nanos=millis * 1_000_000)
@@ -82,8 +104,8 @@ def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experi
         min_bucket_version=msg.min_bucket_version,
         status=_enum(_STATUS_FROM_PB, msg.status, f"{field}.status"),
         type=_enum(_TYPE_FROM_PB, msg.type, f"{field}.type"),
-        start_time_ms=msg.start_time.ToMilliseconds() if msg.HasField("start_time") else None,
-        end_time_ms=msg.end_time.ToMilliseconds() if msg.HasField("end_time") else None,
+        start_time_ms=timestamp_ms(msg.start_time, f"{field}.start_time") if msg.HasField("start_time") else None,
+        end_time_ms=timestamp_ms(msg.end_time, f"{field}.end_time") if msg.HasField("end_time") else None,
         forced_arms=dict(msg.forced_arms),
         condition=msg.condition,
         hash_attribute=msg.hash_attribute,

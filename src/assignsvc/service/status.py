@@ -1,13 +1,16 @@
 """The one place where domain errors become gRPC statuses with google.rpc details.
 
 Every status carries an ErrorInfo (reason, domain); INVALID_ARGUMENT also carries a
-BadRequest with one FieldViolation per bad field; UNAVAILABLE carries RetryInfo.
+BadRequest with one FieldViolation per bad field; UNAVAILABLE carries RetryInfo, and
+so do the interceptor's refusals (RESOURCE_EXHAUSTED past the concurrency cap,
+UNAVAILABLE while draining).
 An exception outside the domain tree becomes INTERNAL with a generic message (and
 a logged traceback): that is always a bug to fix, never an expected answer.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -90,3 +93,22 @@ def maps_domain_errors(method: Handler) -> Handler:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _refusal(code: int, reason: str, message: str, retry_delay_s: float) -> Any:
+    delay = duration_pb2.Duration()
+    delay.FromTimedelta(datetime.timedelta(seconds=retry_delay_s))
+    details = [
+        _pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)),
+        _pack(error_details_pb2.RetryInfo(retry_delay=delay)),
+    ]
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
+
+
+OVERLOADED_RETRY_DELAY_S = 0.05
+# Refusals the server interceptor answers before any servicer runs (built once: they never change).
+OVERLOADED = _refusal(
+    code_pb2.RESOURCE_EXHAUSTED, "OVERLOADED", "too many concurrent calls; retry after the delay",
+    OVERLOADED_RETRY_DELAY_S,
+)
+DRAINING = _refusal(code_pb2.UNAVAILABLE, "DRAINING", "server is shutting down; retry on another replica", 0.0)

@@ -7,6 +7,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from assignsvc.errors import InvalidArgumentError
+from assignsvc.service.convert import duration_ms
 from assignsvc.service.status import maps_domain_errors
 from assignsvc.service.webhook_convert import delivery_to_pb, webhook_from_pb, webhook_to_pb
 from assignsvc.v1 import webhook_service_pb2 as pb
@@ -64,7 +65,7 @@ class WebhookServicer(pb_grpc.WebhookServiceServicer):
     async def RotateWebhookSecret(  # noqa: N802 - gRPC method name
         self, request: pb.RotateWebhookSecretRequest, context: Context
     ) -> pb.RotateWebhookSecretResponse:
-        grace = request.grace_period.ToMilliseconds() / 1000 if request.HasField("grace_period") else None
+        grace = duration_ms(request.grace_period, "grace_period") / 1000 if request.HasField("grace_period") else None
         rotated = await self._manager.rotate_secret(request.webhook_id, grace)
         return pb.RotateWebhookSecretResponse(webhook=webhook_to_pb(rotated, with_secret=True))
 

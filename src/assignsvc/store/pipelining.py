@@ -13,9 +13,11 @@ the server uses one (standalone Redis), else on redis-py pipelines (Redis Cluste
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from assignsvc.core.model import Experiment
+from assignsvc.metrics import REDIS_CLAIM_DURATION, REDIS_CLAIM_ERRORS
 from assignsvc.store.assignments import RedisAssignmentStore
 from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.protocols import Claim, ClaimRequest
@@ -68,13 +70,16 @@ class PipelinedAssignmentStore:
             task.add_done_callback(self._tasks.discard)
 
     async def _send(self, batch: list[Waiter]) -> None:
+        started = time.perf_counter()
         try:
             if len(batch) == 1 and self._pipe is None:  # on redis-py, a plain EVALSHA beats a pipeline of one
                 claims = [await self._inner.claim(*batch[0][0])]
             else:
                 claims = await self.claim_many([request for request, _ in batch])
             self.pipelines_sent += 1
+            REDIS_CLAIM_DURATION.observe(time.perf_counter() - started)
         except BaseException as error:  # every waiter gets the failure (StoreUnavailableError, ...)
+            REDIS_CLAIM_ERRORS.inc()
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)

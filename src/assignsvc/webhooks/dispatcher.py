@@ -31,6 +31,7 @@ from assignsvc.core.events import WEBHOOK_TEST, Webhook, canonical_json, envelop
 from assignsvc.core.retry import RetrySchedule, parse_retry_after
 from assignsvc.core.signing import body_signature, standard_headers
 from assignsvc.errors import StoreUnavailableError
+from assignsvc.metrics import WEBHOOK_DELIVERIES
 from assignsvc.store.outbox import ClaimedDelivery, NewDelivery, RedisOutbox, StreamEvent
 from assignsvc.store.webhooks import RedisWebhookStore
 from assignsvc.webhooks.http import Response, SendError, post
@@ -203,7 +204,7 @@ class WebhookDispatcher:
         webhook = await self._webhooks.get(claimed.webhook_id)
         if webhook is None or not webhook.enabled:
             why = "webhook deleted" if webhook is None else "webhook disabled"
-            await self._outbox.complete(claimed, self._token, "dropped", self._record(claimed, 0, 0, why))
+            await self._complete(claimed, "dropped", self._record(claimed, 0, 0, why))
             return
         started = time.monotonic()  # latency is real time even when the clock is a test's
         status, error, retry_after = await self._post(webhook, claimed)
@@ -244,24 +245,29 @@ class WebhookDispatcher:
     ) -> None:
         record = self._record(claimed, status, latency_ms, error)
         if not error:
-            await self._outbox.complete(claimed, self._token, "succeeded", record)
+            await self._complete(claimed, "succeeded", record)
             return
         if status == 410:
             reason = f"disabled: the receiver answered 410 Gone at {_rfc3339(self._clock())}"
-            await self._outbox.complete(claimed, self._token, "gone", record, reason=reason)
+            await self._complete(claimed, "gone", record, reason=reason)
             return
         wait = self._settings.schedule.compute(claimed.attempt, self._rand())
         if wait is not None:
             if retry_after is not None:
                 wait = retry_after
-            await self._outbox.complete(
-                claimed, self._token, "retry", record, next_ms=self._clock() + int(wait * 1000)
+            await self._complete(
+                claimed, "retry", record, next_ms=self._clock() + int(wait * 1000)
             )
             return
         limit = self._settings.disable_after
         reason = (f"disabled after {limit} failed events in a row (last: {claimed.event_id}, "
                   f"{claimed.attempt} attempts, {error})")
-        await self._outbox.complete(claimed, self._token, "failed", record, reason=reason, disable_after=limit)
+        await self._complete(claimed, "failed", record, reason=reason, disable_after=limit)
+
+    async def _complete(self, claimed: ClaimedDelivery, outcome: str, record: dict[str, Any], **extra: Any) -> None:
+        """Record the attempt's outcome, and count it once it is recorded (metrics)."""
+        await self._outbox.complete(claimed, self._token, outcome, record, **extra)
+        WEBHOOK_DELIVERIES.labels(outcome).inc()
 
     def _record(self, claimed: ClaimedDelivery, status: int, latency_ms: int, error: str) -> dict[str, Any]:
         return {"attempt": claimed.attempt, "time_ms": self._clock(), "status": status,
