@@ -83,7 +83,7 @@ class WebhookDispatcher:
         settings: DeliverySettings,
         *,
         clock: Clock = wall_clock_ms,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] | None = None,
         sender: Sender = post,
         signing_clock: Clock = wall_clock_ms,
     ) -> None:
@@ -94,7 +94,9 @@ class WebhookDispatcher:
         self._render = render
         self._settings = settings
         self._clock = clock
-        self._rand = rand
+        # Its own generator for the retry jitter: drawing from the random module's shared
+        # state would disturb anything else in the process that seeded it.
+        self._rand = rand if rand is not None else random.Random().random
         self._send = sender
         self._signing_clock = signing_clock
         self._consumer = consumer_name()
