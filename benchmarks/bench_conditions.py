@@ -20,15 +20,11 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +32,7 @@ import grpc
 from growthbook.core import evalCondition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load_assign import serving_process
 from loadgen import LoadResult, run_load
 
 from assignsvc.assigner import Assigner
@@ -95,27 +92,6 @@ def micro(n: int, repeats: int) -> list[dict[str, Any]]:
     return [*rows, {"compile_ns": compile_ns}, prepare(n, repeats)]
 
 
-SERVING = re.compile(r"serving on [\d.]+:(\d+)")
-
-
-@contextmanager
-def server_process(args: list[str]) -> Iterator[tuple[str, int]]:
-    """Run `assignsvc serve`; yield (host:port, pid) once it logs that it is serving."""
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if match := SERVING.search(line):
-                break
-        else:
-            raise RuntimeError(f"{args} did not start")
-        threading.Thread(target=proc.stderr.read, daemon=True).start()  # never block on a full pipe
-        yield f"127.0.0.1:{match.group(1)}", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(15)
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -158,7 +134,7 @@ def live(rounds: int, duration: float, concurrencies: list[int]) -> list[dict[st
         redis.start()
         try:
             serve = [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--redis-url", redis.url]
-            with server_process(serve) as (target, pid):
+            with serving_process(serve) as (target, pid):
                 create(target, "plain", "")
                 create(target, "targeted", json.dumps(CONDITION))
                 run_id = time.time_ns()

@@ -45,8 +45,8 @@ SERVING = re.compile(r"serving on [\d.]+:(\d+)")
 
 
 @contextmanager
-def server_process(args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run a server process, yield its host:port once it logs that it is serving."""
+def serving_process(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """Run a server process; yield (host:port, pid) once it logs that it is serving."""
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
     try:
@@ -58,12 +58,19 @@ def server_process(args: list[str], env: dict[str, str] | None = None) -> Iterat
             raise RuntimeError(f"{args} did not start")
         # keep reading its log, or a chatty server would block on a full pipe
         threading.Thread(target=proc.stderr.read, daemon=True).start()
-        yield f"127.0.0.1:{match.group(1)}"
+        yield f"127.0.0.1:{match.group(1)}", proc.pid
     finally:
         proc.terminate()
         proc.wait(15)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@contextmanager
+def server_process(args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
+    """serving_process without the pid: yield host:port."""
+    with serving_process(args, env) as (target, _):
+        yield target
 
 
 async def redis_round_trip(url: str, duration_s: float) -> LoadResult:
