@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
@@ -17,12 +16,11 @@ import grpc
 from assignsvc.assigner import Assigner, AssignItem, AssignmentResult
 from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
 from assignsvc.service.convert import attributes_from_pb, fill_assignment
-from assignsvc.service.status import abort_with, maps_domain_errors, to_rpc_status
+from assignsvc.service.status import maps_domain_errors, maps_domain_errors_in_stream, to_rpc_status
 from assignsvc.v1 import assignment_service_pb2 as pb
 from assignsvc.v1 import assignment_service_pb2_grpc as pb_grpc
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-log = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 1000
 # StreamAssign requests being answered at once; the stream is read no further ahead.
@@ -89,9 +87,10 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
             fill_result(add(), outcome)
         return response
 
+    @maps_domain_errors_in_stream
     async def StreamAssign(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[pb.StreamAssignRequest], context: Context
-    ) -> AsyncIterator[pb.StreamAssignResponse]:
+    ) -> AsyncGenerator[pb.StreamAssignResponse, None]:
         """Answer in request order with up to STREAM_WINDOW requests in flight.
 
         The reader blocks once the window is full, so a caller that stops reading
@@ -106,17 +105,12 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
             await window.put(None)
 
         reader = asyncio.create_task(read())
-        try:
+        try:  # a store failure (AssignsvcError) ends the stream with its status: the decorator
             while (task := await window.get()) is not None:
                 response = pb.StreamAssignResponse()
                 fill_result(response.result, await task)
                 yield response
             await reader  # surfaces a failed read
-        except AssignsvcError as error:  # the store failed: end the stream with its status
-            await abort_with(context, error)
-        except Exception:
-            log.exception("unexpected error in StreamAssign")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

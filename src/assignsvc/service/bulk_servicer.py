@@ -5,25 +5,23 @@ never ends with a half-sent chunk (each chunk carries the token to resume after 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from assignsvc.errors import AssignsvcError, InvalidArgumentError
+from assignsvc.errors import InvalidArgumentError
 from assignsvc.exporter import ExportChunk, ExportedRow, Exporter, ExportFilters
 from assignsvc.pacing import SLICE_ROWS, Pacer
 from assignsvc.preassigner import ParticipantGroup, Preassigner
 from assignsvc.service.convert import strata_to_pb
-from assignsvc.service.status import abort_with, maps_domain_errors
+from assignsvc.service.status import maps_domain_errors, maps_domain_errors_in_stream
 from assignsvc.store.assignments import ARM_SLOTS
 from assignsvc.v1 import bulk_assignment_service_pb2 as pb
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as pb_grpc
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-log = logging.getLogger(__name__)
 
 
 def _ms(timestamp: Timestamp) -> int:
@@ -88,23 +86,16 @@ class BulkAssignmentServicer(pb_grpc.BulkAssignmentServiceServicer):
         self._activity = activity  # Assign calls served so far: bulk work yields while it moves
         self._bulk_share = bulk_share  # of the event loop, per stream, while Assign is being served
 
+    @maps_domain_errors_in_stream
     async def ExportAssignments(  # noqa: N802 - gRPC method name
         self, request: pb.ExportAssignmentsRequest, context: Context
-    ) -> AsyncIterator[pb.ExportAssignmentsResponse]:
-        try:
-            pacer = Pacer(self._bulk_share, self._activity)
-            chunks = self._exporter.export(
-                request.experiment_id, filters_from_pb(request), request.resume_token, request.chunk_size, pacer
-            )
-            async for chunk in chunks:
-                yield await paced_chunk_to_pb(chunk, pacer)
-        except AssignsvcError as error:
-            await abort_with(context, error)
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unexpected error in ExportAssignments")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    ) -> AsyncGenerator[pb.ExportAssignmentsResponse, None]:
+        pacer = Pacer(self._bulk_share, self._activity)
+        chunks = self._exporter.export(
+            request.experiment_id, filters_from_pb(request), request.resume_token, request.chunk_size, pacer
+        )
+        async for chunk in chunks:
+            yield await paced_chunk_to_pb(chunk, pacer)
 
     @maps_domain_errors
     async def PreassignParticipants(  # noqa: N802 - gRPC method name

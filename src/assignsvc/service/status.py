@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -91,6 +91,32 @@ def maps_domain_errors(method: Handler) -> Handler:
         except Exception:
             log.exception("unexpected error in %s", method.__qualname__)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    return wrapper  # type: ignore[return-value]
+
+
+StreamHandler = TypeVar("StreamHandler", bound=Callable[..., AsyncGenerator[Any, None]])
+
+
+def maps_domain_errors_in_stream(method: StreamHandler) -> StreamHandler:
+    """maps_domain_errors for a server-streaming method (an async generator): a domain
+    error ends the stream with its status; what was already sent stays sent."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        stream = method(self, request, context)
+        try:
+            async for response in stream:
+                yield response
+        except AssignsvcError as error:
+            await abort_with(context, error)
+        except grpc.aio.AbortError:  # the method chose its status itself
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method.__qualname__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:  # a cancelled call closes this wrapper: close the method's stream now, not at GC
+            await stream.aclose()
 
     return wrapper  # type: ignore[return-value]
 
