@@ -109,6 +109,7 @@ class Exporter:
             [filters.bucket_version] if filters.bucket_version is not None else range(experiment.bucket_version + 1)
         )
         strata = await self._rows.strata(experiment) if experiment.type is ExperimentType.PREASSIGNED else {}
+        stratum_names = {sid.encode(): key for sid, key in strata.items()}  # as the shard hashes name them
         chunk: list[ExportedRow] = []
         sent = position = start
         for version in versions:
@@ -116,7 +117,7 @@ class Exporter:
                 continue
             first_shard = start.shard if start is not None and version == start.bucket_version else 0
             async for shard_rows in self._shards(experiment, version, first_shard, bool(strata)):
-                rows = _decode(shard_rows, version, strata)
+                rows = _decode(shard_rows, version, stratum_names)
                 if start is not None and (version, shard_rows.shard) == (start.bucket_version, start.shard):
                     rows = rows[bisect.bisect_right(rows, start.participant.encode(), key=_participant):]
                 if not rows:
@@ -209,15 +210,16 @@ def _participant(row: ExportedRow) -> bytes:
     return row[0]
 
 
-def _decode(shard_rows: ShardRows, version: int, strata: dict[str, str]) -> list[ExportedRow]:
+def _decode(shard_rows: ShardRows, version: int, stratum_names: dict[bytes, str]) -> list[ExportedRow]:
     """One shard's rows, ordered by participant id, in one comprehension (no dict, no
-    intermediate pairs: an export touches every stored row)."""
+    intermediate pairs: an export touches every stored row); stratum_names maps a stored
+    stratum id to its key."""
     flat = shard_rows.rows
     if not shard_rows.strata:
         return sorted([(participant, int(packed), version, "") for participant, packed in zip(
             flat[::2], flat[1::2], strict=True)])
-    of, names = shard_rows.strata, {sid.encode(): key for sid, key in strata.items()}
-    return sorted([(participant, int(packed), version, names.get(of.get(participant, b""), ""))
+    of = shard_rows.strata
+    return sorted([(participant, int(packed), version, stratum_names.get(of.get(participant, b""), ""))
                    for participant, packed in zip(flat[::2], flat[1::2], strict=True)])
 
 

@@ -166,11 +166,20 @@ class FastScriptPipe:
         Error replies come back as exception objects in the list (never raised);
         a NOSCRIPT reply (the server's script cache was flushed) is retried once.
         """
-        commands = [encode_command(b"EVALSHA", self._sha, len(keys), *keys, *args) for keys, args in calls]
+        return await self.execute_loading_script(
+            [encode_command(b"EVALSHA", self._sha, len(keys), *keys, *args) for keys, args in calls]
+        )
+
+    async def execute_loading_script(self, commands: Sequence[bytes]) -> list[Any]:
+        """execute(); the commands answered NOSCRIPT (the server's script cache was flushed)
+        are sent once more after loading this pipe's script, and only they."""
         replies = await self.execute(commands)
-        if any(isinstance(r, Exception) and str(r).startswith("NOSCRIPT") for r in replies):
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)
+                   and str(reply).startswith("NOSCRIPT")]
+        if missing:
             await self.execute([encode_command("SCRIPT", "LOAD", self._script)])
-            replies = await self.execute(commands)
+            for i, reply in zip(missing, await self.execute([commands[i] for i in missing]), strict=True):
+                replies[i] = reply
         return replies
 
     async def execute(self, commands: Sequence[bytes]) -> list[Any]:

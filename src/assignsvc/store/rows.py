@@ -92,20 +92,13 @@ PREASSIGN_SHA = hashlib.sha1(PREASSIGN_SCRIPT.encode()).hexdigest()  # how Redis
 
 
 def pipe_runner(pipe: FastScriptPipe) -> Runner:
-    """A Runner on one standalone Redis through its own raw pipelined connection (not the
-    Assign path's): bulk commands carry thousands of arguments, which redis-py packs about
-    3x slower (measured: its pack_command was the top cost of a preassign upload)."""
+    """A Runner on one standalone Redis through a raw pipelined connection of its own (not
+    the Assign path's), made with PREASSIGN_SCRIPT, the only script bulk commands run: they
+    carry thousands of arguments, which redis-py packs about 3x slower (measured: its
+    pack_command was the top cost of a preassign upload)."""
 
     async def run(commands: Sequence[Command], script: str | None) -> list[Any]:
-        encoded = [encode_command(*command) for command in commands]
-        replies = await pipe.execute(encoded)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, Exception) and str(reply).startswith(
-            "NOSCRIPT")]
-        if missing and script is not None:
-            await pipe.execute([encode_command("SCRIPT", "LOAD", script)])
-            for i, reply in zip(missing, await pipe.execute([encoded[i] for i in missing]), strict=True):
-                replies[i] = reply
-        return replies
+        return await pipe.execute_loading_script([encode_command(*command) for command in commands])
 
     return run
 
