@@ -17,6 +17,7 @@ from assignsvc.core.conditions import referenced_groups
 from assignsvc.core.events import EXPERIMENT_CREATED, canonical_json, change_events
 from assignsvc.core.lifecycle import Action
 from assignsvc.core.model import Experiment, ExperimentType
+from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, qualify
 from assignsvc.core.stats import SRM_WARNING_P, srm_p_value
 from assignsvc.core.validation import creation_violations, experiment_id_violations, experiment_violations
 from assignsvc.errors import (
@@ -150,7 +151,11 @@ class ExperimentCatalog:
 
     def check_groups(self, experiment: Experiment, field: str) -> None:
         """A (valid) condition may name only saved groups that exist (this replica's view)."""
-        missing = sorted(referenced_groups(experiment.condition) - self._registry.group_info.keys())
+        datasource = datasource_of(experiment.id)
+        missing = sorted(
+            name for name in referenced_groups(experiment.condition)
+            if qualify(datasource, name) not in self._registry.group_info
+        )
         if missing:
             raise InvalidArgumentError.single(
                 field, f"names saved groups that do not exist: {', '.join(map(repr, missing))} (create them first)")
@@ -171,13 +176,19 @@ class ExperimentCatalog:
             raise NotFoundError("experiment", experiment_id)
         return live.experiment
 
-    def list(self, page_size: int, page_token: str) -> tuple[list[Experiment], str]:
-        """A page of experiments ordered by id and the token for the next ('' at the end)."""
+    def list(
+        self, page_size: int, page_token: str, datasource: str = DEFAULT_DATASOURCE
+    ) -> tuple[list[Experiment], str]:
+        """A page of the datasource's experiments ordered by id, and the token for the next
+        ('' at the end)."""
         if page_size < 0:
             raise InvalidArgumentError.single("page_size", "must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = decode_page_token(page_token) if page_token else None
-        remaining = [e for e in self._registry.all() if after is None or e.id > after]
+        remaining = [
+            e for e in self._registry.all()
+            if (after is None or e.id > after) and datasource_of(e.id) == datasource
+        ]
         page = remaining[:size]
         next_token = encode_page_token(page[-1].id) if len(remaining) > size else ""
         return page, next_token

@@ -17,6 +17,7 @@ from assignsvc.assigner import Clock, wall_clock_ms
 from assignsvc.catalog import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_page_token, encode_page_token, parse_etag
 from assignsvc.core.conditions import referenced_groups
 from assignsvc.core.saved_groups import SavedGroup, group_id_violations, group_violations, ids_violations
+from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, local_part
 from assignsvc.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -54,7 +55,7 @@ class SavedGroupCatalog:
         if violations:
             raise InvalidArgumentError(violations)
         now = self._clock()
-        stored = dataclasses.replace(group, name=group.name or group.id, revision=1, create_time_ms=now,
+        stored = dataclasses.replace(group, name=group.name or local_part(group.id), revision=1, create_time_ms=now,
                                      update_time_ms=now)
         outcome = await self._store.write(group.id, MUST_BE_NEW, "create", description=stored, add=ids)
         if isinstance(outcome, WriteConflict):
@@ -70,13 +71,17 @@ class SavedGroupCatalog:
             raise NotFoundError("saved_group", group_id)
         return group
 
-    def list(self, page_size: int, page_token: str) -> tuple[list[SavedGroup], str]:
-        """A page of groups ordered by id, and the token for the next ('' at the end)."""
+    def list(
+        self, page_size: int, page_token: str, datasource: str = DEFAULT_DATASOURCE
+    ) -> tuple[list[SavedGroup], str]:
+        """A page of the datasource's groups ordered by id, and the token for the next ('' at the end)."""
         if page_size < 0:
             raise InvalidArgumentError.single("page_size", "must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = decode_page_token(page_token) if page_token else None
-        groups = sorted(self._registry.group_info.values(), key=lambda g: g.id)
+        groups = sorted(
+            (g for g in self._registry.group_info.values() if datasource_of(g.id) == datasource), key=lambda g: g.id
+        )
         remaining = [g for g in groups if after is None or g.id > after]
         page = remaining[:size]
         return page, encode_page_token(page[-1].id) if len(remaining) > size else ""
@@ -120,11 +125,15 @@ class SavedGroupCatalog:
         # experiment just given a condition naming this group elsewhere must count. What is
         # left is a window of one round trip between this check and the delete.
         await self._registry.refresh()
-        users = sorted(e.id for e in self._registry.all() if group_id in referenced_groups(e.condition))
+        datasource, name = datasource_of(group_id), local_part(group_id)
+        users = sorted(
+            local_part(e.id) for e in self._registry.all()
+            if datasource_of(e.id) == datasource and name in referenced_groups(e.condition)
+        )
         if users:
             raise FailedPreconditionError(
                 "SAVED_GROUP_IN_USE",
-                f"saved group {group_id!r} is named by the condition of {', '.join(users)}: change those first",
+                f"saved group {name!r} is named by the condition of {', '.join(users)}: change those first",
             )
         expected = parse_etag(etag)
         outcome = await self._store.write(group_id, expected, "delete")
@@ -144,7 +153,7 @@ class SavedGroupCatalog:
         if expected is not None and current.revision != expected:
             raise _conflict(group_id, expected, WriteConflict(group_id, current.revision))
         changed = dataclasses.replace(
-            current, name=current.name if name is None else (name or group_id),
+            current, name=current.name if name is None else (name or local_part(group_id)),
             revision=current.revision + 1, update_time_ms=self._clock(),
         )
         if len(changed.name.encode()) > 256:

@@ -43,6 +43,7 @@ from assignsvc.core.condition_values import (
     segment,
     strict_deep_equal,
 )
+from assignsvc.core.scoping import DEFAULT_DATASOURCE, qualify
 
 
 class GroupMembers(Protocol):
@@ -81,8 +82,9 @@ class ConditionError(ValueError):
         self.message = message
 
 
-def parse_condition(text: str) -> Condition | None:
-    """Compile condition JSON text; None for no condition ("" or "{}")."""
+def parse_condition(text: str, datasource: str = DEFAULT_DATASOURCE) -> Condition | None:
+    """Compile condition JSON text; None for no condition ("" or "{}"). Saved groups are
+    named by their local ids and looked up as the datasource's (core.scoping)."""
     if not text.strip():
         return None
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONDITION_BYTES:
@@ -95,7 +97,7 @@ def parse_condition(text: str) -> Condition | None:
         raise ConditionError("", "is nested too deeply") from None
     if document == {}:
         return None
-    return compile_condition(document)
+    return compile_condition(document, datasource=datasource)
 
 
 def _no_constant(name: str) -> float:
@@ -144,9 +146,9 @@ def referenced_groups(text: str) -> set[str]:
     return found
 
 
-def compile_condition(condition: object, path: str = "") -> Condition:
+def compile_condition(condition: object, path: str = "", datasource: str = DEFAULT_DATASOURCE) -> Condition:
     """A closure evaluating `condition` on an attributes object; ConditionError if invalid."""
-    return _Compiler().condition(condition, path, 0)
+    return _Compiler(datasource).condition(condition, path, 0)
 
 
 # --- the compiler ----------------------------------------------------------------------
@@ -189,6 +191,9 @@ def _join(path: str, key: str) -> str:
 
 class _Compiler:
     """Recursive descent over the condition; every node checked and compiled once."""
+
+    def __init__(self, datasource: str) -> None:
+        self.datasource = datasource  # whose saved groups $inGroup names
 
     def condition(self, node: object, path: str, depth: int) -> Condition:
         if depth > MAX_CONDITION_DEPTH:
@@ -369,14 +374,14 @@ class _Compiler:
             return lambda actual, groups: type(actual) is not str or not found(actual)
         return lambda actual, groups: type(actual) is str and found(actual)
 
-    @staticmethod
-    def _group(op: str, arg: object, path: str) -> _ValueTest:
+    def _group(self, op: str, arg: object, path: str) -> _ValueTest:
         if not isinstance(arg, str) or not arg:
             raise ConditionError(path, "must be a saved group id")
         empty: frozenset[str] = frozenset()
+        group_id = qualify(self.datasource, arg)
 
         def member(actual: Any, groups: Groups) -> bool:
-            ids = groups.get(arg, empty)  # an unknown group is empty, as in GrowthBook
+            ids = groups.get(group_id, empty)  # an unknown group is empty, as in GrowthBook
             if type(actual) is str:
                 return actual in ids
             if type(actual) is list:  # an array attribute: any element in the group

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from assignsvc.core.conditions import canonical_text
 from assignsvc.core.model import Experiment, ExperimentStatus
+from assignsvc.core.scoping import local_part
 from assignsvc.core.validation import experiment_violations
 from assignsvc.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
 
@@ -67,7 +68,7 @@ def next_status(experiment: Experiment, action: Action) -> ExperimentStatus:
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s is experiment.status) or ["none"]
         raise FailedPreconditionError(
             "INVALID_STATUS_TRANSITION",
-            f"cannot {action.value} experiment {experiment.id!r}: it is {experiment.status.name}"
+            f"cannot {action.value} experiment {local_part(experiment.id)!r}: it is {experiment.status.name}"
             f" (allowed from {experiment.status.name}: {', '.join(allowed)})",
         )
     return target
@@ -113,7 +114,7 @@ def with_default_names(experiment: Experiment, previous: Experiment | None = Non
     return dataclasses.replace(
         experiment,
         condition=canonical_text(experiment.condition),
-        name=experiment.name or (previous.name if previous else "") or experiment.id,
+        name=experiment.name or (previous.name if previous else "") or local_part(experiment.id),
         arms=tuple(dataclasses.replace(a, name=a.name or old_names.get(a.id) or a.id) for a in experiment.arms),
     )
 

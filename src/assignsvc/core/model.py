@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from assignsvc.core.scoping import local_part
+
 
 class HashAlgorithm(enum.Enum):
     """How a participant becomes a point in [0, 1). A value is never redefined."""
@@ -88,8 +90,9 @@ class Experiment:
 
     @property
     def effective_seed(self) -> str:
-        """The hash seed: the explicit seed, else the experiment id (as GrowthBook does)."""
-        return self.seed or self.id
+        """The hash seed: the explicit seed, else the experiment id as its datasource's
+        callers know it (as GrowthBook does: its seed defaults to the experiment key)."""
+        return self.seed or local_part(self.id)
 
 
 class AssignmentReason(enum.Enum):

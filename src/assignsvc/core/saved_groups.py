@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from xxhash import xxh3_64_intdigest
 
+from assignsvc.core.scoping import local_part
 from assignsvc.core.validation import ID_CHARSET_DOC, MAX_NAME_BYTES, participant_id_violations
 from assignsvc.errors import FieldViolation
 
@@ -75,10 +76,11 @@ def _utf8(member: str | bytes) -> bytes:
 
 
 def group_id_violations(group_id: str, field: str) -> list[FieldViolation]:
-    """Violations of the saved group id format."""
-    if not group_id:
+    """Violations of the saved group id format (of its local part: see core.scoping)."""
+    local_id = local_part(group_id)
+    if not local_id:
         return [FieldViolation(field, "is required")]
-    if not GROUP_ID_PATTERN.fullmatch(group_id):
+    if not GROUP_ID_PATTERN.fullmatch(local_id):
         return [FieldViolation(field, f"must be 1-100 {ID_CHARSET_DOC}")]
     return []
 

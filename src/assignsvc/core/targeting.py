@@ -15,6 +15,7 @@ from typing import Any
 from assignsvc.core.condition_values import js_number_to_string
 from assignsvc.core.conditions import Condition, ConditionError, parse_condition
 from assignsvc.core.model import Experiment
+from assignsvc.core.scoping import datasource_of
 
 EMPTY_ATTRIBUTES: dict[str, Any] = {}
 
@@ -49,7 +50,7 @@ class TargetingPlan:
         rolling upgrade) matches nobody rather than everybody.
         """
         try:
-            condition = parse_condition(experiment.condition)
+            condition = parse_condition(experiment.condition, datasource_of(experiment.id))
         except ConditionError:
             condition = _nobody
         return cls(condition, experiment.hash_attribute, experiment.fallback_attribute)

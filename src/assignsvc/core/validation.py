@@ -11,6 +11,7 @@ import re
 
 from assignsvc.core.conditions import ConditionError, parse_condition
 from assignsvc.core.model import Experiment, ExperimentStatus, ExperimentType
+from assignsvc.core.scoping import local_part
 from assignsvc.errors import FieldViolation
 
 EXPERIMENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -30,9 +31,10 @@ CREATABLE_STATUSES = (ExperimentStatus.DRAFT, ExperimentStatus.RUNNING)
 
 def experiment_id_violations(experiment_id: str, field: str) -> list[FieldViolation]:
     """Violations of the experiment id format (also used by lookups)."""
-    if not experiment_id:
+    local_id = local_part(experiment_id)  # the datasource part was checked by the edge
+    if not local_id:
         return [FieldViolation(field, "is required")]
-    if not EXPERIMENT_ID_PATTERN.fullmatch(experiment_id):
+    if not EXPERIMENT_ID_PATTERN.fullmatch(local_id):
         return [FieldViolation(field, f"must be 1-100 {ID_CHARSET_DOC}")]
     return []
 

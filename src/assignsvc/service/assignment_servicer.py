@@ -16,6 +16,7 @@ import grpc
 from assignsvc.assigner import Assigner, AssignItem, AssignmentResult
 from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
 from assignsvc.service.convert import attributes_from_pb, fill_assignment
+from assignsvc.service.scope import scoped
 from assignsvc.service.status import maps_domain_errors, maps_domain_errors_in_stream, to_rpc_status
 from assignsvc.v1 import assignment_service_pb2 as pb
 from assignsvc.v1 import assignment_service_pb2_grpc as pb_grpc
@@ -46,7 +47,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         self, request: pb.AssignRequest, context: Context
     ) -> pb.AssignResponse:
         attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-        result = await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
+        result = await self._assigner.assign(scoped(request.experiment_id), request.participant_id, attributes)
         response = pb.AssignResponse()
         fill_assignment(response.assignment, result)
         return response
@@ -56,7 +57,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         self, request: pb.GetAssignmentRequest, context: Context
     ) -> pb.GetAssignmentResponse:
         attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-        result = await self._assigner.get_assignment(request.experiment_id, request.participant_id, attributes)
+        result = await self._assigner.get_assignment(scoped(request.experiment_id), request.participant_id, attributes)
         response = pb.GetAssignmentResponse()
         fill_assignment(response.assignment, result)
         return response
@@ -77,7 +78,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                     attributes = attributes_from_pb(r.attributes, f"requests[{i}].attributes")
                 except InvalidArgumentError as error:
                     bad[i] = error
-            items.append((r.experiment_id, r.participant_id, attributes))
+            items.append((scoped(r.experiment_id), r.participant_id, attributes))
         good = [item for i, item in enumerate(items) if i not in bad]
         answers = iter(await self._assigner.assign_many(good)) if good else iter(())
         outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
@@ -124,6 +125,6 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         """One stream item; its own bad input is its own result, a store outage is the stream's."""
         try:
             attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-            return await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
+            return await self._assigner.assign(scoped(request.experiment_id), request.participant_id, attributes)
         except (InvalidArgumentError, NotFoundError) as error:
             return error

@@ -16,6 +16,7 @@ from assignsvc.exporter import ExportChunk, ExportedRow, Exporter, ExportFilters
 from assignsvc.pacing import SLICE_ROWS, Pacer
 from assignsvc.preassigner import ParticipantGroup, Preassigner
 from assignsvc.service.convert import strata_to_pb
+from assignsvc.service.scope import local_part, scoped
 from assignsvc.service.status import maps_domain_errors, maps_domain_errors_in_stream
 from assignsvc.store.assignments import ARM_SLOTS
 from assignsvc.v1 import bulk_assignment_service_pb2 as pb
@@ -92,7 +93,7 @@ class BulkAssignmentServicer(pb_grpc.BulkAssignmentServiceServicer):
     ) -> AsyncGenerator[pb.ExportAssignmentsResponse, None]:
         pacer = Pacer(self._bulk_share, self._activity)
         chunks = self._exporter.export(
-            request.experiment_id, filters_from_pb(request), request.resume_token, request.chunk_size, pacer
+            scoped(request.experiment_id), filters_from_pb(request), request.resume_token, request.chunk_size, pacer
         )
         async for chunk in chunks:
             yield await paced_chunk_to_pb(chunk, pacer)
@@ -104,20 +105,20 @@ class BulkAssignmentServicer(pb_grpc.BulkAssignmentServiceServicer):
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.experiment_id:
             raise InvalidArgumentError.single("experiment_id", "is required in the first message")
-        experiment_id = first.experiment_id
+        experiment_id = scoped(first.experiment_id)
         self._preassigner.experiment(experiment_id)  # NOT_FOUND / FAILED_PRECONDITION before the upload
 
         async def batches() -> AsyncIterator[Sequence[ParticipantGroup]]:
             yield _groups(first)
             async for message in request_iterator:
-                if message.experiment_id and message.experiment_id != experiment_id:
+                if message.experiment_id and message.experiment_id != first.experiment_id:
                     raise InvalidArgumentError.single(
-                        "experiment_id", f"must be {experiment_id!r} (as in the first message) or empty")
+                        "experiment_id", f"must be {first.experiment_id!r} (as in the first message) or empty")
                 yield _groups(message)
 
         summary = await self._preassigner.preassign(experiment_id, batches())
         return pb.PreassignParticipantsResponse(
-            experiment_id=summary.experiment.id, bucket_version=summary.experiment.bucket_version,
+            experiment_id=local_part(summary.experiment.id), bucket_version=summary.experiment.bucket_version,
             received_count=summary.received, created_count=summary.created,
             already_assigned_count=summary.already_assigned,
             strata=strata_to_pb(summary.experiment.arms, summary.strata),

@@ -17,6 +17,7 @@ from assignsvc.service.convert import (
     stats_to_pb,
     status_from_pb,
 )
+from assignsvc.service.scope import caller_datasource, scoped
 from assignsvc.service.status import maps_domain_errors
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as pb
@@ -48,14 +49,14 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
     async def GetExperiment(  # noqa: N802 - gRPC method name
         self, request: pb.GetExperimentRequest, context: Context
     ) -> pb.GetExperimentResponse:
-        experiment = self._catalog.get(request.experiment_id)
+        experiment = self._catalog.get(scoped(request.experiment_id))
         return pb.GetExperimentResponse(experiment=experiment_to_pb(experiment))
 
     @maps_domain_errors
     async def ListExperiments(  # noqa: N802 - gRPC method name
         self, request: pb.ListExperimentsRequest, context: Context
     ) -> pb.ListExperimentsResponse:
-        page, next_token = self._catalog.list(request.page_size, request.page_token)
+        page, next_token = self._catalog.list(request.page_size, request.page_token, caller_datasource())
         return pb.ListExperimentsResponse(
             experiments=[experiment_to_pb(e) for e in page], next_page_token=next_token
         )
@@ -75,11 +76,11 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
     async def DeleteExperiment(  # noqa: N802 - gRPC method name
         self, request: pb.DeleteExperimentRequest, context: Context
     ) -> pb.DeleteExperimentResponse:
-        await self._catalog.delete(request.experiment_id, request.etag)
+        await self._catalog.delete(scoped(request.experiment_id), request.etag)
         return pb.DeleteExperimentResponse()
 
     async def _change_status(self, request: StatusRequest, action: Action) -> epb.Experiment:
-        changed = await self._catalog.change_status(request.experiment_id, action, request.etag)
+        changed = await self._catalog.change_status(scoped(request.experiment_id), action, request.etag)
         return experiment_to_pb(changed)
 
     @maps_domain_errors
@@ -111,7 +112,7 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         self, request: pb.RerandomizeExperimentRequest, context: Context
     ) -> pb.RerandomizeExperimentResponse:
         changed = await self._catalog.rerandomize(
-            request.experiment_id, request.etag, request.seed,
+            scoped(request.experiment_id), request.etag, request.seed,
             block_previous=request.block_previous_participants,
         )
         return pb.RerandomizeExperimentResponse(experiment=experiment_to_pb(changed))
@@ -121,7 +122,7 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         self, request: pb.GetExperimentStatsRequest, context: Context
     ) -> pb.GetExperimentStatsResponse:
         version = request.bucket_version if request.HasField("bucket_version") else None
-        return stats_to_pb(await self._catalog.stats(request.experiment_id, version))
+        return stats_to_pb(await self._catalog.stats(scoped(request.experiment_id), version))
 
     @maps_domain_errors
     async def ApplyExperiments(  # noqa: N802 - gRPC method name

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from assignsvc.core.saved_groups import SavedGroup
 from assignsvc.errors import InvalidArgumentError
 from assignsvc.saved_groups import SavedGroupCatalog, format_group_etag
+from assignsvc.service.scope import local_part, scoped
 from assignsvc.service.status import maps_domain_errors
 from assignsvc.v1 import saved_group_service_pb2 as pb
 from assignsvc.v1 import saved_group_service_pb2_grpc as pb_grpc
@@ -26,7 +27,7 @@ def _timestamp(ms: int) -> Timestamp:
 def group_to_pb(group: SavedGroup) -> pb.SavedGroup:
     """The API's view of a stored group."""
     return pb.SavedGroup(
-        id=group.id, name=group.name, size=group.size, create_time=_timestamp(group.create_time_ms),
+        id=local_part(group.id), name=group.name, size=group.size, create_time=_timestamp(group.create_time_ms),
         update_time=_timestamp(group.update_time_ms), etag=format_group_etag(group),
     )
 
@@ -43,7 +44,7 @@ class SavedGroupServicer(pb_grpc.SavedGroupServiceServicer):
     ) -> pb.CreateSavedGroupResponse:
         if not request.HasField("saved_group"):
             raise InvalidArgumentError.single("saved_group", "is required")
-        group = SavedGroup(id=request.saved_group.id, name=request.saved_group.name)
+        group = SavedGroup(id=scoped(request.saved_group.id), name=request.saved_group.name)
         created = await self._catalog.create(group, list(request.ids))
         return pb.CreateSavedGroupResponse(saved_group=group_to_pb(created))
 
@@ -51,7 +52,7 @@ class SavedGroupServicer(pb_grpc.SavedGroupServiceServicer):
     async def GetSavedGroup(  # noqa: N802 - gRPC method name
         self, request: pb.GetSavedGroupRequest, context: Context
     ) -> pb.GetSavedGroupResponse:
-        return pb.GetSavedGroupResponse(saved_group=group_to_pb(self._catalog.get(request.saved_group_id)))
+        return pb.GetSavedGroupResponse(saved_group=group_to_pb(self._catalog.get(scoped(request.saved_group_id))))
 
     @maps_domain_errors
     async def ListSavedGroups(  # noqa: N802 - gRPC method name
@@ -66,7 +67,7 @@ class SavedGroupServicer(pb_grpc.SavedGroupServiceServicer):
     ) -> pb.UpdateSavedGroupResponse:
         name = request.name if request.HasField("name") else None
         updated = await self._catalog.update(
-            request.saved_group_id, request.etag, name, list(request.add_ids), list(request.remove_ids)
+            scoped(request.saved_group_id), request.etag, name, list(request.add_ids), list(request.remove_ids)
         )
         return pb.UpdateSavedGroupResponse(saved_group=group_to_pb(updated))
 
@@ -85,12 +86,12 @@ class SavedGroupServicer(pb_grpc.SavedGroupServiceServicer):
                 yield list(message.ids)
 
         replace = first.mode != pb.UPLOAD_MODE_ADD
-        group, received = await self._catalog.upload(first.saved_group_id, first.etag, replace, chunks())
+        group, received = await self._catalog.upload(scoped(first.saved_group_id), first.etag, replace, chunks())
         return pb.UploadSavedGroupIdsResponse(saved_group=group_to_pb(group), received_ids=received)
 
     @maps_domain_errors
     async def DeleteSavedGroup(  # noqa: N802 - gRPC method name
         self, request: pb.DeleteSavedGroupRequest, context: Context
     ) -> pb.DeleteSavedGroupResponse:
-        await self._catalog.delete(request.saved_group_id, request.etag)
+        await self._catalog.delete(scoped(request.saved_group_id), request.etag)
         return pb.DeleteSavedGroupResponse()

@@ -6,6 +6,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from assignsvc.core.events import Webhook
+from assignsvc.service.scope import local_part, scoped
 from assignsvc.store.outbox import DeliveryRecord
 from assignsvc.v1 import webhook_service_pb2 as wpb
 
@@ -26,7 +27,7 @@ def _ts(ms: int) -> Timestamp:
 def webhook_from_pb(msg: wpb.Webhook) -> Webhook:
     """The user-settable fields of a request's webhook."""
     return Webhook(
-        id=msg.id, url=msg.url, events=tuple(msg.events), enabled=msg.enabled, description=msg.description,
+        id=scoped(msg.id), url=msg.url, events=tuple(msg.events), enabled=msg.enabled, description=msg.description,
         token=msg.token, sign_body=msg.sign_body,
     )
 
@@ -34,7 +35,7 @@ def webhook_from_pb(msg: wpb.Webhook) -> Webhook:
 def webhook_to_pb(webhook: Webhook, *, with_secret: bool = False) -> wpb.Webhook:
     """The API's view: never the token, the secret only when asked (create, rotate)."""
     msg = wpb.Webhook(
-        id=webhook.id, url=webhook.url, events=list(webhook.events), enabled=webhook.enabled,
+        id=local_part(webhook.id), url=webhook.url, events=list(webhook.events), enabled=webhook.enabled,
         description=webhook.description, has_token=bool(webhook.token), sign_body=webhook.sign_body,
         disabled_reason=webhook.disabled_reason, failed_events=webhook.failed_events,
         create_time=_ts(webhook.create_time_ms), update_time=_ts(webhook.update_time_ms),

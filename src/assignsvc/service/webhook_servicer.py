@@ -8,6 +8,7 @@ import grpc
 
 from assignsvc.errors import InvalidArgumentError
 from assignsvc.service.convert import duration_ms
+from assignsvc.service.scope import caller_datasource, scoped
 from assignsvc.service.status import maps_domain_errors
 from assignsvc.service.webhook_convert import delivery_to_pb, webhook_from_pb, webhook_to_pb
 from assignsvc.v1 import webhook_service_pb2 as pb
@@ -29,20 +30,20 @@ class WebhookServicer(pb_grpc.WebhookServiceServicer):
     ) -> pb.CreateWebhookResponse:
         if not request.HasField("webhook"):
             raise InvalidArgumentError.single("webhook", "is required")
-        created = await self._manager.create(webhook_from_pb(request.webhook))
+        created = await self._manager.create(webhook_from_pb(request.webhook), caller_datasource())
         return pb.CreateWebhookResponse(webhook=webhook_to_pb(created, with_secret=True))
 
     @maps_domain_errors
     async def GetWebhook(  # noqa: N802 - gRPC method name
         self, request: pb.GetWebhookRequest, context: Context
     ) -> pb.GetWebhookResponse:
-        return pb.GetWebhookResponse(webhook=webhook_to_pb(await self._manager.get(request.webhook_id)))
+        return pb.GetWebhookResponse(webhook=webhook_to_pb(await self._manager.get(scoped(request.webhook_id))))
 
     @maps_domain_errors
     async def ListWebhooks(  # noqa: N802 - gRPC method name
         self, request: pb.ListWebhooksRequest, context: Context
     ) -> pb.ListWebhooksResponse:
-        page, token = await self._manager.list(request.page_size, request.page_token)
+        page, token = await self._manager.list(request.page_size, request.page_token, caller_datasource())
         return pb.ListWebhooksResponse(webhooks=[webhook_to_pb(w) for w in page], next_page_token=token)
 
     @maps_domain_errors
@@ -58,7 +59,7 @@ class WebhookServicer(pb_grpc.WebhookServiceServicer):
     async def DeleteWebhook(  # noqa: N802 - gRPC method name
         self, request: pb.DeleteWebhookRequest, context: Context
     ) -> pb.DeleteWebhookResponse:
-        await self._manager.delete(request.webhook_id)
+        await self._manager.delete(scoped(request.webhook_id))
         return pb.DeleteWebhookResponse()
 
     @maps_domain_errors
@@ -66,18 +67,18 @@ class WebhookServicer(pb_grpc.WebhookServiceServicer):
         self, request: pb.RotateWebhookSecretRequest, context: Context
     ) -> pb.RotateWebhookSecretResponse:
         grace = duration_ms(request.grace_period, "grace_period") / 1000 if request.HasField("grace_period") else None
-        rotated = await self._manager.rotate_secret(request.webhook_id, grace)
+        rotated = await self._manager.rotate_secret(scoped(request.webhook_id), grace)
         return pb.RotateWebhookSecretResponse(webhook=webhook_to_pb(rotated, with_secret=True))
 
     @maps_domain_errors
     async def SendTestEvent(  # noqa: N802 - gRPC method name
         self, request: pb.SendTestEventRequest, context: Context
     ) -> pb.SendTestEventResponse:
-        return pb.SendTestEventResponse(event_id=await self._manager.send_test(request.webhook_id))
+        return pb.SendTestEventResponse(event_id=await self._manager.send_test(scoped(request.webhook_id)))
 
     @maps_domain_errors
     async def ListDeliveries(  # noqa: N802 - gRPC method name
         self, request: pb.ListDeliveriesRequest, context: Context
     ) -> pb.ListDeliveriesResponse:
-        page, token = await self._manager.deliveries(request.webhook_id, request.page_size, request.page_token)
+        page, token = await self._manager.deliveries(scoped(request.webhook_id), request.page_size, request.page_token)
         return pb.ListDeliveriesResponse(deliveries=[delivery_to_pb(d) for d in page], next_page_token=token)

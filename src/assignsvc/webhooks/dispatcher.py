@@ -29,6 +29,7 @@ from assignsvc.assigner import Clock, wall_clock_ms
 from assignsvc.core.egress import Network
 from assignsvc.core.events import WEBHOOK_TEST, Webhook, canonical_json, envelope, event_data, matches
 from assignsvc.core.retry import RetrySchedule, parse_retry_after
+from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, local_part
 from assignsvc.core.signing import body_signature, standard_headers
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.metrics import WEBHOOK_DELIVERIES
@@ -165,10 +166,16 @@ class WebhookDispatcher:
             targets = [w for w in webhooks if w.id == event.target]
             data: dict[str, Any] = {"object": json.loads(event.detail)}
         else:
-            targets = [w for w in webhooks if w.enabled and matches(w.events, event.type)]
+            owner = datasource_of(json.loads(event.experiment)["id"]) if event.experiment else DEFAULT_DATASOURCE
+            targets = [
+                w for w in webhooks
+                if w.enabled and matches(w.events, event.type) and datasource_of(w.id) == owner
+            ]
             data = event_data(self._render(event.experiment) if event.experiment else None, json.loads(event.detail))
         payload = canonical_json(envelope(event_id, event.type, _rfc3339(event.time_ms), data))
-        return [NewDelivery(f"msg_{event.ordinal}_{w.id}", w.id, event_id, event.type, payload) for w in targets]
+        return [
+            NewDelivery(f"msg_{event.ordinal}_{local_part(w.id)}", w.id, event_id, event.type, payload) for w in targets
+        ]
 
     # --- delivery -------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from assignsvc.core.events import (
     canonical_json,
     event_filter_violations,
 )
+from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, local_part, qualify
 from assignsvc.core.signing import SECRET_BYTES, format_secret
 from assignsvc.errors import ConflictError, FieldViolation, InvalidArgumentError, NotFoundError
 from assignsvc.store.outbox import DeliveryRecord, RedisOutbox
@@ -80,13 +81,13 @@ class WebhookManager:
         self._clock = clock
         self._random_bytes = random_bytes
 
-    async def create(self, webhook: Webhook) -> Webhook:
-        """Validate, give it an id and a secret, store it enabled."""
+    async def create(self, webhook: Webhook, datasource: str = DEFAULT_DATASOURCE) -> Webhook:
+        """Validate, give it an id (in the datasource) and a secret, store it enabled."""
         await self._check(webhook, UPDATABLE)
         now = self._clock()
         stored = dataclasses.replace(
             webhook,
-            id="wh_" + self._random_bytes(8).hex(),
+            id=qualify(datasource, "wh_" + self._random_bytes(8).hex()),
             enabled=True,
             secrets=(Secret(format_secret(self._random_bytes(SECRET_BYTES))),),
             disabled_reason="",
@@ -106,11 +107,13 @@ class WebhookManager:
             raise NotFoundError("webhook", webhook_id)
         return webhook
 
-    async def list(self, page_size: int, page_token: str) -> tuple[builtins.list[Webhook], str]:
-        """A page of webhooks by id and the next page's token ('' at the end)."""
+    async def list(
+        self, page_size: int, page_token: str, datasource: str = DEFAULT_DATASOURCE
+    ) -> tuple[builtins.list[Webhook], str]:
+        """A page of the datasource's webhooks by id and the next page's token ('' at the end)."""
         size = _page_size(page_size)
         after = _decode_token(page_token) if page_token else ""
-        remaining = [w for w in await self._store.all() if w.id > after]
+        remaining = [w for w in await self._store.all() if w.id > after and datasource_of(w.id) == datasource]
         page = remaining[:size]
         return page, _encode_token(page[-1].id) if len(remaining) > size else ""
 
@@ -162,7 +165,7 @@ class WebhookManager:
     async def send_test(self, webhook_id: str) -> str:
         """Queue a webhook.test event for this webhook; the event id."""
         webhook = await self.get(webhook_id)
-        entry = await self._outbox.add_test_event(webhook.id, canonical_json({"webhook_id": webhook.id}))
+        entry = await self._outbox.add_test_event(webhook.id, canonical_json({"webhook_id": local_part(webhook.id)}))
         ms, _, seq = entry.partition("-")
         return f"evt_{int(ms):013d}{int(seq or 0):05d}"
 
@@ -179,7 +182,7 @@ class WebhookManager:
 
     @staticmethod
     def _check_id(webhook_id: str, field: str = "webhook_id") -> None:
-        if not _ID.match(webhook_id):
+        if not _ID.match(local_part(webhook_id)):
             raise InvalidArgumentError.single(field, "must be a webhook id: wh_ and 16 hex digits")
 
     async def _check(self, webhook: Webhook, paths: Sequence[str]) -> None:
