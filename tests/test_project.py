@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "store": 1, "registry": 1, "redis_server": 1, "documents": 1, "sticky_cache": 1, "pacing": 1,
     "metrics": 1, "logs": 1,
     "assigner": 2, "catalog": 2, "applier": 2, "exporter": 2, "preassigner": 2, "webhooks": 2, "saved_groups": 2,
+    "access": 2,
     "service": 3,
     "server": 4, "workers": 4,
     "cli": 5, "cli_output": 5, "cli_bulk": 5, "cli_webhooks": 5, "cli_groups": 5, "__main__": 5,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -209,6 +209,11 @@ class ServerConfig:
     # RPCs served at once (streams count for their whole life); past it, RESOURCE_EXHAUSTED.
     # 0 = no cap. Health checks and reflection are never counted.
     max_concurrent_rpcs: int = 1000
+    # API keys on every RPC (access.py). Off is allowed only on a loopback bind: see load().
+    auth: bool = False
+    # ASSIGNSVC_OPERATOR_KEY: an operator credential configured at start (the server keeps
+    # only its digest; never printed). "" = operator keys come from `assignsvc bootstrap`.
+    operator_key: str = field(default="", repr=False)
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ServerConfig:
@@ -260,7 +265,35 @@ class ServerConfig:
             workers=_as_int(_pick(flags.get("workers"), env, "WORKERS", d.workers), "ASSIGNSVC_WORKERS", 1, 64),
             **_webhook_settings(env, flags, d),
             **_operations_settings(env, flags, d),
+            **_auth_settings(env, flags, str(_pick(flags.get("host"), env, "HOST", d.host))),
         )
+
+
+AUTH_MODES = ("auto", "on", "off")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding `host` keeps the server reachable from this machine only."""
+    if host == "localhost" or host.startswith("unix:"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth_settings(env: Mapping[str, str], flags: Mapping[str, Any], host: str) -> dict[str, Any]:
+    """auto: authentication on unless bound to loopback; off anywhere else refuses to start."""
+    mode = str(_pick(flags.get("auth"), env, "AUTH", "auto")).lower()
+    if mode not in AUTH_MODES:
+        raise ConfigError(f"ASSIGNSVC_AUTH must be auto, on or off, got {mode!r}")
+    auth = mode == "on" or (mode == "auto" and not is_loopback_host(host))
+    if not auth and not is_loopback_host(host):
+        raise ConfigError(
+            f"ASSIGNSVC_AUTH=off needs a loopback bind (127.0.0.1, ::1, localhost); {host!r} would serve "
+            "every experiment to anyone who can reach it. Use --auth on (API keys) instead"
+        )
+    return {"auth": auth, "operator_key": env.get("ASSIGNSVC_OPERATOR_KEY", "")}
 
 
 def _webhook_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: ServerConfig) -> dict[str, Any]:

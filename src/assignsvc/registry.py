@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from array import array
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from assignsvc.core.bucketing import BucketPlan
@@ -21,6 +22,7 @@ from assignsvc.core.model import Experiment
 from assignsvc.core.saved_groups import MemberSet, SavedGroup, member_hashes
 from assignsvc.core.targeting import TargetingPlan
 from assignsvc.errors import StoreUnavailableError
+from assignsvc.store.access import ACCESS_NOTICE
 from assignsvc.store.protocols import ChangeNotice, ExperimentStore, SavedGroupStore
 from assignsvc.store.saved_groups import NOTICE_PREFIX
 
@@ -48,6 +50,9 @@ class ExperimentRegistry:
         self, store: ExperimentStore, refresh_interval_s: float = 1.0, groups: SavedGroupStore | None = None
     ) -> None:
         self._store = store
+        # Called when datasources or API keys changed (an `access:` notice, or any full
+        # reload): the key ring rides this feed rather than running a second one.
+        self.on_access_change: Callable[[], Awaitable[None]] | None = None
         self._group_store = groups
         self._refresh_interval_s = refresh_interval_s
         self._live: dict[str, LiveExperiment] = {}
@@ -98,6 +103,8 @@ class ExperimentRegistry:
             for gone in live.keys() - experiments.keys():
                 del live[gone]
             await self._refresh_groups()  # first: a new condition must never see its group missing
+            if self.on_access_change is not None:
+                await self.on_access_change()
             self._live = live
             self._revision = revision
 
@@ -176,6 +183,10 @@ class ExperimentRegistry:
             else:
                 gap = False
                 for experiment_id in notice.experiment_ids:
+                    if experiment_id == ACCESS_NOTICE:
+                        if self.on_access_change is not None:
+                            await self.on_access_change()
+                        continue
                     if experiment_id.startswith(NOTICE_PREFIX):
                         if self._group_store is not None:
                             await self.reload_group(experiment_id.removeprefix(NOTICE_PREFIX))

@@ -25,10 +25,12 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio.cluster import RedisCluster
 
+from assignsvc.access import AccessManager, KeyRing
 from assignsvc.applier import ExperimentApplier
 from assignsvc.assigner import Assigner
 from assignsvc.catalog import ExperimentCatalog
-from assignsvc.config import SERVER_CHANNEL_OPTIONS, ConfigError, ServerConfig
+from assignsvc.config import SERVER_CHANNEL_OPTIONS, ConfigError, ServerConfig, is_loopback_host
+from assignsvc.core.access import key_digest, well_formed
 from assignsvc.core.retry import RetrySchedule
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.exporter import Exporter
@@ -45,10 +47,12 @@ from assignsvc.service import (
     SavedGroupServicer,
     WebhookServicer,
 )
+from assignsvc.service.access_servicer import ApiKeyServicer, DatasourceServicer
 from assignsvc.service.convert import experiment_to_pb
 from assignsvc.service.interceptors import ServerInterceptor
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
+from assignsvc.store.access import RedisAccessStore
 from assignsvc.store.assignments import CLAIM_SCRIPT
 from assignsvc.store.cluster import ClusterAssignmentStore
 from assignsvc.store.codec import experiment_from_json
@@ -62,12 +66,14 @@ from assignsvc.store.rows import BULK_TIMEOUT_S, PREASSIGN_SCRIPT, AssignmentRow
 from assignsvc.store.saved_groups import RedisSavedGroupStore
 from assignsvc.store.webhooks import RedisWebhookStore
 from assignsvc.v1 import (
+    access_service_pb2,
     assignment_service_pb2,
     bulk_assignment_service_pb2,
     experiment_service_pb2,
     saved_group_service_pb2,
     webhook_service_pb2,
 )
+from assignsvc.v1 import access_service_pb2_grpc as access_grpc
 from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bulk_grpc
 from assignsvc.v1 import experiment_service_pb2_grpc as experiment_grpc
@@ -83,6 +89,8 @@ SERVICE_NAMES = (
     bulk_assignment_service_pb2.DESCRIPTOR.services_by_name["BulkAssignmentService"].full_name,
     webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
     saved_group_service_pb2.DESCRIPTOR.services_by_name["SavedGroupService"].full_name,
+    access_service_pb2.DESCRIPTOR.services_by_name["DatasourceService"].full_name,
+    access_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
 )
 EMBEDDED_WATCH_INTERVAL_S = 1.0
 
@@ -182,6 +190,7 @@ class RunningServer:
     srm_watcher: SrmWatcher | None = None
     interceptor: ServerInterceptor | None = None
     metrics: MetricsEndpoint | None = None
+    key_ring: KeyRing | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
@@ -200,6 +209,8 @@ class RunningServer:
         if self.metrics is not None:
             self.metrics.stop()
         await _release(self.srm_watcher, self.dispatcher)
+        if self.key_ring is not None:
+            await self.key_ring.stop()
         await self.registry.stop()
         await _release(self.fast_pipe, self.bulk_pipe, self.redis, self.embedded)
 
@@ -256,6 +267,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
         experiment_store = RedisExperimentStore(redis, keys)
         group_store = RedisSavedGroupStore(redis, keys)
         registry = ExperimentRegistry(experiment_store, config.refresh_interval_s, group_store)
+        access_store = RedisAccessStore(redis, keys)
+        key_ring = _key_ring(config, access_store, registry)
         await registry.start()
         assignment_store, fast_pipe, rows, bulk_pipe = _assignment_stores(redis, redis_url, keys, config)
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
@@ -263,7 +276,9 @@ async def create_server(config: ServerConfig) -> RunningServer:
         # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
         # port would then start silently and take half the connections (with its own Redis,
         # other arms). Only the workers of one `serve --workers N` may share a port.
-        interceptor = ServerInterceptor(config.max_concurrent_rpcs, record_metrics=config.metrics_port != 0)
+        interceptor = ServerInterceptor(
+            config.max_concurrent_rpcs, record_metrics=config.metrics_port != 0, key_ring=key_ring
+        )
         server = grpc.aio.server(
             interceptors=[interceptor],
             options=[*SERVER_CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)],
@@ -281,6 +296,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         saved_group_grpc.add_SavedGroupServiceServicer_to_server(
             SavedGroupServicer(SavedGroupCatalog(registry, group_store)), server
         )
+        _add_access_services(server, AccessManager(access_store, key_ring))
         health = HealthServicer()
         for name in ("", *SERVICE_NAMES):  # grpc_health starts "" as SERVING: not before we are
             await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -300,6 +316,8 @@ async def create_server(config: ServerConfig) -> RunningServer:
         await dispatcher.start()
         srm_watcher = SrmWatcher(registry, catalog, outbox, config.srm_threshold, config.srm_check_interval_s)
         srm_watcher.start()
+        if key_ring is not None:
+            key_ring.start()
         metrics = _metrics_endpoint(config, assigner, interceptor)
     except BaseException:
         await _release(srm_watcher, dispatcher, fast_pipe, bulk_pipe, redis, embedded)
@@ -310,8 +328,34 @@ async def create_server(config: ServerConfig) -> RunningServer:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
         server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe,
-        dispatcher, srm_watcher, interceptor, metrics,
+        dispatcher, srm_watcher, interceptor, metrics, key_ring,
     )
+
+
+def _add_access_services(server: grpc.aio.Server, manager: AccessManager) -> None:
+    access_grpc.add_DatasourceServiceServicer_to_server(DatasourceServicer(manager), server)
+    access_grpc.add_ApiKeyServiceServicer_to_server(ApiKeyServicer(manager), server)
+
+
+def _key_ring(config: ServerConfig, store: RedisAccessStore, registry: ExperimentRegistry) -> KeyRing | None:
+    """The key ring every call is checked against (None without auth: loopback only, loudly),
+    following the registry's change feed."""
+    if not config.auth:
+        if not is_loopback_host(config.host):
+            raise ConfigError(f"authentication is off: refusing to listen on {config.host} (loopback only)")
+        log.warning(
+            "AUTHENTICATION IS OFF: every caller on this machine may read and change every experiment "
+            "(default datasource). Only for local development; bind elsewhere with --auth on."
+        )
+        return None
+    operator_digest = ""
+    if config.operator_key:
+        if not well_formed(config.operator_key):
+            raise ConfigError("ASSIGNSVC_OPERATOR_KEY is not a well-formed key (make one with `assignsvc keygen`)")
+        operator_digest = key_digest(config.operator_key)
+    ring = KeyRing(store, operator_digest)
+    registry.on_access_change = ring.reload
+    return ring
 
 
 def _metrics_endpoint(

@@ -1,10 +1,13 @@
-"""The server interceptor: request ids, load shedding, drain refusals and RPC metrics.
+"""The server interceptor: authentication, request ids, load shedding, drain refusals, RPC metrics.
 
-One interceptor does all four so Assign pays for one wrapper, not four. Wrapped
+One interceptor does all five so Assign pays for one wrapper, not five. Authentication
+happens before the handler is chosen: a refused call gets a handler that only aborts
+(UNAUTHENTICATED, PERMISSION_DENIED, or RESOURCE_EXHAUSTED over a key's rate limit);
+an admitted one runs with its datasource in service.scope.CALLER_DATASOURCE. Wrapped
 handlers are built once per method and reused (the generated handlers are static),
 keeping each call's cost to a counter, a clock read and one histogram observe.
-Health and reflection are never wrapped: probes must answer while the server sheds
-load or drains.
+Health and reflection are never wrapped nor authenticated: probes must answer while
+the server sheds load or drains.
 """
 
 from __future__ import annotations
@@ -20,17 +23,29 @@ from typing import Any
 
 import grpc
 
+from assignsvc.access import Admitted, KeyRing, Refusal
 from assignsvc.logs import REQUEST_ID
 from assignsvc.metrics import RPC_DURATION
-from assignsvc.service.status import DRAINING, OVERLOADED
+from assignsvc.service.access_policy import OPEN_PREFIXES, required_scope
+from assignsvc.service.scope import CALLER_DATASOURCE
+from assignsvc.service.status import (
+    DRAINING,
+    OVERLOADED,
+    PERMISSION_DENIED,
+    UNAUTHENTICATED_INVALID,
+    UNAUTHENTICATED_MISSING,
+    rate_limited,
+)
 
 log = logging.getLogger(__name__)
 
-EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+EXEMPT_PREFIXES = OPEN_PREFIXES
 # Reads are not logged (Assign is the hot path, and every Get/List would flood the log);
 # every other RPC changes something and gets one line with its outcome: an audit trail.
 READS = ("Get", "List", "Assign", "BatchAssign", "StreamAssign", "ExportAssignments", "Check", "Watch")
 REQUEST_ID_KEY = "x-request-id"
+DATASOURCE_KEY = "datasource-id"  # Evidential's metadata names
+API_KEY_KEY = "x-api-key"
 QUIET_S = 0.25  # drain: no new call for this long before gRPC's own stop
 MAX_REQUEST_ID = 128  # a longer client id is cut: it is logged on every line
 
@@ -41,8 +56,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Admits at most max_concurrent RPCs (0 = no cap), refuses all while draining;
     times each call into RPC_DURATION when record_metrics (the metrics port is on)."""
 
-    def __init__(self, max_concurrent: int, record_metrics: bool = True) -> None:
+    def __init__(self, max_concurrent: int, record_metrics: bool = True, key_ring: KeyRing | None = None) -> None:
         self.max_concurrent = max_concurrent
+        self.key_ring = key_ring  # None: no authentication (loopback development only)
         self.record_metrics = record_metrics
         self.in_flight = 0
         self.draining = False
@@ -61,18 +77,36 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = details.method
         if handler is None or method.startswith(EXEMPT_PREFIXES):
             return handler
-        REQUEST_ID.set(self._request_id(details.invocation_metadata))
+        request_id, datasource, api_key = _read_metadata(details.invocation_metadata)
+        REQUEST_ID.set(request_id or f"{self._id_prefix}{next(self._ids)}")
+        if self.key_ring is not None:
+            refusal = self._authenticate(method, datasource, api_key)
+            if refusal is not None:
+                if self.record_metrics:
+                    RPC_DURATION.labels(method.rsplit("/", 1)[-1], refusal.code.name).observe(0.0)
+                return _refusing(handler, refusal)
         key = (method, id(handler))
         wrapped = self._wrapped.get(key)
         if wrapped is None:
             wrapped = self._wrapped[key] = self._wrap(method.rsplit("/", 1)[-1], handler)
         return wrapped
 
-    def _request_id(self, metadata: Any) -> str:
-        for name, value in metadata or ():
-            if name == REQUEST_ID_KEY and isinstance(value, str) and value:
-                return value[:MAX_REQUEST_ID]
-        return f"{self._id_prefix}{next(self._ids)}"
+    def _authenticate(self, method: str, datasource: str, api_key: str) -> Any:
+        """None if the call may go on (its datasource now set for it), else the refusal status."""
+        assert self.key_ring is not None
+        if not api_key:
+            return UNAUTHENTICATED_MISSING
+        needed, operator_may = required_scope(method)
+        verdict = self.key_ring.check(datasource, api_key, needed, operator_may)
+        if isinstance(verdict, Admitted):
+            CALLER_DATASOURCE.set(verdict.datasource)
+            return None
+        refusal, delay = verdict
+        if refusal is Refusal.PERMISSION_DENIED:
+            return PERMISSION_DENIED
+        if refusal is Refusal.RATE_LIMITED:
+            return rate_limited(delay)
+        return UNAUTHENTICATED_INVALID
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if not method.startswith(READS):
@@ -175,6 +209,41 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         code = context.code()
         name = code.name if isinstance(code, grpc.StatusCode) else "CANCELLED" if context.cancelled() else "UNKNOWN"
         RPC_DURATION.labels(method, name).observe(time.perf_counter() - started)
+
+
+def _read_metadata(metadata: Any) -> tuple[str, str, str]:
+    """(request id, datasource id, API key) from the call's metadata, each '' if absent."""
+    request_id = datasource = api_key = ""
+    for name, value in metadata or ():
+        if not isinstance(value, str):
+            continue  # a binary (-bin) header
+        if name == API_KEY_KEY:
+            api_key = value
+        elif name == DATASOURCE_KEY:
+            datasource = value
+        elif name == REQUEST_ID_KEY:
+            request_id = value[:MAX_REQUEST_ID]
+    return request_id, datasource, api_key
+
+
+def _refusing(handler: grpc.RpcMethodHandler, status: Any) -> grpc.RpcMethodHandler:
+    """A handler of the same kind as `handler` that only answers with `status`."""
+
+    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    async def refuse_streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        await context.abort(status.code, status.details, status.trailing_metadata)
+        yield  # pragma: no cover - abort raises; this makes the function a generator
+
+    kinds = (
+        (handler.unary_unary, grpc.unary_unary_rpc_method_handler, refuse),
+        (handler.stream_unary, grpc.stream_unary_rpc_method_handler, refuse),
+        (handler.unary_stream, grpc.unary_stream_rpc_method_handler, refuse_streaming),
+        (handler.stream_stream, grpc.stream_stream_rpc_method_handler, refuse_streaming),
+    )
+    factory, behavior = next((f, b) for present, f, b in kinds if present is not None)
+    return factory(behavior, handler.request_deserializer, handler.response_serializer)
 
 
 def _audited(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

@@ -138,3 +138,24 @@ OVERLOADED = _refusal(
     OVERLOADED_RETRY_DELAY_S,
 )
 DRAINING = _refusal(code_pb2.UNAVAILABLE, "DRAINING", "server is shutting down; retry on another replica", 0.0)
+
+# Authentication refusals (service.interceptors); rate limits carry the key's own delay.
+UNAUTHENTICATED_MISSING = rpc_status.to_status(status_pb2.Status(
+    code=code_pb2.UNAUTHENTICATED, message="send the x-api-key and datasource-id metadata",
+    details=[_pack(error_details_pb2.ErrorInfo(reason="CREDENTIALS_MISSING", domain=ERROR_DOMAIN))],
+))
+UNAUTHENTICATED_INVALID = rpc_status.to_status(status_pb2.Status(
+    code=code_pb2.UNAUTHENTICATED,
+    message="x-api-key is malformed, unknown or revoked, or is not a key of the datasource-id sent",
+    details=[_pack(error_details_pb2.ErrorInfo(reason="CREDENTIALS_INVALID", domain=ERROR_DOMAIN))],
+))
+PERMISSION_DENIED = rpc_status.to_status(status_pb2.Status(
+    code=code_pb2.PERMISSION_DENIED, message="this API key's scopes do not allow this call",
+    details=[_pack(error_details_pb2.ErrorInfo(reason="SCOPE_MISSING", domain=ERROR_DOMAIN))],
+))
+
+
+def rate_limited(retry_delay_s: float) -> Any:
+    """RESOURCE_EXHAUSTED for a key over its rate limit, saying when a call may go."""
+    return _refusal(code_pb2.RESOURCE_EXHAUSTED, "RATE_LIMITED", "this API key is over its rate limit; retry after "
+                    "the delay", retry_delay_s)

@@ -112,6 +112,21 @@ class Keyspace:
         return f"{self.prefix}:sd:{{{experiment_id}}}"
 
     @property
+    def datasources(self) -> str:
+        """Hash: datasource id -> JSON description."""
+        return f"{self.prefix}:{{meta}}:datasources"
+
+    @property
+    def api_keys(self) -> str:
+        """Hash: API key id -> JSON record (the key's SHA-256 digest, never the key)."""
+        return f"{self.prefix}:{{meta}}:api-keys"
+
+    @property
+    def api_keys_used(self) -> str:
+        """Hash: API key id -> when (ms) some replica last saw it used (written at most once a minute)."""
+        return f"{self.prefix}:{{meta}}:api-keys-used"
+
+    @property
     def export_token_key(self) -> str:
         """String: the HMAC key that signs export resume tokens, shared by every replica."""
         return f"{self.prefix}:{{meta}}:export-token-key"

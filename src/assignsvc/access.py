@@ -1,0 +1,262 @@
+"""Authentication and datasource administration: the key ring every call is checked against.
+
+`KeyRing` holds every live key by digest, in memory, so checking a call costs a SHA-256
+and a dict lookup and never a Redis call; it reloads from Redis whenever an `access:`
+notice or a full registry reload says keys changed (so a revocation reaches every
+replica within the propagation of an experiment change). Rate limits are token buckets
+per key and per replica. `AccessManager` is the DatasourceService / ApiKeyService use
+cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from assignsvc.assigner import Clock, wall_clock_ms
+from assignsvc.core.access import (
+    HINT_LENGTH,
+    MAX_NAME_BYTES,
+    ApiKey,
+    Datasource,
+    RateLimit,
+    Scope,
+    TokenBucket,
+    grants,
+    key_digest,
+    new_key,
+    rate_limit_violations,
+    scope_violations,
+    well_formed,
+)
+from assignsvc.core.scoping import DATASOURCE_ID_DOC, datasource_id_valid
+from assignsvc.errors import (
+    AlreadyExistsError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from assignsvc.store.access import RedisAccessStore
+
+log = logging.getLogger(__name__)
+
+USE_FLUSH_INTERVAL_S = 60.0  # last-used times are written at most this often per replica
+
+
+class Refusal(enum.Enum):
+    """Why a call was refused before any servicer ran (service.status maps these)."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"  # no, malformed, unknown, revoked or mismatched credentials
+    PERMISSION_DENIED = "PERMISSION_DENIED"  # a valid key without the scope
+    RATE_LIMITED = "RATE_LIMITED"  # the key's rate limit; the float is the retry delay
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A call allowed through: whose key, acting in which datasource."""
+
+    key: ApiKey
+    datasource: str
+
+
+class KeyRing:
+    """Live keys by digest (memory only on the call path), rate buckets, last-used times."""
+
+    def __init__(self, store: RedisAccessStore, operator_digest: str = "", clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Clock = wall_clock_ms) -> None:
+        self._store = store
+        self._by_digest: dict[str, ApiKey] = {}
+        self._datasources: frozenset[str] = frozenset()
+        if operator_digest:  # configured at start (ASSIGNSVC_OPERATOR_KEY): never stored
+            self._configured = ApiKey("operator", "", operator_digest, frozenset({Scope.OPERATOR}), "configured")
+        else:
+            self._configured = None
+        self._buckets: dict[str, TokenBucket] = {}
+        self._used: dict[str, int] = {}
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def reload(self) -> None:
+        """Re-read every key and datasource (a few thousand at most: one HGETALL each)."""
+        keys = await self._store.keys()
+        datasources = await self._store.datasources()
+        live = {k.digest: k for k in keys if not k.revoked}
+        if self._configured is not None:
+            live[self._configured.digest] = self._configured
+        self._by_digest = live
+        self._datasources = frozenset(d.id for d in datasources)
+        live_ids = {k.id for k in live.values()}
+        self._buckets = {k: b for k, b in self._buckets.items() if k in live_ids}
+
+    def check(  # noqa: PLR0911 - one return per refusal
+        self, datasource: str, api_key: str, needed: Scope, operator_may: bool = False
+    ) -> Admitted | tuple[Refusal, float]:
+        """Admit a call, or say why not (with the retry delay of a rate-limited one).
+
+        `datasource` is the `datasource-id` metadata: a datasource key must name its own.
+        An operator key needs none for OPERATOR calls, and may make the calls marked
+        `operator_may` (key management) in any existing datasource it names.
+        """
+        if not well_formed(api_key):
+            return Refusal.UNAUTHENTICATED, 0.0
+        digest = key_digest(api_key)
+        key = self._by_digest.get(digest)
+        if key is None or not hmac.compare_digest(key.digest, digest):
+            return Refusal.UNAUTHENTICATED, 0.0
+        if key.datasource:
+            if datasource != key.datasource:
+                return Refusal.UNAUTHENTICATED, 0.0
+            if not grants(key.scopes, needed):
+                return Refusal.PERMISSION_DENIED, 0.0
+        elif needed is not Scope.OPERATOR:
+            if not operator_may:
+                return Refusal.PERMISSION_DENIED, 0.0
+            if datasource not in self._datasources:
+                return Refusal.UNAUTHENTICATED, 0.0  # an operator acting in a datasource names a real one
+        if key.rate_limit.limited:
+            now = self._clock()
+            bucket = self._buckets.get(key.id)
+            if bucket is None:
+                bucket = self._buckets[key.id] = TokenBucket(key.rate_limit, now)
+            wait = bucket.take(now)
+            if wait:
+                return Refusal.RATE_LIMITED, wait
+        self._used[key.id] = 1
+        return Admitted(key, datasource)
+
+    def start(self) -> None:
+        """Write last-used times in the background."""
+        self._flusher = asyncio.create_task(self._flush_forever(), name="api-key-use")
+
+    async def stop(self) -> None:
+        """Stop the background writer, writing what it holds first."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        with contextlib.suppress(StoreUnavailableError):
+            await self.flush_use()
+
+    async def flush_use(self) -> None:
+        """Record, as now, the keys used since the last flush."""
+        used, self._used = self._used, {}
+        now = self._wall_clock()
+        stored = {k: now for k in used if k != "operator"}
+        try:
+            await self._store.record_use(stored)
+        except StoreUnavailableError:
+            self._used.update(used)  # try again next time
+            raise
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(USE_FLUSH_INTERVAL_S)
+            try:
+                await self.flush_use()
+            except StoreUnavailableError as exc:
+                log.warning("could not record API key use: %s", exc)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A new key: its record, and the key itself (shown once, never stored)."""
+
+    record: ApiKey
+    secret: str
+
+
+class AccessManager:
+    """DatasourceService and ApiKeyService: datasources, and keys within one."""
+
+    def __init__(self, store: RedisAccessStore, ring: KeyRing | None = None, clock: Clock = wall_clock_ms,
+                 random_hex: Callable[[int], str] = secrets.token_hex) -> None:
+        self._store = store
+        self._ring = ring
+        self._clock = clock
+        self._random_hex = random_hex
+
+    async def _changed(self) -> None:
+        """This replica sees its own write at once (others within the propagation delay)."""
+        if self._ring is not None:
+            await self._ring.reload()
+
+    async def create_datasource(self, datasource: Datasource) -> Datasource:
+        """A new, empty datasource; its id is permanent (every key of its objects holds it)."""
+        violations = []
+        if not datasource_id_valid(datasource.id):
+            violations.append(FieldViolation("datasource.id", f"must be {DATASOURCE_ID_DOC}"))
+        if len(datasource.name.encode()) > MAX_NAME_BYTES:
+            violations.append(FieldViolation("datasource.name", f"must be at most {MAX_NAME_BYTES} bytes"))
+        if violations:
+            raise InvalidArgumentError(violations)
+        stored = replace(datasource, name=datasource.name or datasource.id, create_time_ms=self._clock())
+        if not await self._store.create_datasource(stored):
+            raise AlreadyExistsError("datasource", datasource.id)
+        await self._changed()
+        return stored
+
+    async def datasources(self) -> list[Datasource]:
+        """Every datasource, by id."""
+        return await self._store.datasources()
+
+    async def create_key(
+        self, datasource: str, name: str, scopes: frozenset[Scope], rate_limit: RateLimit
+    ) -> CreatedKey:
+        """A new key of the datasource; the returned secret is the only copy there will be."""
+        violations = scope_violations(scopes, "api_key.scopes") + rate_limit_violations(rate_limit, "api_key")
+        if len(name.encode()) > MAX_NAME_BYTES:
+            violations.append(FieldViolation("api_key.name", f"must be at most {MAX_NAME_BYTES} bytes"))
+        if violations:
+            raise InvalidArgumentError(violations)
+        await self._require_datasource(datasource)
+        return await self._store_new_key(datasource, name, scopes, rate_limit)
+
+    async def create_operator_key(self, name: str = "bootstrap") -> CreatedKey:
+        """An operator key (what `assignsvc bootstrap` makes, straight against Redis)."""
+        return await self._store_new_key("", name, frozenset({Scope.OPERATOR}), RateLimit())
+
+    async def _store_new_key(
+        self, datasource: str, name: str, scopes: frozenset[Scope], rate_limit: RateLimit
+    ) -> CreatedKey:
+        secret = new_key()
+        record = ApiKey(
+            id="key_" + self._random_hex(8), datasource=datasource, digest=key_digest(secret), scopes=scopes,
+            name=name, hint=secret[:HINT_LENGTH], rate_limit=rate_limit, create_time_ms=self._clock(),
+        )
+        if not await self._store.create_key(record):  # 64 random bits: a clash means a broken RNG
+            raise RuntimeError("API key id clash")
+        await self._changed()
+        return CreatedKey(record, secret)
+
+    async def keys(self, datasource: str) -> list[tuple[ApiKey, int]]:
+        """The datasource's keys (revoked ones too) with when each was last used (0: never)."""
+        await self._require_datasource(datasource)
+        used = await self._store.last_used()
+        return [(k, used.get(k.id, 0)) for k in await self._store.keys() if k.datasource == datasource]
+
+    async def revoke_key(self, datasource: str, key_id: str) -> ApiKey:
+        """Revoke a key of the datasource on every replica; revoking twice changes nothing."""
+        for key in await self._store.keys():
+            if key.id == key_id and key.datasource == datasource:
+                if key.revoked:
+                    return key
+                revoked = replace(key, revoke_time_ms=self._clock())
+                if not await self._store.save_key(revoked):
+                    break
+                await self._changed()
+                return revoked
+        raise NotFoundError("api_key", key_id)
+
+    async def _require_datasource(self, datasource: str) -> None:
+        if not any(d.id == datasource for d in await self._store.datasources()):
+            raise NotFoundError("datasource", datasource)
