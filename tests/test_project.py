@@ -22,10 +22,10 @@ LAYERS: dict[str, int] = {
     "access": 2,
     "service": 3,
     "server": 4, "workers": 4,
-    "cli": 5, "cli_output": 5, "cli_bulk": 5, "cli_webhooks": 5, "cli_groups": 5, "__main__": 5,
+    "cli": 5, "cli_output": 5, "cli_bulk": 5, "cli_webhooks": 5, "cli_groups": 5, "cli_access": 5, "__main__": 5,
 }
 LEAVES = {"errors", "config", "__init__"}
-V1_IMPORTERS = {"service", "server", "cli", "cli_bulk", "cli_webhooks", "cli_groups"}
+V1_IMPORTERS = {"service", "server", "cli", "cli_bulk", "cli_webhooks", "cli_groups", "cli_access"}
 
 
 class TestGeneratedCode:

@@ -75,10 +75,9 @@ class KeyRing:
         self._store = store
         self._by_digest: dict[str, ApiKey] = {}
         self._datasources: frozenset[str] = frozenset()
+        self._configured: ApiKey | None = None
         if operator_digest:  # configured at start (ASSIGNSVC_OPERATOR_KEY): never stored
             self._configured = ApiKey("operator", "", operator_digest, frozenset({Scope.OPERATOR}), "configured")
-        else:
-            self._configured = None
         self._buckets: dict[str, TokenBucket] = {}
         self._used: dict[str, int] = {}
         self._clock = clock

@@ -20,8 +20,9 @@ from typing import Any
 import grpc
 from google.protobuf import field_mask_pb2
 
-from assignsvc import cli_bulk, cli_webhooks, logs
+from assignsvc import cli_access, cli_bulk, cli_webhooks, logs
 from assignsvc import cli_output as out
+from assignsvc.cli_access import add_credential_flags, with_credentials
 from assignsvc.cli_groups import add_group_commands
 from assignsvc.config import ClientConfig, ConfigError, ServerConfig, client_channel_options
 from assignsvc.documents.experiment_file import FileExperiment, read_experiments
@@ -43,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level, grace_period=args.grace_period, workers=args.workers,
         webhook_allow_networks=args.webhook_allow_networks, srm_threshold=args.srm_threshold,
         metrics_port=args.metrics_port, log_format=args.log_format, max_concurrent_rpcs=args.max_concurrent_rpcs,
+        auth=args.auth,
     )
     logs.configure(config.log_level, config.log_format)
     if config.workers > 1:
@@ -359,8 +361,10 @@ def _lookup(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
 
 def _client(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        config = ClientConfig.load(os.environ, target=args.target, timeout=args.timeout)
-        with grpc.insecure_channel(config.target, options=client_channel_options()) as channel:
+        config = ClientConfig.load(os.environ, target=args.target, timeout=args.timeout, api_key=args.api_key,
+                                   datasource=args.datasource)
+        with grpc.insecure_channel(config.target, options=client_channel_options()) as plain:
+            channel = with_credentials(plain, config.api_key, config.datasource)
             try:
                 return command(channel, args, config.timeout_s) or 0
             except grpc.RpcError as error:
@@ -466,11 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "per line (ASSIGNSVC_LOG_FORMAT, default text)")
     serve.add_argument("--max-concurrent-rpcs", type=int, help="RPCs served at once; past it RESOURCE_EXHAUSTED "
                        "(ASSIGNSVC_MAX_CONCURRENT_RPCS, default 1000; 0: no cap)")
+    serve.add_argument("--auth", choices=("auto", "on", "off"), help="API keys on every call (ASSIGNSVC_AUTH, "
+                       "default auto: on unless --host is loopback; off is refused on any other bind)")
     serve.set_defaults(run=_serve)
 
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument("--target", help="server host:port (ASSIGNSVC_TARGET, default 127.0.0.1:50051)")
     connection.add_argument("--timeout", type=float, help="seconds per call (ASSIGNSVC_TIMEOUT, default 10)")
+    add_credential_flags(connection)
     client = argparse.ArgumentParser(add_help=False, parents=[connection])
     client.add_argument("-o", "--output", choices=out.OUTPUTS, default="table")
 
@@ -504,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     lookup.add_argument("participant")
     lookup.set_defaults(run=_client(_lookup))
     cli_bulk.register(sub, connection, client, _client)
+    cli_access.add_commands(sub, client, _client)
     return parser
 
 

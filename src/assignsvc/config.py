@@ -351,14 +351,19 @@ class ClientConfig:
 
     target: str = DEFAULT_TARGET
     timeout_s: float = 10.0
+    # Sent as `x-api-key` / `datasource-id` metadata on every call when set.
+    api_key: str = field(default="", repr=False)
+    datasource: str = ""
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ClientConfig:
-        """Build from flags over ASSIGNSVC_TARGET / ASSIGNSVC_TIMEOUT over defaults."""
+        """Build from flags over ASSIGNSVC_TARGET / _TIMEOUT / _API_KEY / _DATASOURCE over defaults."""
         d = cls()
         return cls(
             target=str(_pick(flags.get("target"), env, "TARGET", d.target)),
             timeout_s=_as_float(
                 _pick(flags.get("timeout"), env, "TIMEOUT", d.timeout_s), "ASSIGNSVC_TIMEOUT", 0.01, 3600.0
             ),
+            api_key=str(_pick(flags.get("api_key"), env, "API_KEY", "")),
+            datasource=str(_pick(flags.get("datasource"), env, "DATASOURCE", "")),
         )

@@ -21,6 +21,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from assignsvc.core.scoping import SEPARATOR
 from assignsvc.errors import (
     AlreadyExistsError,
     AssignsvcError,
@@ -30,6 +31,7 @@ from assignsvc.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
+from assignsvc.service.scope import caller_datasource
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +54,27 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
+def _as_caller_sees(text: str) -> str:
+    """Internal ids (DATASOURCE/ID) in a message, as the caller names them (core.scoping):
+    only the caller's own objects are ever named in its errors."""
+    prefix = caller_datasource() + SEPARATOR
+    return text.replace(prefix, "") if prefix in text else text
+
+
 def to_rpc_status(error: AssignsvcError) -> status_pb2.Status:
     """The google.rpc.Status for a domain error."""
     code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.INTERNAL)
     details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
     if isinstance(error, InvalidArgumentError):
         violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=_as_caller_sees(v.description))
             for v in error.violations
         ]
         details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
     if isinstance(error, StoreUnavailableError):
         delay = duration_pb2.Duration(seconds=UNAVAILABLE_RETRY_DELAY_S)
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    return status_pb2.Status(code=code, message=error.message, details=details)
+    return status_pb2.Status(code=code, message=_as_caller_sees(error.message), details=details)
 
 
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: AssignsvcError) -> None:
