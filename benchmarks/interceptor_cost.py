@@ -1,8 +1,9 @@
-"""What the server interceptor and the metrics cost Assign: an A/B run in one go.
+"""What the server interceptor, the metrics and authentication cost Assign: an A/B run in one go.
 
 Starts a private Redis and, on it, `assignsvc serve` with the metrics port on (the
-interceptor times every call into a histogram) and with it off (the interceptor only
-admits and counts calls in flight); with --base REV also the code of git revision REV
+interceptor times every call into a histogram), with it off (the interceptor only
+admits and counts calls in flight), and with API keys on (`--auth on`, every call
+carrying a key: checksum, SHA-256, key ring lookup); with --base REV also the code of git revision REV
 (e.g. the commit before the interceptor existed), from `git archive`, as a baseline
 with no interceptor at all. The same closed-loop Assign load runs against each,
 interleaved for several rounds; medians and ratios to the first server are reported.
@@ -82,10 +83,13 @@ async def _wrapper_cpu_us(record_metrics: bool | None, calls: int) -> float:
     return (time.process_time() - started) / calls * 1e6
 
 
-async def _lookup_cpu_us(calls: int) -> float:
-    """CPU microseconds per intercept_service (handler lookup, request id), paid per call."""
+async def _lookup_cpu_us(calls: int, auth: bool = False) -> float:
+    """CPU microseconds per intercept_service (handler lookup, request id; with auth, the key
+    check too), paid per call."""
     import grpc  # noqa: PLC0415
 
+    from assignsvc.access import KeyRing  # noqa: PLC0415
+    from assignsvc.core.access import ApiKey, Datasource, Scope, key_digest, new_key  # noqa: PLC0415
     from assignsvc.service.interceptors import ServerInterceptor  # noqa: PLC0415
 
     handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
@@ -93,11 +97,15 @@ async def _lookup_cpu_us(calls: int) -> float:
     async def continuation(details: object) -> object:
         return handler
 
+    key = new_key()
+    ring = KeyRing(None)  # type: ignore[arg-type]  # filled by hand: no store needed
+    ring.replace([ApiKey("key_1", "default", key_digest(key), frozenset({Scope.ASSIGN}))], [Datasource("default")])
+
     class Details:
         method = "/assignsvc.v1.AssignmentService/Assign"
-        invocation_metadata = (("user-agent", "bench"),)
+        invocation_metadata = (("user-agent", "bench"), ("x-api-key", key), ("datasource-id", "default"))
 
-    interceptor, details = ServerInterceptor(1000), Details()
+    interceptor, details = ServerInterceptor(1000, key_ring=ring if auth else None), Details()
     started = time.process_time()
     for _ in range(calls):
         await interceptor.intercept_service(continuation, details)  # type: ignore[arg-type]
@@ -111,7 +119,18 @@ def wrapper_costs(calls: int = 200_000, rounds: int = 5) -> dict[str, float]:
     for name, mode in (("bare handler", None), ("interceptor, metrics off", False), ("interceptor, metrics on", True)):
         out[name] = statistics.median(asyncio.run(_wrapper_cpu_us(mode, calls)) for _ in range(rounds))
     out["intercept_service lookup"] = statistics.median(asyncio.run(_lookup_cpu_us(calls)) for _ in range(rounds))
+    out["intercept_service + auth"] = statistics.median(
+        asyncio.run(_lookup_cpu_us(calls, auth=True)) for _ in range(rounds))
     return out
+
+
+def bootstrap_key(redis_url: str) -> str:
+    """An admin key of the default datasource, made as `assignsvc bootstrap` makes one."""
+    out = subprocess.run(
+        [sys.executable, "-m", "assignsvc", "bootstrap", "--redis-url", redis_url, "--datasource", "default"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return out.rsplit("(shown only now): ", 1)[1].split()[0]
 
 
 def main() -> None:
@@ -136,7 +155,10 @@ def main() -> None:
         servers = {
             "metrics off": (serve, {}),
             "metrics on": ([*serve, "--metrics-port", str(free_port())], {}),
+            "auth on": ([*serve, "--auth", "on"], {}),
         }
+        key = bootstrap_key(redis.url)
+        credentials = {"auth on": (("x-api-key", key), ("datasource-id", "default"))}
         if args.base:
             servers["base " + args.base] = (serve, {"PYTHONPATH": str(export_revision(args.base, Path(tmp)))})
         try:
@@ -153,7 +175,8 @@ def main() -> None:
                             "repeat": lambda i: f"r-{run_id}-{i % 1000}",
                             "new": lambda i, n=name, r=round_no, c=concurrency: f"n-{n}-{run_id}-{r}-{c}-{i}",
                         }.items():
-                            result = asyncio.run(run_load(target, "bench", ids, concurrency, args.duration))
+                            result = asyncio.run(run_load(target, "bench", ids, concurrency, args.duration,
+                                                          metadata=credentials.get(name, ())))
                             samples.setdefault((scenario, name, concurrency), []).append(result)
                             print(f"round {round_no + 1} c={concurrency:<3} {scenario:<7} {name:<16} "
                                   f"{result.rps:8.0f} rps p50 {result.p50_us:6.0f}us errors {result.errors}",

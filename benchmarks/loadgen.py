@@ -44,6 +44,7 @@ async def run_load(
     target: str, experiment_id: str, participant: Callable[[int], str],
     concurrency: int, duration_s: float, *, warmup_s: float = 0.5,
     histogram: HdrHistogram | None = None, attributes: dict[str, object] | None = None,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> LoadResult:
     """Closed-loop load; participant(i) names the i-th call's participant; every call
     carries `attributes` when given."""
@@ -66,7 +67,7 @@ async def run_load(
                 if measuring and started >= deadline:
                     return
                 try:
-                    await stub.Assign(request, timeout=10)
+                    await stub.Assign(request, timeout=10, metadata=metadata or None)
                     ok = True
                 except grpc.aio.AioRpcError:
                     ok = False

@@ -307,6 +307,22 @@ class TestEveryRpcRefusesBadCredentials:
         assert [h.id for h in hooks] == [t.webhook_id]
 
 
+class TestOpenServices:
+    def test_health_and_reflection_need_no_key(self, tenants: Tenants) -> None:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+        from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: PLC0415
+
+        health = health_pb2_grpc.HealthStub(tenants.channel)
+        for service in ("", "assignsvc.v1.AssignmentService"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(tenants.channel)
+        replies = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                                 timeout=5))
+        names = {s.name for s in replies[0].list_services_response.service}
+        assert "assignsvc.v1.ApiKeyService" in names and "assignsvc.v1.AssignmentService" in names
+
+
 class TestTenants:
     def test_two_datasources_use_one_experiment_id_without_a_clash(self, tenants: Tenants) -> None:
         beta = tenants.client("beta-admin")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import hashlib
 import hmac
 import logging
 import secrets
@@ -54,17 +55,10 @@ USE_FLUSH_INTERVAL_S = 60.0  # last-used times are written at most this often pe
 class Refusal(enum.Enum):
     """Why a call was refused before any servicer ran (service.status maps these)."""
 
-    UNAUTHENTICATED = "UNAUTHENTICATED"  # no, malformed, unknown, revoked or mismatched credentials
+    MALFORMED = "MALFORMED"  # not a key at all: wrong prefix, length, alphabet or checksum
+    UNAUTHENTICATED = "UNAUTHENTICATED"  # an unknown, revoked or mismatched key
     PERMISSION_DENIED = "PERMISSION_DENIED"  # a valid key without the scope
     RATE_LIMITED = "RATE_LIMITED"  # the key's rate limit; the float is the retry delay
-
-
-@dataclass(frozen=True, slots=True)
-class Admitted:
-    """A call allowed through: whose key, acting in which datasource."""
-
-    key: ApiKey
-    datasource: str
 
 
 class KeyRing:
@@ -73,7 +67,8 @@ class KeyRing:
     def __init__(self, store: RedisAccessStore, operator_digest: str = "", clock: Callable[[], float] = time.monotonic,
                  wall_clock: Clock = wall_clock_ms) -> None:
         self._store = store
-        self._by_digest: dict[str, ApiKey] = {}
+        # digest -> (digest, key, every scope the key grants): what a call's check reads.
+        self._by_digest: dict[bytes, tuple[bytes, ApiKey, frozenset[Scope]]] = {}
         self._datasources: frozenset[str] = frozenset()
         self._configured: ApiKey | None = None
         if operator_digest:  # configured at start (ASSIGNSVC_OPERATOR_KEY): never stored
@@ -86,35 +81,42 @@ class KeyRing:
 
     async def reload(self) -> None:
         """Re-read every key and datasource (a few thousand at most: one HGETALL each)."""
-        keys = await self._store.keys()
-        datasources = await self._store.datasources()
-        live = {k.digest: k for k in keys if not k.revoked}
+        self.replace(await self._store.keys(), await self._store.datasources())
+
+    def replace(self, keys: list[ApiKey], datasources: list[Datasource]) -> None:
+        """Hold exactly these keys (the live ones) and datasources."""
+        live = [k for k in keys if not k.revoked]
         if self._configured is not None:
-            live[self._configured.digest] = self._configured
-        self._by_digest = live
+            live.append(self._configured)
+        self._by_digest = {
+            bytes.fromhex(k.digest): (bytes.fromhex(k.digest), k, frozenset(s for s in Scope if grants(k.scopes, s)))
+            for k in live
+        }
         self._datasources = frozenset(d.id for d in datasources)
-        live_ids = {k.id for k in live.values()}
+        live_ids = {k.id for k in live}
         self._buckets = {k: b for k, b in self._buckets.items() if k in live_ids}
 
     def check(  # noqa: PLR0911 - one return per refusal
         self, datasource: str, api_key: str, needed: Scope, operator_may: bool = False
-    ) -> Admitted | tuple[Refusal, float]:
-        """Admit a call, or say why not (with the retry delay of a rate-limited one).
+    ) -> ApiKey | tuple[Refusal, float]:
+        """The key, if it may make this call now; else why not (and a rate-limited call's
+        retry delay). Costs a SHA-256 and a dict lookup when admitted.
 
         `datasource` is the `datasource-id` metadata: a datasource key must name its own.
         An operator key needs none for OPERATOR calls, and may make the calls marked
         `operator_may` (key management) in any existing datasource it names.
         """
-        if not well_formed(api_key):
-            return Refusal.UNAUTHENTICATED, 0.0
-        digest = key_digest(api_key)
-        key = self._by_digest.get(digest)
-        if key is None or not hmac.compare_digest(key.digest, digest):
-            return Refusal.UNAUTHENTICATED, 0.0
+        digest = hashlib.sha256(api_key.encode("ascii", "replace")).digest()
+        held = self._by_digest.get(digest)
+        if held is None or not hmac.compare_digest(held[0], digest):
+            # Unknown: a well-formed key was revoked or never existed; a malformed one is a
+            # typo or a guess (the checksum tells them apart without any lookup).
+            return (Refusal.UNAUTHENTICATED if well_formed(api_key) else Refusal.MALFORMED), 0.0
+        _, key, granted = held
         if key.datasource:
             if datasource != key.datasource:
                 return Refusal.UNAUTHENTICATED, 0.0
-            if not grants(key.scopes, needed):
+            if needed not in granted:
                 return Refusal.PERMISSION_DENIED, 0.0
         elif needed is not Scope.OPERATOR:
             if not operator_may:
@@ -130,7 +132,7 @@ class KeyRing:
             if wait:
                 return Refusal.RATE_LIMITED, wait
         self._used[key.id] = 1
-        return Admitted(key, datasource)
+        return key
 
     def start(self) -> None:
         """Write last-used times in the background."""

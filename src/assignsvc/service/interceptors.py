@@ -23,7 +23,8 @@ from typing import Any
 
 import grpc
 
-from assignsvc.access import Admitted, KeyRing, Refusal
+from assignsvc.access import KeyRing, Refusal
+from assignsvc.core.access import Scope
 from assignsvc.logs import REQUEST_ID
 from assignsvc.metrics import RPC_DURATION
 from assignsvc.service.access_policy import OPEN_PREFIXES, required_scope
@@ -33,6 +34,7 @@ from assignsvc.service.status import (
     OVERLOADED,
     PERMISSION_DENIED,
     UNAUTHENTICATED_INVALID,
+    UNAUTHENTICATED_MALFORMED,
     UNAUTHENTICATED_MISSING,
     rate_limited,
 )
@@ -59,6 +61,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, max_concurrent: int, record_metrics: bool = True, key_ring: KeyRing | None = None) -> None:
         self.max_concurrent = max_concurrent
         self.key_ring = key_ring  # None: no authentication (loopback development only)
+        self._policies: dict[str, tuple[Scope, bool]] = {}  # method -> required_scope(method)
         self.record_metrics = record_metrics
         self.in_flight = 0
         self.draining = False
@@ -96,16 +99,20 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         assert self.key_ring is not None
         if not api_key:
             return UNAUTHENTICATED_MISSING
-        needed, operator_may = required_scope(method)
-        verdict = self.key_ring.check(datasource, api_key, needed, operator_may)
-        if isinstance(verdict, Admitted):
-            CALLER_DATASOURCE.set(verdict.datasource)
+        policy = self._policies.get(method)
+        if policy is None:
+            policy = self._policies[method] = required_scope(method)
+        verdict = self.key_ring.check(datasource, api_key, *policy)
+        if type(verdict) is not tuple:
+            CALLER_DATASOURCE.set(datasource)
             return None
         refusal, delay = verdict
         if refusal is Refusal.PERMISSION_DENIED:
             return PERMISSION_DENIED
         if refusal is Refusal.RATE_LIMITED:
             return rate_limited(delay)
+        if refusal is Refusal.MALFORMED:
+            return UNAUTHENTICATED_MALFORMED
         return UNAUTHENTICATED_INVALID
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

@@ -153,9 +153,13 @@ UNAUTHENTICATED_MISSING = rpc_status.to_status(status_pb2.Status(
     code=code_pb2.UNAUTHENTICATED, message="send the x-api-key and datasource-id metadata",
     details=[_pack(error_details_pb2.ErrorInfo(reason="CREDENTIALS_MISSING", domain=ERROR_DOMAIN))],
 ))
+UNAUTHENTICATED_MALFORMED = rpc_status.to_status(status_pb2.Status(
+    code=code_pb2.UNAUTHENTICATED, message="x-api-key is not an assignsvc key (asv_..., checksum failed)",
+    details=[_pack(error_details_pb2.ErrorInfo(reason="CREDENTIALS_MALFORMED", domain=ERROR_DOMAIN))],
+))
 UNAUTHENTICATED_INVALID = rpc_status.to_status(status_pb2.Status(
     code=code_pb2.UNAUTHENTICATED,
-    message="x-api-key is malformed, unknown or revoked, or is not a key of the datasource-id sent",
+    message="x-api-key is unknown or revoked, or is not a key of the datasource-id sent",
     details=[_pack(error_details_pb2.ErrorInfo(reason="CREDENTIALS_INVALID", domain=ERROR_DOMAIN))],
 ))
 PERMISSION_DENIED = rpc_status.to_status(status_pb2.Status(
