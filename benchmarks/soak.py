@@ -233,16 +233,23 @@ def code_name(code: int) -> str:
 
 # --- resources --------------------------------------------------------------------------
 
-def process_sample(pid: int | None) -> tuple[float | None, int | None]:
-    """(RSS in MiB, open file descriptors) of pid from /proc; (None, None) without a pid."""
+def process_sample(pid: int | None) -> tuple[float | None, int | None, dict[str, int]]:
+    """(RSS in MiB, open file descriptors, fds by kind) of pid from /proc; Nones without a pid.
+
+    The kinds (socket, pipe, anon_inode, file) say what grows when the count does."""
     if pid is None:
-        return None, None
+        return None, None, {}
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-        return rss_kib / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+        kinds: Counter[str] = Counter()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):  # closed between listdir and readlink
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                kinds[link.split(":", 1)[0] if ":" in link and not link.startswith("/") else "file"] += 1
+        return rss_kib / 1024, sum(kinds.values()), dict(kinds)
     except (OSError, StopIteration):
-        return None, None
+        return None, None, {}
 
 
 async def redis_used_memory(redis: Redis | None) -> float | None:
@@ -302,8 +309,8 @@ async def soak(target: str, pid: int | None, redis_url: str | None, args: argpar
     intervals: list[dict[str, Any]] = []
 
     async def sample() -> dict[str, Any]:
-        rss, fds = process_sample(pid)
-        entry = {"t_s": round(time.monotonic() - started, 1), "rss_mib": rss, "fds": fds,
+        rss, fds, kinds = process_sample(pid)
+        entry = {"t_s": round(time.monotonic() - started, 1), "rss_mib": rss, "fds": fds, "fd_kinds": kinds,
                  "redis_used_mib": await redis_used_memory(redis)}
         samples.append(entry)
         return entry
@@ -375,6 +382,10 @@ def print_report(report: dict[str, Any]) -> None:
         d = report["drift"][key]
         print(f"{label:<18}{_num(d['start'], '.2f'):>10}{_num(d['end'], '.2f'):>10}{_num(d['delta'], '+.2f'):>11}"
               f"{_num(d['slope_per_min_second_half'], '+.3f'):>21}")
+    first, last = report["samples"][0]["fd_kinds"], report["samples"][-1]["fd_kinds"]
+    if first or last:
+        print("server fds by kind, start -> end: " + ", ".join(
+            f"{kind} {first.get(kind, 0)} -> {last.get(kind, 0)}" for kind in sorted(set(first) | set(last))))
 
 
 @contextlib.contextmanager
