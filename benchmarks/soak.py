@@ -64,6 +64,10 @@ BATCH_ITEMS = 20
 STREAM_MESSAGES = 20
 REPEAT_POOL = 2000  # returning participants per experiment
 CALL_TIMEOUT_S = 10.0
+# Channels of one process share connections by default (gRPC's global subchannel pool):
+# a local pool gives each client its own TCP connection, as separate application
+# processes would have, so the server's connection handling is soaked too.
+CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
 
 
 def new_histogram() -> HdrHistogram:
@@ -154,7 +158,7 @@ class Soak:
         """One client: a call every 1/rate s (late calls are not made up: the load stays bounded)."""
         rng = random.Random(self.args.seed * 1000 + index)
         methods, weights = list(MIX), list(MIX.values())
-        async with grpc.aio.insecure_channel(self.target) as channel:
+        async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
             stubs = (agrpc.AssignmentServiceStub(channel), egrpc.ExperimentServiceStub(channel))
             next_at = time.monotonic()
             while (now := time.monotonic()) < self.stop_at:
@@ -208,7 +212,7 @@ class Soak:
     async def periodic(self, every_s: float, method: str) -> None:
         """GetExperimentStats or ExportAssignments (read to the end) every `every_s` seconds,
         on its own channel, one experiment after the other."""
-        async with grpc.aio.insecure_channel(self.target) as channel:
+        async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
             stats, bulk = egrpc.ExperimentServiceStub(channel), bgrpc.BulkAssignmentServiceStub(channel)
             turn = 0
             while time.monotonic() + every_s < self.stop_at:
@@ -233,20 +237,41 @@ def code_name(code: int) -> str:
 
 # --- resources --------------------------------------------------------------------------
 
+def socket_kinds(pid: int) -> dict[str, str]:
+    """socket inode -> "tcp:LISTEN", "tcp:PORT" (connected, local port) or "unix", from /proc/PID/net."""
+    kinds = {}
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                kinds[fields[9]] = "tcp:LISTEN" if fields[3] == "0A" else f"tcp:{port}"
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]:
+            kinds[line.split()[6]] = "unix"
+    return kinds
+
+
 def process_sample(pid: int | None) -> tuple[float | None, int | None, dict[str, int]]:
     """(RSS in MiB, open file descriptors, fds by kind) of pid from /proc; Nones without a pid.
 
-    The kinds (socket, pipe, anon_inode, file) say what grows when the count does."""
+    The kinds say what grows when the count does: file, pipe, anon_inode, and sockets by
+    kind (tcp:LISTEN, tcp:PORT for a connection on local port PORT, e.g. a gRPC client on
+    the server's port, unix for the embedded Redis's socket)."""
     if pid is None:
         return None, None, {}
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        sockets = socket_kinds(pid)
         kinds: Counter[str] = Counter()
         for fd in os.listdir(f"/proc/{pid}/fd"):
             with contextlib.suppress(OSError):  # closed between listdir and readlink
                 link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                kinds[link.split(":", 1)[0] if ":" in link and not link.startswith("/") else "file"] += 1
+                if link.startswith("socket:["):
+                    kinds["socket " + sockets.get(link[8:-1], "other")] += 1
+                else:
+                    kinds[link.split(":", 1)[0] if ":" in link and not link.startswith("/") else "file"] += 1
         return rss_kib / 1024, sum(kinds.values()), dict(kinds)
     except (OSError, StopIteration):
         return None, None, {}
