@@ -325,9 +325,6 @@ def _operations_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: Se
     metrics_port = _as_int(
         _pick(flags.get("metrics_port"), env, "METRICS_PORT", d.metrics_port) or 0, "ASSIGNSVC_METRICS_PORT", 0, 65535
     )
-    workers = _pick(flags.get("workers"), env, "WORKERS", d.workers)
-    if metrics_port and str(workers) != "1":
-        raise ConfigError("ASSIGNSVC_METRICS_PORT: metrics need --workers 1 (one process per metrics port) for now")
     return {
         "metrics_port": metrics_port,
         "log_format": log_format,

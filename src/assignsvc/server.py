@@ -33,7 +33,7 @@ from assignsvc.core.retry import RetrySchedule
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.exporter import Exporter
 from assignsvc.logs import scrub
-from assignsvc.metrics import MetricsEndpoint, ServerCollector
+from assignsvc.metrics import MetricsEndpoint, ServerCollector, WorkerMetrics
 from assignsvc.preassigner import Preassigner
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
@@ -182,6 +182,7 @@ class RunningServer:
     srm_watcher: SrmWatcher | None = None
     interceptor: ServerInterceptor | None = None
     metrics: MetricsEndpoint | None = None
+    worker_metrics: WorkerMetrics | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
@@ -199,6 +200,8 @@ class RunningServer:
         await self.server.stop(max(0.0, deadline - time.monotonic()))
         if self.metrics is not None:
             self.metrics.stop()
+        if self.worker_metrics is not None:
+            await self.worker_metrics.stop()
         await _release(self.srm_watcher, self.dispatcher)
         await self.registry.stop()
         await _release(self.fast_pipe, self.bulk_pipe, self.redis, self.embedded)
@@ -300,7 +303,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         await dispatcher.start()
         srm_watcher = SrmWatcher(registry, catalog, outbox, config.srm_threshold, config.srm_check_interval_s)
         srm_watcher.start()
-        metrics = _metrics_endpoint(config, assigner, interceptor)
+        metrics, worker_metrics = _metrics(config, assigner, interceptor)
     except BaseException:
         await _release(srm_watcher, dispatcher, fast_pipe, bulk_pipe, redis, embedded)
         raise
@@ -310,20 +313,25 @@ async def create_server(config: ServerConfig) -> RunningServer:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
         server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe,
-        dispatcher, srm_watcher, interceptor, metrics,
+        dispatcher, srm_watcher, interceptor, metrics, worker_metrics,
     )
 
 
-def _metrics_endpoint(
+def _metrics(
     config: ServerConfig, assigner: Assigner, interceptor: ServerInterceptor
-) -> MetricsEndpoint | None:
-    """The Prometheus endpoint on config.metrics_port (None when 0: off)."""
+) -> tuple[MetricsEndpoint | None, WorkerMetrics | None]:
+    """The Prometheus endpoint on config.metrics_port (none when 0: off); under
+    `--workers N` the supervisor serves it, and this worker publishes its figures to it."""
     if not config.metrics_port:
-        return None
+        return None, None
     cache = assigner.cache
-    collector = ServerCollector(assigner.arm_counts, lambda: (cache.hits, cache.misses), lambda: interceptor.in_flight)
+    sources = (assigner.arm_counts, lambda: (cache.hits, cache.misses), lambda: interceptor.in_flight)
+    if config.workers > 1:
+        shared = WorkerMetrics(*sources)
+        shared.start()
+        return None, shared
     try:
-        return MetricsEndpoint(config.host, config.metrics_port, collector)
+        return MetricsEndpoint(config.host, config.metrics_port, ServerCollector(*sources)), None
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {config.host}:{config.metrics_port} (in use?): {exc}") from None
 
