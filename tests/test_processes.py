@@ -24,7 +24,8 @@ from assignsvc.config import ServerConfig
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
-from tests.support import Client, wait_until
+from tests.support import Client, free_port, wait_until
+from tests.test_operations import scrape, value
 
 SERVING = re.compile(r"serving on [\d.]+:(\d+)")
 
@@ -314,6 +315,29 @@ class TestWorkers:
             _close(by_worker)
             assert supervisor.stop() == 0
 
+    def test_metrics_are_summed_over_the_workers_and_kept_across_a_restart(self, redis_url: str) -> None:
+        metrics_port = free_port()
+        with serve("--workers", "2", "--redis-url", redis_url, "--metrics-port", str(metrics_port)) as supervisor:
+            workers = _worker_pids(supervisor)
+            assert any(f"metrics on http://127.0.0.1:{metrics_port}/metrics" in line for line in supervisor.log)
+            by_worker = _clients_on_every_worker(supervisor.port, set(workers.values()))
+            _assign_through_each(by_worker, "m", 5)  # 5 per worker: the scrape is the supervisor's
+            wait_until(lambda: _assign_figures(metrics_port) == (10, 10, 0), timeout_s=10)
+            samples = scrape(metrics_port)
+            assert value(samples, "assignsvc_sticky_cache_lookups_total", result="miss") >= 10
+            assert value(samples, "assignsvc_redis_claim_duration_seconds_count") >= 2  # one per worker at least
+            _close(by_worker)
+
+            os.kill(workers[1], signal.SIGKILL)
+            wait_until(lambda: _worker_pids(supervisor)[1] != workers[1], timeout_s=15)
+            restarted = _worker_pids(supervisor)
+            by_worker = _clients_on_every_worker(supervisor.port, set(restarted.values()), experiment="spread")
+            _assign_through_each(by_worker, "after", 1)
+            # the killed worker's counts stay in the sums; the new one adds to them
+            wait_until(lambda: _assign_figures(metrics_port) == (12, 12, 0), timeout_s=10)
+            _close(by_worker)
+            assert supervisor.stop() == 0
+
     def test_a_port_in_use_stops_everything_with_a_clear_message(self, redis_url: str) -> None:
         with socket.socket() as taken:  # no SO_REUSEPORT: nobody can share it
             taken.bind(("127.0.0.1", 0))
@@ -397,6 +421,23 @@ def _assert_one_arm_each(by_worker: dict[int, list[Client]], experiment: str, pa
         reasons = [a.reason for a in assignments]
         assert reasons.count(apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT) == 1, participant
         assert reasons.count(apb.ASSIGNMENT_REASON_STICKY) == len(workers) - 1, participant
+
+
+def _assign_through_each(by_worker: dict[int, list[Client]], prefix: str, count: int) -> None:
+    """`count` new participants of experiment "spread" through each worker."""
+    for pid, clients in by_worker.items():
+        for i in range(count):
+            request = apb.AssignRequest(experiment_id="spread", participant_id=f"{prefix}-{pid}-{i}")
+            clients[0].assignments.Assign(request, timeout=15)
+
+
+def _assign_figures(metrics_port: int) -> tuple[float, float, float]:
+    """(Assign calls answered OK, assignments of "spread" over its arms, RPCs in flight), scraped."""
+    samples = scrape(metrics_port)
+    arms = sum(v for (name, labels), v in samples.items()
+               if name == "assignsvc_assignments_total" and ("experiment", "spread") in labels)
+    return (value(samples, "assignsvc_rpc_duration_seconds_count", method="Assign", code="OK"), arms,
+            value(samples, "assignsvc_rpc_in_flight"))
 
 
 def _close(by_worker: dict[int, list[Client]]) -> None:

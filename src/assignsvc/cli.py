@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig.load(
         os.environ,
         host=args.host, port=args.port, redis_url=args.redis_url, data_dir=args.data_dir,
+        require_external_redis=args.require_external_redis,
         log_level=args.log_level, grace_period=args.grace_period, workers=args.workers,
         webhook_allow_networks=args.webhook_allow_networks, srm_threshold=args.srm_threshold,
         metrics_port=args.metrics_port, log_format=args.log_format, max_concurrent_rpcs=args.max_concurrent_rpcs,
@@ -454,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis-url", help="redis://, rediss://, unix:// or redis+cluster:// URL "
                        "(ASSIGNSVC_REDIS_URL); "
                        "unset: an embedded Redis in --data-dir")
+    serve.add_argument("--require-external-redis", action="store_const", const=True, default=None,
+                       help="never start the embedded Redis: refuse to start without --redis-url "
+                       "(ASSIGNSVC_REQUIRE_EXTERNAL_REDIS=1; for production images)")
     serve.add_argument("--data-dir", help="embedded Redis data (ASSIGNSVC_DATA_DIR, default ./.assignsvc)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (ASSIGNSVC_LOG_LEVEL)")
     serve.add_argument("--grace-period", type=float, help="seconds to drain on SIGTERM (ASSIGNSVC_GRACE_PERIOD)")

@@ -159,6 +159,19 @@ def _as_int(value: Any, name: str, low: int, high: int) -> int:
     return number
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE + _FALSE:
+        choices = "/".join(_TRUE + _FALSE[:-1])
+        raise ConfigError(f"{name} must be one of {choices} (or empty), got {value!r}")
+    return text in _TRUE
+
+
 def _as_float(value: Any, name: str, low: float, high: float) -> float:
     try:
         number = float(value)
@@ -177,6 +190,9 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     # None: start and supervise an embedded Redis in data_dir.
     redis_url: str | None = None
+    # Production: refuse to start without redis_url rather than fall back to an embedded
+    # Redis that would hold this replica's own arms, invisible to every other replica.
+    require_external_redis: bool = False
     data_dir: Path = Path(".assignsvc")
     key_prefix: str = "as"
     redis_timeout_s: float = 1.0
@@ -229,6 +245,15 @@ class ServerConfig:
                 split_cluster_url(redis_url)  # a malformed node list fails here, at start
             except ConfigError as exc:
                 raise ConfigError(f"ASSIGNSVC_REDIS_URL: {exc}") from None
+        require_external = _as_bool(
+            _pick(flags.get("require_external_redis"), env, "REQUIRE_EXTERNAL_REDIS", d.require_external_redis),
+            "ASSIGNSVC_REQUIRE_EXTERNAL_REDIS",
+        )
+        if require_external and redis_url is None:
+            raise ConfigError(
+                "ASSIGNSVC_REQUIRE_EXTERNAL_REDIS is set, so the embedded Redis is not started: "
+                "give --redis-url / ASSIGNSVC_REDIS_URL"
+            )
         level = str(_pick(flags.get("log_level"), env, "LOG_LEVEL", d.log_level)).upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"ASSIGNSVC_LOG_LEVEL must be DEBUG/INFO/WARNING/ERROR, got {level}")
@@ -239,6 +264,7 @@ class ServerConfig:
             host=str(_pick(flags.get("host"), env, "HOST", d.host)),
             port=_as_int(_pick(flags.get("port"), env, "PORT", d.port), "ASSIGNSVC_PORT", 0, 65535),
             redis_url=redis_url,
+            require_external_redis=require_external,
             data_dir=Path(_pick(flags.get("data_dir"), env, "DATA_DIR", d.data_dir)),
             key_prefix=prefix,
             redis_timeout_s=_as_float(
@@ -332,9 +358,6 @@ def _operations_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: Se
     metrics_port = _as_int(
         _pick(flags.get("metrics_port"), env, "METRICS_PORT", d.metrics_port) or 0, "ASSIGNSVC_METRICS_PORT", 0, 65535
     )
-    workers = _pick(flags.get("workers"), env, "WORKERS", d.workers)
-    if metrics_port and str(workers) != "1":
-        raise ConfigError("ASSIGNSVC_METRICS_PORT: metrics need --workers 1 (one process per metrics port) for now")
     return {
         "metrics_port": metrics_port,
         "log_format": log_format,

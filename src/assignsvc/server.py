@@ -35,7 +35,7 @@ from assignsvc.core.retry import RetrySchedule
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.exporter import Exporter
 from assignsvc.logs import scrub
-from assignsvc.metrics import MetricsEndpoint, ServerCollector
+from assignsvc.metrics import MetricsEndpoint, ServerCollector, WorkerMetrics
 from assignsvc.preassigner import Preassigner
 from assignsvc.redis_server import RedisServerProcess, socket_path_for
 from assignsvc.registry import ExperimentRegistry
@@ -190,6 +190,7 @@ class RunningServer:
     srm_watcher: SrmWatcher | None = None
     interceptor: ServerInterceptor | None = None
     metrics: MetricsEndpoint | None = None
+    worker_metrics: WorkerMetrics | None = None
     key_ring: KeyRing | None = None
     _stopped: bool = field(default=False, repr=False)
 
@@ -208,6 +209,8 @@ class RunningServer:
         await self.server.stop(max(0.0, deadline - time.monotonic()))
         if self.metrics is not None:
             self.metrics.stop()
+        if self.worker_metrics is not None:
+            await self.worker_metrics.stop()
         await _release(self.srm_watcher, self.dispatcher)
         if self.key_ring is not None:
             await self.key_ring.stop()
@@ -318,7 +321,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         srm_watcher.start()
         if key_ring is not None:
             key_ring.start()
-        metrics = _metrics_endpoint(config, assigner, interceptor)
+        metrics, worker_metrics = _metrics(config, assigner, interceptor)
     except BaseException:
         await _release(srm_watcher, dispatcher, fast_pipe, bulk_pipe, redis, embedded)
         raise
@@ -328,7 +331,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
         server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe,
-        dispatcher, srm_watcher, interceptor, metrics, key_ring,
+        dispatcher, srm_watcher, interceptor, metrics, worker_metrics, key_ring,
     )
 
 
@@ -358,16 +361,21 @@ def _key_ring(config: ServerConfig, store: RedisAccessStore, registry: Experimen
     return ring
 
 
-def _metrics_endpoint(
+def _metrics(
     config: ServerConfig, assigner: Assigner, interceptor: ServerInterceptor
-) -> MetricsEndpoint | None:
-    """The Prometheus endpoint on config.metrics_port (None when 0: off)."""
+) -> tuple[MetricsEndpoint | None, WorkerMetrics | None]:
+    """The Prometheus endpoint on config.metrics_port (none when 0: off); under
+    `--workers N` the supervisor serves it, and this worker publishes its figures to it."""
     if not config.metrics_port:
-        return None
+        return None, None
     cache = assigner.cache
-    collector = ServerCollector(assigner.arm_counts, lambda: (cache.hits, cache.misses), lambda: interceptor.in_flight)
+    sources = (assigner.arm_counts, lambda: (cache.hits, cache.misses), lambda: interceptor.in_flight)
+    if config.workers > 1:
+        shared = WorkerMetrics(*sources)
+        shared.start()
+        return None, shared
     try:
-        return MetricsEndpoint(config.host, config.metrics_port, collector)
+        return MetricsEndpoint(config.host, config.metrics_port, ServerCollector(*sources)), None
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {config.host}:{config.metrics_port} (in use?): {exc}") from None
 

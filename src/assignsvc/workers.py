@@ -14,6 +14,9 @@ because the claim script in Redis decides them.
   or an unreachable Redis will not mend itself). A worker that dies later is restarted
   after a backoff (0.5 s, doubling to 8 s while restarts come quickly); after
   MAX_START_FAILURES restarts in a row that never get ready, everything stops: exit 1.
+- Metrics (--metrics-port): the supervisor serves them, summing the workers' multiprocess
+  files in a temporary directory (metrics.py says how); a dead worker's live gauge is
+  dropped, its counters stay in the sums, and the directory goes when the supervisor stops.
 - SIGTERM / SIGINT: SIGTERM to every worker (each drains as a single server does),
   SIGKILL to any left after the grace period + STOP_MARGIN_S, then the embedded Redis
   stops. Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group:
@@ -29,14 +32,18 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from assignsvc import logs
 from assignsvc.config import ConfigError, ServerConfig
 from assignsvc.errors import StoreUnavailableError
+from assignsvc.metrics import MultiProcessEndpoint, share_with_workers
 from assignsvc.redis_server import die_with_parent
 from assignsvc.server import EmbeddedRedis, create_server
 
@@ -69,12 +76,24 @@ class Supervisor:
         self._serving = False
         self._port_known = asyncio.Event()
         self._stop = asyncio.Event()
+        self.metrics: MultiProcessEndpoint | None = None
 
     async def run(self) -> int:
-        """Start Redis if embedded, then the workers; stop everything on a signal or failure."""
+        """Start the metrics endpoint if on, Redis if embedded, then the workers; stop
+        everything on a signal or failure."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
+        if self.config.metrics_port:
+            self.metrics = _metrics_endpoint(self.config)
+        try:
+            return await self._run()
+        finally:
+            if self.metrics is not None:
+                self.metrics.stop()
+                shutil.rmtree(self.metrics.path, ignore_errors=True)
+
+    async def _run(self) -> int:
         embedded = None
         if self.redis_url is None:
             embedded = EmbeddedRedis(self.config.data_dir)
@@ -116,6 +135,8 @@ class Supervisor:
                 self._on_ready(index, process, port)
             pid = process.pid
             how = _describe_exit(await self._wait_exit(index, process))
+            if self.metrics is not None and pid is not None:
+                self.metrics.worker_exited(pid)
             if self._stop.is_set():
                 return
             if loop.time() - started >= STABLE_AFTER_S:
@@ -210,6 +231,19 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     process.kill()
             await asyncio.wait(pending)
+
+
+def _metrics_endpoint(config: ServerConfig) -> MultiProcessEndpoint:
+    """The endpoint summing the workers' metrics; workers spawned after this write theirs."""
+    path = Path(tempfile.mkdtemp(prefix="assignsvc-metrics-"))
+    share_with_workers(path)
+    try:
+        endpoint = MultiProcessEndpoint(config.host, config.metrics_port, path)
+    except OSError as exc:
+        shutil.rmtree(path, ignore_errors=True)
+        raise ConfigError(f"cannot serve metrics on {config.host}:{config.metrics_port} (in use?): {exc}") from None
+    log.info("metrics on http://%s:%d/metrics (summed over the workers)", config.host, endpoint.port)
+    return endpoint
 
 
 async def _readable(fd: int) -> None:
