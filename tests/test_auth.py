@@ -510,6 +510,8 @@ class TestStartup:
     def test_without_auth_the_server_warns_and_serves_the_default_datasource(
         self, server: ServerThread, caplog: pytest.LogCaptureFixture
     ) -> None:
+        warnings = [r.getMessage() for r in caplog.get_records("setup") if r.levelname == "WARNING"]
+        assert any("AUTHENTICATION IS OFF" in w for w in warnings)
         client = Client.connect(server.target)
         client.create("plain")
         reply = client.assignments.Assign(apb.AssignRequest(experiment_id="plain", participant_id="p"))
