@@ -5,6 +5,7 @@ raw key ever written to Redis."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,7 +124,7 @@ def tenants(auth_config: ServerConfig, redis_url: str) -> Iterator[Tenants]:
         channel = grpc.insecure_channel(server.target)
         operator = [("x-api-key", OPERATOR_KEY)]
         datasources = xgrpc.DatasourceServiceStub(channel)
-        for ds in ("alpha", "beta"):
+        for ds in ("alpha", "beta", "default"):
             datasources.CreateDatasource(xpb.CreateDatasourceRequest(datasource=xpb.Datasource(id=ds)),
                                          metadata=operator, timeout=10)
         keys: dict[str, str] = {}
@@ -136,6 +137,7 @@ def tenants(auth_config: ServerConfig, redis_url: str) -> Iterator[Tenants]:
                 keys[f"{ds}-{name}"] = created.secret
                 if (ds, name) == ("alpha", "read"):
                     alpha_key_id = created.api_key.id
+        keys["default-admin"] = _create_key(channel, "default", scopes["admin"], OPERATOR_KEY).secret
         revoked = _create_key(channel, "alpha", scopes["admin"], OPERATOR_KEY)
         xgrpc.ApiKeyServiceStub(channel).RevokeApiKey(
             xpb.RevokeApiKeyRequest(api_key_id=revoked.api_key.id), metadata=[*operator, ("datasource-id", "alpha")],
@@ -145,6 +147,12 @@ def tenants(auth_config: ServerConfig, redis_url: str) -> Iterator[Tenants]:
         alpha = t.client("alpha-admin")
         alpha.create("exp")
         alpha.groups.CreateSavedGroup(gpb.CreateSavedGroupRequest(saved_group=gpb.SavedGroup(id="vip"), ids=["u1"]))
+        default = t.client("default-admin")  # bare ids: what existed before datasources
+        default.create("internal-exp")
+        default.groups.CreateSavedGroup(gpb.CreateSavedGroupRequest(saved_group=gpb.SavedGroup(id="internal-vip")))
+        call(channel, *_method("WebhookService", "CreateWebhook"),
+             wpb.CreateWebhookRequest(webhook=wpb.Webhook(url="http://127.0.0.1:9/internal-hook")),
+             t.metadata("default-admin"))
         hook = wpb.Webhook(url="http://127.0.0.1:9/hook")
         t.webhook_id = call(channel, *_method("WebhookService", "CreateWebhook"),
                             wpb.CreateWebhookRequest(webhook=hook), t.metadata("alpha-admin")).webhook.id
@@ -287,6 +295,7 @@ class TestEveryRpcRefusesBadCredentials:
                 assert "arm" not in text.replace("arm_index", ""), text
             elif expected == "lists":
                 assert "\"exp\"" not in text and "vip" not in text and t.webhook_id not in text, text
+                assert "internal-" not in text, text  # nor the default datasource's
                 assert t.alpha_key_id not in text, text
             elif expected != "creates":
                 failures.append(f"{method.name} answered {text[:200]}")
@@ -447,6 +456,8 @@ class TestKeys:
             (xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=5), "api_key.burst"),
             (xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=-1, burst=1),
              "api_key.requests_per_second"),
+            (xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=1e-300, burst=1),
+             "api_key.requests_per_second"),  # its retry delay would overflow a Duration
         ]:
             with pytest.raises(grpc.RpcError) as caught:
                 xgrpc.ApiKeyServiceStub(tenants.channel).CreateApiKey(
@@ -560,3 +571,80 @@ class TestCli:
         assert main(["bootstrap", "--data-dir", str(tmp_path)]) == 2
         assert "no embedded Redis" in capsys.readouterr().err
 
+
+
+class TestOperatorKeys:
+    def test_an_operator_lists_and_revokes_bootstrapped_operator_keys(
+        self, tenants: Tenants, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(["bootstrap", "--redis-url", tenants.redis_url]) == 0
+        stored = capsys.readouterr().out.split("(shown only now): ")[1].split()[0]
+        stub = xgrpc.ApiKeyServiceStub(tenants.channel)
+        as_stored = [("x-api-key", stored)]
+        wait_until(lambda: code_of(tenants.channel, *_method("DatasourceService", "ListDatasources"),
+                                   xpb.ListDatasourcesRequest(), as_stored) == grpc.StatusCode.OK)
+        listed = stub.ListApiKeys(xpb.ListApiKeysRequest(), metadata=[("x-api-key", OPERATOR_KEY)]).api_keys
+        assert [k.name for k in listed] == ["bootstrap"]  # operator keys only, no datasource's
+        stub.RevokeApiKey(xpb.RevokeApiKeyRequest(api_key_id=listed[0].id), metadata=[("x-api-key", OPERATOR_KEY)])
+        assert code_of(tenants.channel, *_method("DatasourceService", "ListDatasources"),
+                       xpb.ListDatasourcesRequest(), as_stored) == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as caught:  # keys are made in a datasource, never here
+            stub.CreateApiKey(xpb.CreateApiKeyRequest(api_key=xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ])),
+                              metadata=[("x-api-key", OPERATOR_KEY)])
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    def test_an_admin_cannot_see_or_revoke_operator_keys(self, tenants: Tenants) -> None:
+        stub = xgrpc.ApiKeyServiceStub(tenants.channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListApiKeys(xpb.ListApiKeysRequest(), metadata=[("x-api-key", tenants.keys["alpha-admin"])])
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+class TestOpenCalls:
+    """Streams and batches check their key as they go, not only when they start."""
+
+    def test_a_revoked_key_ends_its_open_stream(self, tenants: Tenants) -> None:
+        doomed = _create_key(tenants.channel, "alpha", [xpb.API_KEY_SCOPE_ASSIGN], tenants.keys["alpha-admin"])
+        sent = threading.Event()
+
+        def requests_out() -> Iterator[apb.StreamAssignRequest]:
+            for i in range(200):
+                if i == 5:
+                    sent.set()
+                    time.sleep(1.0)  # revoked meanwhile (below)
+                yield apb.StreamAssignRequest(experiment_id="exp", participant_id=f"s{i}")
+
+        stream = Client.on(tenants.channel).assignments.StreamAssign(
+            requests_out(), metadata=[("x-api-key", doomed.secret), ("datasource-id", "alpha")], timeout=20)
+        answers = []
+        with pytest.raises(grpc.RpcError) as caught:
+            for response in stream:
+                answers.append(response)
+                if len(answers) == 5:
+                    assert sent.wait(5)
+                    xgrpc.ApiKeyServiceStub(tenants.channel).RevokeApiKey(
+                        xpb.RevokeApiKeyRequest(api_key_id=doomed.api_key.id),
+                        metadata=tenants.metadata("alpha-admin"))
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert 5 <= len(answers) < 200
+
+    def test_stream_items_and_batch_items_count_against_the_rate_limit(self, tenants: Tenants) -> None:
+        limited = _create_key(tenants.channel, "alpha", [xpb.API_KEY_SCOPE_ASSIGN], tenants.keys["alpha-admin"],
+                              requests_per_second=0.01, burst=3).secret
+        metadata = [("x-api-key", limited), ("datasource-id", "alpha")]
+        assignments = Client.on(tenants.channel).assignments
+        stream = assignments.StreamAssign(
+            iter([apb.StreamAssignRequest(experiment_id="exp", participant_id=f"r{i}") for i in range(6)]),
+            metadata=metadata, timeout=10)
+        results = [r.result for r in stream]
+        assert [r.HasField("assignment") for r in results] == [True, True, True, False, False, False]
+        assert {r.error.code for r in results[3:]} == {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]}
+        fresh = _create_key(tenants.channel, "alpha", [xpb.API_KEY_SCOPE_ASSIGN], tenants.keys["alpha-admin"],
+                            requests_per_second=0.01, burst=3).secret
+        batch = apb.BatchAssignRequest(requests=[apb.AssignRequest(experiment_id="exp", participant_id=f"b{i}")
+                                                 for i in range(50)])
+        metadata = [("x-api-key", fresh), ("datasource-id", "alpha")]
+        assert len(assignments.BatchAssign(batch, metadata=metadata).results) == 50  # admitted, then billed
+        with pytest.raises(grpc.RpcError) as caught:
+            assignments.Assign(apb.AssignRequest(experiment_id="exp", participant_id="p"), metadata=metadata)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

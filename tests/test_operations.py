@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 
 from assignsvc import logs
 from assignsvc.config import ConfigError, ServerConfig
+from assignsvc.core.access import new_key
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import bulk_assignment_service_pb2 as bpb
@@ -118,8 +119,9 @@ class TestLogs:
                 url="https://127.0.0.1:9/hook", events=["experiment.created"], token="tok-secret-9"))).webhook
             rotated = hooks.RotateWebhookSecret(wpb.RotateWebhookSecretRequest(webhook_id=created.id)).webhook
             secrets = (created.secret, rotated.secret, "tok-secret-9")
+            api_key = new_key()
             logging.getLogger("assignsvc.test").info(
-                "connecting to redis://user:hunter2@db:6379/0 with %s", created.secret
+                "connecting to redis://user:hunter2@db:6379/0 with %s and key %s", created.secret, api_key
             )
         finally:
             root.removeHandler(handler)
@@ -131,8 +133,8 @@ class TestLogs:
         assert webhook and webhook[0]["request_id"] not in ("", "req-123")  # generated
         text = stream.getvalue()
         assert all(secret.startswith("whsec_") for secret in secrets[:2])
-        assert not [secret for secret in (*secrets, "hunter2") if secret in text]
-        assert "redis://***@db:6379/0" in text and "whsec_***" in text
+        assert not [secret for secret in (*secrets, "hunter2", api_key) if secret in text]
+        assert "redis://***@db:6379/0" in text and "whsec_***" in text and "asv_***" in text
 
 
 class _HeldStream:

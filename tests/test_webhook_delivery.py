@@ -65,7 +65,7 @@ class Stack:
         return self.loop.run_until_complete(coro)
 
     def create(self, url: str, **fields: Any) -> Webhook:
-        return self.run(self.manager.create(Webhook(id="", url=url, **fields)))
+        return self.run(self.manager.create(Webhook(id="", url=url, **fields), "default"))
 
     def test_event(self, webhook: Webhook) -> str:
         return self.run(self.manager.send_test(webhook.id))

@@ -43,7 +43,9 @@ from assignsvc.errors import (
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
+    RateLimitedError,
     StoreUnavailableError,
+    UnauthenticatedError,
 )
 from assignsvc.store.access import RedisAccessStore
 
@@ -104,7 +106,8 @@ class KeyRing:
 
         `datasource` is the `datasource-id` metadata: a datasource key must name its own.
         An operator key needs none for OPERATOR calls, and may make the calls marked
-        `operator_may` (key management) in any existing datasource it names.
+        `operator_may` (key management) in any existing datasource it names, or, naming
+        none, on the operator keys themselves.
         """
         digest = hashlib.sha256(api_key.encode("ascii", "replace")).digest()
         held = self._by_digest.get(digest)
@@ -121,18 +124,39 @@ class KeyRing:
         elif needed is not Scope.OPERATOR:
             if not operator_may:
                 return Refusal.PERMISSION_DENIED, 0.0
-            if datasource not in self._datasources:
+            if datasource and datasource not in self._datasources:
                 return Refusal.UNAUTHENTICATED, 0.0  # an operator acting in a datasource names a real one
         if key.rate_limit.limited:
-            now = self._clock()
-            bucket = self._buckets.get(key.id)
-            if bucket is None:
-                bucket = self._buckets[key.id] = TokenBucket(key.rate_limit, now)
-            wait = bucket.take(now)
+            wait = self._bucket(key).take(self._clock())
             if wait:
                 return Refusal.RATE_LIMITED, wait
         self._used[key.id] = 1
         return key
+
+    def grant(self, key: ApiKey) -> CallerGrant:
+        """What a call admitted with `key` may check again while it runs."""
+        return CallerGrant(self, key)
+
+    def is_live(self, key: ApiKey) -> bool:
+        """Whether the key still authenticates (False once a revocation reached this replica)."""
+        return bytes.fromhex(key.digest) in self._by_digest
+
+    def take(self, key: ApiKey) -> float:
+        """One more call of a running stream: 0.0, or the retry delay if over the limit."""
+        if not key.rate_limit.limited:
+            return 0.0
+        return self._bucket(key).take(self._clock())
+
+    def bill(self, key: ApiKey, calls: int) -> None:
+        """Charge a running call's extra items (BatchAssign) to its key."""
+        if key.rate_limit.limited and calls > 0:
+            self._bucket(key).bill(self._clock(), calls)
+
+    def _bucket(self, key: ApiKey) -> TokenBucket:
+        bucket = self._buckets.get(key.id)
+        if bucket is None:
+            bucket = self._buckets[key.id] = TokenBucket(key.rate_limit, self._clock())
+        return bucket
 
     def start(self) -> None:
         """Write last-used times in the background."""
@@ -166,6 +190,32 @@ class KeyRing:
                 await self.flush_use()
             except StoreUnavailableError as exc:
                 log.warning("could not record API key use: %s", exc)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerGrant:
+    """A running call's key: streams and batches check it again as they go, so a revocation
+    or the rate limit reaches calls already open, not only new ones."""
+
+    ring: KeyRing
+    key: ApiKey
+
+    def ensure_live(self) -> None:
+        """UnauthenticatedError once the key was revoked (as seen by this replica)."""
+        if not self.ring.is_live(self.key):
+            raise UnauthenticatedError("the API key of this call was revoked")
+
+    def take(self) -> None:
+        """One more item of a stream; RateLimitedError over the key's limit."""
+        self.ensure_live()
+        wait = self.ring.take(self.key)
+        if wait:
+            raise RateLimitedError(wait)
+
+    def bill(self, items: int) -> None:
+        """A batch's items beyond the one its call was admitted for."""
+        self.ensure_live()
+        self.ring.bill(self.key, items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +264,9 @@ class AccessManager:
         self, datasource: str, name: str, scopes: frozenset[Scope], rate_limit: RateLimit
     ) -> CreatedKey:
         """A new key of the datasource; the returned secret is the only copy there will be."""
+        if not datasource:
+            raise InvalidArgumentError.single(
+                "datasource-id", "names the datasource of the new key (operator keys come from `assignsvc bootstrap`)")
         violations = scope_violations(scopes, "api_key.scopes") + rate_limit_violations(rate_limit, "api_key")
         if len(name.encode()) > MAX_NAME_BYTES:
             violations.append(FieldViolation("api_key.name", f"must be at most {MAX_NAME_BYTES} bytes"))
@@ -240,13 +293,16 @@ class AccessManager:
         return CreatedKey(record, secret)
 
     async def keys(self, datasource: str) -> list[tuple[ApiKey, int]]:
-        """The datasource's keys (revoked ones too) with when each was last used (0: never)."""
-        await self._require_datasource(datasource)
+        """The datasource's keys (revoked ones too) with when each was last used (0: never);
+        datasource "": the operator keys `assignsvc bootstrap` stored."""
+        if datasource:
+            await self._require_datasource(datasource)
         used = await self._store.last_used()
         return [(k, used.get(k.id, 0)) for k in await self._store.keys() if k.datasource == datasource]
 
     async def revoke_key(self, datasource: str, key_id: str) -> ApiKey:
-        """Revoke a key of the datasource on every replica; revoking twice changes nothing."""
+        """Revoke a key of the datasource ("" : an operator key) on every replica; revoking twice
+        changes nothing. (ASSIGNSVC_OPERATOR_KEY is not stored: restart without it instead.)"""
         for key in await self._store.keys():
             if key.id == key_id and key.datasource == datasource:
                 if key.revoked:

@@ -17,7 +17,7 @@ from assignsvc.core.conditions import referenced_groups
 from assignsvc.core.events import EXPERIMENT_CREATED, canonical_json, change_events
 from assignsvc.core.lifecycle import Action
 from assignsvc.core.model import Experiment, ExperimentType
-from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, qualify
+from assignsvc.core.scoping import datasource_of, local_part, qualify
 from assignsvc.core.stats import SRM_WARNING_P, srm_p_value
 from assignsvc.core.validation import creation_violations, experiment_id_violations, experiment_violations
 from assignsvc.errors import (
@@ -177,20 +177,21 @@ class ExperimentCatalog:
         return live.experiment
 
     def list(
-        self, page_size: int, page_token: str, datasource: str = DEFAULT_DATASOURCE
+        self, page_size: int, page_token: str, datasource: str
     ) -> tuple[list[Experiment], str]:
         """A page of the datasource's experiments ordered by id, and the token for the next
         ('' at the end)."""
         if page_size < 0:
             raise InvalidArgumentError.single("page_size", "must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = decode_page_token(page_token) if page_token else None
+        # Tokens hold the local id (callers never see internal ids), qualified back here.
+        after = qualify(datasource, decode_page_token(page_token)) if page_token else None
         remaining = [
             e for e in self._registry.all()
             if (after is None or e.id > after) and datasource_of(e.id) == datasource
         ]
         page = remaining[:size]
-        next_token = encode_page_token(page[-1].id) if len(remaining) > size else ""
+        next_token = encode_page_token(local_part(page[-1].id)) if len(remaining) > size else ""
         return page, next_token
 
     async def update(self, patch: Experiment, paths: Sequence[str], etag: str) -> Experiment:

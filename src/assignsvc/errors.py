@@ -9,7 +9,9 @@ google.rpc details. Anything not in this tree reaching a servicer is a bug.
     ├── AlreadyExistsError        an object with that id exists
     ├── FailedPreconditionError   the object's state forbids the operation
     ├── ConflictError             a conditional write lost a race (stale etag)
-    └── StoreUnavailableError     the backing store cannot be reached in time
+    ├── StoreUnavailableError     the backing store cannot be reached in time
+    ├── UnauthenticatedError      the call's API key was revoked while the call ran
+    └── RateLimitedError          the call's API key is over its rate limit
 """
 
 from __future__ import annotations
@@ -89,3 +91,19 @@ class StoreUnavailableError(AssignsvcError):
     """The store could not be reached or answered too late; nothing was written."""
 
     reason = "STORE_UNAVAILABLE"
+
+
+class UnauthenticatedError(AssignsvcError):
+    """The caller's credentials no longer hold (a key revoked while its stream was open)."""
+
+    reason = "CREDENTIALS_REVOKED"
+
+
+class RateLimitedError(AssignsvcError):
+    """The caller's API key is over its rate limit; `retry_delay_s` says when one more call may go."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, retry_delay_s: float) -> None:
+        super().__init__("this API key is over its rate limit; retry after the delay")
+        self.retry_delay_s = retry_delay_s

@@ -17,14 +17,16 @@ from contextvars import ContextVar
 
 REQUEST_ID: ContextVar[str] = ContextVar("assignsvc_request_id", default="")
 
-# userinfo of a URL (redis://user:password@host) and Standard Webhooks secrets.
+# userinfo of a URL (redis://user:password@host), Standard Webhooks secrets and API keys.
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
 _SECRETS = re.compile(r"whsec_[A-Za-z0-9+/=_-]+")
+_API_KEYS = re.compile(r"asv_[A-Za-z0-9]+")
 
 
 def scrub(text: str) -> str:
-    """text with URL credentials and webhook secrets replaced by ***."""
-    return _SECRETS.sub("whsec_***", _URL_CREDENTIALS.sub(r"\g<scheme>***@", text))
+    """text with URL credentials, webhook secrets and API keys replaced by ***."""
+    text = _API_KEYS.sub("asv_***", _SECRETS.sub("whsec_***", _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)))
+    return text
 
 
 class _Scrubbing(logging.Formatter):

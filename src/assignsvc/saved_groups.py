@@ -17,7 +17,7 @@ from assignsvc.assigner import Clock, wall_clock_ms
 from assignsvc.catalog import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_page_token, encode_page_token, parse_etag
 from assignsvc.core.conditions import referenced_groups
 from assignsvc.core.saved_groups import SavedGroup, group_id_violations, group_violations, ids_violations
-from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, local_part
+from assignsvc.core.scoping import datasource_of, local_part, qualify
 from assignsvc.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -72,19 +72,19 @@ class SavedGroupCatalog:
         return group
 
     def list(
-        self, page_size: int, page_token: str, datasource: str = DEFAULT_DATASOURCE
+        self, page_size: int, page_token: str, datasource: str
     ) -> tuple[list[SavedGroup], str]:
         """A page of the datasource's groups ordered by id, and the token for the next ('' at the end)."""
         if page_size < 0:
             raise InvalidArgumentError.single("page_size", "must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = decode_page_token(page_token) if page_token else None
+        after = qualify(datasource, decode_page_token(page_token)) if page_token else None
         groups = sorted(
             (g for g in self._registry.group_info.values() if datasource_of(g.id) == datasource), key=lambda g: g.id
         )
         remaining = [g for g in groups if after is None or g.id > after]
         page = remaining[:size]
-        return page, encode_page_token(page[-1].id) if len(remaining) > size else ""
+        return page, encode_page_token(local_part(page[-1].id)) if len(remaining) > size else ""
 
     async def update(
         self, group_id: str, etag: str, name: str | None, add: Sequence[str], remove: Sequence[str]

@@ -26,7 +26,9 @@ BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _BASE62_SET = frozenset(BASE62)
 HINT_LENGTH = len(KEY_PREFIX) + 4  # shown in listings so people can tell keys apart
 MAX_NAME_BYTES = 256
+MIN_RATE_PER_S = 0.001  # one call per ~17 minutes; lower is a typo, and would overflow retry delays
 MAX_RATE_PER_S = 1_000_000.0
+MAX_RETRY_DELAY_S = 3600.0
 MAX_BURST = 1_000_000
 
 
@@ -137,8 +139,10 @@ def scope_violations(scopes: Iterable[Scope], field: str) -> list[FieldViolation
 def rate_limit_violations(limit: RateLimit, field: str) -> list[FieldViolation]:
     """Both zero (unlimited), or a positive rate with a burst of at least 1."""
     out: list[FieldViolation] = []
-    if not 0 <= limit.per_second <= MAX_RATE_PER_S or limit.per_second != limit.per_second:
-        out.append(FieldViolation(f"{field}.requests_per_second", f"must be in [0, {MAX_RATE_PER_S:g}]"))
+    rate = limit.per_second
+    if rate != 0 and not MIN_RATE_PER_S <= rate <= MAX_RATE_PER_S:  # NaN fails both comparisons
+        out.append(FieldViolation(f"{field}.requests_per_second",
+                                  f"must be 0 (unlimited) or in [{MIN_RATE_PER_S:g}, {MAX_RATE_PER_S:g}]"))
     if not 0 <= limit.burst <= MAX_BURST:
         out.append(FieldViolation(f"{field}.burst", f"must be in [0, {MAX_BURST}]"))
     elif limit.per_second > 0 and limit.burst < 1:
@@ -159,12 +163,21 @@ class TokenBucket:
         self._tokens = float(limit.burst)
         self._updated = now
 
-    def take(self, now: float) -> float:
-        """0.0 if a call may go now (one token taken), else seconds until one may."""
+    def _refill(self, now: float) -> float:
         tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
         self._updated = now
+        return tokens
+
+    def take(self, now: float) -> float:
+        """0.0 if a call may go now (one token taken), else seconds until one may (capped)."""
+        tokens = self._refill(now)
         if tokens >= 1.0:
             self._tokens = tokens - 1.0
             return 0.0
         self._tokens = tokens
-        return (1.0 - tokens) / self._rate
+        return min(MAX_RETRY_DELAY_S, (1.0 - tokens) / self._rate)
+
+    def bill(self, now: float, calls: int) -> None:
+        """Charge `calls` more to a call already admitted (a batch's other items): the bucket
+        may go below zero, and later calls wait until it has refilled."""
+        self._tokens = self._refill(now) - calls

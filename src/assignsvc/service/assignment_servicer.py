@@ -14,9 +14,15 @@ from typing import Any, TypeAlias
 import grpc
 
 from assignsvc.assigner import Assigner, AssignItem, AssignmentResult
-from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
+from assignsvc.errors import (
+    AssignsvcError,
+    InvalidArgumentError,
+    NotFoundError,
+    RateLimitedError,
+    UnauthenticatedError,
+)
 from assignsvc.service.convert import attributes_from_pb, fill_assignment
-from assignsvc.service.scope import scoped
+from assignsvc.service.scope import bill_items, scoped, take_item
 from assignsvc.service.status import maps_domain_errors, maps_domain_errors_in_stream, to_rpc_status
 from assignsvc.v1 import assignment_service_pb2 as pb
 from assignsvc.v1 import assignment_service_pb2_grpc as pb_grpc
@@ -34,6 +40,11 @@ def fill_result(msg: pb.AssignResult, outcome: AssignmentResult | AssignsvcError
         msg.error.CopyFrom(to_rpc_status(outcome))
     else:
         fill_assignment(msg.assignment, outcome)
+
+
+async def _answer(outcome: AssignsvcError) -> AssignsvcError:
+    """An item answered without work (a task, so it keeps its place in the stream's order)."""
+    return outcome
 
 
 class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
@@ -69,6 +80,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         count = len(request.requests)
         if not 1 <= count <= MAX_BATCH_SIZE:
             raise InvalidArgumentError.single("requests", f"must hold 1 to {MAX_BATCH_SIZE} items, got {count}")
+        bill_items(count - 1)  # each item counts against the key's rate limit, as a call would
         items: list[AssignItem] = []
         bad: dict[int, AssignsvcError] = {}
         for i, r in enumerate(request.requests):
@@ -97,17 +109,30 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         The reader blocks once the window is full, so a caller that stops reading
         responses (HTTP/2 flow control stalls our writes) is not read any further.
         """
-        window: asyncio.Queue[asyncio.Task[AssignmentResult | AssignsvcError] | None] = asyncio.Queue(STREAM_WINDOW)
+        window: asyncio.Queue[asyncio.Task[AssignmentResult | AssignsvcError] | AssignsvcError | None] = (
+            asyncio.Queue(STREAM_WINDOW))
 
         async def read() -> None:
+            first = True
             async for request in request_iterator:
-                task = asyncio.ensure_future(self._assign_one(request))
+                try:  # the call was admitted for its first request; later ones count one each
+                    if not first:
+                        take_item()
+                    task = asyncio.ensure_future(self._assign_one(request))
+                except RateLimitedError as limited:  # this item's own answer: the stream goes on
+                    task = asyncio.ensure_future(_answer(limited))
+                except UnauthenticatedError as revoked:  # the key was revoked: the stream ends
+                    await window.put(revoked)
+                    return
+                first = False
                 await window.put(task)
             await window.put(None)
 
         reader = asyncio.create_task(read())
         try:  # a store failure (AssignsvcError) ends the stream with its status: the decorator
             while (task := await window.get()) is not None:
+                if isinstance(task, AssignsvcError):
+                    raise task
                 response = pb.StreamAssignResponse()
                 fill_result(response.result, await task)
                 yield response
@@ -118,7 +143,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                 await reader
             while not window.empty():
                 pending = window.get_nowait()
-                if pending is not None:
+                if isinstance(pending, asyncio.Task):
                     pending.cancel()
 
     async def _assign_one(self, request: pb.StreamAssignRequest) -> AssignmentResult | AssignsvcError:

@@ -16,7 +16,7 @@ from assignsvc.exporter import ExportChunk, ExportedRow, Exporter, ExportFilters
 from assignsvc.pacing import SLICE_ROWS, Pacer
 from assignsvc.preassigner import ParticipantGroup, Preassigner
 from assignsvc.service.convert import strata_to_pb
-from assignsvc.service.scope import local_part, scoped
+from assignsvc.service.scope import ensure_live, local_part, scoped
 from assignsvc.service.status import maps_domain_errors, maps_domain_errors_in_stream
 from assignsvc.store.assignments import ARM_SLOTS
 from assignsvc.v1 import bulk_assignment_service_pb2 as pb
@@ -96,6 +96,7 @@ class BulkAssignmentServicer(pb_grpc.BulkAssignmentServiceServicer):
             scoped(request.experiment_id), filters_from_pb(request), request.resume_token, request.chunk_size, pacer
         )
         async for chunk in chunks:
+            ensure_live()  # a key revoked mid-export stops it at the next chunk
             yield await paced_chunk_to_pb(chunk, pacer)
 
     @maps_domain_errors
@@ -111,6 +112,7 @@ class BulkAssignmentServicer(pb_grpc.BulkAssignmentServiceServicer):
         async def batches() -> AsyncIterator[Sequence[ParticipantGroup]]:
             yield _groups(first)
             async for message in request_iterator:
+                ensure_live()
                 if message.experiment_id and message.experiment_id != first.experiment_id:
                     raise InvalidArgumentError.single(
                         "experiment_id", f"must be {first.experiment_id!r} (as in the first message) or empty")

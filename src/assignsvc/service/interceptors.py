@@ -28,7 +28,7 @@ from assignsvc.core.access import Scope
 from assignsvc.logs import REQUEST_ID
 from assignsvc.metrics import RPC_DURATION
 from assignsvc.service.access_policy import OPEN_PREFIXES, required_scope
-from assignsvc.service.scope import CALLER_DATASOURCE
+from assignsvc.service.scope import CALLER_DATASOURCE, CALLER_GRANT
 from assignsvc.service.status import (
     DRAINING,
     OVERLOADED,
@@ -103,8 +103,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if policy is None:
             policy = self._policies[method] = required_scope(method)
         verdict = self.key_ring.check(datasource, api_key, *policy)
-        if type(verdict) is not tuple:
+        if not isinstance(verdict, tuple):
             CALLER_DATASOURCE.set(datasource)
+            CALLER_GRANT.set(self.key_ring.grant(verdict))
             return None
         refusal, delay = verdict
         if refusal is Refusal.PERMISSION_DENIED:

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from assignsvc.core.saved_groups import SavedGroup
 from assignsvc.errors import InvalidArgumentError
 from assignsvc.saved_groups import SavedGroupCatalog, format_group_etag
-from assignsvc.service.scope import local_part, scoped
+from assignsvc.service.scope import caller_datasource, ensure_live, local_part, scoped
 from assignsvc.service.status import maps_domain_errors
 from assignsvc.v1 import saved_group_service_pb2 as pb
 from assignsvc.v1 import saved_group_service_pb2_grpc as pb_grpc
@@ -58,7 +58,7 @@ class SavedGroupServicer(pb_grpc.SavedGroupServiceServicer):
     async def ListSavedGroups(  # noqa: N802 - gRPC method name
         self, request: pb.ListSavedGroupsRequest, context: Context
     ) -> pb.ListSavedGroupsResponse:
-        page, token = self._catalog.list(request.page_size, request.page_token)
+        page, token = self._catalog.list(request.page_size, request.page_token, caller_datasource())
         return pb.ListSavedGroupsResponse(saved_groups=[group_to_pb(g) for g in page], next_page_token=token)
 
     @maps_domain_errors
@@ -83,6 +83,7 @@ class SavedGroupServicer(pb_grpc.SavedGroupServiceServicer):
         async def chunks() -> AsyncIterator[Sequence[str]]:
             yield list(first.ids)
             async for message in request_iterator:
+                ensure_live()  # a key revoked mid-upload stores nothing
                 yield list(message.ids)
 
         replace = first.mode != pb.UPLOAD_MODE_ADD

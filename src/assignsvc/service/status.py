@@ -29,7 +29,9 @@ from assignsvc.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    RateLimitedError,
     StoreUnavailableError,
+    UnauthenticatedError,
 )
 from assignsvc.service.scope import caller_datasource
 
@@ -45,6 +47,8 @@ _CODES: list[tuple[type[AssignsvcError], int]] = [
     (FailedPreconditionError, code_pb2.FAILED_PRECONDITION),
     (ConflictError, code_pb2.ABORTED),
     (StoreUnavailableError, code_pb2.UNAVAILABLE),
+    (UnauthenticatedError, code_pb2.UNAUTHENTICATED),
+    (RateLimitedError, code_pb2.RESOURCE_EXHAUSTED),
 ]
 
 
@@ -57,8 +61,8 @@ def _pack(message: Any) -> any_pb2.Any:
 def _as_caller_sees(text: str) -> str:
     """Internal ids (DATASOURCE/ID) in a message, as the caller names them (core.scoping):
     only the caller's own objects are ever named in its errors."""
-    prefix = caller_datasource() + SEPARATOR
-    return text.replace(prefix, "") if prefix in text else text
+    prefix = "'" + caller_datasource() + SEPARATOR  # ids are quoted ({id!r}) in every message
+    return text.replace(prefix, "'") if prefix in text else text
 
 
 def to_rpc_status(error: AssignsvcError) -> status_pb2.Status:
@@ -71,8 +75,10 @@ def to_rpc_status(error: AssignsvcError) -> status_pb2.Status:
             for v in error.violations
         ]
         details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
-    if isinstance(error, StoreUnavailableError):
-        delay = duration_pb2.Duration(seconds=UNAVAILABLE_RETRY_DELAY_S)
+    if isinstance(error, StoreUnavailableError | RateLimitedError):
+        delay = duration_pb2.Duration()
+        seconds = error.retry_delay_s if isinstance(error, RateLimitedError) else UNAVAILABLE_RETRY_DELAY_S
+        delay.FromTimedelta(datetime.timedelta(seconds=seconds))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(code=code, message=_as_caller_sees(error.message), details=details)
 

@@ -25,7 +25,7 @@ from assignsvc.core.events import (
     canonical_json,
     event_filter_violations,
 )
-from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, local_part, qualify
+from assignsvc.core.scoping import datasource_of, local_part, qualify
 from assignsvc.core.signing import SECRET_BYTES, format_secret
 from assignsvc.errors import ConflictError, FieldViolation, InvalidArgumentError, NotFoundError
 from assignsvc.store.outbox import DeliveryRecord, RedisOutbox
@@ -81,7 +81,7 @@ class WebhookManager:
         self._clock = clock
         self._random_bytes = random_bytes
 
-    async def create(self, webhook: Webhook, datasource: str = DEFAULT_DATASOURCE) -> Webhook:
+    async def create(self, webhook: Webhook, datasource: str) -> Webhook:
         """Validate, give it an id (in the datasource) and a secret, store it enabled."""
         await self._check(webhook, UPDATABLE)
         now = self._clock()
@@ -108,14 +108,14 @@ class WebhookManager:
         return webhook
 
     async def list(
-        self, page_size: int, page_token: str, datasource: str = DEFAULT_DATASOURCE
+        self, page_size: int, page_token: str, datasource: str
     ) -> tuple[builtins.list[Webhook], str]:
         """A page of the datasource's webhooks by id and the next page's token ('' at the end)."""
         size = _page_size(page_size)
-        after = _decode_token(page_token) if page_token else ""
+        after = qualify(datasource, _decode_token(page_token)) if page_token else ""
         remaining = [w for w in await self._store.all() if w.id > after and datasource_of(w.id) == datasource]
         page = remaining[:size]
-        return page, _encode_token(page[-1].id) if len(remaining) > size else ""
+        return page, _encode_token(local_part(page[-1].id)) if len(remaining) > size else ""
 
     async def update(self, patch: Webhook, paths: Sequence[str]) -> Webhook:
         """Change the masked fields; enabling clears the automatic disable."""
