@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 import redis
+import trustme
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -648,3 +649,42 @@ class TestOpenCalls:
         with pytest.raises(grpc.RpcError) as caught:
             assignments.Assign(apb.AssignRequest(experiment_id="exp", participant_id="p"), metadata=metadata)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class TestTls:
+    def test_keys_travel_inside_tls_and_a_plaintext_client_gets_nothing(
+        self, auth_config: ServerConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+        cert.private_key_pem.write_to_path(str(key_file))
+        cert.cert_chain_pems[0].write_to_path(str(cert_file))
+        ca.cert_pem.write_to_path(str(ca_file))
+        config = dataclasses.replace(auth_config, tls_cert=cert_file, tls_key=key_file)
+        with running_server(config) as server:
+            secure = grpc.secure_channel(server.target, grpc.ssl_channel_credentials(ca_file.read_bytes()))
+            operator = [("x-api-key", OPERATOR_KEY)]
+            reply = xgrpc.DatasourceServiceStub(secure).ListDatasources(xpb.ListDatasourcesRequest(),
+                                                                       metadata=operator, timeout=10)
+            assert list(reply.datasources) == []
+            plain = grpc.insecure_channel(server.target)
+            with pytest.raises(grpc.RpcError) as caught:
+                xgrpc.DatasourceServiceStub(plain).ListDatasources(xpb.ListDatasourcesRequest(), metadata=operator,
+                                                                   timeout=3)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            monkeypatch.setenv("ASSIGNSVC_API_KEY", OPERATOR_KEY)
+            assert main(["datasources", "create", "over-tls", "--target", server.target,
+                         "--tls-ca", str(ca_file)]) == 0
+            assert "over-tls" in capsys.readouterr().out
+            secure.close()
+            plain.close()
+
+    def test_a_certificate_without_its_key_is_refused(self, tmp_path: Path) -> None:
+        pem = tmp_path / "cert.pem"
+        pem.write_text("x")
+        with pytest.raises(ConfigError, match="go together"):
+            ServerConfig.load({"ASSIGNSVC_TLS_CERT": str(pem)})
+        with pytest.raises(ConfigError, match="no such file"):
+            ServerConfig.load({"ASSIGNSVC_TLS_CERT": str(pem), "ASSIGNSVC_TLS_KEY": str(tmp_path / "missing")})

@@ -45,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level, grace_period=args.grace_period, workers=args.workers,
         webhook_allow_networks=args.webhook_allow_networks, srm_threshold=args.srm_threshold,
         metrics_port=args.metrics_port, log_format=args.log_format, max_concurrent_rpcs=args.max_concurrent_rpcs,
-        auth=args.auth,
+        auth=args.auth, tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
     logs.configure(config.log_level, config.log_format)
     if config.workers > 1:
@@ -360,11 +360,19 @@ def _lookup(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
     out.print_assignment(stub.GetAssignment(request, timeout=timeout).assignment, args.output)
 
 
+def _channel(config: ClientConfig) -> grpc.Channel:
+    """A channel to the server: TLS when a CA file or --tls is given, else plaintext."""
+    if not config.tls:
+        return grpc.insecure_channel(config.target, options=client_channel_options())
+    roots = config.tls_ca.read_bytes() if config.tls_ca is not None else None
+    return grpc.secure_channel(config.target, grpc.ssl_channel_credentials(roots), options=client_channel_options())
+
+
 def _client(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         config = ClientConfig.load(os.environ, target=args.target, timeout=args.timeout, api_key=args.api_key,
-                                   datasource=args.datasource)
-        with grpc.insecure_channel(config.target, options=client_channel_options()) as plain:
+                                   datasource=args.datasource, tls_ca=args.tls_ca, tls=args.tls)
+        with _channel(config) as plain:
             channel = with_credentials(plain, config.api_key, config.datasource)
             try:
                 return command(channel, args, config.timeout_s) or 0
@@ -474,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "per line (ASSIGNSVC_LOG_FORMAT, default text)")
     serve.add_argument("--max-concurrent-rpcs", type=int, help="RPCs served at once; past it RESOURCE_EXHAUSTED "
                        "(ASSIGNSVC_MAX_CONCURRENT_RPCS, default 1000; 0: no cap)")
+    serve.add_argument("--tls-cert", help="PEM certificate (chain) to serve TLS with (ASSIGNSVC_TLS_CERT; with "
+                       "--tls-key)")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert (ASSIGNSVC_TLS_KEY)")
     serve.add_argument("--auth", choices=("auto", "on", "off"), help="API keys on every call (ASSIGNSVC_AUTH, "
                        "default auto: on unless --host is loopback; off is refused on any other bind)")
     serve.set_defaults(run=_serve)

@@ -79,7 +79,10 @@ def with_credentials(channel: grpc.Channel, api_key: str, datasource: str) -> gr
 
 
 def add_credential_flags(parser: argparse.ArgumentParser) -> None:
-    """--api-key and --datasource, for every client command."""
+    """--api-key, --datasource and TLS, for every client command."""
+    parser.add_argument("--tls", action="store_true", default=None,
+                        help="connect with TLS, trusting the system's CAs (ASSIGNSVC_TLS)")
+    parser.add_argument("--tls-ca", help="connect with TLS, trusting this PEM CA file (ASSIGNSVC_TLS_CA)")
     parser.add_argument("--api-key", help="API key sent as x-api-key (ASSIGNSVC_API_KEY; prefer the variable: "
                         "flags show in process lists)")
     parser.add_argument("--datasource", help="datasource id sent as datasource-id (ASSIGNSVC_DATASOURCE)")

@@ -230,6 +230,10 @@ class ServerConfig:
     # ASSIGNSVC_OPERATOR_KEY: an operator credential configured at start (the server keeps
     # only its digest; never printed). "" = operator keys come from `assignsvc bootstrap`.
     operator_key: str = field(default="", repr=False)
+    # PEM files: serve TLS (both, or neither for plaintext). API keys cross the network
+    # inside it; without it only a loopback bind or a mesh's mTLS protects them.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ServerConfig:
@@ -292,7 +296,19 @@ class ServerConfig:
             **_webhook_settings(env, flags, d),
             **_operations_settings(env, flags, d),
             **_auth_settings(env, flags, str(_pick(flags.get("host"), env, "HOST", d.host))),
+            **_tls_settings(env, flags),
         )
+
+
+def _tls_settings(env: Mapping[str, str], flags: Mapping[str, Any]) -> dict[str, Any]:
+    cert = _pick(flags.get("tls_cert"), env, "TLS_CERT", "") or None
+    key = _pick(flags.get("tls_key"), env, "TLS_KEY", "") or None
+    if (cert is None) != (key is None):
+        raise ConfigError("ASSIGNSVC_TLS_CERT and ASSIGNSVC_TLS_KEY go together (a certificate and its key)")
+    for name, path in (("ASSIGNSVC_TLS_CERT", cert), ("ASSIGNSVC_TLS_KEY", key)):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{name}: no such file {path!r}")
+    return {"tls_cert": Path(cert) if cert else None, "tls_key": Path(key) if key else None}
 
 
 AUTH_MODES = ("auto", "on", "off")
@@ -377,6 +393,9 @@ class ClientConfig:
     # Sent as `x-api-key` / `datasource-id` metadata on every call when set.
     api_key: str = field(default="", repr=False)
     datasource: str = ""
+    # TLS to the server: the CA's PEM file (ASSIGNSVC_TLS_CA), or `tls` with the system's roots.
+    tls_ca: Path | None = None
+    tls: bool = False
 
     @classmethod
     def load(cls, env: Mapping[str, str], **flags: Any) -> ClientConfig:
@@ -389,4 +408,6 @@ class ClientConfig:
             ),
             api_key=str(_pick(flags.get("api_key"), env, "API_KEY", "")),
             datasource=str(_pick(flags.get("datasource"), env, "DATASOURCE", "")),
+            tls_ca=Path(ca) if (ca := _pick(flags.get("tls_ca"), env, "TLS_CA", "")) else None,
+            tls=bool(ca) or _as_bool(_pick(flags.get("tls") or None, env, "TLS", False), "ASSIGNSVC_TLS"),
         )

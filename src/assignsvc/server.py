@@ -310,7 +310,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
             server,
         )
         try:
-            port = server.add_insecure_port(f"{config.host}:{config.port}")
+            port = _listen(server, config)
         except RuntimeError as exc:  # grpcio reports a failed bind this way
             raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
         await server.start()
@@ -333,6 +333,18 @@ async def create_server(config: ServerConfig) -> RunningServer:
         server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe,
         dispatcher, srm_watcher, interceptor, metrics, worker_metrics, key_ring,
     )
+
+
+def _listen(server: grpc.aio.Server, config: ServerConfig) -> int:
+    """Bind host:port, with TLS when a certificate is configured; the port bound."""
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert is None or config.tls_key is None:
+        if config.auth and not is_loopback_host(config.host):
+            log.warning("API keys on a plaintext port (%s): protect them on the network with --tls-cert/--tls-key "
+                        "or a service mesh's mTLS (a sidecar dialled on 127.0.0.1 needs neither)", address)
+        return int(server.add_insecure_port(address))
+    credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
+    return int(server.add_secure_port(address, credentials))
 
 
 def _add_access_services(server: grpc.aio.Server, manager: AccessManager) -> None:
