@@ -108,6 +108,7 @@ def print_experiment_details(message: Any, output: str) -> None:
         ("condition", m.condition or NONE),
         ("hash_attribute", " then ".join(a for a in (m.hash_attribute, m.fallback_attribute) if a)
          or "(participant id)"),
+        ("redis_failure", enum_name(m, "redis_failure_policy", "REDIS_FAILURE_POLICY_")),
         ("created", format_time(m.create_time.ToMilliseconds())),
         ("updated", format_time(m.update_time.ToMilliseconds())),
         ("etag", m.etag),

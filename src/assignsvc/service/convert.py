@@ -22,6 +22,7 @@ from assignsvc.core.model import (
     ExperimentType,
     HashAlgorithm,
     Namespace,
+    RedisFailurePolicy,
 )
 from assignsvc.errors import InvalidArgumentError
 from assignsvc.store.rows import StratumCounts
@@ -50,6 +51,9 @@ _STATUS_TO_PB, _STATUS_FROM_PB = _by_name(
     ExperimentStatus, epb.ExperimentStatus, "EXPERIMENT_STATUS_", ExperimentStatus.DRAFT
 )
 _TYPE_TO_PB, _TYPE_FROM_PB = _by_name(ExperimentType, epb.ExperimentType, "EXPERIMENT_TYPE_", ExperimentType.ONLINE)
+_POLICY_TO_PB, _POLICY_FROM_PB = _by_name(
+    RedisFailurePolicy, epb.RedisFailurePolicy, "REDIS_FAILURE_POLICY_", RedisFailurePolicy.FAIL_CLOSED
+)
 _REASON_TO_PB, _ = _by_name(AssignmentReason, apb.AssignmentReason, "ASSIGNMENT_REASON_", None)
 
 
@@ -110,6 +114,7 @@ def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experi
         condition=msg.condition,
         hash_attribute=msg.hash_attribute,
         fallback_attribute=msg.fallback_attribute,
+        redis_failure_policy=_enum(_POLICY_FROM_PB, msg.redis_failure_policy, f"{field}.redis_failure_policy"),
     )
 
 
@@ -133,6 +138,7 @@ def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
         condition=experiment.condition,
         hash_attribute=experiment.hash_attribute,
         fallback_attribute=experiment.fallback_attribute,
+        redis_failure_policy=_POLICY_TO_PB[experiment.redis_failure_policy],
     )
     if experiment.namespace is not None:
         ns = experiment.namespace
