@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import time
+from typing import Any
 
 import pytest
 
+from assignsvc.assigner import Assigner, AssignmentResult
 from assignsvc.core import lifecycle
-from assignsvc.core.model import Arm, Experiment, ExperimentStatus, RedisFailurePolicy
+from assignsvc.core.bucketing import BucketPlan, Outcome
+from assignsvc.core.model import (
+    Arm,
+    AssignmentReason,
+    Experiment,
+    ExperimentStatus,
+    ExperimentType,
+    RedisFailurePolicy,
+)
 from assignsvc.documents.experiment_file import dump_experiment, read_experiments
-from assignsvc.errors import InvalidArgumentError
+from assignsvc.errors import InvalidArgumentError, NotFoundError, StoreUnavailableError
+from assignsvc.registry import ExperimentRegistry
 from assignsvc.service.convert import experiment_from_pb, experiment_to_pb
 from assignsvc.store.codec import experiment_from_json, experiment_to_json
+from assignsvc.store.protocols import Claim
 from assignsvc.v1 import experiment_pb2 as epb
 
 EXPERIMENT = Experiment(
@@ -88,3 +102,100 @@ class TestFile:
         (violation,) = caught.value.violations
         assert violation.field == "redis_failure_policy"
         assert "did you mean 'fail_open'" in violation.description
+
+
+class _DownStore:
+    """An AssignmentStore whose Redis fails: refuses at once, or (hang=True) never answers."""
+
+    def __init__(self, hang: bool = False) -> None:
+        self.hang = hang
+
+    async def _fail(self) -> Any:
+        if self.hang:
+            await asyncio.Event().wait()
+        raise StoreUnavailableError("store unavailable: connection refused")
+
+    async def claim(self, *request: object) -> Claim:
+        return await self._fail()  # type: ignore[no-any-return]
+
+    async def claim_many(self, requests: object) -> list[Claim]:
+        return await self._fail()  # type: ignore[no-any-return]
+
+    async def lookup(self, *request: object) -> Claim:
+        return await self._fail()  # type: ignore[no-any-return]
+
+
+def _assigner(store: _DownStore, *experiments: Experiment) -> Assigner:
+    registry = ExperimentRegistry(None, 3600)  # type: ignore[arg-type]  # never loads: put() only
+    for experiment in experiments:
+        registry.put(experiment)
+    return Assigner(registry, store, store_timeout_s=5.0)  # type: ignore[arg-type]
+
+
+CLOSED = dataclasses.replace(EXPERIMENT, id="closed")
+HALF = dataclasses.replace(OPEN, id="half", coverage=0.5)
+PAUSED = dataclasses.replace(OPEN, id="paused", status=ExperimentStatus.PAUSED)
+PREASSIGNED = dataclasses.replace(OPEN, id="pre", type=ExperimentType.PREASSIGNED)
+FORCED = dataclasses.replace(EXPERIMENT, id="forced", forced_arms={"qa": "b"})
+
+
+class TestPolicyAnswers:
+    """When the claim fails: FAIL_OPEN answers the hash's verdict unpersisted, FAIL_CLOSED is UNAVAILABLE."""
+
+    def test_fail_open_answers_the_hashed_arm(self) -> None:
+        assigner = _assigner(_DownStore(), OPEN)
+        result = asyncio.run(assigner.assign("exp", "alice"))
+        decision = BucketPlan.compile(OPEN).decide("alice")
+        assert (result.reason, result.arm_index, result.persisted) == (
+            AssignmentReason.NEW_ASSIGNMENT, decision.arm_index, False)
+        assert result.first_seen_ms == 0 and len(assigner.cache) == 0
+
+    def test_fail_open_keeps_exclusions_and_closed_reasons(self) -> None:
+        assigner = _assigner(_DownStore(), HALF, PAUSED)
+        plan = BucketPlan.compile(HALF)
+        excluded = next(p for p in (f"p{i}" for i in range(100)) if plan.decide(p).outcome is not Outcome.IN_ARM)
+        result = asyncio.run(assigner.assign("half", excluded))
+        assert (result.reason, result.arm, result.persisted) == (AssignmentReason.EXCLUDED_BY_COVERAGE, None, False)
+        paused = asyncio.run(assigner.assign("paused", "alice"))
+        assert (paused.reason, paused.arm, paused.persisted) == (AssignmentReason.EXPERIMENT_NOT_RUNNING, None, False)
+
+    def test_fail_closed_is_unavailable_naming_the_policy(self) -> None:
+        with pytest.raises(StoreUnavailableError, match="fails closed"):
+            asyncio.run(_assigner(_DownStore(), CLOSED).assign("closed", "alice"))
+
+    def test_preassigned_fails_closed_even_when_open(self) -> None:
+        with pytest.raises(StoreUnavailableError, match="preassigned"):
+            asyncio.run(_assigner(_DownStore(), PREASSIGNED).assign("pre", "alice"))
+
+    def test_forced_arms_need_no_store_and_are_not_persisted(self) -> None:
+        result = asyncio.run(_assigner(_DownStore(), FORCED).assign("forced", "qa"))
+        assert (result.reason, result.arm and result.arm.id, result.persisted) == (AssignmentReason.FORCED, "b", False)
+
+    def test_batch_answers_per_item(self) -> None:
+        assigner = _assigner(_DownStore(), OPEN, CLOSED)
+        opened, closed, missing = asyncio.run(assigner.assign_many(
+            [("exp", "alice", None), ("closed", "alice", None), ("nope", "alice", None)]))
+        assert isinstance(opened, AssignmentResult) and opened.arm is not None and not opened.persisted
+        assert isinstance(closed, StoreUnavailableError)
+        assert isinstance(missing, NotFoundError)
+
+    def test_a_hung_store_is_cut_short_by_the_deadline(self) -> None:
+        async def timed(experiment_id: str) -> tuple[float, AssignmentResult | BaseException]:
+            assigner = _assigner(_DownStore(hang=True), OPEN, CLOSED)
+            started = time.monotonic()
+            try:
+                outcome: AssignmentResult | BaseException = await assigner.assign(experiment_id, "alice", None, 0.2)
+            except StoreUnavailableError as error:
+                outcome = error
+            return time.monotonic() - started, outcome
+
+        elapsed, opened = asyncio.run(timed("exp"))
+        assert isinstance(opened, AssignmentResult) and not opened.persisted
+        assert 0.15 < elapsed < 0.2  # answered before the deadline, with room to send it
+        elapsed, closed = asyncio.run(timed("closed"))
+        assert isinstance(closed, StoreUnavailableError) and "deadline" in closed.message
+        assert elapsed < 0.2
+
+    def test_get_assignment_only_reads_so_no_policy_applies(self) -> None:
+        with pytest.raises(StoreUnavailableError):
+            asyncio.run(_assigner(_DownStore(), OPEN).get_assignment("exp", "alice"))

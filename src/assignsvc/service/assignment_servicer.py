@@ -1,7 +1,9 @@
 """AssignmentService: the hot path, kept to a dict lookup, a hash and one round trip.
 
 BatchAssign and StreamAssign answer per item: an item's domain error becomes its own
-google.rpc.Status (the same one Assign would have returned), never the call's.
+google.rpc.Status (the same one Assign would have returned), never the call's; so does a
+Redis failure under a FAIL_CLOSED experiment (UNAVAILABLE). Every store wait ends before
+the call's deadline (context.time_remaining()): a hung Redis never hangs a call.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from assignsvc.assigner import Assigner, AssignItem, AssignmentResult
-from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
+from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError, StoreUnavailableError
 from assignsvc.service.convert import attributes_from_pb, fill_assignment
 from assignsvc.service.status import maps_domain_errors, maps_domain_errors_in_stream, to_rpc_status
 from assignsvc.v1 import assignment_service_pb2 as pb
@@ -46,7 +48,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         self, request: pb.AssignRequest, context: Context
     ) -> pb.AssignResponse:
         attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-        result = await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
+        result = await self._assigner.assign(
+            request.experiment_id, request.participant_id, attributes, context.time_remaining()
+        )
         response = pb.AssignResponse()
         fill_assignment(response.assignment, result)
         return response
@@ -56,7 +60,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         self, request: pb.GetAssignmentRequest, context: Context
     ) -> pb.GetAssignmentResponse:
         attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-        result = await self._assigner.get_assignment(request.experiment_id, request.participant_id, attributes)
+        result = await self._assigner.get_assignment(
+            request.experiment_id, request.participant_id, attributes, context.time_remaining()
+        )
         response = pb.GetAssignmentResponse()
         fill_assignment(response.assignment, result)
         return response
@@ -79,7 +85,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                     bad[i] = error
             items.append((r.experiment_id, r.participant_id, attributes))
         good = [item for i, item in enumerate(items) if i not in bad]
-        answers = iter(await self._assigner.assign_many(good)) if good else iter(())
+        answers = iter(await self._assigner.assign_many(good, context.time_remaining())) if good else iter(())
         outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
         response = pb.BatchAssignResponse()
         add = response.results.add
@@ -100,12 +106,12 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
         async def read() -> None:
             async for request in request_iterator:
-                task = asyncio.ensure_future(self._assign_one(request))
+                task = asyncio.ensure_future(self._assign_one(request, context.time_remaining()))
                 await window.put(task)
             await window.put(None)
 
         reader = asyncio.create_task(read())
-        try:  # a store failure (AssignsvcError) ends the stream with its status: the decorator
+        try:  # any other failure (AssignsvcError) ends the stream with its status: the decorator
             while (task := await window.get()) is not None:
                 response = pb.StreamAssignResponse()
                 fill_result(response.result, await task)
@@ -120,10 +126,15 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                 if pending is not None:
                     pending.cancel()
 
-    async def _assign_one(self, request: pb.StreamAssignRequest) -> AssignmentResult | AssignsvcError:
-        """One stream item; its own bad input is its own result, a store outage is the stream's."""
+    async def _assign_one(
+        self, request: pb.StreamAssignRequest, time_remaining_s: float | None
+    ) -> AssignmentResult | AssignsvcError:
+        """One stream item; its own bad input, and a store outage under FAIL_CLOSED, are its own
+        result (the stream goes on: a Redis blip costs the items it hit, not the stream)."""
         try:
             attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-            return await self._assigner.assign(request.experiment_id, request.participant_id, attributes)
-        except (InvalidArgumentError, NotFoundError) as error:
+            return await self._assigner.assign(
+                request.experiment_id, request.participant_id, attributes, time_remaining_s
+            )
+        except (InvalidArgumentError, NotFoundError, StoreUnavailableError) as error:
             return error

@@ -158,6 +158,7 @@ def fill_assignment(msg: apb.Assignment, result: AssignmentResult) -> None:
     msg.participant_id = result.participant_id
     msg.reason = _REASON_TO_PB[result.reason]
     msg.bucket_version = result.bucket_version
+    msg.persisted = result.persisted
     arm = result.arm
     if arm is not None:
         msg.in_experiment = True

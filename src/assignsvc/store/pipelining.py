@@ -62,6 +62,10 @@ class PipelinedAssignmentStore:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if any(future.done() for _, future in self._queue):
+            # Callers that gave up (their deadline passed while Redis hung) are not sent: after a
+            # stall, Redis gets the claims someone still waits for, not a backlog of abandoned ones.
+            self._queue = [waiter for waiter in self._queue if not waiter[1].done()]
         while self._queue and self._in_flight < self._max_in_flight:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             self._in_flight += 1
