@@ -1,0 +1,167 @@
+"""Assign load with deadlines while a test breaks Redis, and the checks made on what it saw.
+
+The load runs on its own event loop in a thread (grpc.aio clients), so the test's thread
+is free to SIGKILL / SIGSTOP Redis on a schedule. Every call is recorded: when it started,
+how long it took, its code, and the arm and `persisted` flag of a successful answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import grpc
+from google.rpc import code_pb2
+
+from assignsvc.v1 import assignment_service_pb2 as apb
+from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
+from assignsvc.v1 import bulk_assignment_service_pb2 as bpb
+from tests.support import Client
+
+# Slack on top of a call's deadline: a failing call must have returned by then.
+DEADLINE_SLACK_S = 0.05
+ACCEPTED_FAILURES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Assign (or one item of a BatchAssign) as the client saw it."""
+
+    experiment: str
+    participant: str
+    started: float  # time.monotonic()
+    elapsed: float
+    code: str  # grpc.StatusCode name, or a google.rpc code name for a batch item
+    arm: str = ""
+    persisted: bool = False
+    details: str = ""
+
+
+@dataclass
+class ChaosLoad:
+    """`workers` Assign loops and one BatchAssign loop over both experiments, until stopped."""
+
+    target: str
+    experiments: tuple[str, ...]
+    deadline_s: float = 0.3
+    workers: int = 6
+    participants: int = 3000  # ids drawn at random: early draws are new, later ones mostly repeat
+    pause_s: float = 0.005  # between a worker's calls: leaves CPU to the server on a small machine
+    calls: list[Call] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def __enter__(self) -> ChaosLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the load did not stop: a call hung"
+
+    async def _main(self) -> None:
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            stub = agrpc.AssignmentServiceStub(channel)
+            loops = [self._assign_loop(stub, random.Random(i)) for i in range(self.workers)]
+            await asyncio.gather(*loops, self._batch_loop(stub, random.Random(-1)))
+
+    async def _assign_loop(self, stub: agrpc.AssignmentServiceStub, rng: random.Random) -> None:
+        while not self._stop.is_set():
+            experiment = rng.choice(self.experiments)
+            participant = f"p{rng.randrange(self.participants)}"
+            started = time.monotonic()
+            try:
+                reply = await stub.Assign(
+                    apb.AssignRequest(experiment_id=experiment, participant_id=participant), timeout=self.deadline_s
+                )
+            except grpc.aio.AioRpcError as error:
+                self.calls.append(Call(experiment, participant, started, time.monotonic() - started,
+                                       error.code().name, details=error.details() or ""))
+            else:
+                a = reply.assignment
+                self.calls.append(Call(experiment, participant, started, time.monotonic() - started, "OK",
+                                       a.arm.id if a.in_experiment else "", a.persisted))
+            await asyncio.sleep(self.pause_s)
+
+    async def _batch_loop(self, stub: agrpc.AssignmentServiceStub, rng: random.Random) -> None:
+        while not self._stop.is_set():
+            items = [(rng.choice(self.experiments), f"p{rng.randrange(self.participants)}") for _ in range(8)]
+            request = apb.BatchAssignRequest(requests=[
+                apb.AssignRequest(experiment_id=e, participant_id=p) for e, p in items
+            ])
+            started = time.monotonic()
+            try:
+                reply = await stub.BatchAssign(request, timeout=self.deadline_s)
+            except grpc.aio.AioRpcError as error:
+                elapsed = time.monotonic() - started
+                self.calls += [Call(e, p, started, elapsed, error.code().name, details=error.details() or "")
+                               for e, p in items]
+            else:
+                elapsed = time.monotonic() - started
+                for (e, p), result in zip(items, reply.results, strict=True):
+                    if result.HasField("error"):
+                        code = code_pb2.Code.Name(result.error.code)
+                        self.calls.append(Call(e, p, started, elapsed, code, details=result.error.message))
+                    else:
+                        a = result.assignment
+                        self.calls.append(Call(e, p, started, elapsed, "OK", a.arm.id if a.in_experiment else "",
+                                               a.persisted))
+            await asyncio.sleep(self.pause_s * 4)
+
+
+def export_arms(client: Client, experiment: str) -> dict[str, str]:
+    """participant -> stored arm id, from ExportAssignments."""
+    request = bpb.ExportAssignmentsRequest(experiment_id=experiment, chunk_size=10000)
+    return {row.participant_id: row.arm_id for chunk in client.bulk.ExportAssignments(request, timeout=60)
+            for row in chunk.assignments}
+
+
+def check_outage(calls: list[Call], deadline_s: float) -> None:
+    """No call failed outside the expected codes, or later than its deadline plus slack."""
+    unexpected = [c for c in calls if c.code != "OK" and c.code not in ACCEPTED_FAILURES]
+    assert not unexpected, unexpected[:5]
+    late = [c for c in calls if c.code != "OK" and c.elapsed > deadline_s + DEADLINE_SLACK_S]
+    assert not late, late[:5]
+    exhausted = [c for c in calls if "connection available" in c.details or "Too many connections" in c.details]
+    assert not exhausted, exhausted[:5]
+
+
+def check_recovery(calls: list[Call], back_at: float, within_s: float = 1.0) -> None:
+    """Every call started `within_s` after Redis was back succeeded, and was stored."""
+    after = [c for c in calls if c.started >= back_at + within_s]
+    assert after, "no call after the recovery window"
+    failed = [c for c in after if c.code != "OK" or not c.persisted]
+    assert not failed, failed[:5]
+
+
+def check_sticky(calls: list[Call], exported: dict[str, dict[str, str]], *, rows_kept: bool) -> None:
+    """No participant ever got two arms: across every answer (stored or fail-open), and against
+    the export. With rows_kept (no write may be lost), every stored answer is in the export."""
+    arms: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for c in calls:
+        if c.code == "OK" and c.arm:
+            arms[(c.experiment, c.participant)].add(c.arm)
+    assert not [key for key, seen in arms.items() if len(seen) > 1]
+    for c in calls:
+        if c.code == "OK" and c.arm:
+            stored = exported[c.experiment].get(c.participant)
+            if stored is not None:
+                assert stored == c.arm, c
+            elif c.persisted and rows_kept:
+                raise AssertionError(f"acknowledged as stored, missing from the export: {c}")
+
+
+def summary(calls: list[Call]) -> dict[str, int]:
+    """Calls by (experiment, code, persisted), and the slowest failure in ms: for messages and reports."""
+    out: dict[str, int] = defaultdict(int)
+    for c in calls:
+        out[f"{c.experiment}:{c.code}:{'stored' if c.persisted else 'unstored'}"] += 1
+    out["slowest_failure_ms"] = round(1000 * max((c.elapsed for c in calls if c.code != "OK"), default=0.0))
+    return dict(sorted(out.items()))
