@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,3 +152,42 @@ class TestPolicyField:
         assert cli("experiments", "update", "c1", "--redis-failure-policy", "fail_closed").code == 0
         shown = cli("experiments", "get", "c1").out
         assert "redis_failure" in shown and "fail_closed" in shown
+
+
+class TestServerChild:
+    """The Redis child dies with the process that started it (PR_SET_PDEATHSIG, set after fork
+    in a fresh interpreter, not in preexec_fn: see redis_server._BECOME_SERVER)."""
+
+    def test_dies_with_its_parent(self, tmp_path: Path) -> None:
+        script = (
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from assignsvc.redis_server import RedisServerProcess, free_port\n"
+            "p = RedisServerProcess(Path(sys.argv[1]), port=free_port(), appendonly=False)\n"
+            "p.start()\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(60)\n"
+        )
+        parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert parent.stdout is not None
+            child = int(parent.stdout.readline())
+            assert _running(child)
+        finally:
+            parent.kill()
+            parent.wait()
+            if parent.stdout is not None:
+                parent.stdout.close()
+        deadline = time.monotonic() + 10
+        while _running(child):
+            assert time.monotonic() < deadline, "redis outlived its parent"
+            time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
