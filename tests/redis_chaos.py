@@ -25,11 +25,12 @@ from tests.support import Client
 # Slack on top of a call's deadline: a failing call must have returned by then.
 DEADLINE_SLACK_S = 0.05
 ACCEPTED_FAILURES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
+GET = "GetAssignment"  # Call.method of lookups: NOT_FOUND is an answer, and they never write
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One Assign (or one item of a BatchAssign) as the client saw it."""
+    """One Assign, item of a BatchAssign, or GetAssignment, as the client saw it."""
 
     experiment: str
     participant: str
@@ -39,11 +40,13 @@ class Call:
     arm: str = ""
     persisted: bool = False
     details: str = ""
+    method: str = "Assign"
 
 
 @dataclass
 class ChaosLoad:
-    """`workers` Assign loops and one BatchAssign loop over both experiments, until stopped."""
+    """`workers` Assign loops, one BatchAssign and one GetAssignment loop (the latter on the
+    redis-py pool, the others on the claim pipe) over the experiments, until stopped."""
 
     target: str
     experiments: tuple[str, ...]
@@ -70,7 +73,8 @@ class ChaosLoad:
         async with grpc.aio.insecure_channel(self.target) as channel:
             stub = agrpc.AssignmentServiceStub(channel)
             loops = [self._assign_loop(stub, random.Random(i)) for i in range(self.workers)]
-            await asyncio.gather(*loops, self._batch_loop(stub, random.Random(-1)))
+            await asyncio.gather(*loops, self._batch_loop(stub, random.Random(-1)),
+                                 self._get_loop(stub, random.Random(-2)))
 
     async def _assign_loop(self, stub: agrpc.AssignmentServiceStub, rng: random.Random) -> None:
         while not self._stop.is_set():
@@ -116,6 +120,24 @@ class ChaosLoad:
             await asyncio.sleep(self.pause_s * 4)
 
 
+    async def _get_loop(self, stub: agrpc.AssignmentServiceStub, rng: random.Random) -> None:
+        while not self._stop.is_set():
+            experiment = rng.choice(self.experiments)
+            participant = f"p{rng.randrange(self.participants)}"
+            started = time.monotonic()
+            request = apb.GetAssignmentRequest(experiment_id=experiment, participant_id=participant)
+            try:
+                reply = await stub.GetAssignment(request, timeout=self.deadline_s)
+            except grpc.aio.AioRpcError as error:
+                self.calls.append(Call(experiment, participant, started, time.monotonic() - started,
+                                       error.code().name, details=error.details() or "", method=GET))
+            else:
+                a = reply.assignment
+                self.calls.append(Call(experiment, participant, started, time.monotonic() - started, "OK",
+                                       a.arm.id, a.persisted, method=GET))
+            await asyncio.sleep(self.pause_s)
+
+
 def export_arms(client: Client, experiment: str) -> dict[str, str]:
     """participant -> stored arm id, from ExportAssignments."""
     request = bpb.ExportAssignmentsRequest(experiment_id=experiment, chunk_size=10000)
@@ -125,19 +147,22 @@ def export_arms(client: Client, experiment: str) -> dict[str, str]:
 
 def check_outage(calls: list[Call], deadline_s: float) -> None:
     """No call failed outside the expected codes, or later than its deadline plus slack."""
-    unexpected = [c for c in calls if c.code != "OK" and c.code not in ACCEPTED_FAILURES]
+    unexpected = [c for c in calls if c.code != "OK" and c.code not in ACCEPTED_FAILURES
+                  and not (c.method == GET and c.code == "NOT_FOUND")]
     assert not unexpected, unexpected[:5]
-    late = [c for c in calls if c.code != "OK" and c.elapsed > deadline_s + DEADLINE_SLACK_S]
+    late = [c for c in calls if c.code not in ("OK", "NOT_FOUND") and c.elapsed > deadline_s + DEADLINE_SLACK_S]
     assert not late, late[:5]
     exhausted = [c for c in calls if "connection available" in c.details or "Too many connections" in c.details]
     assert not exhausted, exhausted[:5]
 
 
 def check_recovery(calls: list[Call], back_at: float, within_s: float = 1.0) -> None:
-    """Every call started `within_s` after Redis was back succeeded, and was stored."""
+    """Every call started `within_s` after Redis was back succeeded, and was stored (a lookup:
+    found it or not)."""
     after = [c for c in calls if c.started >= back_at + within_s]
     assert after, "no call after the recovery window"
-    failed = [c for c in after if c.code != "OK" or not c.persisted]
+    answered = {("OK", True), ("NOT_FOUND", False)}  # the latter: a lookup that found nothing
+    failed = [c for c in after if (c.code, c.persisted) not in answered or (c.code == "NOT_FOUND" and c.method != GET)]
     assert not failed, failed[:5]
 
 
@@ -162,6 +187,7 @@ def summary(calls: list[Call]) -> dict[str, int]:
     """Calls by (experiment, code, persisted), and the slowest failure in ms: for messages and reports."""
     out: dict[str, int] = defaultdict(int)
     for c in calls:
-        out[f"{c.experiment}:{c.code}:{'stored' if c.persisted else 'unstored'}"] += 1
-    out["slowest_failure_ms"] = round(1000 * max((c.elapsed for c in calls if c.code != "OK"), default=0.0))
+        out[f"{c.method}:{c.experiment}:{c.code}:{'stored' if c.persisted else 'unstored'}"] += 1
+    failures = (c.elapsed for c in calls if c.code not in ("OK", "NOT_FOUND"))
+    out["slowest_failure_ms"] = round(1000 * max(failures, default=0.0))
     return dict(sorted(out.items()))
