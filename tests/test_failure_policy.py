@@ -22,11 +22,12 @@ from assignsvc.core.model import (
     RedisFailurePolicy,
 )
 from assignsvc.documents.experiment_file import dump_experiment, read_experiments
-from assignsvc.errors import InvalidArgumentError, NotFoundError, StoreUnavailableError
+from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError, StoreUnavailableError
 from assignsvc.registry import ExperimentRegistry
 from assignsvc.service.convert import experiment_from_pb, experiment_to_pb
 from assignsvc.store.codec import experiment_from_json, experiment_to_json
-from assignsvc.store.protocols import Claim
+from assignsvc.store.pipelining import PipelinedAssignmentStore
+from assignsvc.store.protocols import Claim, ClaimKind
 from assignsvc.v1 import experiment_pb2 as epb
 
 EXPERIMENT = Experiment(
@@ -115,7 +116,7 @@ class _DownStore:
             await asyncio.Event().wait()
         raise StoreUnavailableError("store unavailable: connection refused")
 
-    async def claim(self, *request: object) -> Claim:
+    async def claim(self, *request: object, **timeout: object) -> Claim:
         return await self._fail()  # type: ignore[no-any-return]
 
     async def claim_many(self, requests: object) -> list[Claim]:
@@ -125,7 +126,7 @@ class _DownStore:
         return await self._fail()  # type: ignore[no-any-return]
 
 
-def _assigner(store: _DownStore, *experiments: Experiment) -> Assigner:
+def _assigner(store: _DownStore | PipelinedAssignmentStore, *experiments: Experiment) -> Assigner:
     registry = ExperimentRegistry(None, 3600)  # type: ignore[arg-type]  # never loads: put() only
     for experiment in experiments:
         registry.put(experiment)
@@ -181,7 +182,8 @@ class TestPolicyAnswers:
 
     def test_a_hung_store_is_cut_short_by_the_deadline(self) -> None:
         async def timed(experiment_id: str) -> tuple[float, AssignmentResult | BaseException]:
-            assigner = _assigner(_DownStore(hang=True), OPEN, CLOSED)
+            store = PipelinedAssignmentStore(_DownStore(hang=True))  # type: ignore[arg-type]  # a stand-in
+            assigner = _assigner(store, OPEN, CLOSED)
             started = time.monotonic()
             try:
                 outcome: AssignmentResult | BaseException = await assigner.assign(experiment_id, "alice", None, 0.2)
@@ -193,8 +195,46 @@ class TestPolicyAnswers:
         assert isinstance(opened, AssignmentResult) and not opened.persisted
         assert 0.15 < elapsed < 0.2  # answered before the deadline, with room to send it
         elapsed, closed = asyncio.run(timed("closed"))
-        assert isinstance(closed, StoreUnavailableError) and "deadline" in closed.message
+        assert isinstance(closed, StoreUnavailableError) and "did not answer the claim within 0.180s" in closed.message
         assert elapsed < 0.2
+
+    def test_a_hung_batch_is_cut_short_too(self) -> None:
+        async def batch() -> tuple[float, list[AssignmentResult | AssignsvcError]]:
+            assigner = _assigner(_DownStore(hang=True), OPEN, CLOSED)
+            started = time.monotonic()
+            results = await assigner.assign_many([("exp", "alice", None), ("closed", "bob", None)], 0.2)
+            return time.monotonic() - started, results
+
+        elapsed, (opened, closed) = asyncio.run(batch())
+        assert elapsed < 0.2
+        assert isinstance(opened, AssignmentResult) and opened.arm is not None and not opened.persisted
+        assert isinstance(closed, StoreUnavailableError)
+
+    def test_abandoned_claims_are_not_sent(self) -> None:
+        """Waiters whose time ran out while every pipeline was in flight are dropped, not replayed."""
+
+        async def scenario() -> list[str]:
+            sent: list[str] = []
+            gate = asyncio.Event()
+
+            class Slow(_DownStore):
+                async def claim(self, *request: object, **timeout: object) -> Claim:
+                    sent.append(str(request[1]))
+                    await gate.wait()
+                    return Claim(ClaimKind.ABSENT)
+
+            store = PipelinedAssignmentStore(Slow(), max_in_flight=1)  # type: ignore[arg-type]  # a stand-in
+            first = asyncio.ensure_future(store.claim(OPEN, "first", 0, 1))
+            while not sent:  # the one pipeline allowed is now in flight
+                await asyncio.sleep(0)
+            with pytest.raises(StoreUnavailableError):
+                await store.claim(OPEN, "abandoned", 0, 1, timeout_s=0.01)
+            gate.set()
+            await first
+            await asyncio.sleep(0.01)
+            return sent
+
+        assert asyncio.run(scenario()) == ["first"]
 
     def test_get_assignment_only_reads_so_no_policy_applies(self) -> None:
         with pytest.raises(StoreUnavailableError):

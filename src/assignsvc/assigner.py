@@ -6,7 +6,6 @@ fails, the experiment's RedisFailurePolicy decides the answer (store_failure_ans
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from assignsvc.metrics import FAIL_OPEN_ANSWERS, ArmCounts
 from assignsvc.registry import ExperimentRegistry, LiveExperiment
 from assignsvc.sticky_cache import CacheKey, StickyCache
 from assignsvc.store.protocols import AssignmentStore, Claim, ClaimKind
+from assignsvc.store.redis_errors import bounded
 
 Clock = Callable[[], int]
 Attributes = dict[str, Any]
@@ -160,12 +160,10 @@ class Assigner:
             result = prepared
         else:
             try:
-                async with asyncio.timeout(self._store_budget(time_remaining_s)):
-                    claim = await self._store.claim(
-                        prepared.experiment, prepared.unit_id, prepared.proposed_arm, prepared.now_ms
-                    )
-            except TimeoutError:
-                result = store_failure_answer(prepared, _too_late(time_remaining_s))
+                claim = await self._store.claim(
+                    prepared.experiment, prepared.unit_id, prepared.proposed_arm, prepared.now_ms,
+                    self._store_budget(time_remaining_s),
+                )
             except StoreUnavailableError as error:
                 result = store_failure_answer(prepared, error)
             else:
@@ -193,13 +191,11 @@ class Assigner:
         failure: StoreUnavailableError | None = None
         claims: list[Claim] = []
         if pending:
+            requests = [(p.experiment, p.unit_id, p.proposed_arm, p.now_ms) for p in pending]
             try:
-                async with asyncio.timeout(self._store_budget(time_remaining_s)):
-                    claims = await self._store.claim_many(
-                        [(p.experiment, p.unit_id, p.proposed_arm, p.now_ms) for p in pending]
-                    )
-            except TimeoutError:
-                failure = _too_late(time_remaining_s)
+                claims = await bounded(
+                    self._store.claim_many(requests), self._store_budget(time_remaining_s), "claim batch"
+                )
             except StoreUnavailableError as error:
                 failure = error
         claimed = iter(claims)
@@ -283,11 +279,8 @@ class Assigner:
         if unit_id is None:
             raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
         _check_unit_id(unit_id, live.targeting.hash_attribute)
-        try:
-            async with asyncio.timeout(self._store_budget(time_remaining_s)):
-                claim = await self._store.lookup(live.experiment, unit_id)
-        except TimeoutError:
-            raise _too_late(time_remaining_s) from None
+        budget = self._store_budget(time_remaining_s)
+        claim = await bounded(self._store.lookup(live.experiment, unit_id), budget, "lookup")
         if claim.kind is not ClaimKind.EXISTING:
             raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
         return self._result(live.experiment, participant_id, claim, AssignmentReason.STICKY)
@@ -359,12 +352,6 @@ def store_failure_answer(pending: PendingClaim, error: StoreUnavailableError) ->
     raise StoreUnavailableError(
         f"cannot assign {pending.participant_id!r} in experiment {experiment.id!r}: {error.message}; {why}"
     )
-
-
-def _too_late(time_remaining_s: float | None) -> StoreUnavailableError:
-    if time_remaining_s is None:
-        return StoreUnavailableError("store did not answer within its timeout")
-    return StoreUnavailableError(f"store did not answer before the call's deadline ({time_remaining_s:.3f}s left)")
 
 
 def _check_unit_id(unit_id: str, attribute: str) -> None:
