@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from assignsvc.assigner import Assigner, AssignmentResult
+from assignsvc.cli_output import print_assignment
 from assignsvc.core import lifecycle
 from assignsvc.core.bucketing import BucketPlan, Outcome
 from assignsvc.core.model import (
@@ -28,6 +29,7 @@ from assignsvc.service.convert import experiment_from_pb, experiment_to_pb
 from assignsvc.store.codec import experiment_from_json, experiment_to_json
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import Claim, ClaimKind
+from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 
 EXPERIMENT = Experiment(
@@ -239,3 +241,13 @@ class TestPolicyAnswers:
     def test_get_assignment_only_reads_so_no_policy_applies(self) -> None:
         with pytest.raises(StoreUnavailableError):
             asyncio.run(_assigner(_DownStore(), OPEN).get_assignment("exp", "alice"))
+
+
+class TestCliOutput:
+    """`assignsvc assign` says when an arm was answered without being stored."""
+
+    def test_fail_open_answer_is_marked(self, capsys: pytest.CaptureFixture[str]) -> None:
+        answer = apb.Assignment(participant_id="alice", in_experiment=True, arm=apb.AssignedArm(id="b", index=1),
+                                reason=apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, persisted=False)
+        print_assignment(answer, "table")
+        assert "not stored: Redis unavailable" in capsys.readouterr().out
