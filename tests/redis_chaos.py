@@ -1,18 +1,22 @@
 """Assign load with deadlines while a test breaks Redis, and the checks made on what it saw.
 
-The load runs on its own event loop in a thread (grpc.aio clients), so the test's thread
-is free to SIGKILL / SIGSTOP Redis on a schedule. Every call is recorded: when it started,
-how long it took, its code, and the arm and `persisted` flag of a successful answer.
+The load runs in a process of its own (grpc.aio clients; the spawn start method), so the
+test's thread is free to SIGKILL / SIGSTOP Redis on a schedule, and a call's measured time
+is the client's alone: in the test's process, the server thread's share of the GIL showed
+up as client latency. Every call is recorded: when it started (CLOCK_MONOTONIC, the same in
+every process), how long it took, its code, and the arm and `persisted` flag of an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
-import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 
 import grpc
 from google.rpc import code_pb2
@@ -46,7 +50,8 @@ class Call:
 @dataclass
 class ChaosLoad:
     """`workers` Assign loops, one BatchAssign and one GetAssignment loop (the latter on the
-    redis-py pool, the others on the claim pipe) over the experiments, until stopped."""
+    redis-py pool, the others on the claim pipe) over the experiments, in a child process
+    from `with` until the block ends; then `calls` holds every call."""
 
     target: str
     experiments: tuple[str, ...]
@@ -56,21 +61,31 @@ class ChaosLoad:
     pause_s: float = 0.005  # between a worker's calls: leaves CPU to the server on a small machine
     calls: list[Call] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-
     def __enter__(self) -> ChaosLoad:
-        self._thread.start()
+        context = multiprocessing.get_context("spawn")  # never fork a process running gRPC
+        self._stop, ready = context.Event(), context.Event()
+        self._results, sender = context.Pipe(duplex=False)
+        self._process = context.Process(target=_run_load, args=(self, self._stop, ready, sender), daemon=True)
+        self._process.start()
+        assert ready.wait(60), "the load process did not start"
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the load did not stop: a call hung"
+        assert self._results.poll(30), "the load did not stop: a call hung"
+        self.calls = self._results.recv()
+        self._process.join(10)
 
-    async def _main(self) -> None:
+    def __getstate__(self) -> dict[str, object]:
+        """What the child needs: the settings (not the parent's process handles)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    async def main(self, stop: Event, ready: Event) -> None:
+        """Run the loops (in the child) until `stop` is set."""
+        self._stop = stop
         async with grpc.aio.insecure_channel(self.target) as channel:
+            await channel.channel_ready()
+            ready.set()
             stub = agrpc.AssignmentServiceStub(channel)
             loops = [self._assign_loop(stub, random.Random(i)) for i in range(self.workers)]
             await asyncio.gather(*loops, self._batch_loop(stub, random.Random(-1)),
@@ -136,6 +151,12 @@ class ChaosLoad:
                 self.calls.append(Call(experiment, participant, started, time.monotonic() - started, "OK",
                                        a.arm.id, a.persisted, method=GET))
             await asyncio.sleep(self.pause_s)
+
+
+def _run_load(load: ChaosLoad, stop: Event, ready: Event, results: Connection) -> None:
+    """The load process: run, then send every call back."""
+    asyncio.run(load.main(stop, ready))
+    results.send(load.calls)
 
 
 def export_arms(client: Client, experiment: str) -> dict[str, str]:
