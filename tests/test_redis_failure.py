@@ -22,9 +22,11 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from google.rpc import code_pb2
 
 from assignsvc.config import ServerConfig
 from assignsvc.redis_server import RedisServerProcess
+from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.redis_chaos import GET, Call, ChaosLoad, check_outage, check_recovery, check_sticky, export_arms, summary
@@ -130,6 +132,30 @@ class TestSigstop:
     def test_10s_stop_in_30s_load(self, tmp_path: Path) -> None:
         calls = sigstop_and_continue(tmp_path, warm_s=5.0, stopped_s=10.0, after_s=15.0)
         print(summary(calls))
+
+
+class TestPerItem:
+    """Redis down: BatchAssign and StreamAssign answer each item by its experiment's policy."""
+
+    def test_batch_and_stream(self, tmp_path: Path) -> None:
+        with service(tmp_path) as (redis_proc, _, client):
+            client.create("pre", type=epb.EXPERIMENT_TYPE_PREASSIGNED,
+                          redis_failure_policy=epb.REDIS_FAILURE_POLICY_FAIL_OPEN)
+            client.create("forced", forced_arms={"qa": "a1"})
+            redis_proc.stop()
+            items = [("open", "p1"), ("closed", "p1"), ("pre", "p1"), ("forced", "qa"), ("open", "p2")]
+            batch = client.assignments.BatchAssign(apb.BatchAssignRequest(requests=[
+                apb.AssignRequest(experiment_id=e, participant_id=p) for e, p in items]), timeout=5)
+            stream = list(client.assignments.StreamAssign(iter(
+                apb.StreamAssignRequest(experiment_id=e, participant_id=p) for e, p in items), timeout=5))
+        for results in ([r for r in batch.results], [r.result for r in stream]):
+            shown = [(r.assignment.reason, r.assignment.persisted) if r.HasField("assignment")
+                     else code_pb2.Code.Name(r.error.code) for r in results]
+            assert shown == [
+                (apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, False), "UNAVAILABLE", "UNAVAILABLE",
+                (apb.ASSIGNMENT_REASON_FORCED, False), (apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, False),
+            ]
+            assert "fails closed" in results[1].error.message and "preassigned" in results[2].error.message
 
 
 class TestPolicyField:
