@@ -20,7 +20,7 @@ run: venv ## serve on 127.0.0.1:50051 with an embedded, persistent Redis in ./.a
 test: venv ## run the whole test suite (unit, integration, generated-code drift)
 	$(PY) -m pytest
 
-test-long: venv ## run the long tests (the 10^5-request fuzz run); CI runs them after `make test`
+test-long: venv ## run the long tests (the 10^5-request fuzz run, 30 s Redis SIGKILL/SIGSTOP runs); CI runs them after `make test`
 	$(PY) -m pytest -m long
 
 proto: venv ## regenerate src/assignsvc/v1 from protos/

@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import hiredis
 import pytest
 import redis
 import trustme
@@ -239,3 +240,68 @@ class TestFailures:
                 await server.wait_closed()
 
         assert asyncio.run(main()) < 2.0
+
+
+class TestStalls:
+    """A Redis that answers errors or stops reading: the call fails within the timeout."""
+
+    def test_loading_is_unavailable_at_once(self) -> None:
+        async def main() -> tuple[float, str]:
+            accepted: list[asyncio.StreamWriter] = []
+
+            async def loading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                accepted.append(writer)
+                parser = hiredis.Reader()  # a request is a RESP array: the reply parser reads it
+                while data := await reader.read(65536):
+                    parser.feed(data)
+                    while parser.gets() is not False:
+                        writer.write(b"-LOADING Redis is loading the dataset in memory\r\n")
+
+            server = await asyncio.start_server(loading, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            pipe = FastScriptPipe(f"redis://127.0.0.1:{port}", SCRIPT, 2.0)
+            started = asyncio.get_running_loop().time()
+            try:
+                with pytest.raises(StoreUnavailableError) as caught:
+                    await pipe.run_many([(["k"], [1])])
+                return asyncio.get_running_loop().time() - started, str(caught.value)
+            finally:
+                await pipe.close()
+                for writer in accepted:
+                    writer.close()
+                server.close()
+                await server.wait_closed()
+
+        elapsed, message = asyncio.run(main())
+        assert elapsed < 0.5 and "LOADING" in message
+
+    def test_a_stopped_reader_cannot_hold_a_big_write(self) -> None:
+        """SIGSTOP stops reading: drain() of a write larger than the socket buffers is bounded too."""
+
+        async def main() -> float:
+            blocked = asyncio.Event()
+            accepted: list[asyncio.StreamWriter] = []
+
+            async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                accepted.append(writer)
+                await reader.read(65536)
+                writer.write(b"+OK\r\n" * 2)  # CLIENT SETNAME and SCRIPT LOAD
+                await blocked.wait()  # then reads nothing more
+
+            server = await asyncio.start_server(stall, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            pipe = FastScriptPipe(f"redis://127.0.0.1:{port}", SCRIPT, 0.3)
+            started = asyncio.get_running_loop().time()
+            try:
+                with pytest.raises(StoreUnavailableError):
+                    await pipe.run_many([(["k"], ["x" * 1_000_000])] * 64)
+                return asyncio.get_running_loop().time() - started
+            finally:
+                blocked.set()
+                await pipe.close()
+                for writer in accepted:
+                    writer.close()
+                server.close()
+                await server.wait_closed()
+
+        assert asyncio.run(main()) < 1.0

@@ -122,6 +122,33 @@ class TestAssignmentStore:
         with pytest.raises(StoreUnavailableError, match="claim"):
             run(scenario, "redis://127.0.0.1:1")
 
+    def test_a_silent_redis_is_given_up_after_the_timeout(self) -> None:
+        """claim(timeout_s=...) ends on time though Redis never answers (the store's own timeout is 2 s).
+        PipelinedAssignmentStore's own timer: tests/test_failure_policy.py."""
+
+        async def main() -> float:
+            async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                try:
+                    while await reader.read(65536):
+                        pass
+                finally:  # also when cancelled as the test's loop closes
+                    writer.close()
+
+            server = await asyncio.start_server(silent, "127.0.0.1", 0)
+            redis = connect(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout_s=2.0)
+            store = RedisAssignmentStore(redis, Keyspace())
+            started = asyncio.get_running_loop().time()
+            try:
+                with pytest.raises(StoreUnavailableError, match=r"within 0\.200s"):
+                    await store.claim(EXPERIMENT, "x", 0, 1, timeout_s=0.2)
+                return asyncio.get_running_loop().time() - started
+            finally:
+                await redis.aclose()
+                server.close()
+                await server.wait_closed()
+
+        assert asyncio.run(main()) < 0.5
+
 
 class TestExperimentStore:
     """write() is a compare-and-set; load_all() and changes() see every write."""

@@ -170,6 +170,7 @@ class ExperimentApplier:
             condition=desired.condition,
             hash_attribute=desired.hash_attribute,
             fallback_attribute=desired.fallback_attribute,
+            redis_failure_policy=desired.redis_failure_policy,
         )
         updated = lifecycle.with_default_names(updated, current)
         locked = lifecycle.arms_reshaped(current, updated) or lifecycle.identity_changed(current, updated)

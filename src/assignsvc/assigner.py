@@ -1,4 +1,8 @@
-"""The Assign use case: registry (memory) -> bucketing core -> one store round trip."""
+"""The Assign use case: registry (memory) -> bucketing core -> one store round trip.
+
+The round trip is bounded by the call's deadline and the store's timeout; when it
+fails, the experiment's RedisFailurePolicy decides the answer (store_failure_answer).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from assignsvc.core.model import (
     Experiment,
     ExperimentStatus,
     ExperimentType,
+    RedisFailurePolicy,
 )
 from assignsvc.core.targeting import EMPTY_ATTRIBUTES
 from assignsvc.core.validation import (
@@ -21,16 +26,21 @@ from assignsvc.core.validation import (
     experiment_id_violations,
     participant_id_violations,
 )
-from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError
-from assignsvc.metrics import ArmCounts
+from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError, StoreUnavailableError
+from assignsvc.metrics import FAIL_OPEN_ANSWERS, ArmCounts
 from assignsvc.registry import ExperimentRegistry, LiveExperiment
 from assignsvc.sticky_cache import CacheKey, StickyCache
 from assignsvc.store.protocols import AssignmentStore, Claim, ClaimKind
+from assignsvc.store.redis_errors import bounded
 
 Clock = Callable[[], int]
 Attributes = dict[str, Any]
 # (experiment id, participant id, attributes or None): one item of assign_many.
 AssignItem = tuple[str, str, Attributes | None]
+# Of a call's remaining deadline, what the store wait leaves for building and sending the
+# answer (so that a FAIL_OPEN answer or an UNAVAILABLE reaches the caller before its deadline).
+REPLY_SHARE = 0.1
+REPLY_MIN_S = 0.005
 
 
 def wall_clock_ms() -> int:
@@ -49,6 +59,8 @@ class AssignmentResult:
     arm: Arm | None = None
     arm_index: int = -1
     first_seen_ms: int = 0
+    # Redis (or the sticky cache of it) backs this answer; see the API's Assignment.persisted.
+    persisted: bool = False
 
     @property
     def in_experiment(self) -> bool:
@@ -104,10 +116,12 @@ class Assigner:
         store: AssignmentStore,
         clock: Clock = wall_clock_ms,
         cache: StickyCache | None = None,
+        store_timeout_s: float | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
         self._clock = clock
+        self._store_timeout_s = store_timeout_s  # a bound of its own, beside the store's
         self.cache = cache if cache is not None else StickyCache(0)
         self.served = 0  # Assign items answered, ever: bulk work paces itself by it (pacing.py)
         self.arm_counts = ArmCounts()  # read by the metrics endpoint when scraped
@@ -122,31 +136,49 @@ class Assigner:
             raise NotFoundError("experiment", experiment_id)
         return live
 
+    def _store_budget(self, time_remaining_s: float | None) -> float | None:
+        """How long the store may take: its own timeout, and less than what is left of the call."""
+        budget = self._store_timeout_s
+        if time_remaining_s is not None:
+            left = max(0.0, time_remaining_s - max(REPLY_MIN_S, time_remaining_s * REPLY_SHARE))
+            budget = left if budget is None else min(budget, left)
+        return budget
+
     async def assign(
-        self, experiment_id: str, participant_id: str, attributes: Attributes | None = None
+        self, experiment_id: str, participant_id: str, attributes: Attributes | None = None,
+        time_remaining_s: float | None = None,
     ) -> AssignmentResult:
         """The stored arm if any; else, if the experiment takes new participants and the
         participant matches its condition, the hashed arm, stored now. Excluded and
         non-eligible participants are never stored (but keep an arm stored earlier). A
-        forced arm (QA override) is answered first, in any status, with no store call."""
+        forced arm (QA override) is answered first, in any status, with no store call.
+        The store wait ends before `time_remaining_s` (the call's deadline) does; if the
+        store fails, store_failure_answer applies the experiment's policy."""
         self.served += 1
         prepared = self._prepare(experiment_id, participant_id, attributes, self._clock())
         if isinstance(prepared, AssignmentResult):
             result = prepared
         else:
-            claim = await self._store.claim(
-                prepared.experiment, prepared.unit_id, prepared.proposed_arm, prepared.now_ms
-            )
-            result = self._finish(prepared, claim)
+            try:
+                claim = await self._store.claim(
+                    prepared.experiment, prepared.unit_id, prepared.proposed_arm, prepared.now_ms,
+                    self._store_budget(time_remaining_s),
+                )
+            except StoreUnavailableError as error:
+                result = store_failure_answer(prepared, error)
+            else:
+                result = self._finish(prepared, claim)
         if result.arm is not None:
             self.arm_counts.add(experiment_id, result.arm.id)
         return result
 
-    async def assign_many(self, items: Sequence[AssignItem]) -> list[AssignmentResult | AssignsvcError]:
+    async def assign_many(
+        self, items: Sequence[AssignItem], time_remaining_s: float | None = None
+    ) -> list[AssignmentResult | AssignsvcError]:
         """Assign each (experiment_id, participant_id) as assign() would, with one store
-        round trip for all of them. A bad item gets its own error; StoreUnavailableError
-        fails the whole call (every item would have needed the store or been answered
-        from memory, and a partial answer would hide the outage)."""
+        round trip for all of them. A bad item gets its own error; when the store fails,
+        each item that needed it gets its experiment's policy answer (FAIL_OPEN: the hash's
+        arm; FAIL_CLOSED: its own StoreUnavailableError)."""
         self.served += len(items)
         now_ms = self._clock()
         answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
@@ -156,10 +188,28 @@ class Assigner:
             except (InvalidArgumentError, NotFoundError) as error:
                 answers.append(error)
         pending = [a for a in answers if isinstance(a, PendingClaim)]
-        claims = iter(await self._store.claim_many(
-            [(p.experiment, p.unit_id, p.proposed_arm, p.now_ms) for p in pending]
-        )) if pending else iter(())
-        results = [self._finish(a, next(claims)) if isinstance(a, PendingClaim) else a for a in answers]
+        failure: StoreUnavailableError | None = None
+        claims: list[Claim] = []
+        if pending:
+            requests = [(p.experiment, p.unit_id, p.proposed_arm, p.now_ms) for p in pending]
+            try:
+                claims = await bounded(
+                    self._store.claim_many(requests), self._store_budget(time_remaining_s), "claim batch"
+                )
+            except StoreUnavailableError as error:
+                failure = error
+        claimed = iter(claims)
+        results: list[AssignmentResult | AssignsvcError] = []
+        for a in answers:
+            if not isinstance(a, PendingClaim):
+                results.append(a)
+            elif failure is None:
+                results.append(self._finish(a, next(claimed)))
+            else:
+                try:
+                    results.append(store_failure_answer(a, failure))
+                except StoreUnavailableError as error:
+                    results.append(error)
         for result in results:
             if isinstance(result, AssignmentResult) and result.arm is not None:
                 self.arm_counts.add(result.experiment_id, result.arm.id)
@@ -189,7 +239,7 @@ class Assigner:
             arm_index, first_seen_ms = cached
             return AssignmentResult(
                 experiment.id, participant_id, AssignmentReason.STICKY, experiment.bucket_version,
-                arm=experiment.arms[arm_index], arm_index=arm_index, first_seen_ms=first_seen_ms,
+                arm=experiment.arms[arm_index], arm_index=arm_index, first_seen_ms=first_seen_ms, persisted=True,
             )
         proposed: int | None = None
         closed = closed_reason(experiment, now_ms)
@@ -214,11 +264,13 @@ class Assigner:
         return self._result(pending.experiment, pending.participant_id, claim, pending.fallback)
 
     async def get_assignment(
-        self, experiment_id: str, participant_id: str, attributes: Attributes | None = None
+        self, experiment_id: str, participant_id: str, attributes: Attributes | None = None,
+        time_remaining_s: float | None = None,
     ) -> AssignmentResult:
         """The forced arm, else the stored arm at the current bucket version; NotFoundError if none.
 
-        With a hash attribute, the row is looked up under that attribute's value."""
+        With a hash attribute, the row is looked up under that attribute's value. It only
+        reads, so no policy applies: a store failure (or the deadline) is StoreUnavailableError."""
         live = self._live(experiment_id, participant_id)
         forced = live.experiment.forced_arms.get(participant_id)
         if forced is not None:
@@ -227,7 +279,8 @@ class Assigner:
         if unit_id is None:
             raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
         _check_unit_id(unit_id, live.targeting.hash_attribute)
-        claim = await self._store.lookup(live.experiment, unit_id)
+        budget = self._store_budget(time_remaining_s)
+        claim = await bounded(self._store.lookup(live.experiment, unit_id), budget, "lookup")
         if claim.kind is not ClaimKind.EXISTING:
             raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
         return self._result(live.experiment, participant_id, claim, AssignmentReason.STICKY)
@@ -250,10 +303,11 @@ class Assigner:
                 participant_id,
                 AssignmentReason.BLOCKED_BY_MIN_BUCKET_VERSION,
                 claim.bucket_version,
+                persisted=True,
             )
         if claim.kind is ClaimKind.ABSENT:
             return AssignmentResult(
-                experiment.id, participant_id, fallback, experiment.bucket_version
+                experiment.id, participant_id, fallback, experiment.bucket_version, persisted=True
             )
         reason = (
             AssignmentReason.NEW_ASSIGNMENT
@@ -268,7 +322,36 @@ class Assigner:
             arm=experiment.arms[claim.arm_index],
             arm_index=claim.arm_index,
             first_seen_ms=claim.first_seen_ms,
+            persisted=True,
         )
+
+
+def store_failure_answer(pending: PendingClaim, error: StoreUnavailableError) -> AssignmentResult:
+    """The answer when the claim failed, by the experiment's policy.
+
+    FAIL_OPEN: what the claim would have answered had nothing been stored (the hash's arm
+    as NEW_ASSIGNMENT, or the exclusion / not-eligible / closed reason), persisted=False,
+    nothing written or cached. FAIL_CLOSED, and a preassigned experiment (no hash gives
+    its arms): StoreUnavailableError saying so.
+    """
+    experiment = pending.experiment
+    if experiment.redis_failure_policy is RedisFailurePolicy.FAIL_OPEN:
+        if experiment.type is not ExperimentType.PREASSIGNED:
+            FAIL_OPEN_ANSWERS.inc()
+            arm = pending.proposed_arm
+            if arm is None:
+                return AssignmentResult(experiment.id, pending.participant_id, pending.fallback,
+                                        experiment.bucket_version)
+            return AssignmentResult(
+                experiment.id, pending.participant_id, AssignmentReason.NEW_ASSIGNMENT, experiment.bucket_version,
+                arm=experiment.arms[arm], arm_index=arm,
+            )
+        why = "it fails open, but a preassigned experiment's arms are only in Redis"
+    else:
+        why = "it fails closed (redis_failure_policy), so no arm is answered that is not stored"
+    raise StoreUnavailableError(
+        f"cannot assign {pending.participant_id!r} in experiment {experiment.id!r}: {error.message}; {why}"
+    )
 
 
 def _check_unit_id(unit_id: str, attribute: str) -> None:

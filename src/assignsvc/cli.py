@@ -142,6 +142,8 @@ def _experiment_from_args(args: argparse.Namespace) -> epb.Experiment:
     exp.condition = args.condition or ""
     exp.hash_attribute = args.hash_attribute or ""
     exp.fallback_attribute = args.fallback_attribute or ""
+    exp.redis_failure_policy = _enum_value(  # type: ignore[assignment]
+        epb.RedisFailurePolicy, "REDIS_FAILURE_POLICY_", args.redis_failure_policy)
     return exp
 
 
@@ -209,6 +211,10 @@ def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
         mask.append("min_bucket_version")
         patch.min_bucket_version = args.min_bucket_version
     mask += _window_and_condition(args, patch)
+    if args.redis_failure_policy is not None:
+        mask.append("redis_failure_policy")
+        patch.redis_failure_policy = _enum_value(  # type: ignore[assignment]
+            epb.RedisFailurePolicy, "REDIS_FAILURE_POLICY_", args.redis_failure_policy)
     if args.force or args.clear_forced:
         mask.append("forced_arms")
         forced = {} if args.clear_forced or current is None else dict(current.forced_arms)
@@ -384,10 +390,20 @@ def _client(command: Command) -> Callable[[argparse.Namespace], int]:
 
 # --- the parser --------------------------------------------------------------------------
 
+_POLICIES = ("fail_closed", "fail_open")
+_POLICY_HELP = "when Redis fails, Assign answers UNAVAILABLE (fail_closed) or the hash's arm, unstored (fail_open)"
+
+
 def _targeting_flags(create: argparse.ArgumentParser) -> None:
     create.add_argument("--condition", help='eligibility condition, GrowthBook syntax as JSON: \'{"country": "US"}\'')
     create.add_argument("--hash-attribute", help="attribute hashed and stored instead of the participant id")
     create.add_argument("--fallback-attribute", help="attribute used when the hash attribute is missing")
+    create.add_argument("--redis-failure-policy", default="fail_closed", choices=_POLICIES, help=_POLICY_HELP)
+
+
+def _update_answer_flags(update: argparse.ArgumentParser) -> None:
+    update.add_argument("--condition", help="new eligibility condition (JSON), or 'none' to target everyone")
+    update.add_argument("--redis-failure-policy", choices=_POLICIES, help=_POLICY_HELP)
 
 
 def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
@@ -429,7 +445,7 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     update.add_argument("--force", action="append", default=[], metavar="PARTICIPANT=ARM",
                         help="always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)")
     update.add_argument("--clear-forced", action="store_true", help="drop every forced arm (before any --force)")
-    update.add_argument("--condition", help="new eligibility condition (JSON), or 'none' to target everyone")
+    _update_answer_flags(update)
     update.set_defaults(run=_client(_update))
     delete = sub.add_parser("delete", parents=[client, etag], help="archive an experiment (its id is never reused)")
     delete.add_argument("id")

@@ -108,6 +108,7 @@ def print_experiment_details(message: Any, output: str) -> None:
         ("condition", m.condition or NONE),
         ("hash_attribute", " then ".join(a for a in (m.hash_attribute, m.fallback_attribute) if a)
          or "(participant id)"),
+        ("redis_failure", enum_name(m, "redis_failure_policy", "REDIS_FAILURE_POLICY_")),
         ("created", format_time(m.create_time.ToMilliseconds())),
         ("updated", format_time(m.update_time.ToMilliseconds())),
         ("etag", m.etag),
@@ -129,6 +130,8 @@ def print_assignment(assignment: Any, output: str) -> None:
         print(f"{a.participant_id} -> not in experiment ({reason})")
         return
     first_seen = format_time(a.first_seen_time.ToMilliseconds()) if a.HasField("first_seen_time") else "never stored"
+    if not a.persisted and reason == "new_assignment":  # a FAIL_OPEN answer while Redis failed
+        first_seen = "not stored: Redis unavailable, experiment fails open"
     print(f"{a.participant_id} -> {a.arm.id} (index {a.arm.index}, {reason}, "
           f"first seen {first_seen}, bucket version {a.bucket_version})")
 

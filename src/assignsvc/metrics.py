@@ -43,6 +43,9 @@ REDIS_CLAIM_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 REDIS_CLAIM_ERRORS = Counter("assignsvc_redis_claim_errors", "Claim round trips that failed (Redis unavailable)")
+FAIL_OPEN_ANSWERS = Counter(
+    "assignsvc_fail_open_answers", "Assign answers made without Redis (FAIL_OPEN experiments: persisted=false)",
+)
 WEBHOOK_DELIVERIES = Counter(
     "assignsvc_webhook_deliveries", "Webhook delivery attempts by outcome", ["outcome"]
 )

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,6 +25,17 @@ import redis
 
 _UNIX_SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 _PR_SET_PDEATHSIG = 1
+# Run as `python -I -S -c _BECOME_SERVER PARENT_PID BINARY ARGS...`: a fresh, single-threaded
+# interpreter asks for SIGTERM when its parent dies (kept across execv), then becomes the
+# server. Not preexec_fn: that runs Python (and gRPC's at-fork handlers) in a fork of a
+# process whose gRPC threads are busy, and such children died of SIGSEGV / SIGABRT when
+# Redis was restarted under load (tests/test_redis_failure.py, the embedded Redis' restarts).
+_BECOME_SERVER = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None, use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGTERM)\n"
+    "if os.getppid() != int(sys.argv[1]): sys.exit(1)  # the parent died before prctl\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 class RedisServerError(RuntimeError):
@@ -128,11 +140,10 @@ class RedisServerProcess:
             with contextlib.suppress(FileNotFoundError):
                 self.unix_socket.unlink()
         self._process = subprocess.Popen(
-            self._command(binary),
+            [sys.executable, "-I", "-S", "-c", _BECOME_SERVER, str(os.getpid()), *self._command(binary)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - called before any thread starts serving
         )
         self._wait_ready(timeout_s)
 
@@ -160,7 +171,9 @@ class RedisServerProcess:
         log_tail = ""
         with contextlib.suppress(OSError):
             log_tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-10:])
-        return f"redis server {what}: {stderr.decode(errors='replace')}\n{log_tail}".strip()
+        status = "" if self._process is None or self._process.returncode is None else (
+            f" (exit status {self._process.returncode})")
+        return f"redis server {what}{status}: {stderr.decode(errors='replace')}\n{log_tail}".strip()
 
     def alive(self) -> bool:
         """True while the child process runs."""

@@ -290,7 +290,10 @@ async def create_server(config: ServerConfig) -> RunningServer:
             ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
             server,
         )
-        assigner = Assigner(registry, assignment_store, cache=StickyCache(config.cache_size))
+        # Two timeouts: a claim may wait out pipelines in flight before its own round trip
+        # (store/pipelining.py), and a cluster retries once on a refreshed slot map.
+        assigner = Assigner(registry, assignment_store, cache=StickyCache(config.cache_size),
+                            store_timeout_s=2 * config.redis_timeout_s)
         assignment_grpc.add_AssignmentServiceServicer_to_server(AssignmentServicer(assigner), server)
         bulk_grpc.add_BulkAssignmentServiceServicer_to_server(BulkAssignmentServicer(
             Exporter(registry, experiment_store, rows), Preassigner(registry, rows), activity=lambda: assigner.served,

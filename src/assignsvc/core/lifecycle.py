@@ -42,7 +42,7 @@ TRANSITIONS: dict[tuple[ExperimentStatus, Action], ExperimentStatus] = {
 # Fields an UpdateExperiment field mask may name (the API's names).
 UPDATABLE_FIELDS = (
     "name", "arms", "coverage", "namespace", "min_bucket_version", "start_time", "end_time", "forced_arms",
-    "condition", "hash_attribute", "fallback_attribute",
+    "condition", "hash_attribute", "fallback_attribute", "redis_failure_policy",
 )
 # Fields that decide who a participant is: locked like the arms (see check_update).
 IDENTITY_FIELDS = ("hash_attribute", "fallback_attribute")
@@ -205,6 +205,7 @@ _SHOWN_FIELDS: tuple[tuple[str, Callable[[Experiment], str]], ...] = (
     ("condition", lambda e: e.condition),
     ("hash_attribute", lambda e: e.hash_attribute),
     ("fallback_attribute", lambda e: e.fallback_attribute),
+    ("redis_failure_policy", lambda e: e.redis_failure_policy.name),
 )
 
 

@@ -32,6 +32,17 @@ class ExperimentType(enum.Enum):
     PREASSIGNED = "preassigned"
 
 
+class RedisFailurePolicy(enum.Enum):
+    """What Assign answers when Redis cannot record a first arm: refuse, or serve the hash's arm.
+
+    FAIL_CLOSED keeps "every arm answered is stored"; FAIL_OPEN keeps serving (the hash
+    gives the same arm the stored row would, unless the experiment was reconfigured since).
+    """
+
+    FAIL_CLOSED = "fail_closed"
+    FAIL_OPEN = "fail_open"
+
+
 @dataclass(frozen=True, slots=True)
 class Arm:
     """One arm; its index is its position in Experiment.arms."""
@@ -83,6 +94,8 @@ class Experiment:
     # and the one tried when it is missing (GrowthBook's hashAttribute / fallbackAttribute).
     hash_attribute: str = ""
     fallback_attribute: str = ""
+    # Assign's answer when Redis fails; decides answers only, never a stored arm or a hash.
+    redis_failure_policy: RedisFailurePolicy = RedisFailurePolicy.FAIL_CLOSED
 
     def arm_index(self, arm_id: str) -> int:
         """Position of the arm with that id, or -1."""

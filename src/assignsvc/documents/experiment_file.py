@@ -22,6 +22,7 @@ one experiment, or a stream of those separated by `---`. One experiment:
     condition: {country: {$in: [US, CA]}}    # GrowthBook's condition syntax (or its JSON as a string)
     hash_attribute: deviceId                 # default: the participant id
     fallback_attribute: userId
+    redis_failure_policy: fail_open          # fail_closed (default) | fail_open
 
 A GrowthBook experiment (REST object, webhook body or SDK shape) may stand wherever an
 experiment may: documents.growthbook maps it. Reading raises only InvalidArgumentError,
@@ -48,14 +49,22 @@ from typing import Any, TypeVar
 import yaml
 
 from assignsvc.core.conditions import canonical_text
-from assignsvc.core.model import Arm, Experiment, ExperimentStatus, ExperimentType, HashAlgorithm, Namespace
+from assignsvc.core.model import (
+    Arm,
+    Experiment,
+    ExperimentStatus,
+    ExperimentType,
+    HashAlgorithm,
+    Namespace,
+    RedisFailurePolicy,
+)
 from assignsvc.core.validation import experiment_violations
 from assignsvc.errors import FieldViolation, InvalidArgumentError
 
 EXPERIMENT_FIELDS = (
     "id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version",
     "min_bucket_version", "status", "type", "start_time", "end_time", "forced_arms", "condition", "hash_attribute",
-    "fallback_attribute",
+    "fallback_attribute", "redis_failure_policy",
 )
 ARM_FIELDS = ("id", "name", "weight")
 NAMESPACE_FIELDS = ("id", "range")
@@ -64,7 +73,7 @@ ROOT = "document"  # the field of a violation about the whole file
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _ONE_MS = datetime.timedelta(milliseconds=1)
 _MAX_DEPTH = 32
-E = TypeVar("E", HashAlgorithm, ExperimentStatus, ExperimentType)
+E = TypeVar("E", HashAlgorithm, ExperimentStatus, ExperimentType, RedisFailurePolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +169,10 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
         doc["end_time"] = format_time(e.end_time_ms)
     if e.forced_arms:
         doc["forced_arms"] = dict(sorted(e.forced_arms.items()))
-    return doc | _targeting_document(e)
+    doc |= _targeting_document(e)
+    if e.redis_failure_policy is not RedisFailurePolicy.FAIL_CLOSED:
+        doc["redis_failure_policy"] = e.redis_failure_policy.value
+    return doc
 
 
 def _targeting_document(e: Experiment) -> dict[str, Any]:
@@ -459,6 +471,9 @@ class _Reader:
             condition=self.condition(item.get("condition"), at["condition"]),
             hash_attribute=self.text(item.get("hash_attribute"), at["hash_attribute"]) or "",
             fallback_attribute=self.text(item.get("fallback_attribute"), at["fallback_attribute"]) or "",
+            redis_failure_policy=self.choice(
+                item.get("redis_failure_policy"), at["redis_failure_policy"], RedisFailurePolicy
+            ) or RedisFailurePolicy.FAIL_CLOSED,
         )
         self.rules(experiment, path, before)
         return FileExperiment(experiment, status, path)

@@ -1,7 +1,9 @@
 """AssignmentService: the hot path, kept to a dict lookup, a hash and one round trip.
 
 BatchAssign and StreamAssign answer per item: an item's domain error becomes its own
-google.rpc.Status (the same one Assign would have returned), never the call's.
+google.rpc.Status (the same one Assign would have returned), never the call's; so does a
+Redis failure under a FAIL_CLOSED experiment (UNAVAILABLE). Every store wait ends before
+the call's deadline (context.time_remaining()): a hung Redis never hangs a call.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from assignsvc.errors import (
     InvalidArgumentError,
     NotFoundError,
     RateLimitedError,
+    StoreUnavailableError,
     UnauthenticatedError,
 )
 from assignsvc.service.convert import attributes_from_pb, fill_assignment
@@ -58,7 +61,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         self, request: pb.AssignRequest, context: Context
     ) -> pb.AssignResponse:
         attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-        result = await self._assigner.assign(scoped(request.experiment_id), request.participant_id, attributes)
+        result = await self._assigner.assign(
+            scoped(request.experiment_id), request.participant_id, attributes, context.time_remaining()
+        )
         response = pb.AssignResponse()
         fill_assignment(response.assignment, result)
         return response
@@ -68,7 +73,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         self, request: pb.GetAssignmentRequest, context: Context
     ) -> pb.GetAssignmentResponse:
         attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-        result = await self._assigner.get_assignment(scoped(request.experiment_id), request.participant_id, attributes)
+        result = await self._assigner.get_assignment(
+            scoped(request.experiment_id), request.participant_id, attributes, context.time_remaining()
+        )
         response = pb.GetAssignmentResponse()
         fill_assignment(response.assignment, result)
         return response
@@ -92,7 +99,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                     bad[i] = error
             items.append((scoped(r.experiment_id), r.participant_id, attributes))
         good = [item for i, item in enumerate(items) if i not in bad]
-        answers = iter(await self._assigner.assign_many(good)) if good else iter(())
+        answers = iter(await self._assigner.assign_many(good, context.time_remaining())) if good else iter(())
         outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
         response = pb.BatchAssignResponse()
         add = response.results.add
@@ -118,7 +125,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                 try:  # the call was admitted for its first request; later ones count one each
                     if not first:
                         take_item()
-                    task = asyncio.ensure_future(self._assign_one(request))
+                    task = asyncio.ensure_future(self._assign_one(request, context.time_remaining()))
                 except RateLimitedError as limited:  # this item's own answer: the stream goes on
                     task = asyncio.ensure_future(_answer(limited))
                 except UnauthenticatedError as revoked:  # the key was revoked: the stream ends
@@ -129,7 +136,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
             await window.put(None)
 
         reader = asyncio.create_task(read())
-        try:  # a store failure (AssignsvcError) ends the stream with its status: the decorator
+        try:  # any other failure (AssignsvcError) ends the stream with its status: the decorator
             while (task := await window.get()) is not None:
                 if isinstance(task, AssignsvcError):
                     raise task
@@ -146,10 +153,15 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                 if isinstance(pending, asyncio.Task):
                     pending.cancel()
 
-    async def _assign_one(self, request: pb.StreamAssignRequest) -> AssignmentResult | AssignsvcError:
-        """One stream item; its own bad input is its own result, a store outage is the stream's."""
+    async def _assign_one(
+        self, request: pb.StreamAssignRequest, time_remaining_s: float | None
+    ) -> AssignmentResult | AssignsvcError:
+        """One stream item; its own bad input, and a store outage under FAIL_CLOSED, are its own
+        result (the stream goes on: a Redis blip costs the items it hit, not the stream)."""
         try:
             attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-            return await self._assigner.assign(scoped(request.experiment_id), request.participant_id, attributes)
-        except (InvalidArgumentError, NotFoundError) as error:
+            return await self._assigner.assign(
+                scoped(request.experiment_id), request.participant_id, attributes, time_remaining_s
+            )
+        except (InvalidArgumentError, NotFoundError, StoreUnavailableError) as error:
             return error

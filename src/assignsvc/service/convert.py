@@ -22,6 +22,7 @@ from assignsvc.core.model import (
     ExperimentType,
     HashAlgorithm,
     Namespace,
+    RedisFailurePolicy,
 )
 from assignsvc.errors import InvalidArgumentError
 from assignsvc.service.scope import local_part, scoped
@@ -51,6 +52,9 @@ _STATUS_TO_PB, _STATUS_FROM_PB = _by_name(
     ExperimentStatus, epb.ExperimentStatus, "EXPERIMENT_STATUS_", ExperimentStatus.DRAFT
 )
 _TYPE_TO_PB, _TYPE_FROM_PB = _by_name(ExperimentType, epb.ExperimentType, "EXPERIMENT_TYPE_", ExperimentType.ONLINE)
+_POLICY_TO_PB, _POLICY_FROM_PB = _by_name(
+    RedisFailurePolicy, epb.RedisFailurePolicy, "REDIS_FAILURE_POLICY_", RedisFailurePolicy.FAIL_CLOSED
+)
 _REASON_TO_PB, _ = _by_name(AssignmentReason, apb.AssignmentReason, "ASSIGNMENT_REASON_", None)
 
 
@@ -111,6 +115,7 @@ def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experi
         condition=msg.condition,
         hash_attribute=msg.hash_attribute,
         fallback_attribute=msg.fallback_attribute,
+        redis_failure_policy=_enum(_POLICY_FROM_PB, msg.redis_failure_policy, f"{field}.redis_failure_policy"),
     )
 
 
@@ -134,6 +139,7 @@ def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
         condition=experiment.condition,
         hash_attribute=experiment.hash_attribute,
         fallback_attribute=experiment.fallback_attribute,
+        redis_failure_policy=_POLICY_TO_PB[experiment.redis_failure_policy],
     )
     if experiment.namespace is not None:
         ns = experiment.namespace
@@ -153,6 +159,7 @@ def fill_assignment(msg: apb.Assignment, result: AssignmentResult) -> None:
     msg.participant_id = result.participant_id
     msg.reason = _REASON_TO_PB[result.reason]
     msg.bucket_version = result.bucket_version
+    msg.persisted = result.persisted
     arm = result.arm
     if arm is not None:
         msg.in_experiment = True

@@ -18,7 +18,7 @@ from assignsvc.core.model import Experiment
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimKind, ClaimRequest
-from assignsvc.store.redis_errors import store_errors
+from assignsvc.store.redis_errors import bounded, store_errors
 
 # Arms are capped at 100 (core.validation); 1024 leaves room without changing the packing.
 ARM_SLOTS = 1024
@@ -112,13 +112,14 @@ class RedisAssignmentStore:
         return self._to_claim(experiment, reply, now_ms, proposed)
 
     async def claim(
-        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int
+        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int,
+        timeout_s: float | None = None,
     ) -> Claim:
         """See AssignmentStore.claim."""
         keys = self._claim_keys(experiment, participant_id)
         args = self._claim_args(participant_id, proposed_arm, now_ms)
         with store_errors("claim"):
-            reply = await self._claim(keys=keys, args=args)
+            reply = await bounded(self._claim(keys=keys, args=args), timeout_s, "claim")
         return self._to_claim(experiment, reply, now_ms, proposed_arm)
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:

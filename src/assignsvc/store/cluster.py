@@ -34,7 +34,7 @@ from assignsvc.core.model import Experiment
 from assignsvc.store.assignments import CLAIM_SCRIPT, RedisAssignmentStore, lookup_claim, sum_arm_counts
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimRequest
-from assignsvc.store.redis_errors import store_errors
+from assignsvc.store.redis_errors import bounded, store_errors
 
 Command = tuple[EncodableT, ...]
 
@@ -160,10 +160,12 @@ class ClusterAssignmentStore(RedisAssignmentStore):
         self._cluster = cluster
 
     async def claim(
-        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int
+        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int,
+        timeout_s: float | None = None,
     ) -> Claim:
         """See AssignmentStore.claim."""
-        return (await self.claim_many([(experiment, participant_id, proposed_arm, now_ms)]))[0]
+        request = (experiment, participant_id, proposed_arm, now_ms)
+        return (await bounded(self.claim_many([request]), timeout_s, "claim"))[0]
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
         """See AssignmentStore.claim_many: one EVALSHA per request, one round trip per node."""

@@ -13,6 +13,7 @@ from assignsvc.core.model import (
     ExperimentType,
     HashAlgorithm,
     Namespace,
+    RedisFailurePolicy,
 )
 
 FORMAT_VERSION = 1
@@ -44,6 +45,7 @@ def experiment_to_json(experiment: Experiment) -> str:
         "condition": experiment.condition,
         "hash_attribute": experiment.hash_attribute,
         "fallback_attribute": experiment.fallback_attribute,
+        "redis_failure_policy": experiment.redis_failure_policy.value,
     }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
@@ -75,4 +77,6 @@ def experiment_from_json(text: str | bytes) -> Experiment:
         condition=doc.get("condition") or "",
         hash_attribute=doc.get("hash_attribute") or "",
         fallback_attribute=doc.get("fallback_attribute") or "",
+        # written before the policy existed: fail closed, as every experiment did then
+        redis_failure_policy=RedisFailurePolicy(doc.get("redis_failure_policy") or "fail_closed"),
     )

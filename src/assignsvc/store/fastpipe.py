@@ -191,8 +191,11 @@ class FastScriptPipe:
         self._pending.append(_Batch(len(commands), future))
         writer.write(b"".join(commands))
         try:
-            await writer.drain()  # a huge batch waits for the socket, not for memory
-            return await asyncio.wait_for(future, self._timeout_s)  # cancelled on timeout
+            # One timeout for both waits: a stopped Redis (SIGSTOP) that no longer reads
+            # would otherwise hold drain() forever once the socket buffer is full.
+            async with asyncio.timeout(self._timeout_s):  # the future is cancelled on timeout
+                await writer.drain()  # a huge batch waits for the socket, not for memory
+                return await future
         except (OSError, ConnectionError) as exc:
             self._fail_all(StoreUnavailableError(f"store unavailable: {exc}"))
             raise StoreUnavailableError(f"store unavailable: {exc}") from exc

@@ -38,12 +38,16 @@ class AssignmentStore(Protocol):
     """Sticky first-seen assignments: written once, never changed."""
 
     async def claim(
-        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int
+        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int,
+        timeout_s: float | None = None,
     ) -> Claim:
         """Return the stored arm, or store `proposed_arm` if none is stored (atomically).
 
         One round trip. With proposed_arm None it only looks. A participant holding an
         arm from a version below min_bucket_version is reported BLOCKED, nothing written.
+        After timeout_s (the caller's deadline) it gives up: StoreUnavailableError. The
+        claim may still reach Redis later; it then stores what any claim would (the first
+        arm wins), so giving up changes no outcome.
         """
         ...
 

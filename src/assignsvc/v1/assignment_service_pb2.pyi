@@ -52,7 +52,7 @@ class AssignedArm(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("experiment_id", "participant_id", "in_experiment", "arm", "reason", "first_seen_time", "bucket_version")
+    __slots__ = ("experiment_id", "participant_id", "in_experiment", "arm", "reason", "first_seen_time", "bucket_version", "persisted")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
     IN_EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class Assignment(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     FIRST_SEEN_TIME_FIELD_NUMBER: _ClassVar[int]
     BUCKET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PERSISTED_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     participant_id: str
     in_experiment: bool
@@ -67,7 +68,8 @@ class Assignment(_message.Message):
     reason: AssignmentReason
     first_seen_time: _timestamp_pb2.Timestamp
     bucket_version: int
-    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., in_experiment: _Optional[bool] = ..., arm: _Optional[_Union[AssignedArm, _Mapping]] = ..., reason: _Optional[_Union[AssignmentReason, str]] = ..., first_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_version: _Optional[int] = ...) -> None: ...
+    persisted: bool
+    def __init__(self, experiment_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., in_experiment: _Optional[bool] = ..., arm: _Optional[_Union[AssignedArm, _Mapping]] = ..., reason: _Optional[_Union[AssignmentReason, str]] = ..., first_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_version: _Optional[int] = ..., persisted: _Optional[bool] = ...) -> None: ...
 
 class AssignRequest(_message.Message):
     __slots__ = ("experiment_id", "participant_id", "attributes")

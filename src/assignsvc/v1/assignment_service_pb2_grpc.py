@@ -63,7 +63,9 @@ class AssignmentServiceServicer:
 
     def Assign(self, request, context):
         """Returns the participant's arm, creating the assignment on first sight if the
-        experiment is running and the participant is covered.
+        experiment is running and the participant is covered. When Redis fails, the
+        experiment's redis_failure_policy decides: UNAVAILABLE (FAIL_CLOSED) or the hash's
+        arm with persisted false (FAIL_OPEN); either comes before the call's deadline.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

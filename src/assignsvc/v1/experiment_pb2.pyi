@@ -30,6 +30,12 @@ class ExperimentType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPERIMENT_TYPE_UNSPECIFIED: _ClassVar[ExperimentType]
     EXPERIMENT_TYPE_ONLINE: _ClassVar[ExperimentType]
     EXPERIMENT_TYPE_PREASSIGNED: _ClassVar[ExperimentType]
+
+class RedisFailurePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REDIS_FAILURE_POLICY_UNSPECIFIED: _ClassVar[RedisFailurePolicy]
+    REDIS_FAILURE_POLICY_FAIL_CLOSED: _ClassVar[RedisFailurePolicy]
+    REDIS_FAILURE_POLICY_FAIL_OPEN: _ClassVar[RedisFailurePolicy]
 HASH_ALGORITHM_UNSPECIFIED: HashAlgorithm
 HASH_ALGORITHM_MURMUR3: HashAlgorithm
 HASH_ALGORITHM_GROWTHBOOK_V1: HashAlgorithm
@@ -42,6 +48,9 @@ EXPERIMENT_STATUS_STOPPED: ExperimentStatus
 EXPERIMENT_TYPE_UNSPECIFIED: ExperimentType
 EXPERIMENT_TYPE_ONLINE: ExperimentType
 EXPERIMENT_TYPE_PREASSIGNED: ExperimentType
+REDIS_FAILURE_POLICY_UNSPECIFIED: RedisFailurePolicy
+REDIS_FAILURE_POLICY_FAIL_CLOSED: RedisFailurePolicy
+REDIS_FAILURE_POLICY_FAIL_OPEN: RedisFailurePolicy
 
 class Arm(_message.Message):
     __slots__ = ("id", "name", "weight")
@@ -64,7 +73,7 @@ class Namespace(_message.Message):
     def __init__(self, id: _Optional[str] = ..., range_start: _Optional[float] = ..., range_end: _Optional[float] = ...) -> None: ...
 
 class Experiment(_message.Message):
-    __slots__ = ("id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version", "min_bucket_version", "status", "type", "start_time", "end_time", "create_time", "update_time", "forced_arms", "etag", "condition", "hash_attribute", "fallback_attribute")
+    __slots__ = ("id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version", "min_bucket_version", "status", "type", "start_time", "end_time", "create_time", "update_time", "forced_arms", "etag", "condition", "hash_attribute", "fallback_attribute", "redis_failure_policy")
     class ForcedArmsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +101,7 @@ class Experiment(_message.Message):
     CONDITION_FIELD_NUMBER: _ClassVar[int]
     HASH_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    REDIS_FAILURE_POLICY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     arms: _containers.RepeatedCompositeFieldContainer[Arm]
@@ -112,4 +122,5 @@ class Experiment(_message.Message):
     condition: str
     hash_attribute: str
     fallback_attribute: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[Arm, _Mapping]]] = ..., coverage: _Optional[float] = ..., namespace: _Optional[_Union[Namespace, _Mapping]] = ..., seed: _Optional[str] = ..., hash_algorithm: _Optional[_Union[HashAlgorithm, str]] = ..., bucket_version: _Optional[int] = ..., min_bucket_version: _Optional[int] = ..., status: _Optional[_Union[ExperimentStatus, str]] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forced_arms: _Optional[_Mapping[str, str]] = ..., etag: _Optional[str] = ..., condition: _Optional[str] = ..., hash_attribute: _Optional[str] = ..., fallback_attribute: _Optional[str] = ...) -> None: ...
+    redis_failure_policy: RedisFailurePolicy
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[Arm, _Mapping]]] = ..., coverage: _Optional[float] = ..., namespace: _Optional[_Union[Namespace, _Mapping]] = ..., seed: _Optional[str] = ..., hash_algorithm: _Optional[_Union[HashAlgorithm, str]] = ..., bucket_version: _Optional[int] = ..., min_bucket_version: _Optional[int] = ..., status: _Optional[_Union[ExperimentStatus, str]] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forced_arms: _Optional[_Mapping[str, str]] = ..., etag: _Optional[str] = ..., condition: _Optional[str] = ..., hash_attribute: _Optional[str] = ..., fallback_attribute: _Optional[str] = ..., redis_failure_policy: _Optional[_Union[RedisFailurePolicy, str]] = ...) -> None: ...
