@@ -5,6 +5,7 @@ raw key ever written to Redis."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -553,7 +554,7 @@ class TestCli:
             assert "key (shown only now" in created
             assert main(["keys", "list", "-o", "json", *target]) == 0
             listed = capsys.readouterr().out
-            key_id = next(part.split('"')[0] for part in listed.split('"id": "')[1:] if part.startswith("key_"))
+            key_id = next(k["id"] for k in json.loads(listed) if k["name"] == "app")
             assert main(["keys", "revoke", key_id, *target]) == 0
             assert main(["experiments", "create", "e1", "--arms", "a:0.5,b:0.5", *target]) == 0
             monkeypatch.setenv("ASSIGNSVC_DATASOURCE", "team-b")
