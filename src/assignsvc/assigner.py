@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from assignsvc.core.bucketing import Outcome
 from assignsvc.core.model import (
@@ -48,9 +47,13 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class AssignmentResult:
-    """A participant's answer; arm is None when not in the experiment."""
+class AssignmentResult(NamedTuple):
+    """A participant's answer; arm is None when not in the experiment.
+
+    A NamedTuple, not a frozen dataclass (as core.bucketing.Decision): one is built per
+    item of every Assign and BatchAssign, and a frozen dataclass's __init__ with eight
+    fields costs several times more.
+    """
 
     experiment_id: str
     participant_id: str
@@ -90,8 +93,7 @@ def closed_reason(experiment: Experiment, now_ms: int) -> AssignmentReason | Non
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class PendingClaim:
+class PendingClaim(NamedTuple):
     """An Assign that needs the store: what to propose, and what to answer if nothing is stored.
 
     `unit_id` is the id hashed and stored: the participant id, or the value of the
