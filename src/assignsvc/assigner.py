@@ -25,7 +25,13 @@ from assignsvc.core.validation import (
     experiment_id_violations,
     participant_id_violations,
 )
-from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError, StoreUnavailableError
+from assignsvc.errors import (
+    AssignsvcError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from assignsvc.metrics import FAIL_OPEN_ANSWERS, ArmCounts
 from assignsvc.registry import ExperimentRegistry, LiveExperiment
 from assignsvc.sticky_cache import CacheKey, StickyCache
@@ -93,6 +99,33 @@ def closed_reason(experiment: Experiment, now_ms: int) -> AssignmentReason | Non
     return None
 
 
+class ExperimentScope(NamedTuple):
+    """What an Assign item's answer takes from its experiment id alone, at one instant."""
+
+    experiment_id: str
+    violations: list[FieldViolation]  # of the experiment id
+    live: LiveExperiment | None  # None: not found (or the id is invalid)
+    closed: AssignmentReason | None  # closed_reason at now_ms, when live
+    now_ms: int
+
+
+# At most 4 UTF-8 bytes a character: an id this short needs no encoding to be checked.
+_SHORT_ID_CHARS = MAX_PARTICIPANT_ID_BYTES // 4
+
+
+def _admit(scope: ExperimentScope, participant_id: str) -> LiveExperiment:
+    """The live experiment for an item; InvalidArgumentError (every violation of both ids)
+    or NotFoundError first, as Assign answers them."""
+    if scope.violations or not 0 < len(participant_id) <= _SHORT_ID_CHARS:
+        violations = scope.violations + participant_id_violations(participant_id, "participant_id")
+        if violations:
+            raise InvalidArgumentError(violations)
+    live = scope.live
+    if live is None:
+        raise NotFoundError("experiment", scope.experiment_id)
+    return live
+
+
 class PendingClaim(NamedTuple):
     """An Assign that needs the store: what to propose, and what to answer if nothing is stored.
 
@@ -128,15 +161,16 @@ class Assigner:
         self.served = 0  # Assign items answered, ever: bulk work paces itself by it (pacing.py)
         self.arm_counts = ArmCounts()  # read by the metrics endpoint when scraped
 
-    def _live(self, experiment_id: str, participant_id: str) -> LiveExperiment:
+    def _scope(self, experiment_id: str, now_ms: int) -> ExperimentScope:
+        """What every item naming `experiment_id` shares at `now_ms` (assign_many builds it once
+        per experiment in the batch; the registry cannot change under a loop with no await)."""
         violations = experiment_id_violations(experiment_id, "experiment_id")
-        violations += participant_id_violations(participant_id, "participant_id")
-        if violations:
-            raise InvalidArgumentError(violations)
-        live = self._registry.get(experiment_id)
-        if live is None:
-            raise NotFoundError("experiment", experiment_id)
-        return live
+        live = None if violations else self._registry.get(experiment_id)
+        closed = closed_reason(live.experiment, now_ms) if live is not None else None
+        return ExperimentScope(experiment_id, violations, live, closed, now_ms)
+
+    def _live(self, experiment_id: str, participant_id: str) -> LiveExperiment:
+        return _admit(self._scope(experiment_id, self._clock()), participant_id)
 
     def _store_budget(self, time_remaining_s: float | None) -> float | None:
         """How long the store may take: its own timeout, and less than what is left of the call."""
@@ -157,7 +191,7 @@ class Assigner:
         The store wait ends before `time_remaining_s` (the call's deadline) does; if the
         store fails, store_failure_answer applies the experiment's policy."""
         self.served += 1
-        prepared = self._prepare(experiment_id, participant_id, attributes, self._clock())
+        prepared = self._prepare(self._scope(experiment_id, self._clock()), participant_id, attributes)
         if isinstance(prepared, AssignmentResult):
             result = prepared
         else:
@@ -184,9 +218,14 @@ class Assigner:
         self.served += len(items)
         now_ms = self._clock()
         answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
+        scopes: dict[str, ExperimentScope] = {}
+        prepare = self._prepare
         for experiment_id, participant_id, attributes in items:
+            scope = scopes.get(experiment_id)
+            if scope is None:
+                scope = scopes[experiment_id] = self._scope(experiment_id, now_ms)
             try:
-                answers.append(self._prepare(experiment_id, participant_id, attributes, now_ms))
+                answers.append(prepare(scope, participant_id, attributes))
             except (InvalidArgumentError, NotFoundError) as error:
                 answers.append(error)
         pending = [a for a in answers if isinstance(a, PendingClaim)]
@@ -218,10 +257,10 @@ class Assigner:
         return results
 
     def _prepare(
-        self, experiment_id: str, participant_id: str, attributes: Attributes | None, now_ms: int
+        self, scope: ExperimentScope, participant_id: str, attributes: Attributes | None
     ) -> AssignmentResult | PendingClaim:
         """Everything before the store: validation, forced arm, identity, cache, condition, hashing."""
-        live = self._live(experiment_id, participant_id)
+        live = _admit(scope, participant_id)
         experiment = live.experiment
         forced = experiment.forced_arms.get(participant_id)
         if forced is not None:
@@ -244,7 +283,7 @@ class Assigner:
                 arm=experiment.arms[arm_index], arm_index=arm_index, first_seen_ms=first_seen_ms, persisted=True,
             )
         proposed: int | None = None
-        closed = closed_reason(experiment, now_ms)
+        closed = scope.closed
         fallback = closed or AssignmentReason.EXPERIMENT_NOT_RUNNING
         if closed is None:
             condition = targeting.condition
@@ -258,7 +297,7 @@ class Assigner:
                     proposed = decision.arm_index
                 else:
                     fallback = _EXCLUSION[decision.outcome]
-        return PendingClaim(experiment, participant_id, proposed, now_ms, fallback, cache_key, unit_id)
+        return PendingClaim(experiment, participant_id, proposed, scope.now_ms, fallback, cache_key, unit_id)
 
     def _finish(self, pending: PendingClaim, claim: Claim) -> AssignmentResult:
         if claim.kind is ClaimKind.CREATED or claim.kind is ClaimKind.EXISTING:
