@@ -34,6 +34,23 @@ def run(factory: Callable[[Redis], Awaitable[T]], url: str) -> T:
     return asyncio.run(main())
 
 
+class TestClaimKeys:
+    """The claim script's KEYS, from the per-version templates, are Keyspace's names exactly."""
+
+    @pytest.mark.parametrize("min_bucket_version", [0, 1, 3])
+    def test_same_names_as_keyspace(self, min_bucket_version: int) -> None:
+        keys = Keyspace("pfx:{x}")
+        experiment = dataclasses.replace(EXPERIMENT, id="team-a/checkout", bucket_version=3,
+                                         min_bucket_version=min_bucket_version, storage_shards=97)
+        store = RedisAssignmentStore(Redis(), keys)
+        for participant in ["alice", "b\u00f6b", "7", "x" * 256, "\U0001f600"]:
+            shard = storage_shard(participant, 97)
+            want = [keys.assignments("team-a/checkout", shard, 3), keys.arm_counts("team-a/checkout", shard, 3)]
+            want += [keys.assignments("team-a/checkout", shard, v) for v in reversed(range(min_bucket_version))]
+            assert store.claim_keys(experiment).of(participant) == want
+        assert store.claim_keys(experiment) is store.claim_keys(experiment)  # built once per version
+
+
 class TestAssignmentStore:
     """claim(): the first stored arm wins, atomically, and is returned forever."""
 

@@ -73,6 +73,37 @@ def sum_arm_counts(shards: Sequence[dict[bytes, bytes]], arm_count: int) -> list
     return counts
 
 
+# ClaimKeys kept by RedisAssignmentStore (experiment versions); past it, they are built anew.
+MAX_CLAIM_KEY_SETS = 4096
+_SHARD_MARK = "\x00"  # stands for the shard in a key template: no prefix or id holds it
+
+
+class ClaimKeys:
+    """The claim script's KEYS (see CLAIM_SCRIPT) for one experiment version, any participant.
+
+    The names come from Keyspace, built once with a mark for the shard and split there.
+    """
+
+    __slots__ = ("_affixes", "_shards")
+
+    def __init__(self, keys: Keyspace, experiment: Experiment) -> None:
+        experiment_id, version = experiment.id, experiment.bucket_version
+        names = [keys.assignments(experiment_id, _SHARD_MARK, version),
+                 keys.arm_counts(experiment_id, _SHARD_MARK, version)]
+        names += [keys.assignments(experiment_id, _SHARD_MARK, old)
+                  for old in reversed(range(experiment.min_bucket_version))]  # newest first
+        affixes = [name.split(_SHARD_MARK) for name in names]
+        if any(len(parts) != 2 for parts in affixes):
+            raise ValueError(f"a key of experiment {experiment_id!r} holds no single shard mark")
+        self._affixes = [(head, tail) for head, tail in affixes]
+        self._shards = experiment.storage_shards
+
+    def of(self, participant_id: str) -> list[str]:
+        """KEYS for one participant: its shard's rows, counters and older versions' rows."""
+        shard = str(storage_shard(participant_id, self._shards))
+        return [head + shard + tail for head, tail in self._affixes]
+
+
 class RedisAssignmentStore:
     """AssignmentStore on Redis (standalone; cluster-ready key layout)."""
 
@@ -80,21 +111,21 @@ class RedisAssignmentStore:
         self._redis = redis
         self._keys = keys
         self._claim = redis.register_script(CLAIM_SCRIPT)
+        self._claim_keys: dict[tuple[str, int, int, int], ClaimKeys] = {}
 
-    def _claim_keys(self, experiment: Experiment, participant_id: str) -> list[str]:
-        shard = storage_shard(participant_id, experiment.storage_shards)
-        version = experiment.bucket_version
-        keys = [
-            self._keys.assignments(experiment.id, shard, version),
-            self._keys.arm_counts(experiment.id, shard, version),
-        ]
-        keys += [
-            self._keys.assignments(experiment.id, shard, old)
-            for old in reversed(range(experiment.min_bucket_version))  # newest first
-        ]
-        return keys
+    def claim_keys(self, experiment: Experiment) -> ClaimKeys:
+        """The claim script's KEYS for any participant of this experiment version (kept per
+        version, so that a claim costs a shard hash and string joins, not Keyspace calls)."""
+        version = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, experiment.storage_shards)
+        found = self._claim_keys.get(version)
+        if found is None:
+            if len(self._claim_keys) >= MAX_CLAIM_KEY_SETS:  # deleted experiments and old versions
+                self._claim_keys.clear()
+            found = self._claim_keys[version] = ClaimKeys(self._keys, experiment)
+        return found
 
-    def _claim_args(self, participant_id: str, proposed_arm: int | None, now_ms: int) -> list[str | int]:
+    @staticmethod
+    def _claim_args(participant_id: str, proposed_arm: int | None, now_ms: int) -> list[str | int]:
         if proposed_arm is None:
             return [participant_id, "", 0]
         return [participant_id, pack_row(now_ms, proposed_arm), proposed_arm]
@@ -102,7 +133,7 @@ class RedisAssignmentStore:
     def claim_call(self, request: ClaimRequest) -> tuple[list[str], list[str | int]]:
         """(keys, args) of the claim script for one request: for another transport."""
         experiment, participant_id, proposed, now_ms = request
-        return self._claim_keys(experiment, participant_id), self._claim_args(participant_id, proposed, now_ms)
+        return self.claim_keys(experiment).of(participant_id), self._claim_args(participant_id, proposed, now_ms)
 
     def claim_from_reply(self, request: ClaimRequest, reply: Any) -> Claim:
         """The Claim for a claim script reply from another transport (an error reply raises)."""
@@ -116,8 +147,7 @@ class RedisAssignmentStore:
         timeout_s: float | None = None,
     ) -> Claim:
         """See AssignmentStore.claim."""
-        keys = self._claim_keys(experiment, participant_id)
-        args = self._claim_args(participant_id, proposed_arm, now_ms)
+        keys, args = self.claim_call((experiment, participant_id, proposed_arm, now_ms))
         with store_errors("claim"):
             reply = await bounded(self._claim(keys=keys, args=args), timeout_s, "claim")
         return self._to_claim(experiment, reply, now_ms, proposed_arm)
@@ -127,9 +157,8 @@ class RedisAssignmentStore:
         (each claim is atomic on its own; together they need not be)."""
         with store_errors("claim batch"):
             async with self._redis.pipeline(transaction=False) as pipe:
-                for experiment, participant_id, proposed, now_ms in requests:
-                    keys = self._claim_keys(experiment, participant_id)
-                    args = self._claim_args(participant_id, proposed, now_ms)
+                for request in requests:
+                    keys, args = self.claim_call(request)
                     await self._claim(keys=keys, args=args, client=pipe)
                 replies = await pipe.execute()
         return [
