@@ -216,18 +216,7 @@ class Assigner:
         each item that needed it gets its experiment's policy answer (FAIL_OPEN: the hash's
         arm; FAIL_CLOSED: its own StoreUnavailableError)."""
         self.served += len(items)
-        now_ms = self._clock()
-        answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
-        scopes: dict[str, ExperimentScope] = {}
-        prepare = self._prepare
-        for experiment_id, participant_id, attributes in items:
-            scope = scopes.get(experiment_id)
-            if scope is None:
-                scope = scopes[experiment_id] = self._scope(experiment_id, now_ms)
-            try:
-                answers.append(prepare(scope, participant_id, attributes))
-            except (InvalidArgumentError, NotFoundError) as error:
-                answers.append(error)
+        answers = self._prepare_many(items, self._clock())
         pending = [a for a in answers if isinstance(a, PendingClaim)]
         failure: StoreUnavailableError | None = None
         claims: list[Claim] = []
@@ -239,22 +228,45 @@ class Assigner:
                 )
             except StoreUnavailableError as error:
                 failure = error
-        claimed = iter(claims)
-        results: list[AssignmentResult | AssignsvcError] = []
-        for a in answers:
-            if not isinstance(a, PendingClaim):
-                results.append(a)
-            elif failure is None:
-                results.append(self._finish(a, next(claimed)))
-            else:
-                try:
-                    results.append(store_failure_answer(a, failure))
-                except StoreUnavailableError as error:
-                    results.append(error)
-        for result in results:
-            if isinstance(result, AssignmentResult) and result.arm is not None:
-                self.arm_counts.add(result.experiment_id, result.arm.id)
+        finish = self._finish
+        if failure is None and len(pending) == len(answers):  # the common batch: every item claimed
+            results: list[AssignmentResult | AssignsvcError] = [
+                finish(p, claim) for p, claim in zip(pending, claims, strict=True)]
+        else:
+            claimed = iter(claims)
+            results = [a if not isinstance(a, PendingClaim)
+                       else finish(a, next(claimed)) if failure is None
+                       else _failure_answer(a, failure) for a in answers]
+        self._count_arms(results)
         return results
+
+    def _prepare_many(
+        self, items: Sequence[AssignItem], now_ms: int
+    ) -> list[AssignmentResult | AssignsvcError | PendingClaim]:
+        """_prepare for each item, with each experiment's scope built once (the registry
+        cannot change under this loop: it never awaits)."""
+        answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
+        scopes: dict[str, ExperimentScope] = {}
+        prepare = self._prepare
+        for experiment_id, participant_id, attributes in items:
+            scope = scopes.get(experiment_id)
+            if scope is None:
+                scope = scopes[experiment_id] = self._scope(experiment_id, now_ms)
+            try:
+                answers.append(prepare(scope, participant_id, attributes))
+            except (InvalidArgumentError, NotFoundError) as error:
+                answers.append(error)
+        return answers
+
+    def _count_arms(self, results: list[AssignmentResult | AssignsvcError]) -> None:
+        """arm_counts for a batch: one update per (experiment, arm), not per item."""
+        tally: dict[tuple[str, str], int] = {}
+        for result in results:
+            if type(result) is AssignmentResult and result.arm is not None:
+                key = (result.experiment_id, result.arm.id)
+                tally[key] = tally.get(key, 0) + 1
+        for (experiment_id, arm_id), count in tally.items():
+            self.arm_counts.add(experiment_id, arm_id, count)
 
     def _prepare(
         self, scope: ExperimentScope, participant_id: str, attributes: Attributes | None
@@ -393,6 +405,14 @@ def store_failure_answer(pending: PendingClaim, error: StoreUnavailableError) ->
     raise StoreUnavailableError(
         f"cannot assign {pending.participant_id!r} in experiment {experiment.id!r}: {error.message}; {why}"
     )
+
+
+def _failure_answer(pending: PendingClaim, error: StoreUnavailableError) -> AssignmentResult | AssignsvcError:
+    """store_failure_answer, or its StoreUnavailableError as the item's own answer."""
+    try:
+        return store_failure_answer(pending, error)
+    except StoreUnavailableError as refused:
+        return refused
 
 
 def _check_unit_id(unit_id: str, attribute: str) -> None:
