@@ -301,10 +301,10 @@ class TestPipelinedClaims:
             for request in requests:
                 keys, args = before.claim_call(request)
                 earlier += before.claims_from_replies([request], [[await script(keys=keys, args=args)]])
-            tables = []
+            tables: list[dict[object, object]] = []
             for prefix in ("one", "many", "before"):
-                keys = sorted(await redis.keys(f"{prefix}:*"))
-                tables.append({k.split(b":", 1)[1]: await redis.hgetall(k) for k in keys})
+                names: list[bytes] = sorted(await redis.keys(f"{prefix}:*"))  # type: ignore[arg-type]  # bytes: no decoding
+                tables.append({k.split(b":", 1)[1]: await redis.hgetall(k) for k in names})
             return [singles, many, earlier], tables
 
         (singles, many, earlier), (one_rows, many_rows, earlier_rows) = run(scenario, redis_url)
