@@ -4,17 +4,24 @@ sticky arm as unary Assign, the batch size limit and stream flow control."""
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import threading
 import time
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
-from tests.support import Client, ServerThread, bad_request_fields
+from assignsvc.v1 import experiment_pb2 as epb
+from assignsvc.v1 import experiment_service_pb2 as espb
+from tests.support import Client, ServerThread, bad_request_fields, struct
 
 
 def batch(client: Client, *pairs: tuple[str, str]) -> list[apb.AssignResult]:
@@ -128,3 +135,121 @@ class TestStreamAssign:
         # the server is still healthy and the rows it did store are sticky
         answer = client.assignments.Assign(apb.AssignRequest(experiment_id="slow", participant_id=f"{1:0>200}"))
         assert answer.assignment.reason == apb.ASSIGNMENT_REASON_STICKY
+
+
+# Each kind of experiment twice, identical but for the id (an explicit seed, so both hash alike):
+# BatchAssign runs on the `_a` copies, one unary Assign per item on the `_b` copies.
+PARITY_KINDS: dict[str, dict[str, object]] = {
+    "plain": {"weights": (0.2, 0.3, 0.5)},
+    "forced": {"forced_arms": {"f1": "a1", "f2": "a0"}},
+    "hashattr": {"hash_attribute": "company", "fallback_attribute": "device"},
+    "cond": {"condition": json.dumps({"country": {"$in": ["US", "CA"]}})},
+    "cov": {"coverage": 0.5},
+    "ns": {"namespace": epb.Namespace(id="ns1", range_start=0.2, range_end=0.7)},
+    "paused": {"forced_arms": {"f1": "a0"}},  # paused once a few participants are stored
+    "blocked": {},  # rerandomized with block_previous_participants once a few are stored
+    "ended": {},  # its end_time set in the past once a few are stored
+}
+
+
+def parity_setup(client: Client) -> list[str]:
+    """Create both copies of every kind and give them the same history; the participants stored."""
+    old = [f"old{k}" for k in range(20)]
+    for kind, fields in PARITY_KINDS.items():
+        for copy in ("a", "b"):
+            name = f"{kind}_{copy}"
+            client.create(name, seed=kind, **fields)  # type: ignore[arg-type]
+            for p in old:
+                client.assignments.Assign(apb.AssignRequest(
+                    experiment_id=name, participant_id=p, attributes=struct({"country": "US", "company": p})))
+            if kind == "paused":
+                client.experiments.PauseExperiment(espb.PauseExperimentRequest(experiment_id=name))
+            elif kind == "blocked":
+                client.experiments.RerandomizeExperiment(espb.RerandomizeExperimentRequest(
+                    experiment_id=name, seed="blocked2", block_previous_participants=True))
+            elif kind == "ended":
+                update(client, epb.Experiment(id=name, end_time=Timestamp(seconds=int(time.time()) - 60)), "end_time")
+    return old
+
+
+def update(client: Client, experiment: epb.Experiment, *paths: str) -> None:
+    client.experiments.UpdateExperiment(espb.UpdateExperimentRequest(
+        experiment=experiment, update_mask=FieldMask(paths=list(paths))))
+
+
+def random_items(rng: random.Random, old: list[str], count: int) -> list[tuple[str, apb.AssignRequest]]:
+    """(kind, request naming the `_a` copy): every branch of Assign, duplicates included."""
+    kinds = [*PARITY_KINDS, "unknown", "bad id!"]
+    items = []
+    for _ in range(count):
+        kind = rng.choice(kinds)
+        participant = rng.choice([
+            f"p{rng.randrange(300)}", f"p{rng.randrange(300)}", rng.choice(old), rng.choice(["f1", "f2"]),
+            "", "x" * 300, "\u00e9" * 100, f"long{'y' * 60}{rng.randrange(5)}"])
+        request = apb.AssignRequest(
+            experiment_id=kind if kind in ("unknown", "bad id!") else f"{kind}_a", participant_id=participant)
+        attributes = rng.choice([
+            None, {}, {"country": "US"}, {"country": "FR"}, {"company": f"c{rng.randrange(40)}"},
+            {"device": f"d{rng.randrange(40)}", "country": "CA"}, {"company": 7.0}, {"company": "z" * 300}])
+        if attributes is not None:
+            request.attributes.CopyFrom(struct(attributes))
+        items.append((kind, request))
+    return items
+
+
+class TestBatchAssignParity:
+    """BatchAssign answers each item exactly as one Assign per item, in order, would."""
+
+    def test_randomized_batch_matches_unary_assign(self, client: Client) -> None:
+        old = parity_setup(client)
+        rng = random.Random(20261123)
+        for _ in range(2):  # the second batch meets the rows (and cache entries) the first stored
+            items = random_items(rng, old, 1000)
+            batched = client.assignments.BatchAssign(
+                apb.BatchAssignRequest(requests=[r for _, r in items]), timeout=30).results
+            for (kind, request), got in zip(items, batched, strict=True):
+                twin = apb.AssignRequest()
+                twin.CopyFrom(request)
+                if request.experiment_id.endswith("_a"):
+                    twin.experiment_id = request.experiment_id[:-2] + "_b"
+                try:
+                    want: apb.AssignResult = apb.AssignResult(
+                        assignment=client.assignments.Assign(twin, timeout=10).assignment)
+                except grpc.RpcError as error:
+                    status = rpc_status.from_call(error)
+                    assert status is not None
+                    want = apb.AssignResult(error=status)
+                assert_same_answer(kind, request, got, want)
+
+    def test_each_branch_was_exercised(self, client: Client) -> None:
+        """The randomized batch above reaches every reason (else it proves less than it claims)."""
+        old = parity_setup(client)
+        items = random_items(random.Random(20261123), old, 1000)
+        batched = client.assignments.BatchAssign(apb.BatchAssignRequest(requests=[r for _, r in items])).results
+        reasons = {r.assignment.reason for r in batched if r.WhichOneof("result") == "assignment"}
+        codes = {r.error.code for r in batched if r.WhichOneof("result") == "error"}
+        assert reasons >= {
+            apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, apb.ASSIGNMENT_REASON_STICKY, apb.ASSIGNMENT_REASON_FORCED,
+            apb.ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE, apb.ASSIGNMENT_REASON_NOT_ELIGIBLE,
+            apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE, apb.ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE,
+            apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING, apb.ASSIGNMENT_REASON_EXPERIMENT_ENDED,
+            apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION,
+        }
+        assert codes >= {grpc.StatusCode.INVALID_ARGUMENT.value[0], grpc.StatusCode.NOT_FOUND.value[0]}
+
+
+def assert_same_answer(kind: str, request: apb.AssignRequest, got: apb.AssignResult, want: apb.AssignResult) -> None:
+    """Field by field; the experiment id is the copy's, first_seen_time is when each was stored."""
+    where = f"{kind} {request.participant_id!r} {dict(request.attributes) if request.HasField('attributes') else None}"
+    assert got.WhichOneof("result") == want.WhichOneof("result"), where
+    if got.WhichOneof("result") == "error":  # the same status, details and all, naming the other copy
+        assert got.error.SerializeToString() == want.error.SerializeToString().replace(b"_b", b"_a"), where
+        return
+    a, b = got.assignment, want.assignment
+    assert a.experiment_id == request.experiment_id, where
+    assert a.HasField("first_seen_time") == b.HasField("first_seen_time"), where
+    assert abs(a.first_seen_time.seconds - b.first_seen_time.seconds) < 120, where
+    a.ClearField("first_seen_time")
+    b.ClearField("first_seen_time")
+    b.experiment_id = a.experiment_id
+    assert a == b, where

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -14,8 +15,10 @@ from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Arm, Experiment
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.store import ClaimKind, RedisAssignmentStore, RedisExperimentStore
+from assignsvc.store.assignments import CLAIM_BATCH_SCRIPT
 from assignsvc.store.connection import connect
 from assignsvc.store.experiments import SUBSCRIBED
+from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import ARCHIVED, MISSING, MUST_BE_NEW, ChangeNotice, Claim, WriteConflict
@@ -32,6 +35,23 @@ def run(factory: Callable[[Redis], Awaitable[T]], url: str) -> T:
         finally:
             await redis.aclose()
     return asyncio.run(main())
+
+
+class TestClaimKeys:
+    """The claim script's KEYS, from the per-version templates, are Keyspace's names exactly."""
+
+    @pytest.mark.parametrize("min_bucket_version", [0, 1, 3])
+    def test_same_names_as_keyspace(self, min_bucket_version: int) -> None:
+        keys = Keyspace("pfx:{x}")
+        experiment = dataclasses.replace(EXPERIMENT, id="team-a/checkout", bucket_version=3,
+                                         min_bucket_version=min_bucket_version, storage_shards=97)
+        store = RedisAssignmentStore(Redis(), keys)
+        for participant in ["alice", "b\u00f6b", "7", "x" * 256, "\U0001f600"]:
+            shard = storage_shard(participant, 97)
+            want = [keys.assignments("team-a/checkout", shard, 3), keys.arm_counts("team-a/checkout", shard, 3)]
+            want += [keys.assignments("team-a/checkout", shard, v) for v in reversed(range(min_bucket_version))]
+            assert store.claim_keys(experiment).of(participant) == want
+        assert store.claim_keys(experiment) is store.claim_keys(experiment)  # built once per version
 
 
 class TestAssignmentStore:
@@ -254,3 +274,55 @@ class TestPipelinedClaims:
 
         outcomes = run(scenario, "redis://127.0.0.1:1")
         assert all(isinstance(o, StoreUnavailableError) for o in outcomes)
+
+    def test_batch_script_claims_as_the_one_claim_script(self, redis_url: str) -> None:
+        """The fast pipe's CLAIM_BATCH_SCRIPT (100 claims a call) answers and stores each claim as
+        CLAIM_SCRIPT does one at a time, and as the claim script did before claims were batched:
+        same replies, same rows and counters, blocked versions included, claims of one
+        participant in order inside one call."""
+        rng = random.Random(7)
+        versions = [dataclasses.replace(EXPERIMENT, bucket_version=v, min_bucket_version=m, storage_shards=5)
+                    for v, m in ((0, 0), (1, 0), (2, 1), (3, 3))]
+        requests = [(rng.choice(versions), f"p{rng.randrange(60)}", rng.choice([None, 0, 1]), 1_000 + i)
+                    for i in range(700)]
+
+        async def scenario(redis: Redis) -> tuple[list[list[Claim]], list[dict[object, object]]]:
+            one_by_one = RedisAssignmentStore(redis, Keyspace("one"))
+            pipe = FastScriptPipe(redis_url, CLAIM_BATCH_SCRIPT, 2.0)
+            try:
+                singles = [await one_by_one.claim(*request) for request in requests]
+                many = await PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace("many")), pipe).claim_many(
+                    requests)
+            finally:
+                await pipe.close()
+            before = RedisAssignmentStore(redis, Keyspace("before"))
+            script = redis.register_script(SCRIPT_BEFORE_BATCHES)
+            earlier = []
+            for request in requests:
+                keys, args = before.claim_call(request)
+                earlier += before.claims_from_replies([request], [[await script(keys=keys, args=args)]])
+            tables: list[dict[object, object]] = []
+            for prefix in ("one", "many", "before"):
+                names: list[bytes] = sorted(await redis.keys(f"{prefix}:*"))  # type: ignore[arg-type]  # bytes: no decoding
+                tables.append({k.split(b":", 1)[1]: await redis.hgetall(k) for k in names})
+            return [singles, many, earlier], tables
+
+        (singles, many, earlier), (one_rows, many_rows, earlier_rows) = run(scenario, redis_url)
+        assert many == singles == earlier
+        assert {c.kind for c in singles} == set(ClaimKind)
+        assert one_rows == many_rows == earlier_rows and one_rows
+
+
+# The claim script as it was before claims were batched (HGET then HSET): the reference.
+SCRIPT_BEFORE_BATCHES = """
+for i = 3, #KEYS do
+  local old = redis.call('HGET', KEYS[i], ARGV[1])
+  if old then return {2, old, i} end
+end
+local row = redis.call('HGET', KEYS[1], ARGV[1])
+if row then return {1, row} end
+if ARGV[2] == '' then return {0} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+return {3}
+"""

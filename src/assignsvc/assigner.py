@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from assignsvc.core.bucketing import Outcome
 from assignsvc.core.model import (
@@ -26,7 +25,13 @@ from assignsvc.core.validation import (
     experiment_id_violations,
     participant_id_violations,
 )
-from assignsvc.errors import AssignsvcError, InvalidArgumentError, NotFoundError, StoreUnavailableError
+from assignsvc.errors import (
+    AssignsvcError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from assignsvc.metrics import FAIL_OPEN_ANSWERS, ArmCounts
 from assignsvc.registry import ExperimentRegistry, LiveExperiment
 from assignsvc.sticky_cache import CacheKey, StickyCache
@@ -48,9 +53,13 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class AssignmentResult:
-    """A participant's answer; arm is None when not in the experiment."""
+class AssignmentResult(NamedTuple):
+    """A participant's answer; arm is None when not in the experiment.
+
+    A NamedTuple, not a frozen dataclass (as core.bucketing.Decision): one is built per
+    item of every Assign and BatchAssign, and a frozen dataclass's __init__ with eight
+    fields costs several times more.
+    """
 
     experiment_id: str
     participant_id: str
@@ -90,8 +99,34 @@ def closed_reason(experiment: Experiment, now_ms: int) -> AssignmentReason | Non
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class PendingClaim:
+class ExperimentScope(NamedTuple):
+    """What an Assign item's answer takes from its experiment id alone, at one instant."""
+
+    experiment_id: str
+    violations: list[FieldViolation]  # of the experiment id
+    live: LiveExperiment | None  # None: not found (or the id is invalid)
+    closed: AssignmentReason | None  # closed_reason at now_ms, when live
+    now_ms: int
+
+
+# At most 4 UTF-8 bytes a character: an id this short needs no encoding to be checked.
+_SHORT_ID_CHARS = MAX_PARTICIPANT_ID_BYTES // 4
+
+
+def _admit(scope: ExperimentScope, participant_id: str) -> LiveExperiment:
+    """The live experiment for an item; InvalidArgumentError (every violation of both ids)
+    or NotFoundError first, as Assign answers them."""
+    if scope.violations or not 0 < len(participant_id) <= _SHORT_ID_CHARS:
+        violations = scope.violations + participant_id_violations(participant_id, "participant_id")
+        if violations:
+            raise InvalidArgumentError(violations)
+    live = scope.live
+    if live is None:
+        raise NotFoundError("experiment", scope.experiment_id)
+    return live
+
+
+class PendingClaim(NamedTuple):
     """An Assign that needs the store: what to propose, and what to answer if nothing is stored.
 
     `unit_id` is the id hashed and stored: the participant id, or the value of the
@@ -126,15 +161,16 @@ class Assigner:
         self.served = 0  # Assign items answered, ever: bulk work paces itself by it (pacing.py)
         self.arm_counts = ArmCounts()  # read by the metrics endpoint when scraped
 
-    def _live(self, experiment_id: str, participant_id: str) -> LiveExperiment:
+    def _scope(self, experiment_id: str, now_ms: int) -> ExperimentScope:
+        """What every item naming `experiment_id` shares at `now_ms` (assign_many builds it once
+        per experiment in the batch; the registry cannot change under a loop with no await)."""
         violations = experiment_id_violations(experiment_id, "experiment_id")
-        violations += participant_id_violations(participant_id, "participant_id")
-        if violations:
-            raise InvalidArgumentError(violations)
-        live = self._registry.get(experiment_id)
-        if live is None:
-            raise NotFoundError("experiment", experiment_id)
-        return live
+        live = None if violations else self._registry.get(experiment_id)
+        closed = closed_reason(live.experiment, now_ms) if live is not None else None
+        return ExperimentScope(experiment_id, violations, live, closed, now_ms)
+
+    def _live(self, experiment_id: str, participant_id: str) -> LiveExperiment:
+        return _admit(self._scope(experiment_id, self._clock()), participant_id)
 
     def _store_budget(self, time_remaining_s: float | None) -> float | None:
         """How long the store may take: its own timeout, and less than what is left of the call."""
@@ -155,7 +191,7 @@ class Assigner:
         The store wait ends before `time_remaining_s` (the call's deadline) does; if the
         store fails, store_failure_answer applies the experiment's policy."""
         self.served += 1
-        prepared = self._prepare(experiment_id, participant_id, attributes, self._clock())
+        prepared = self._prepare(self._scope(experiment_id, self._clock()), participant_id, attributes)
         if isinstance(prepared, AssignmentResult):
             result = prepared
         else:
@@ -180,13 +216,7 @@ class Assigner:
         each item that needed it gets its experiment's policy answer (FAIL_OPEN: the hash's
         arm; FAIL_CLOSED: its own StoreUnavailableError)."""
         self.served += len(items)
-        now_ms = self._clock()
-        answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
-        for experiment_id, participant_id, attributes in items:
-            try:
-                answers.append(self._prepare(experiment_id, participant_id, attributes, now_ms))
-            except (InvalidArgumentError, NotFoundError) as error:
-                answers.append(error)
+        answers = self._prepare_many(items, self._clock())
         pending = [a for a in answers if isinstance(a, PendingClaim)]
         failure: StoreUnavailableError | None = None
         claims: list[Claim] = []
@@ -198,28 +228,51 @@ class Assigner:
                 )
             except StoreUnavailableError as error:
                 failure = error
-        claimed = iter(claims)
-        results: list[AssignmentResult | AssignsvcError] = []
-        for a in answers:
-            if not isinstance(a, PendingClaim):
-                results.append(a)
-            elif failure is None:
-                results.append(self._finish(a, next(claimed)))
-            else:
-                try:
-                    results.append(store_failure_answer(a, failure))
-                except StoreUnavailableError as error:
-                    results.append(error)
-        for result in results:
-            if isinstance(result, AssignmentResult) and result.arm is not None:
-                self.arm_counts.add(result.experiment_id, result.arm.id)
+        finish = self._finish
+        if failure is None and len(pending) == len(answers):  # the common batch: every item claimed
+            results: list[AssignmentResult | AssignsvcError] = [
+                finish(p, claim) for p, claim in zip(pending, claims, strict=True)]
+        else:
+            claimed = iter(claims)
+            results = [a if not isinstance(a, PendingClaim)
+                       else finish(a, next(claimed)) if failure is None
+                       else _failure_answer(a, failure) for a in answers]
+        self._count_arms(results)
         return results
 
+    def _prepare_many(
+        self, items: Sequence[AssignItem], now_ms: int
+    ) -> list[AssignmentResult | AssignsvcError | PendingClaim]:
+        """_prepare for each item, with each experiment's scope built once (the registry
+        cannot change under this loop: it never awaits)."""
+        answers: list[AssignmentResult | AssignsvcError | PendingClaim] = []
+        scopes: dict[str, ExperimentScope] = {}
+        prepare = self._prepare
+        for experiment_id, participant_id, attributes in items:
+            scope = scopes.get(experiment_id)
+            if scope is None:
+                scope = scopes[experiment_id] = self._scope(experiment_id, now_ms)
+            try:
+                answers.append(prepare(scope, participant_id, attributes))
+            except (InvalidArgumentError, NotFoundError) as error:
+                answers.append(error)
+        return answers
+
+    def _count_arms(self, results: list[AssignmentResult | AssignsvcError]) -> None:
+        """arm_counts for a batch: one update per (experiment, arm), not per item."""
+        tally: dict[tuple[str, str], int] = {}
+        for result in results:
+            if type(result) is AssignmentResult and result.arm is not None:
+                key = (result.experiment_id, result.arm.id)
+                tally[key] = tally.get(key, 0) + 1
+        for (experiment_id, arm_id), count in tally.items():
+            self.arm_counts.add(experiment_id, arm_id, count)
+
     def _prepare(
-        self, experiment_id: str, participant_id: str, attributes: Attributes | None, now_ms: int
+        self, scope: ExperimentScope, participant_id: str, attributes: Attributes | None
     ) -> AssignmentResult | PendingClaim:
         """Everything before the store: validation, forced arm, identity, cache, condition, hashing."""
-        live = self._live(experiment_id, participant_id)
+        live = _admit(scope, participant_id)
         experiment = live.experiment
         forced = experiment.forced_arms.get(participant_id)
         if forced is not None:
@@ -242,7 +295,7 @@ class Assigner:
                 arm=experiment.arms[arm_index], arm_index=arm_index, first_seen_ms=first_seen_ms, persisted=True,
             )
         proposed: int | None = None
-        closed = closed_reason(experiment, now_ms)
+        closed = scope.closed
         fallback = closed or AssignmentReason.EXPERIMENT_NOT_RUNNING
         if closed is None:
             condition = targeting.condition
@@ -256,7 +309,7 @@ class Assigner:
                     proposed = decision.arm_index
                 else:
                     fallback = _EXCLUSION[decision.outcome]
-        return PendingClaim(experiment, participant_id, proposed, now_ms, fallback, cache_key, unit_id)
+        return PendingClaim(experiment, participant_id, proposed, scope.now_ms, fallback, cache_key, unit_id)
 
     def _finish(self, pending: PendingClaim, claim: Claim) -> AssignmentResult:
         if claim.kind is ClaimKind.CREATED or claim.kind is ClaimKind.EXISTING:
@@ -352,6 +405,14 @@ def store_failure_answer(pending: PendingClaim, error: StoreUnavailableError) ->
     raise StoreUnavailableError(
         f"cannot assign {pending.participant_id!r} in experiment {experiment.id!r}: {error.message}; {why}"
     )
+
+
+def _failure_answer(pending: PendingClaim, error: StoreUnavailableError) -> AssignmentResult | AssignsvcError:
+    """store_failure_answer, or its StoreUnavailableError as the item's own answer."""
+    try:
+        return store_failure_answer(pending, error)
+    except StoreUnavailableError as refused:
+        return refused
 
 
 def _check_unit_id(unit_id: str, attribute: str) -> None:

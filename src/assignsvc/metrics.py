@@ -58,13 +58,13 @@ class ArmCounts:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
 
-    def add(self, experiment_id: str, arm_id: str) -> None:
-        """Count one assignment to an arm (a dict update: cheap enough for Assign)."""
+    def add(self, experiment_id: str, arm_id: str, count: int = 1) -> None:
+        """Count `count` assignments to an arm (a dict update: cheap enough for Assign)."""
         key = (experiment_id, arm_id)
         counts = self.counts
         if key not in counts and len(counts) >= MAX_ARM_SERIES:
             key = OTHER
-        counts[key] = counts.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + count
 
 
 class ServerCollector(Collector):

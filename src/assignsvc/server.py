@@ -53,7 +53,7 @@ from assignsvc.service.interceptors import ServerInterceptor
 from assignsvc.sticky_cache import StickyCache
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.access import RedisAccessStore
-from assignsvc.store.assignments import CLAIM_SCRIPT
+from assignsvc.store.assignments import CLAIM_BATCH_SCRIPT
 from assignsvc.store.cluster import ClusterAssignmentStore
 from assignsvc.store.codec import experiment_from_json
 from assignsvc.store.connection import RedisClient, connect
@@ -245,7 +245,7 @@ def _assignment_stores(
     fast_pipe = bulk_pipe = None
     if config.redis_pipelines > 0:
         if not isinstance(redis, RedisCluster):  # cluster routing stays with redis-py
-            fast_pipe = FastScriptPipe(redis_url, CLAIM_SCRIPT, config.redis_timeout_s)
+            fast_pipe = FastScriptPipe(redis_url, CLAIM_BATCH_SCRIPT, config.redis_timeout_s)
         assignment_store = PipelinedAssignmentStore(redis_assignments, fast_pipe, max_in_flight=config.redis_pipelines)
     if isinstance(redis, RedisCluster):
         return assignment_store, fast_pipe, AssignmentRows(cluster_runner(redis), keys), None

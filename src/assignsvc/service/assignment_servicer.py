@@ -90,6 +90,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         bill_items(count - 1)  # each item counts against the key's rate limit, as a call would
         items: list[AssignItem] = []
         bad: dict[int, AssignsvcError] = {}
+        internal_ids: dict[str, str] = {}  # scoped() once per experiment named
         for i, r in enumerate(request.requests):
             attributes = None
             if r.HasField("attributes"):
@@ -97,14 +98,25 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
                     attributes = attributes_from_pb(r.attributes, f"requests[{i}].attributes")
                 except InvalidArgumentError as error:
                     bad[i] = error
-            items.append((scoped(r.experiment_id), r.participant_id, attributes))
-        good = [item for i, item in enumerate(items) if i not in bad]
-        answers = iter(await self._assigner.assign_many(good, context.time_remaining())) if good else iter(())
-        outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
+            local_id = r.experiment_id
+            experiment_id = internal_ids.get(local_id)
+            if experiment_id is None:
+                experiment_id = internal_ids[local_id] = scoped(local_id)
+            items.append((experiment_id, r.participant_id, attributes))
+        if bad:
+            good = [item for i, item in enumerate(items) if i not in bad]
+            answers = iter(await self._assigner.assign_many(good, context.time_remaining()) if good else ())
+            outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
+        else:
+            outcomes = await self._assigner.assign_many(items, context.time_remaining())
         response = pb.BatchAssignResponse()
         add = response.results.add
+        local_ids = {internal: local for local, internal in internal_ids.items()}
         for outcome in outcomes:
-            fill_result(add(), outcome)
+            if type(outcome) is AssignmentResult:
+                fill_assignment(add().assignment, outcome, local_ids.get(outcome.experiment_id))
+            else:
+                fill_result(add(), outcome)
         return response
 
     @maps_domain_errors_in_stream

@@ -151,20 +151,28 @@ def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
     return msg
 
 
-def fill_assignment(msg: apb.Assignment, result: AssignmentResult) -> None:
+def fill_assignment(msg: apb.Assignment, result: AssignmentResult, local_id: str | None = None) -> None:
     """Write an assignment answer into an (empty) message in place: the hot path. Filling
     the message its parent already holds is 3.6x faster than building an Assignment, its
-    AssignedArm and Timestamp apart and copying them in (measured on BatchAssign replies)."""
-    msg.experiment_id = local_part(result.experiment_id)
+    AssignedArm and Timestamp apart and copying them in (measured on BatchAssign replies).
+    `local_id`: local_part(result.experiment_id), when the caller knows it already.
+
+    Fields at their proto3 default are left unset (the same bytes on the wire, fewer
+    setattr calls)."""
+    msg.experiment_id = local_part(result.experiment_id) if local_id is None else local_id
     msg.participant_id = result.participant_id
     msg.reason = _REASON_TO_PB[result.reason]
-    msg.bucket_version = result.bucket_version
-    msg.persisted = result.persisted
+    if result.bucket_version:
+        msg.bucket_version = result.bucket_version
+    if result.persisted:
+        msg.persisted = True
     arm = result.arm
     if arm is not None:
         msg.in_experiment = True
         held = msg.arm
-        held.id, held.name, held.index = arm.id, arm.name, result.arm_index
+        held.id, held.index = arm.id, result.arm_index
+        if arm.name:
+            held.name = arm.name
     if result.first_seen_ms:  # forced answers were never stored, so never first seen
         first_seen = msg.first_seen_time
         first_seen.seconds, millis = divmod(result.first_seen_ms, 1000)

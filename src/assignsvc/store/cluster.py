@@ -157,6 +157,7 @@ class ClusterAssignmentStore(RedisAssignmentStore):
         # key layout, the claim script and the decoding of its replies.
         self._keys = keys
         self._claim = cluster.register_script(CLAIM_SCRIPT)
+        self._claim_keys = {}
         self._cluster = cluster
 
     async def claim(
@@ -179,7 +180,7 @@ class ClusterAssignmentStore(RedisAssignmentStore):
 
     async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
         """See AssignmentStore.lookup."""
-        key = self._claim_keys(experiment, participant_id)[0]
+        key = self.claim_keys(experiment).of(participant_id)[0]
         with store_errors("lookup"):
             [row] = _raise_first_error(await run_commands(self._cluster, [("HGET", key, participant_id)]))
         return lookup_claim(experiment, row)

@@ -160,6 +160,11 @@ class FastScriptPipe:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
+    @property
+    def script_sha(self) -> bytes:
+        """SHA1 of this pipe's script, for callers that encode their own EVALSHA commands."""
+        return self._sha
+
     async def run_many(self, calls: Sequence[Call]) -> list[Any]:
         """EVALSHA for each (keys, args), in one write; the replies in order.
 

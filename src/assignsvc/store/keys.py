@@ -91,12 +91,12 @@ class Keyspace:
         """Set: ids of an upload in progress, swapped in by its last step (expires if abandoned)."""
         return f"{self.prefix}:{{meta}}:upload:{token}"
 
-    def assignments(self, experiment_id: str, shard: int, bucket_version: int) -> str:
-        """Hash: participant id -> packed (first_seen_ms, arm index)."""
+    def assignments(self, experiment_id: str, shard: int | str, bucket_version: int) -> str:
+        """Hash: participant id -> packed (first_seen_ms, arm index). (A str shard: a template.)"""
         return f"{self.prefix}:a:{{{experiment_id}:{shard}}}:{bucket_version}"
 
-    def arm_counts(self, experiment_id: str, shard: int, bucket_version: int) -> str:
-        """Hash: arm index -> number of assignments stored in that shard."""
+    def arm_counts(self, experiment_id: str, shard: int | str, bucket_version: int) -> str:
+        """Hash: arm index -> number of assignments stored in that shard. (A str shard: a template.)"""
         return f"{self.prefix}:n:{{{experiment_id}:{shard}}}:{bucket_version}"
 
     def participant_strata(self, experiment_id: str, shard: int, bucket_version: int) -> str:

@@ -114,8 +114,8 @@ class PipelinedAssignmentStore:
         Sent at once, not queued (a batch is its own pipeline)."""
         if self._pipe is None:
             return await self._inner.claim_many(requests)
-        replies = await self._pipe.run_many([self._inner.claim_call(r) for r in requests])
-        return [self._inner.claim_from_reply(r, reply) for r, reply in zip(requests, replies, strict=True)]
+        replies = await self._pipe.execute_loading_script(self._inner.claim_commands(requests, self._pipe.script_sha))
+        return self._inner.claims_from_replies(requests, replies)
 
     async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
         """See AssignmentStore.lookup."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from assignsvc.core.model import Experiment
 from assignsvc.core.saved_groups import SavedGroup
@@ -20,9 +20,9 @@ class ClaimKind(enum.Enum):
     ABSENT = "absent"  # nothing stored and nothing proposed: nothing written
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Outcome of a claim; arm fields are meaningful unless kind is ABSENT."""
+class Claim(NamedTuple):
+    """Outcome of a claim; arm fields are meaningful unless kind is ABSENT (a NamedTuple:
+    one is built per claim, and a frozen dataclass's __init__ costs several times more)."""
 
     kind: ClaimKind
     arm_index: int = -1
