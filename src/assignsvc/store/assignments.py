@@ -28,8 +28,9 @@ ARM_SLOTS = 1024
 # version, KEYS[first + 1] its arm counters, the rest rows at each version below
 # min_bucket_version, newest first. `row` is the packed row to write, or "" to only look.
 # Returns {0} absent, {1, row} existing, {2, row, i} blocked (i: the key's index counted
-# from first, 3 for the newest old version), {3} created. HSETNX both checks and writes
-# (one Redis call fewer per new row than HGET then HSET; the script is atomic either way).
+# from first, 3 for the newest old version), {3} created. The row is read before any
+# write (not HSETNX): a returning participant's claim then runs no write command, so it is
+# answered while Redis refuses writes (maxmemory with noeviction, a read-only replica).
 # Blocked versions are checked first, as GrowthBook does: holding any arm from a
 # version below min_bucket_version blocks, even beside an arm at the current version.
 _CLAIM_FUNCTION = """
@@ -38,16 +39,12 @@ local function claim(first, last, participant, row, arm)
     local old = redis.call('HGET', KEYS[i], participant)
     if old then return {2, old, i - first + 1} end
   end
-  if row == '' then
-    local current = redis.call('HGET', KEYS[first], participant)
-    if current then return {1, current} end
-    return {0}
-  end
-  if redis.call('HSETNX', KEYS[first], participant, row) == 1 then
-    redis.call('HINCRBY', KEYS[first + 1], arm, 1)
-    return {3}
-  end
-  return {1, redis.call('HGET', KEYS[first], participant)}
+  local current = redis.call('HGET', KEYS[first], participant)
+  if current then return {1, current} end
+  if row == '' then return {0} end
+  redis.call('HSET', KEYS[first], participant, row)
+  redis.call('HINCRBY', KEYS[first + 1], arm, 1)
+  return {3}
 end
 """
 # One claim per call: KEYS as above; ARGV participant, packed row or "", arm index.
