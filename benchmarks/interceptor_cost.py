@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_assign import create_experiment, server_process
+from bench_conditions import cpu_seconds
+from load_assign import create_experiment, serving_process
 from loadgen import LoadResult, run_load
 
 from assignsvc.redis_server import RedisServerProcess
@@ -148,6 +149,7 @@ def main() -> None:
         return
 
     samples: dict[tuple[str, str, int], list[LoadResult]] = {}
+    cpu_us: dict[tuple[str, str, int], list[float]] = {}  # server CPU per call: other processes do not inflate it
     with tempfile.TemporaryDirectory(prefix="assignsvc-icost-") as tmp:
         redis = RedisServerProcess(Path(tmp) / "redis", unix_socket=Path(tmp) / "redis.sock")
         redis.start()
@@ -162,10 +164,10 @@ def main() -> None:
         if args.base:
             servers["base " + args.base] = (serve, {"PYTHONPATH": str(export_revision(args.base, Path(tmp)))})
         try:
-            targets = {}
-            contexts = [server_process(cmd, env) for cmd, env in servers.values()]
+            targets, pids = {}, {}
+            contexts = [serving_process(cmd, env) for cmd, env in servers.values()]
             for name, context in zip(servers, contexts, strict=True):
-                targets[name] = context.__enter__()
+                targets[name], pids[name] = context.__enter__()
             create_experiment(targets["metrics off"])
             run_id = time.time_ns()
             for round_no in range(args.rounds):
@@ -175,8 +177,13 @@ def main() -> None:
                             "repeat": lambda i: f"r-{run_id}-{i % 1000}",
                             "new": lambda i, n=name, r=round_no, c=concurrency: f"n-{n}-{run_id}-{r}-{c}-{i}",
                         }.items():
+                            cpu_before = cpu_seconds(pids[name])
                             result = asyncio.run(run_load(target, "bench", ids, concurrency, args.duration,
                                                           metadata=credentials.get(name, ())))
+                            # The warm-up's calls are in the CPU time but not in result.calls: a
+                            # small overstatement, the same for every server.
+                            per_call = (cpu_seconds(pids[name]) - cpu_before) / max(1, result.calls) * 1e6
+                            cpu_us.setdefault((scenario, name, concurrency), []).append(per_call)
                             samples.setdefault((scenario, name, concurrency), []).append(result)
                             print(f"round {round_no + 1} c={concurrency:<3} {scenario:<7} {name:<16} "
                                   f"{result.rps:8.0f} rps p50 {result.p50_us:6.0f}us errors {result.errors}",
@@ -186,14 +193,17 @@ def main() -> None:
         finally:
             redis.stop()
 
-    print(f"\n{'scenario':<9}{'server':<18}{'conc':>5}{'RPS':>9}{'vs first':>10}{'p50 us':>9}{'p99 us':>9}")
+    print(f"\n{'scenario':<9}{'server':<18}{'conc':>5}{'RPS':>9}{'vs first':>10}{'p50 us':>9}{'p99 us':>9}"
+          f"{'CPU us/call':>13}{'vs first':>10}")
     first = next(iter(servers))
     for (scenario, name, concurrency), results in samples.items():
         base = statistics.median(r.rps for r in samples[(scenario, first, concurrency)])
         rps = statistics.median(r.rps for r in results)
+        cpu = statistics.median(cpu_us[(scenario, name, concurrency)])
+        cpu_base = statistics.median(cpu_us[(scenario, first, concurrency)])
         print(f"{scenario:<9}{name:<18}{concurrency:>5}{rps:>9.0f}{rps / base:>9.1%} "
               f"{statistics.median(r.p50_us for r in results):>8.0f}"
-              f"{statistics.median(r.p99_us for r in results):>9.0f}")
+              f"{statistics.median(r.p99_us for r in results):>9.0f}{cpu:>13.0f}{cpu / cpu_base:>9.1%}")
 
 
 if __name__ == "__main__":

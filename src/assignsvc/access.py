@@ -70,7 +70,7 @@ class KeyRing:
                  wall_clock: Clock = wall_clock_ms) -> None:
         self._store = store
         # digest -> (digest, key, every scope the key grants): what a call's check reads.
-        self._by_digest: dict[bytes, tuple[bytes, ApiKey, frozenset[Scope]]] = {}
+        self._by_digest: dict[bytes, tuple[bytes, ApiKey, frozenset[Scope], CallerGrant]] = {}
         self._datasources: frozenset[str] = frozenset()
         self._configured: ApiKey | None = None
         if operator_digest:  # configured at start (ASSIGNSVC_OPERATOR_KEY): never stored
@@ -91,7 +91,9 @@ class KeyRing:
         if self._configured is not None:
             live.append(self._configured)
         self._by_digest = {
-            bytes.fromhex(k.digest): (bytes.fromhex(k.digest), k, frozenset(s for s in Scope if grants(k.scopes, s)))
+            bytes.fromhex(k.digest): (
+                bytes.fromhex(k.digest), k, frozenset(s for s in Scope if grants(k.scopes, s)), CallerGrant(self, k)
+            )
             for k in live
         }
         self._datasources = frozenset(d.id for d in datasources)
@@ -100,9 +102,9 @@ class KeyRing:
 
     def check(  # noqa: PLR0911 - one return per refusal
         self, datasource: str, api_key: str, needed: Scope, operator_may: bool = False
-    ) -> ApiKey | tuple[Refusal, float]:
-        """The key, if it may make this call now; else why not (and a rate-limited call's
-        retry delay). Costs a SHA-256 and a dict lookup when admitted.
+    ) -> CallerGrant | tuple[Refusal, float]:
+        """The key's grant, if it may make this call now; else why not (and a rate-limited
+        call's retry delay). Costs a SHA-256 and a dict lookup when admitted.
 
         `datasource` is the `datasource-id` metadata: a datasource key must name its own.
         An operator key needs none for OPERATOR calls, and may make the calls marked
@@ -115,7 +117,7 @@ class KeyRing:
             # Unknown: a well-formed key was revoked or never existed; a malformed one is a
             # typo or a guess (the checksum tells them apart without any lookup).
             return (Refusal.UNAUTHENTICATED if well_formed(api_key) else Refusal.MALFORMED), 0.0
-        _, key, granted = held
+        _, key, granted, grant = held
         if key.datasource:
             if datasource != key.datasource:
                 return Refusal.UNAUTHENTICATED, 0.0
@@ -131,11 +133,7 @@ class KeyRing:
             if wait:
                 return Refusal.RATE_LIMITED, wait
         self._used[key.id] = 1
-        return key
-
-    def grant(self, key: ApiKey) -> CallerGrant:
-        """What a call admitted with `key` may check again while it runs."""
-        return CallerGrant(self, key)
+        return grant  # one per key, made at reload: what the call may check again while it runs
 
     def is_live(self, key: ApiKey) -> bool:
         """Whether the key still authenticates (False once a revocation reached this replica)."""

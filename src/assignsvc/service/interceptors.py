@@ -105,7 +105,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         verdict = self.key_ring.check(datasource, api_key, *policy)
         if not isinstance(verdict, tuple):
             CALLER_DATASOURCE.set(datasource)
-            CALLER_GRANT.set(self.key_ring.grant(verdict))
+            CALLER_GRANT.set(verdict)
             return None
         refusal, delay = verdict
         if refusal is Refusal.PERMISSION_DENIED:
