@@ -52,3 +52,34 @@ def test_pushed_writes_and_a_lost_message(redis_url: str) -> None:
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_store_that_lost_writes_is_the_truth_again(redis_url: str) -> None:
+    """A failover to a lagging replica: the revision counter and an experiment go back to an
+    older state. Every replica then serves what Redis holds, not the lost version."""
+
+    async def scenario() -> None:
+        redis: Redis = connect(redis_url, timeout_s=2.0)
+        keys = Keyspace()
+        store = RedisExperimentStore(redis, keys)
+        registry = ExperimentRegistry(store, refresh_interval_s=3600)
+        await registry.start()
+        try:
+            await store.write([(BASE, MUST_BE_NEW)])
+            await _until(lambda: registry.get("base") is not None)
+            snapshot_json, snapshot_revision = await redis.hget(keys.experiments, "base"), await redis.get(
+                keys.experiments_revision)
+            renamed = dataclasses.replace(BASE, name="lost", revision=2)
+            await store.write([(renamed, 1)])
+            await _until(lambda: registry.get("base").experiment.name == "lost")  # type: ignore[union-attr]
+            # the failover: Redis comes back with the snapshot taken before the rename
+            await redis.hset(keys.experiments, "base", snapshot_json)
+            await redis.set(keys.experiments_revision, snapshot_revision)
+            await registry.refresh()
+            held = registry.get("base")
+            assert held is not None and held.experiment.name == "base" and held.experiment.revision == 1
+        finally:
+            await registry.stop()
+            await redis.aclose()
+
+    asyncio.run(scenario())

@@ -86,18 +86,29 @@ class ExperimentRegistry:
         self._live.pop(experiment_id, None)
 
     async def refresh(self) -> None:
-        """Reload everything if the store's revision moved since the last load."""
+        """Reload everything if the store's revision moved since the last load.
+
+        The revision counter only grows, so a store revision below the one held means Redis
+        lost acknowledged writes (a failover to a lagging replica, a restore): the store is
+        the truth again, and every replica converges on it instead of keeping what it had
+        seen (which would split replicas between the lost and the surviving version).
+        """
         async with self._refresh_lock:
             if await self._store.revision() == self._revision:
                 return
             revision, experiments = await self._store.load_all()
+            rolled_back = revision < self._revision
+            if rolled_back:
+                log.warning("experiment revision went back from %d to %d (writes lost by Redis): "
+                            "serving what Redis holds", self._revision, revision)
+                self._archived -= experiments.keys()
             live = dict(self._live)
             for experiment_id, experiment in experiments.items():
                 if experiment_id in self._archived:
                     continue
                 current = live.get(experiment_id)
                 # A write-through put() may already hold a newer revision than this load.
-                newer = current is None or current.experiment.revision <= experiment.revision
+                newer = rolled_back or current is None or current.experiment.revision <= experiment.revision
                 if newer and (current is None or current.experiment != experiment):
                     live[experiment_id] = LiveExperiment.of(experiment)
             for gone in live.keys() - experiments.keys():
