@@ -47,12 +47,13 @@ class ExperimentRegistry:
     """Experiments by id, in memory, synchronised from an ExperimentStore."""
 
     def __init__(
-        self, store: ExperimentStore, refresh_interval_s: float = 1.0, groups: SavedGroupStore | None = None
+        self, store: ExperimentStore, refresh_interval_s: float = 1.0, groups: SavedGroupStore | None = None,
+        on_access_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         # Called when datasources or API keys changed (an `access:` notice, or any full
         # reload): the key ring rides this feed rather than running a second one.
-        self.on_access_change: Callable[[], Awaitable[None]] | None = None
+        self.on_access_change = on_access_change
         self._group_store = groups
         self._refresh_interval_s = refresh_interval_s
         self._live: dict[str, LiveExperiment] = {}

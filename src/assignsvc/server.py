@@ -269,9 +269,10 @@ async def create_server(config: ServerConfig) -> RunningServer:
         keys = Keyspace(config.key_prefix)
         experiment_store = RedisExperimentStore(redis, keys)
         group_store = RedisSavedGroupStore(redis, keys)
-        registry = ExperimentRegistry(experiment_store, config.refresh_interval_s, group_store)
         access_store = RedisAccessStore(redis, keys)
-        key_ring = _key_ring(config, access_store, registry)
+        key_ring = _key_ring(config, access_store)
+        registry = ExperimentRegistry(experiment_store, config.refresh_interval_s, group_store,
+                                      on_access_change=key_ring.reload if key_ring is not None else None)
         await registry.start()
         assignment_store, fast_pipe, rows, bulk_pipe = _assignment_stores(redis, redis_url, keys, config)
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
@@ -355,9 +356,9 @@ def _add_access_services(server: grpc.aio.Server, manager: AccessManager) -> Non
     access_grpc.add_ApiKeyServiceServicer_to_server(ApiKeyServicer(manager), server)
 
 
-def _key_ring(config: ServerConfig, store: RedisAccessStore, registry: ExperimentRegistry) -> KeyRing | None:
-    """The key ring every call is checked against (None without auth: loopback only, loudly),
-    following the registry's change feed."""
+def _key_ring(config: ServerConfig, store: RedisAccessStore) -> KeyRing | None:
+    """The key ring every call is checked against (None without auth: loopback only, loudly);
+    the registry's change feed reloads it."""
     if not config.auth:
         if not is_loopback_host(config.host):
             raise ConfigError(f"authentication is off: refusing to listen on {config.host} (loopback only)")
@@ -371,9 +372,7 @@ def _key_ring(config: ServerConfig, store: RedisAccessStore, registry: Experimen
         if not well_formed(config.operator_key):
             raise ConfigError("ASSIGNSVC_OPERATOR_KEY is not a well-formed key (make one with `assignsvc keygen`)")
         operator_digest = key_digest(config.operator_key)
-    ring = KeyRing(store, operator_digest)
-    registry.on_access_change = ring.reload
-    return ring
+    return KeyRing(store, operator_digest)
 
 
 def _metrics(

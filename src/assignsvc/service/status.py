@@ -136,13 +136,13 @@ def maps_domain_errors_in_stream(method: StreamHandler) -> StreamHandler:
     return wrapper  # type: ignore[return-value]
 
 
-def _refusal(code: int, reason: str, message: str, retry_delay_s: float) -> Any:
-    delay = duration_pb2.Duration()
-    delay.FromTimedelta(datetime.timedelta(seconds=retry_delay_s))
-    details = [
-        _pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)),
-        _pack(error_details_pb2.RetryInfo(retry_delay=delay)),
-    ]
+def _refusal(code: int, reason: str, message: str, retry_delay_s: float | None = None) -> Any:
+    """A status the interceptor answers with itself: ErrorInfo, and RetryInfo when a retry helps."""
+    details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))]
+    if retry_delay_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(datetime.timedelta(seconds=retry_delay_s))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
 
 
@@ -155,26 +155,18 @@ OVERLOADED = _refusal(
 DRAINING = _refusal(code_pb2.UNAVAILABLE, "DRAINING", "server is shutting down; retry on another replica", 0.0)
 
 # Authentication refusals (service.interceptors); rate limits carry the key's own delay.
-UNAUTHENTICATED_MISSING = rpc_status.to_status(status_pb2.Status(
-    code=code_pb2.UNAUTHENTICATED, message="send the x-api-key and datasource-id metadata",
-    details=[_pack(error_details_pb2.ErrorInfo(reason="CREDENTIALS_MISSING", domain=ERROR_DOMAIN))],
-))
-UNAUTHENTICATED_MALFORMED = rpc_status.to_status(status_pb2.Status(
-    code=code_pb2.UNAUTHENTICATED, message="x-api-key is not an assignsvc key (asv_..., checksum failed)",
-    details=[_pack(error_details_pb2.ErrorInfo(reason="CREDENTIALS_MALFORMED", domain=ERROR_DOMAIN))],
-))
-UNAUTHENTICATED_INVALID = rpc_status.to_status(status_pb2.Status(
-    code=code_pb2.UNAUTHENTICATED,
-    message="x-api-key is unknown or revoked, or is not a key of the datasource-id sent",
-    details=[_pack(error_details_pb2.ErrorInfo(reason="CREDENTIALS_INVALID", domain=ERROR_DOMAIN))],
-))
-PERMISSION_DENIED = rpc_status.to_status(status_pb2.Status(
-    code=code_pb2.PERMISSION_DENIED, message="this API key's scopes do not allow this call",
-    details=[_pack(error_details_pb2.ErrorInfo(reason="SCOPE_MISSING", domain=ERROR_DOMAIN))],
-))
+UNAUTHENTICATED_MISSING = _refusal(
+    code_pb2.UNAUTHENTICATED, "CREDENTIALS_MISSING", "send the x-api-key and datasource-id metadata")
+UNAUTHENTICATED_MALFORMED = _refusal(
+    code_pb2.UNAUTHENTICATED, "CREDENTIALS_MALFORMED", "x-api-key is not an assignsvc key (asv_..., checksum failed)")
+UNAUTHENTICATED_INVALID = _refusal(
+    code_pb2.UNAUTHENTICATED, "CREDENTIALS_INVALID",
+    "x-api-key is unknown or revoked, or is not a key of the datasource-id sent")
+PERMISSION_DENIED = _refusal(
+    code_pb2.PERMISSION_DENIED, "SCOPE_MISSING", "this API key's scopes do not allow this call")
 
 
 def rate_limited(retry_delay_s: float) -> Any:
-    """RESOURCE_EXHAUSTED for a key over its rate limit, saying when a call may go."""
-    return _refusal(code_pb2.RESOURCE_EXHAUSTED, "RATE_LIMITED", "this API key is over its rate limit; retry after "
-                    "the delay", retry_delay_s)
+    """RESOURCE_EXHAUSTED for a key over its rate limit, saying when a call may go: the same
+    status a stream item over the limit gets (RateLimitedError)."""
+    return rpc_status.to_status(to_rpc_status(RateLimitedError(retry_delay_s)))
