@@ -9,7 +9,7 @@
 # the final stage is python:slim with that virtualenv only: no compiler, no pip cache, no
 # tests, no generator, no embedded Redis. It runs as an unprivileged numeric user, so
 # Kubernetes' runAsNonRoot can verify it without a passwd lookup.
-# (tests/test_deploy.py checks the stages, the user, the port and the entrypoint's flags.)
+# (tests/e2e/test_deploy.py checks the stages, the user, the port and the entrypoint's flags.)
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -22,7 +22,7 @@ RUN python -m venv /opt/protoc && /opt/protoc/bin/pip install grpcio-tools==1.85
 COPY pyproject.toml README.md ./
 COPY protos/ protos/
 COPY src/ src/
-# Generated code built in, from the protos in this build context (tests/test_project.py
+# Generated code built in, from the protos in this build context (tests/unit/test_project.py
 # checks that the committed copy is byte for byte the same).
 RUN /opt/protoc/bin/python -m grpc_tools.protoc -Iprotos \
         -I"$(/opt/protoc/bin/python -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')" \

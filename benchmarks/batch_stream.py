@@ -37,8 +37,8 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_assign import create_experiment, server_process
 
-from assignsvc.redis_server import RedisServerProcess
 from assignsvc.store.fastpipe import FastScriptPipe, encode_command
+from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 

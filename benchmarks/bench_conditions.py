@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_assign import serving_process
 from loadgen import LoadResult, run_load
 
-from assignsvc.assigner import Assigner
+from assignsvc.app.assign import Assigner
+from assignsvc.app.registry import ExperimentRegistry
 from assignsvc.core.conditions import compile_condition
 from assignsvc.core.model import Arm, Experiment, ExperimentStatus
-from assignsvc.redis_server import RedisServerProcess
-from assignsvc.registry import ExperimentRegistry
+from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import experiment_service_pb2_grpc as egrpc

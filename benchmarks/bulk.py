@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_assign import RESULTS, create_experiment, server_process
 from loadgen import run_load
 
-from assignsvc.redis_server import RedisServerProcess
+from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import bulk_assignment_service_pb2 as bpb
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bgrpc
 from assignsvc.v1 import experiment_pb2 as epb

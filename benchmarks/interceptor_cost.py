@@ -30,7 +30,7 @@ from bench_conditions import cpu_seconds
 from load_assign import create_experiment, serving_process
 from loadgen import LoadResult, run_load
 
-from assignsvc.redis_server import RedisServerProcess
+from assignsvc.store.redis_server import RedisServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +68,7 @@ async def _wrapper_cpu_us(record_metrics: bool | None, calls: int) -> float:
     (record_metrics None: not wrapped). CPU time, not wall time: a busy machine slows it less."""
     import grpc  # noqa: PLC0415 - only this measurement needs it
 
-    from assignsvc.service.interceptors import ServerInterceptor  # noqa: PLC0415
+    from assignsvc.api.interceptors import ServerInterceptor  # noqa: PLC0415
 
     async def behavior(request: object, context: object) -> object:
         return request
@@ -89,9 +89,9 @@ async def _lookup_cpu_us(calls: int, auth: bool = False) -> float:
     check too), paid per call."""
     import grpc  # noqa: PLC0415
 
-    from assignsvc.access import KeyRing  # noqa: PLC0415
+    from assignsvc.api.interceptors import ServerInterceptor  # noqa: PLC0415
+    from assignsvc.app.access import KeyRing  # noqa: PLC0415
     from assignsvc.core.access import ApiKey, Datasource, Scope, key_digest, new_key  # noqa: PLC0415
-    from assignsvc.service.interceptors import ServerInterceptor  # noqa: PLC0415
 
     handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
 

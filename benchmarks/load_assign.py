@@ -34,7 +34,7 @@ from hdrh.histogram import HdrHistogram
 from loadgen import LoadResult, run_load
 from redis.asyncio import Redis
 
-from assignsvc.redis_server import RedisServerProcess
+from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import experiment_service_pb2_grpc as egrpc

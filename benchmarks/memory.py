@@ -31,9 +31,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from assignsvc.core.model import Arm, Experiment
-from assignsvc.redis_server import RedisServerProcess
 from assignsvc.store.assignments import RedisAssignmentStore, pack_row
 from assignsvc.store.keys import Keyspace
+from assignsvc.store.redis_server import RedisServerProcess
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bulk import STRATA, raw_export
 
 from assignsvc.config import ServerConfig
-from assignsvc.redis_server import RedisServerProcess
-from assignsvc.server import create_server
+from assignsvc.server.wiring import create_server
+from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import bulk_assignment_service_pb2 as bpb
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bgrpc
 from assignsvc.v1 import experiment_pb2 as epb

@@ -67,7 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_assign import server_process
 
 from assignsvc.config import ServerConfig
-from assignsvc.redis_server import RedisServerProcess
+from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import experiment_service_pb2_grpc as egrpc

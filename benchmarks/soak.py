@@ -43,7 +43,7 @@ from hdrh.histogram import HdrHistogram
 from load_assign import RESULTS, serving_process
 from soak_resources import drift, process_sample, redis_used_memory
 
-from assignsvc.redis_server import socket_path_for
+from assignsvc.store.redis_server import socket_path_for
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import bulk_assignment_service_pb2 as bpb

@@ -22,9 +22,9 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving import serve_until_signal
 
+from assignsvc.api.bulk_servicer import chunk_to_pb
+from assignsvc.app.export import ExportChunk, ExportedRow
 from assignsvc.core.model import Arm, Experiment
-from assignsvc.exporter import ExportChunk, ExportedRow
-from assignsvc.service.bulk_servicer import chunk_to_pb
 from assignsvc.v1 import bulk_assignment_service_pb2 as pb
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as pb_grpc
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from assignsvc.cli import main
+from assignsvc.cli.main import main
 from assignsvc.config import ServerConfig
-from assignsvc.redis_server import LocalCluster, RedisServerProcess
+from assignsvc.store.redis_server import LocalCluster, RedisServerProcess
 from tests.support import Cli, Client, Ran, ServerThread, free_port, running_server
 
 

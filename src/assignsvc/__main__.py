@@ -2,6 +2,6 @@
 
 import sys
 
-from assignsvc.cli import main
+from assignsvc.cli.main import main
 
 sys.exit(main())

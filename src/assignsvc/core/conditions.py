@@ -3,7 +3,7 @@
 `compile_condition` turns a condition (MongoDB-like JSON: `$eq` ... `$vgte`, `$and`,
 `$or`, `$nor`, `$not`, `$inGroup`, dotted paths, implicit equality) into a function
 `(attributes, groups) -> bool` that agrees with the `growthbook` package's
-`evalCondition` on every valid condition (tests/test_conditions.py checks >= 10k
+`evalCondition` on every valid condition (tests/unit/test_conditions.py checks >= 10k
 generated pairs). The Assign path only calls the closure: nothing is parsed there.
 
 Where GrowthBook is lenient with a malformed condition (an unknown operator, `$in`

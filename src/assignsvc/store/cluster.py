@@ -6,7 +6,7 @@ slot half-way through a migration) by sending ASKING and then the command as two
 separate pooled calls. With more than one idle connection to the target node they
 leave on different connections, the target answers the bare command with MOVED back
 to the source, which answers ASK again, until "TTL exhausted" (the slot-move tests in
-tests/test_cluster.py fail that way when redirections are left to it). redis-py's synchronous
+tests/store/test_cluster.py fail that way when redirections are left to it). redis-py's synchronous
 client, and this module, send ASKING and the command back to back on one connection.
 
 So `run_commands` sends a batch as one ClusterPipeline with redirections off (one

@@ -1,0 +1,179 @@
+"""AssignmentService: the hot path, kept to a dict lookup, a hash and one round trip.
+
+BatchAssign and StreamAssign answer per item: an item's domain error becomes its own
+google.rpc.Status (the same one Assign would have returned), never the call's; so does a
+Redis failure under a FAIL_CLOSED experiment (UNAVAILABLE). Every store wait ends before
+the call's deadline (context.time_remaining()): a hung Redis never hangs a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, TypeAlias
+
+import grpc
+
+from assignsvc.api.convert import attributes_from_pb, fill_assignment
+from assignsvc.api.scope import bill_items, scoped, take_item
+from assignsvc.api.status import maps_domain_errors, maps_domain_errors_in_stream, to_rpc_status
+from assignsvc.app.assign import Assigner, AssignItem, AssignmentResult
+from assignsvc.errors import (
+    AssignsvcError,
+    InvalidArgumentError,
+    NotFoundError,
+    RateLimitedError,
+    StoreUnavailableError,
+    UnauthenticatedError,
+)
+from assignsvc.v1 import assignment_service_pb2 as pb
+from assignsvc.v1 import assignment_service_pb2_grpc as pb_grpc
+
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+MAX_BATCH_SIZE = 1000
+# StreamAssign requests being answered at once; the stream is read no further ahead.
+STREAM_WINDOW = 64
+
+
+def fill_result(msg: pb.AssignResult, outcome: AssignmentResult | AssignsvcError) -> None:
+    """One item's outcome, written in place: its assignment, or its error status."""
+    if isinstance(outcome, AssignsvcError):
+        msg.error.CopyFrom(to_rpc_status(outcome))
+    else:
+        fill_assignment(msg.assignment, outcome)
+
+
+async def _answer(outcome: AssignsvcError) -> AssignsvcError:
+    """An item answered without work (a task, so it keeps its place in the stream's order)."""
+    return outcome
+
+
+class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
+    """gRPC adapter for Assigner."""
+
+    def __init__(self, assigner: Assigner) -> None:
+        self._assigner = assigner
+
+    @maps_domain_errors
+    async def Assign(  # noqa: N802 - gRPC method name
+        self, request: pb.AssignRequest, context: Context
+    ) -> pb.AssignResponse:
+        attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
+        result = await self._assigner.assign(
+            scoped(request.experiment_id), request.participant_id, attributes, context.time_remaining()
+        )
+        response = pb.AssignResponse()
+        fill_assignment(response.assignment, result)
+        return response
+
+    @maps_domain_errors
+    async def GetAssignment(  # noqa: N802 - gRPC method name
+        self, request: pb.GetAssignmentRequest, context: Context
+    ) -> pb.GetAssignmentResponse:
+        attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
+        result = await self._assigner.get_assignment(
+            scoped(request.experiment_id), request.participant_id, attributes, context.time_remaining()
+        )
+        response = pb.GetAssignmentResponse()
+        fill_assignment(response.assignment, result)
+        return response
+
+    @maps_domain_errors
+    async def BatchAssign(  # noqa: N802 - gRPC method name
+        self, request: pb.BatchAssignRequest, context: Context
+    ) -> pb.BatchAssignResponse:
+        count = len(request.requests)
+        if not 1 <= count <= MAX_BATCH_SIZE:
+            raise InvalidArgumentError.single("requests", f"must hold 1 to {MAX_BATCH_SIZE} items, got {count}")
+        bill_items(count - 1)  # each item counts against the key's rate limit, as a call would
+        items: list[AssignItem] = []
+        bad: dict[int, AssignsvcError] = {}
+        internal_ids: dict[str, str] = {}  # scoped() once per experiment named
+        for i, r in enumerate(request.requests):
+            attributes = None
+            if r.HasField("attributes"):
+                try:
+                    attributes = attributes_from_pb(r.attributes, f"requests[{i}].attributes")
+                except InvalidArgumentError as error:
+                    bad[i] = error
+            local_id = r.experiment_id
+            experiment_id = internal_ids.get(local_id)
+            if experiment_id is None:
+                experiment_id = internal_ids[local_id] = scoped(local_id)
+            items.append((experiment_id, r.participant_id, attributes))
+        if bad:
+            good = [item for i, item in enumerate(items) if i not in bad]
+            answers = iter(await self._assigner.assign_many(good, context.time_remaining()) if good else ())
+            outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
+        else:
+            outcomes = await self._assigner.assign_many(items, context.time_remaining())
+        response = pb.BatchAssignResponse()
+        add = response.results.add
+        local_ids = {internal: local for local, internal in internal_ids.items()}
+        for outcome in outcomes:
+            if type(outcome) is AssignmentResult:
+                fill_assignment(add().assignment, outcome, local_ids.get(outcome.experiment_id))
+            else:
+                fill_result(add(), outcome)
+        return response
+
+    @maps_domain_errors_in_stream
+    async def StreamAssign(  # noqa: N802 - gRPC method name
+        self, request_iterator: AsyncIterator[pb.StreamAssignRequest], context: Context
+    ) -> AsyncGenerator[pb.StreamAssignResponse, None]:
+        """Answer in request order with up to STREAM_WINDOW requests in flight.
+
+        The reader blocks once the window is full, so a caller that stops reading
+        responses (HTTP/2 flow control stalls our writes) is not read any further.
+        """
+        window: asyncio.Queue[asyncio.Task[AssignmentResult | AssignsvcError] | AssignsvcError | None] = (
+            asyncio.Queue(STREAM_WINDOW))
+
+        async def read() -> None:
+            first = True
+            async for request in request_iterator:
+                try:  # the call was admitted for its first request; later ones count one each
+                    if not first:
+                        take_item()
+                    task = asyncio.ensure_future(self._assign_one(request, context.time_remaining()))
+                except RateLimitedError as limited:  # this item's own answer: the stream goes on
+                    task = asyncio.ensure_future(_answer(limited))
+                except UnauthenticatedError as revoked:  # the key was revoked: the stream ends
+                    await window.put(revoked)
+                    return
+                first = False
+                await window.put(task)
+            await window.put(None)
+
+        reader = asyncio.create_task(read())
+        try:  # any other failure (AssignsvcError) ends the stream with its status: the decorator
+            while (task := await window.get()) is not None:
+                if isinstance(task, AssignsvcError):
+                    raise task
+                response = pb.StreamAssignResponse()
+                fill_result(response.result, await task)
+                yield response
+            await reader  # surfaces a failed read
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            while not window.empty():
+                pending = window.get_nowait()
+                if isinstance(pending, asyncio.Task):
+                    pending.cancel()
+
+    async def _assign_one(
+        self, request: pb.StreamAssignRequest, time_remaining_s: float | None
+    ) -> AssignmentResult | AssignsvcError:
+        """One stream item; its own bad input, and a store outage under FAIL_CLOSED, are its own
+        result (the stream goes on: a Redis blip costs the items it hit, not the stream)."""
+        try:
+            attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
+            return await self._assigner.assign(
+                scoped(request.experiment_id), request.participant_id, attributes, time_remaining_s
+            )
+        except (InvalidArgumentError, NotFoundError, StoreUnavailableError) as error:
+            return error

@@ -1,0 +1,299 @@
+"""The experiment admin use cases: create, read, update, delete, status changes,
+re-randomization and stats. Every write is a compare-and-set on the experiment's
+revision (its etag), so two admins never silently overwrite each other."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+
+from assignsvc.app.registry import ExperimentRegistry
+from assignsvc.core import lifecycle
+from assignsvc.core.clock import Clock, wall_clock_ms
+from assignsvc.core.conditions import referenced_groups
+from assignsvc.core.events import EXPERIMENT_CREATED, canonical_json, change_events
+from assignsvc.core.lifecycle import Action
+from assignsvc.core.model import Experiment, ExperimentType
+from assignsvc.core.scoping import datasource_of, local_part, qualify
+from assignsvc.core.stats import SRM_WARNING_P, srm_p_value
+from assignsvc.core.validation import creation_violations, experiment_id_violations, experiment_violations
+from assignsvc.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from assignsvc.store.protocols import (
+    ARCHIVED,
+    MUST_BE_NEW,
+    AssignmentStore,
+    ChangeEvent,
+    ExperimentStore,
+    WriteConflict,
+)
+from assignsvc.store.rows import AssignmentRows, StratumCounts
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def encode_page_token(after_id: str) -> str:
+    """Opaque to clients (AIP-158); here simply the last id returned."""
+    raw = json.dumps({"after": after_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> str:
+    """The id to continue after; InvalidArgumentError for anything we did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        after = json.loads(raw)["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgumentError.single("page_token", "is not a token this API issued") from exc
+    if not isinstance(after, str):
+        raise InvalidArgumentError.single("page_token", "is not a token this API issued")
+    return after
+
+
+def format_etag(experiment: Experiment) -> str:
+    """The etag of a stored experiment: its revision, opaque to clients."""
+    return str(experiment.revision)
+
+
+def parse_etag(etag: str, field: str = "etag") -> int | None:
+    """The revision an etag names; None for the empty (unconditional) etag."""
+    if not etag:
+        return None
+    if not etag.isdigit():
+        raise InvalidArgumentError.single(field, "is not an etag this API issued")
+    return int(etag)
+
+
+def new_seed() -> str:
+    """A fresh random seed for a re-randomization."""
+    return secrets.token_hex(8)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExperimentStats:
+    """Stored assignments per arm at one bucket version, and the SRM test on them."""
+
+    experiment: Experiment
+    bucket_version: int
+    counts: list[int]
+    srm_p_value: float | None
+    strata: list[StratumCounts] = dataclasses.field(default_factory=list)  # PREASSIGNED only
+
+    @property
+    def total(self) -> int:
+        """All stored assignments at this bucket version."""
+        return sum(self.counts)
+
+    @property
+    def srm_warning(self) -> bool:
+        """True when the split is very unlikely under the configured weights."""
+        return self.srm_p_value is not None and self.srm_p_value < SRM_WARNING_P
+
+
+# A change computed from the current stored experiment (may read the store).
+Change = Callable[[Experiment], Awaitable[Experiment]]
+_CAS_ATTEMPTS = 5
+
+
+class ExperimentCatalog:
+    """Experiment definitions: writes go to the shared store, reads come from memory."""
+
+    def __init__(
+        self,
+        registry: ExperimentRegistry,
+        store: ExperimentStore,
+        assignments: AssignmentStore,
+        clock: Clock = wall_clock_ms,
+        seeds: Callable[[], str] = new_seed,
+        *,
+        rows: AssignmentRows | None = None,
+    ) -> None:
+        self._registry = registry
+        self._rows = rows
+        self._store = store
+        self._assignments = assignments
+        self._clock = clock
+        self._seeds = seeds
+
+    async def create(self, experiment: Experiment) -> Experiment:
+        """Validate, stamp, store if the id was never used, and publish to every replica."""
+        violations = creation_violations(experiment, "experiment.")
+        if violations:
+            raise InvalidArgumentError(violations)
+        self.check_groups(experiment, "experiment.condition")
+        stored = self.stamp_new(experiment)
+        conflict = await self._store.write([(stored, MUST_BE_NEW)], [ChangeEvent(EXPERIMENT_CREATED)])
+        if conflict is not None:
+            archived = " (deleted; ids are never reused)" if conflict.found == ARCHIVED else ""
+            raise AlreadyExistsError("experiment", experiment.id + archived)
+        self._registry.put(stored)
+        return stored
+
+    def stamp_new(self, experiment: Experiment) -> Experiment:
+        """A new experiment as stored: defaults made explicit, times set, revision 1."""
+        now_ms = self._clock()
+        return dataclasses.replace(
+            lifecycle.with_default_names(experiment),
+            seed=experiment.effective_seed,
+            create_time_ms=now_ms,
+            update_time_ms=now_ms,
+            revision=1,
+        )
+
+    def check_groups(self, experiment: Experiment, field: str) -> None:
+        """A (valid) condition may name only saved groups that exist (this replica's view)."""
+        datasource = datasource_of(experiment.id)
+        missing = sorted(
+            name for name in referenced_groups(experiment.condition)
+            if qualify(datasource, name) not in self._registry.group_info
+        )
+        if missing:
+            raise InvalidArgumentError.single(
+                field, f"names saved groups that do not exist: {', '.join(map(repr, missing))} (create them first)")
+
+    def now_ms(self) -> int:
+        """The catalog's clock (update times)."""
+        return self._clock()
+
+    def new_seed(self) -> str:
+        """A seed for a re-randomization."""
+        return self._seeds()
+
+    def get(self, experiment_id: str) -> Experiment:
+        """One experiment from memory; NotFoundError if unknown."""
+        self._check_id(experiment_id, "experiment_id")
+        live = self._registry.get(experiment_id)
+        if live is None:
+            raise NotFoundError("experiment", experiment_id)
+        return live.experiment
+
+    def list(
+        self, page_size: int, page_token: str, datasource: str
+    ) -> tuple[list[Experiment], str]:
+        """A page of the datasource's experiments ordered by id, and the token for the next
+        ('' at the end)."""
+        if page_size < 0:
+            raise InvalidArgumentError.single("page_size", "must not be negative")
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        # Tokens hold the local id (callers never see internal ids), qualified back here.
+        after = qualify(datasource, decode_page_token(page_token)) if page_token else None
+        remaining = [
+            e for e in self._registry.all()
+            if (after is None or e.id > after) and datasource_of(e.id) == datasource
+        ]
+        page = remaining[:size]
+        next_token = encode_page_token(local_part(page[-1].id)) if len(remaining) > size else ""
+        return page, next_token
+
+    async def update(self, patch: Experiment, paths: Sequence[str], etag: str) -> Experiment:
+        """Change the masked fields (see core.lifecycle for what may change)."""
+
+        async def change(current: Experiment) -> Experiment:
+            updated = lifecycle.apply_mask(current, patch, paths)
+            locked = lifecycle.arms_reshaped(current, updated) or lifecycle.identity_changed(current, updated)
+            has_rows = locked and await self._assignments.has_assignments(current)
+            lifecycle.check_update(current, updated, has_assignments=has_rows, prefix="experiment.")
+            self.check_groups(updated, "experiment.condition")
+            return updated
+
+        return await self._modify(patch.id, etag, change, id_field="experiment.id")
+
+    async def change_status(self, experiment_id: str, action: Action, etag: str) -> Experiment:
+        """Start, pause, resume or stop (core.lifecycle.TRANSITIONS)."""
+
+        async def change(current: Experiment) -> Experiment:
+            return dataclasses.replace(current, status=lifecycle.next_status(current, action))
+
+        return await self._modify(experiment_id, etag, change)
+
+    async def rerandomize(self, experiment_id: str, etag: str, seed: str, *, block_previous: bool) -> Experiment:
+        """Next bucket version with a new seed (random unless given)."""
+
+        async def change(current: Experiment) -> Experiment:
+            new_seed = seed or self._seeds()
+            if new_seed == current.effective_seed:
+                raise InvalidArgumentError.single("seed", "must differ from the current seed")
+            updated = lifecycle.rerandomized(current, new_seed, block_previous=block_previous)
+            violations = experiment_violations(updated)
+            if violations:
+                raise InvalidArgumentError(violations)
+            return updated
+
+        return await self._modify(experiment_id, etag, change)
+
+    async def delete(self, experiment_id: str, etag: str) -> None:
+        """Archive: Assign answers NOT_FOUND, rows stay stored, the id is never reused."""
+        self._check_id(experiment_id, "experiment_id")
+        expected = parse_etag(etag)
+        conflict = await self._store.archive(experiment_id, expected)
+        if conflict is not None:
+            self._raise_for(conflict, expected)
+        self._registry.remove(experiment_id)
+
+    async def stats(
+        self, experiment_id: str, bucket_version: int | None, *, with_strata: bool = True
+    ) -> ExperimentStats:
+        """Per-arm counters summed over the shards, and the SRM p-value against the weights
+        (and, for preassigned experiments unless with_strata is False, the per-stratum counts)."""
+        experiment = self.get(experiment_id)
+        version = experiment.bucket_version if bucket_version is None else bucket_version
+        if version > experiment.bucket_version:
+            raise InvalidArgumentError.single(
+                "bucket_version", f"must be at most the current bucket version {experiment.bucket_version}"
+            )
+        counts = await self._assignments.arm_counts(experiment, version)
+        p_value = srm_p_value(counts, [a.weight for a in experiment.arms])
+        strata = []
+        if with_strata and experiment.type is ExperimentType.PREASSIGNED and self._rows is not None:
+            strata = await self._rows.stratum_totals(experiment, version)
+        return ExperimentStats(experiment, version, counts, p_value, strata)
+
+    @staticmethod
+    def _check_id(experiment_id: str, field: str) -> None:
+        violations = experiment_id_violations(experiment_id, field)
+        if violations:
+            raise InvalidArgumentError(violations)
+
+    async def _modify(
+        self, experiment_id: str, etag: str, change: Change, id_field: str = "experiment_id"
+    ) -> Experiment:
+        """Read-change-write with compare-and-set; retried only when the caller gave no etag."""
+        self._check_id(experiment_id, id_field)
+        expected = parse_etag(etag, "experiment.etag" if id_field.startswith("experiment.") else "etag")
+        for _ in range(_CAS_ATTEMPTS):
+            current = await self._store.get(experiment_id)
+            if current is None:
+                raise NotFoundError("experiment", experiment_id)
+            if expected is not None and current.revision != expected:
+                raise self._stale(experiment_id, expected, current.revision)
+            updated = await change(current)
+            stored = dataclasses.replace(updated, revision=current.revision + 1, update_time_ms=self._clock())
+            events = [ChangeEvent(kind, 0, canonical_json(detail)) for kind, detail in change_events(current, stored)]
+            conflict = await self._store.write([(stored, current.revision)], events)
+            if conflict is None:
+                self._registry.put(stored)
+                return stored
+            self._raise_for(conflict, expected)
+        raise ConflictError(f"experiment {experiment_id!r} kept changing under this write; retry")
+
+    def _raise_for(self, conflict: WriteConflict, expected: int | None) -> None:
+        if conflict.found < 0:
+            raise NotFoundError("experiment", conflict.experiment_id)
+        if expected is not None:
+            raise self._stale(conflict.experiment_id, expected, conflict.found)
+
+    @staticmethod
+    def _stale(experiment_id: str, expected: int, found: int) -> ConflictError:
+        return ConflictError(
+            f"experiment {experiment_id!r} changed since it was read (etag {expected}, now {found}):"
+            " read it again and retry"
+        )
