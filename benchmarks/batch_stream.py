@@ -81,8 +81,9 @@ async def batch_rate(target: str, duration_s: float, concurrency: int, size: int
             deadline = time.perf_counter() + duration_s
             n = 0
             while time.perf_counter() < deadline:
-                requests = [apb.AssignRequest(experiment_id="bench", participant_id=f"b{run}-{w}-{n + k}")
-                            for k in range(size)]
+                requests = [
+                    apb.AssignRequest(experiment_id="bench", participant_id=f"b{run}-{w}-{n + k}") for k in range(size)
+                ]
                 reply = await stub.BatchAssign(apb.BatchAssignRequest(requests=requests))
                 assert all(r.WhichOneof("result") == "assignment" for r in reply.results)
                 n += size
@@ -134,9 +135,29 @@ async def stream_rate(target: str, duration_s: float) -> float:
 def redis_benchmark_rate(binary: str, socket: Path, duration_s: float) -> float:
     """redis-benchmark -P 100 -c 4 SET NX GET, if the caller has the binary."""
     out = subprocess.run(
-        [binary, "-s", str(socket), "-P", "100", "-c", "4", "-n", str(int(200_000 * duration_s)), "-q",
-         "--csv", "-r", "1000000", "SET", "key:__rand_int__", "v", "NX", "GET"],
-        capture_output=True, text=True, check=True,
+        [
+            binary,
+            "-s",
+            str(socket),
+            "-P",
+            "100",
+            "-c",
+            "4",
+            "-n",
+            str(int(200_000 * duration_s)),
+            "-q",
+            "--csv",
+            "-r",
+            "1000000",
+            "SET",
+            "key:__rand_int__",
+            "v",
+            "NX",
+            "GET",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return float(out.strip().splitlines()[-1].split(",")[1].strip('"'))
 
@@ -160,15 +181,18 @@ def main() -> None:
                 for round_no in range(args.rounds):
                     figures = {
                         "redis pipeline SET NX GET (P100, 4 clients)": asyncio.run(
-                            redis_pipeline_rate(redis.url, args.duration)),
+                            redis_pipeline_rate(redis.url, args.duration)
+                        ),
                         f"BatchAssign x1000, {args.batch_concurrency} in flight": asyncio.run(
-                            batch_rate(target, args.duration, args.batch_concurrency)),
+                            batch_rate(target, args.duration, args.batch_concurrency)
+                        ),
                         "unary Assign, concurrency 1": asyncio.run(unary_rate(target, args.duration)),
                         "StreamAssign, one stream": asyncio.run(stream_rate(target, args.duration)),
                     }
                     if args.redis_benchmark:
                         figures["redis-benchmark SET NX GET (P100, 4 clients)"] = redis_benchmark_rate(
-                            args.redis_benchmark, socket, args.duration)
+                            args.redis_benchmark, socket, args.duration
+                        )
                     for name, value in figures.items():
                         samples.setdefault(name, []).append(value)
                         print(f"round {round_no + 1} {name:<48} {value:>10,.0f}/s", file=sys.stderr)
@@ -185,11 +209,20 @@ def main() -> None:
     print(f"{names[3]:<50}{stream:>12,.0f}{stream / unary:>8.1f}x  >= 2x unary")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "batch_stream.json"
-    out.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count()}, "rounds": args.rounds, "duration_s": args.duration,
-        "medians_per_s": medians, "samples_per_s": samples,
-        "batch_ratio_to_redis_pipeline": batch / base_redis, "stream_ratio_to_unary": stream / unary,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count()},
+                "rounds": args.rounds,
+                "duration_s": args.duration,
+                "medians_per_s": medians,
+                "samples_per_s": samples,
+                "batch_ratio_to_redis_pipeline": batch / base_redis,
+                "stream_ratio_to_unary": stream / unary,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
 
 

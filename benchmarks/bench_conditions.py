@@ -72,22 +72,33 @@ def ns_per_call(fn: Callable[[], object], n: int, repeats: int) -> float:
 def micro(n: int, repeats: int) -> list[dict[str, Any]]:
     groups: dict[str, Any] = {}
     rows = []
-    cases = [("literal regex", CONDITION, "all 5 clauses match", MATCHING),
-             ("literal regex", CONDITION, "last clause fails", FAILING_LAST),
-             ("engine regex", CONDITION_ENGINE, "all 5 clauses match", MATCHING),
-             ("engine regex", CONDITION_ENGINE, "last clause fails", FAILING_LAST)]
+    cases = [
+        ("literal regex", CONDITION, "all 5 clauses match", MATCHING),
+        ("literal regex", CONDITION, "last clause fails", FAILING_LAST),
+        ("engine regex", CONDITION_ENGINE, "all 5 clauses match", MATCHING),
+        ("engine regex", CONDITION_ENGINE, "last clause fails", FAILING_LAST),
+    ]
     for kind, condition, label, attributes in cases:
         compiled = compile_condition(condition)
         assert compiled(attributes, groups) is evalCondition(attributes, condition)
         ours = ns_per_call(lambda c=compiled, a=attributes: c(a, groups), n, repeats)
         theirs = ns_per_call(lambda c=condition, a=attributes: evalCondition(a, c), n // 10, repeats)
-        rows.append({"condition": kind, "attributes": label, "compiled_ns": ours, "growthbook_ns": theirs,
-                     "speedup": theirs / ours})
+        rows.append(
+            {
+                "condition": kind,
+                "attributes": label,
+                "compiled_ns": ours,
+                "growthbook_ns": theirs,
+                "speedup": theirs / ours,
+            }
+        )
     compile_ns = ns_per_call(lambda: compile_condition(CONDITION), max(1, n // 100), repeats)
     print(f"\n{'5-clause condition':<38}{'compiled ns':>13}{'evalCondition ns':>18}{'speed-up':>10}")
     for row in rows:
-        print(f"{row['condition'] + ', ' + row['attributes']:<38}{row['compiled_ns']:>13.0f}"
-              f"{row['growthbook_ns']:>18.0f}{row['speedup']:>9.1f}x")
+        print(
+            f"{row['condition'] + ', ' + row['attributes']:<38}{row['compiled_ns']:>13.0f}"
+            f"{row['growthbook_ns']:>18.0f}{row['speedup']:>9.1f}x"
+        )
     print(f"(compiling it once: {compile_ns / 1000:.0f} us)")
     return [*rows, {"compile_ns": compile_ns}, prepare(n, repeats)]
 
@@ -104,26 +115,36 @@ def prepare(n: int, repeats: int) -> dict[str, Any]:
     registry = ExperimentRegistry(store=None)  # type: ignore[arg-type]  # never started: no store needed
     arms = (Arm("control", "control", 0.5), Arm("treatment", "treatment", 0.5))
     registry.put(Experiment(id="plain", name="plain", arms=arms, status=ExperimentStatus.RUNNING))
-    registry.put(Experiment(id="targeted", name="targeted", arms=arms, status=ExperimentStatus.RUNNING,
-                            condition=json.dumps(CONDITION)))
+    registry.put(
+        Experiment(
+            id="targeted", name="targeted", arms=arms, status=ExperimentStatus.RUNNING, condition=json.dumps(CONDITION)
+        )
+    )
     assigner = Assigner(registry, store=None)  # type: ignore[arg-type]
     out = {}
     for experiment in ("plain", "targeted"):
         out[experiment] = ns_per_call(
-            lambda e=experiment: assigner._prepare(e, "participant-000001", MATCHING, 0), n, repeats)
-    print(f"Assigner._prepare: no condition {out['plain']:.0f} ns, 5-clause condition {out['targeted']:.0f} ns "
-          f"(+{out['targeted'] - out['plain']:.0f} ns per Assign)")
+            lambda e=experiment: assigner._prepare(e, "participant-000001", MATCHING, 0), n, repeats
+        )
+    print(
+        f"Assigner._prepare: no condition {out['plain']:.0f} ns, 5-clause condition {out['targeted']:.0f} ns "
+        f"(+{out['targeted'] - out['plain']:.0f} ns per Assign)"
+    )
     return {"prepare_ns_plain": out["plain"], "prepare_ns_5_clause": out["targeted"]}
 
 
 def create(target: str, experiment_id: str, condition: str) -> None:
     with grpc.insecure_channel(target) as channel:
-        egrpc.ExperimentServiceStub(channel).CreateExperiment(espb.CreateExperimentRequest(
-            experiment=epb.Experiment(
-                id=experiment_id, status=epb.EXPERIMENT_STATUS_RUNNING, condition=condition,
-                arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)],
+        egrpc.ExperimentServiceStub(channel).CreateExperiment(
+            espb.CreateExperimentRequest(
+                experiment=epb.Experiment(
+                    id=experiment_id,
+                    status=epb.EXPERIMENT_STATUS_RUNNING,
+                    condition=condition,
+                    arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)],
+                )
             )
-        ))
+        )
 
 
 def live(rounds: int, duration: float, concurrencies: list[int]) -> list[dict[str, Any]]:
@@ -148,15 +169,18 @@ def live(rounds: int, duration: float, concurrencies: list[int]) -> list[dict[st
                         for name, (experiment, attributes) in scenarios.items():
                             ids = lambda i, r=round_no, c=c, s=name: f"{run_id}-{s}-{r}-{c}-{i}"  # noqa: E731
                             cpu_before = cpu_seconds(pid)
-                            result = asyncio.run(run_load(target, experiment, ids, c, duration, attributes=attributes,
-                                                          warmup_s=0.0))
+                            result = asyncio.run(
+                                run_load(target, experiment, ids, c, duration, attributes=attributes, warmup_s=0.0)
+                            )
                             per_call = (cpu_seconds(pid) - cpu_before) / max(1, result.calls) * 1e6
                             samples.setdefault((name, c), []).append(result)
                             cpu_us.setdefault((name, c), []).append(per_call)
-                            print(f"round {round_no + 1} c={c:<3} {name:<14} {result.rps:8.0f} rps "
-                                  f"p50 {result.p50_us:6.0f}us server CPU {per_call:5.0f}us/call "
-                                  f"errors {result.errors}",
-                                  file=sys.stderr)
+                            print(
+                                f"round {round_no + 1} c={c:<3} {name:<14} {result.rps:8.0f} rps "
+                                f"p50 {result.p50_us:6.0f}us server CPU {per_call:5.0f}us/call "
+                                f"errors {result.errors}",
+                                file=sys.stderr,
+                            )
         finally:
             redis.stop()
     rows = []
@@ -166,18 +190,32 @@ def live(rounds: int, duration: float, concurrencies: list[int]) -> list[dict[st
         rps = statistics.median(r.rps for r in results)
         cpu = statistics.median(cpu_us[(name, c)])
         cpu_base = statistics.median(cpu_us[("plain + attrs", c)])
-        rows.append({"scenario": name, "concurrency": c, "cpu_us_per_call_median": cpu,
-                     "cpu_ratio_to_plain_attrs": cpu / cpu_base, "cpu_us_rounds": cpu_us[(name, c)],
-                     "rps_median": rps, "ratio_to_plain_attrs": rps / base,
-                     "ratio_to_plain": rps / plain, "p50_us_median": statistics.median(r.p50_us for r in results),
-                     "errors": sum(r.errors for r in results), "rps_rounds": [r.rps for r in results]})
-    print(f"\n{'Assign (new participants)':<20}{'conc':>5}{'CPU us/call':>12}{'vs plain+attrs':>16}{'RPS':>8}"
-          f"{'vs plain+attrs':>16}{'vs plain':>10}{'p50 us':>9}{'errors':>8}")
+        rows.append(
+            {
+                "scenario": name,
+                "concurrency": c,
+                "cpu_us_per_call_median": cpu,
+                "cpu_ratio_to_plain_attrs": cpu / cpu_base,
+                "cpu_us_rounds": cpu_us[(name, c)],
+                "rps_median": rps,
+                "ratio_to_plain_attrs": rps / base,
+                "ratio_to_plain": rps / plain,
+                "p50_us_median": statistics.median(r.p50_us for r in results),
+                "errors": sum(r.errors for r in results),
+                "rps_rounds": [r.rps for r in results],
+            }
+        )
+    print(
+        f"\n{'Assign (new participants)':<20}{'conc':>5}{'CPU us/call':>12}{'vs plain+attrs':>16}{'RPS':>8}"
+        f"{'vs plain+attrs':>16}{'vs plain':>10}{'p50 us':>9}{'errors':>8}"
+    )
     for row in rows:
-        print(f"{row['scenario']:<20}{row['concurrency']:>5}{row['cpu_us_per_call_median']:>12.0f}"
-              f"{row['cpu_ratio_to_plain_attrs']:>15.0%}{row['rps_median']:>9.0f}"
-              f"{row['ratio_to_plain_attrs']:>15.0%}{row['ratio_to_plain']:>10.0%}{row['p50_us_median']:>9.0f}"
-              f"{row['errors']:>8}")
+        print(
+            f"{row['scenario']:<20}{row['concurrency']:>5}{row['cpu_us_per_call_median']:>12.0f}"
+            f"{row['cpu_ratio_to_plain_attrs']:>15.0%}{row['rps_median']:>9.0f}"
+            f"{row['ratio_to_plain_attrs']:>15.0%}{row['ratio_to_plain']:>10.0%}{row['p50_us_median']:>9.0f}"
+            f"{row['errors']:>8}"
+        )
     return rows
 
 
@@ -193,8 +231,19 @@ def main() -> None:
     live_rows = live(args.rounds, args.duration, args.concurrency)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "bench_conditions.json"
-    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "condition": CONDITION, "micro": micro_rows,
-                               "rounds": args.rounds, "duration_s": args.duration, "assign": live_rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count()},
+                "condition": CONDITION,
+                "micro": micro_rows,
+                "rounds": args.rounds,
+                "duration_s": args.duration,
+                "assign": live_rows,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
 
 

@@ -44,12 +44,19 @@ def main() -> None:
     namespace = Namespace("ns", 0.0, 0.8)
 
     def ours(algorithm: HashAlgorithm) -> Callable[[str], object]:
-        exp = Experiment(id="bench", name="bench", arms=tuple(Arm(f"a{i}", f"a{i}", w) for i, w in enumerate(WEIGHTS)),
-                         coverage=0.9, namespace=namespace, hash_algorithm=algorithm)
+        exp = Experiment(
+            id="bench",
+            name="bench",
+            arms=tuple(Arm(f"a{i}", f"a{i}", w) for i, w in enumerate(WEIGHTS)),
+            coverage=0.9,
+            namespace=namespace,
+            hash_algorithm=algorithm,
+        )
         return BucketPlan.compile(exp).decide
 
-    gb_exp = GBExperiment(key="bench", variations=[0, 1, 2], weights=WEIGHTS, coverage=0.9,
-                          namespace=("ns", 0.0, 0.8), hashVersion=2)
+    gb_exp = GBExperiment(
+        key="bench", variations=[0, 1, 2], weights=WEIGHTS, coverage=0.9, namespace=("ns", 0.0, 0.8), hashVersion=2
+    )
 
     def gb_functions(pid: str) -> int:
         if not gbcore.inNamespace(pid, ("ns", 0.0, 0.8)):

@@ -50,16 +50,24 @@ PER_MESSAGE = 5000
 def preassign(target: str, experiment: str, participants: int) -> float:
     """Participants stored per second for one upload of `participants` ids in 8 strata."""
     with grpc.insecure_channel(target) as channel:
-        egrpc.ExperimentServiceStub(channel).CreateExperiment(espb.CreateExperimentRequest(experiment=epb.Experiment(
-            id=experiment, type=epb.EXPERIMENT_TYPE_PREASSIGNED,
-            arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)])))
+        egrpc.ExperimentServiceStub(channel).CreateExperiment(
+            espb.CreateExperimentRequest(
+                experiment=epb.Experiment(
+                    id=experiment,
+                    type=epb.EXPERIMENT_TYPE_PREASSIGNED,
+                    arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)],
+                )
+            )
+        )
         ids = [f"participant-{i:012d}" for i in range(participants)]  # 24 characters
         messages = []
         for start in range(0, participants, PER_MESSAGE):
             message = bpb.PreassignParticipantsRequest(experiment_id=experiment if start == 0 else "")
             for stratum in range(STRATA):
-                message.groups.add(strata={"segment": str(stratum)},
-                                   participant_ids=ids[start + stratum:start + PER_MESSAGE:STRATA])
+                message.groups.add(
+                    strata={"segment": str(stratum)},
+                    participant_ids=ids[start + stratum : start + PER_MESSAGE : STRATA],
+                )
             messages.append(message)
         started = time.perf_counter()
         reply = bgrpc.BulkAssignmentServiceStub(channel).PreassignParticipants(iter(messages), timeout=600)
@@ -120,59 +128,81 @@ def main() -> None:
                 for round_no in range(args.rounds):
                     experiment = f"pre-{round_no}"
                     samples.setdefault("preassign participants/s", []).append(
-                        preassign(target, experiment, args.participants))
+                        preassign(target, experiment, args.participants)
+                    )
                     ours, rows = export_rate(target, experiment, args.chunk_size)
                     base, base_rows = export_rate(synthetic_target, "bench", args.chunk_size)
                     assert rows == base_rows == args.participants, (rows, base_rows)
                     samples.setdefault("export rows/s", []).append(ours)
                     samples.setdefault("synthetic export rows/s", []).append(base)
                     alone = asyncio.run(
-                        run_load(target, "bench", lambda i, r=round_no: f"a-{r}-{i}", 16, args.duration))
+                        run_load(target, "bench", lambda i, r=round_no: f"a-{r}-{i}", 16, args.duration)
+                    )
                     stop, exported = multiprocessing.Event(), multiprocessing.Value("q", 0)
-                    exporter = multiprocessing.Process(target=export_forever,
-                                                       args=(target, experiment, args.chunk_size, stop, exported))
+                    exporter = multiprocessing.Process(
+                        target=export_forever, args=(target, experiment, args.chunk_size, stop, exported)
+                    )
                     exporter.start()
                     time.sleep(0.5)
                     loaded = asyncio.run(
-                        run_load(target, "bench", lambda i, r=round_no: f"b-{r}-{i}", 16, args.duration))
+                        run_load(target, "bench", lambda i, r=round_no: f"b-{r}-{i}", 16, args.duration)
+                    )
                     stop.set()
                     exporter.join()
                     samples.setdefault("assign rps alone", []).append(alone.rps)
                     samples.setdefault("assign rps during export", []).append(loaded.rps)
                     samples.setdefault("export rows/s during assign load", []).append(
-                        exported.value * args.chunk_size / (args.duration + 1.0))  # load: 0.5 s warm-up
-                    print(f"round {round_no + 1}: preassign {samples['preassign participants/s'][-1]:,.0f}/s, "
-                          f"export {ours:,.0f} vs synthetic {base:,.0f} rows/s, assign {alone.rps:,.0f} -> "
-                          f"{loaded.rps:,.0f} rps during export (errors {alone.errors + loaded.errors})",
-                          file=sys.stderr)
+                        exported.value * args.chunk_size / (args.duration + 1.0)
+                    )  # load: 0.5 s warm-up
+                    print(
+                        f"round {round_no + 1}: preassign {samples['preassign participants/s'][-1]:,.0f}/s, "
+                        f"export {ours:,.0f} vs synthetic {base:,.0f} rows/s, assign {alone.rps:,.0f} -> "
+                        f"{loaded.rps:,.0f} rps during export (errors {alone.errors + loaded.errors})",
+                        file=sys.stderr,
+                    )
         finally:
             redis.stop()
 
     median = {name: statistics.median(values) for name, values in samples.items()}
     # Ratios are taken within each round (same machine state), then their median.
     export_ratio = statistics.median(
-        ours / base for ours, base in zip(samples["export rows/s"], samples["synthetic export rows/s"], strict=True))
-    drop = statistics.median(1 - loaded / alone for loaded, alone in zip(
-        samples["assign rps during export"], samples["assign rps alone"], strict=True))
+        ours / base for ours, base in zip(samples["export rows/s"], samples["synthetic export rows/s"], strict=True)
+    )
+    drop = statistics.median(
+        1 - loaded / alone
+        for loaded, alone in zip(samples["assign rps during export"], samples["assign rps alone"], strict=True)
+    )
     rows = [
         ("preassign, participants/s", median["preassign participants/s"], "target >= 100,000/s"),
         ("export, rows/s", median["export rows/s"], f"{export_ratio:.0%} of synthetic (target >= 50%)"),
         ("synthetic in-memory export, rows/s", median["synthetic export rows/s"], "baseline"),
         ("assign c=16 alone, rps", median["assign rps alone"], "baseline"),
-        ("assign c=16 during an export, rps", median["assign rps during export"],
-         f"drop {drop:.0%} (target <= 15%)"),
+        ("assign c=16 during an export, rps", median["assign rps during export"], f"drop {drop:.0%} (target <= 15%)"),
         ("export rows/s while assign runs", median["export rows/s during assign load"], ""),
     ]
-    print(f"\nmedians of {args.rounds} rounds (ratios: median of the per-round ratios), "
-          f"{args.participants:,} rows, chunk size {args.chunk_size}")
+    print(
+        f"\nmedians of {args.rounds} rounds (ratios: median of the per-round ratios), "
+        f"{args.participants:,} rows, chunk size {args.chunk_size}"
+    )
     print(f"{'measure':<38} {'value':>12}  vs baseline")
     for name, value, note in rows:
         print(f"{name:<38} {value:>12,.0f}  {note}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "bulk.json"
-    out.write_text(json.dumps({"participants": args.participants, "rounds": args.rounds,
-                               "chunk_size": args.chunk_size, "samples": samples, "medians": median,
-                               "export_ratio": export_ratio, "assign_drop_during_export": drop}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "participants": args.participants,
+                "rounds": args.rounds,
+                "chunk_size": args.chunk_size,
+                "samples": samples,
+                "medians": median,
+                "export_ratio": export_ratio,
+                "assign_drop_during_export": drop,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
 
 

@@ -19,10 +19,15 @@ from serving import serve_until_signal
 
 from assignsvc.v1 import assignment_service_pb2 as apb
 
-RESPONSE = apb.AssignResponse(assignment=apb.Assignment(
-    experiment_id="bench", participant_id="p", in_experiment=True,
-    arm=apb.AssignedArm(id="a0", name="a0", index=0), reason=apb.ASSIGNMENT_REASON_STICKY,
-))
+RESPONSE = apb.AssignResponse(
+    assignment=apb.Assignment(
+        experiment_id="bench",
+        participant_id="p",
+        in_experiment=True,
+        arm=apb.AssignedArm(id="a0", name="a0", index=0),
+        reason=apb.ASSIGNMENT_REASON_STICKY,
+    )
+)
 
 
 async def empty_assign(request: apb.AssignRequest, context: Any) -> apb.AssignResponse:
@@ -34,11 +39,13 @@ async def main(port: int) -> None:
     server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
         "assignsvc.v1.AssignmentService",
-        {"Assign": grpc.unary_unary_rpc_method_handler(
-            empty_assign,
-            request_deserializer=apb.AssignRequest.FromString,
-            response_serializer=apb.AssignResponse.SerializeToString,
-        )},
+        {
+            "Assign": grpc.unary_unary_rpc_method_handler(
+                empty_assign,
+                request_deserializer=apb.AssignRequest.FromString,
+                response_serializer=apb.AssignResponse.SerializeToString,
+            )
+        },
     )
     server.add_generic_rpc_handlers((handler,))
     await serve_until_signal(server, port)

@@ -121,7 +121,8 @@ def wrapper_costs(calls: int = 200_000, rounds: int = 5) -> dict[str, float]:
         out[name] = statistics.median(asyncio.run(_wrapper_cpu_us(mode, calls)) for _ in range(rounds))
     out["intercept_service lookup"] = statistics.median(asyncio.run(_lookup_cpu_us(calls)) for _ in range(rounds))
     out["intercept_service + auth"] = statistics.median(
-        asyncio.run(_lookup_cpu_us(calls, auth=True)) for _ in range(rounds))
+        asyncio.run(_lookup_cpu_us(calls, auth=True)) for _ in range(rounds)
+    )
     return out
 
 
@@ -129,7 +130,9 @@ def bootstrap_key(redis_url: str) -> str:
     """An admin key of the default datasource, made as `assignsvc bootstrap` makes one."""
     out = subprocess.run(
         [sys.executable, "-m", "assignsvc", "bootstrap", "--redis-url", redis_url, "--datasource", "default"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return out.rsplit("(shown only now): ", 1)[1].split()[0]
 
@@ -178,32 +181,41 @@ def main() -> None:
                             "new": lambda i, n=name, r=round_no, c=concurrency: f"n-{n}-{run_id}-{r}-{c}-{i}",
                         }.items():
                             cpu_before = cpu_seconds(pids[name])
-                            result = asyncio.run(run_load(target, "bench", ids, concurrency, args.duration,
-                                                          metadata=credentials.get(name, ())))
+                            result = asyncio.run(
+                                run_load(
+                                    target, "bench", ids, concurrency, args.duration, metadata=credentials.get(name, ())
+                                )
+                            )
                             # The warm-up's calls are in the CPU time but not in result.calls: a
                             # small overstatement, the same for every server.
                             per_call = (cpu_seconds(pids[name]) - cpu_before) / max(1, result.calls) * 1e6
                             cpu_us.setdefault((scenario, name, concurrency), []).append(per_call)
                             samples.setdefault((scenario, name, concurrency), []).append(result)
-                            print(f"round {round_no + 1} c={concurrency:<3} {scenario:<7} {name:<16} "
-                                  f"{result.rps:8.0f} rps p50 {result.p50_us:6.0f}us errors {result.errors}",
-                                  file=sys.stderr)
+                            print(
+                                f"round {round_no + 1} c={concurrency:<3} {scenario:<7} {name:<16} "
+                                f"{result.rps:8.0f} rps p50 {result.p50_us:6.0f}us errors {result.errors}",
+                                file=sys.stderr,
+                            )
             for context in contexts:
                 context.__exit__(None, None, None)
         finally:
             redis.stop()
 
-    print(f"\n{'scenario':<9}{'server':<18}{'conc':>5}{'RPS':>9}{'vs first':>10}{'p50 us':>9}{'p99 us':>9}"
-          f"{'CPU us/call':>13}{'vs first':>10}")
+    print(
+        f"\n{'scenario':<9}{'server':<18}{'conc':>5}{'RPS':>9}{'vs first':>10}{'p50 us':>9}{'p99 us':>9}"
+        f"{'CPU us/call':>13}{'vs first':>10}"
+    )
     first = next(iter(servers))
     for (scenario, name, concurrency), results in samples.items():
         base = statistics.median(r.rps for r in samples[(scenario, first, concurrency)])
         rps = statistics.median(r.rps for r in results)
         cpu = statistics.median(cpu_us[(scenario, name, concurrency)])
         cpu_base = statistics.median(cpu_us[(scenario, first, concurrency)])
-        print(f"{scenario:<9}{name:<18}{concurrency:>5}{rps:>9.0f}{rps / base:>9.1%} "
-              f"{statistics.median(r.p50_us for r in results):>8.0f}"
-              f"{statistics.median(r.p99_us for r in results):>9.0f}{cpu:>13.0f}{cpu / cpu_base:>9.1%}")
+        print(
+            f"{scenario:<9}{name:<18}{concurrency:>5}{rps:>9.0f}{rps / base:>9.1%} "
+            f"{statistics.median(r.p50_us for r in results):>8.0f}"
+            f"{statistics.median(r.p99_us for r in results):>9.0f}{cpu:>13.0f}{cpu / cpu_base:>9.1%}"
+        )
 
 
 if __name__ == "__main__":

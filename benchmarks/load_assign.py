@@ -47,8 +47,9 @@ SERVING = re.compile(r"serving on [\d.]+:(\d+)")
 @contextmanager
 def serving_process(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """Run a server process; yield (host:port, pid) once it logs that it is serving."""
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -88,20 +89,27 @@ async def redis_round_trip(url: str, duration_s: float) -> LoadResult:
     finally:
         await client.aclose()
     return LoadResult(
-        rps=calls / duration_s, calls=calls, errors=0,
-        p50_us=histogram.get_value_at_percentile(50), p90_us=histogram.get_value_at_percentile(90),
-        p99_us=histogram.get_value_at_percentile(99), max_us=histogram.get_max_value(),
+        rps=calls / duration_s,
+        calls=calls,
+        errors=0,
+        p50_us=histogram.get_value_at_percentile(50),
+        p90_us=histogram.get_value_at_percentile(90),
+        p99_us=histogram.get_value_at_percentile(99),
+        max_us=histogram.get_max_value(),
     )
 
 
 def create_experiment(target: str) -> None:
     with grpc.insecure_channel(target) as channel:
-        egrpc.ExperimentServiceStub(channel).CreateExperiment(espb.CreateExperimentRequest(
-            experiment=epb.Experiment(
-                id="bench", status=epb.EXPERIMENT_STATUS_RUNNING,
-                arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)],
+        egrpc.ExperimentServiceStub(channel).CreateExperiment(
+            espb.CreateExperimentRequest(
+                experiment=epb.Experiment(
+                    id="bench",
+                    status=epb.EXPERIMENT_STATUS_RUNNING,
+                    arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)],
+                )
             )
-        ))
+        )
 
 
 def main() -> None:
@@ -119,9 +127,11 @@ def main() -> None:
         try:
             # INFO logging stays on: the "serving on" line is how we learn the port
             serve = [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--redis-url", redis.url]
-            with server_process(serve) as assign_target, \
-                    server_process(serve, {"ASSIGNSVC_REDIS_PIPELINES": "0"}) as unpipelined_target, \
-                    server_process([sys.executable, str(HERE / "empty_server.py")]) as empty_target:
+            with (
+                server_process(serve) as assign_target,
+                server_process(serve, {"ASSIGNSVC_REDIS_PIPELINES": "0"}) as unpipelined_target,
+                server_process([sys.executable, str(HERE / "empty_server.py")]) as empty_target,
+            ):
                 create_experiment(assign_target)  # both servers share the Redis, so the experiment
                 run_id = time.time_ns()
                 for round_no in range(args.rounds):
@@ -131,18 +141,26 @@ def main() -> None:
                         scenarios = {
                             "empty handler": (empty_target, lambda i: f"e{i}"),
                             "assign, new participants": (
-                                assign_target, lambda i, r=round_no, c=concurrency: f"n-{run_id}-{r}-{c}-{i}"),
+                                assign_target,
+                                lambda i, r=round_no, c=concurrency: f"n-{run_id}-{r}-{c}-{i}",
+                            ),
                             "assign, repeat participants": (
-                                assign_target, lambda i: f"r-{run_id}-{i % args.repeat_ids}"),
+                                assign_target,
+                                lambda i: f"r-{run_id}-{i % args.repeat_ids}",
+                            ),
                             "assign, new, 1 EVALSHA per call": (
-                                unpipelined_target, lambda i, r=round_no, c=concurrency: f"u-{run_id}-{r}-{c}-{i}"),
+                                unpipelined_target,
+                                lambda i, r=round_no, c=concurrency: f"u-{run_id}-{r}-{c}-{i}",
+                            ),
                         }
                         for name, (target, ids) in scenarios.items():
                             result = asyncio.run(run_load(target, "bench", ids, concurrency, args.duration))
                             samples.setdefault((name, concurrency), []).append(result)
-                            print(f"round {round_no + 1} c={concurrency:<3} {name:<28} {result.rps:8.0f} rps "
-                                  f"p50 {result.p50_us:6.0f}us p99 {result.p99_us:6.0f}us errors {result.errors}",
-                                  file=sys.stderr)
+                            print(
+                                f"round {round_no + 1} c={concurrency:<3} {name:<28} {result.rps:8.0f} rps "
+                                f"p50 {result.p50_us:6.0f}us p99 {result.p99_us:6.0f}us errors {result.errors}",
+                                file=sys.stderr,
+                            )
         finally:
             redis.stop()
 
@@ -151,23 +169,33 @@ def main() -> None:
         baseline = samples.get(("empty handler", concurrency), results)
         rps = statistics.median(r.rps for r in results)
         base_rps = statistics.median(r.rps for r in baseline)
-        rows.append({
-            "scenario": name, "concurrency": concurrency,
-            "rps_median": rps, "rps_ratio_to_empty": rps / base_rps,
-            "p50_us_median": statistics.median(r.p50_us for r in results),
-            "p99_us_median": statistics.median(r.p99_us for r in results),
-            "errors": sum(r.errors for r in results),
-            "rounds": [asdict(r) for r in results],
-        })
+        rows.append(
+            {
+                "scenario": name,
+                "concurrency": concurrency,
+                "rps_median": rps,
+                "rps_ratio_to_empty": rps / base_rps,
+                "p50_us_median": statistics.median(r.p50_us for r in results),
+                "p99_us_median": statistics.median(r.p99_us for r in results),
+                "errors": sum(r.errors for r in results),
+                "rounds": [asdict(r) for r in results],
+            }
+        )
     print(f"\n{'scenario':<30}{'conc':>5}{'RPS':>9}{'vs empty':>10}{'p50 us':>9}{'p99 us':>9}{'errors':>8}")
     for row in rows:
-        print(f"{row['scenario']:<30}{row['concurrency']:>5}{row['rps_median']:>9.0f}"
-              f"{row['rps_ratio_to_empty']:>9.0%} {row['p50_us_median']:>8.0f}{row['p99_us_median']:>9.0f}"
-              f"{row['errors']:>8}")
+        print(
+            f"{row['scenario']:<30}{row['concurrency']:>5}{row['rps_median']:>9.0f}"
+            f"{row['rps_ratio_to_empty']:>9.0%} {row['p50_us_median']:>8.0f}{row['p99_us_median']:>9.0f}"
+            f"{row['errors']:>8}"
+        )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "load_assign.json"
-    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "rounds": args.rounds,
-                               "duration_s": args.duration, "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"machine": {"cpus": os.cpu_count()}, "rounds": args.rounds, "duration_s": args.duration, "rows": rows},
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
 
 

@@ -41,9 +41,15 @@ class LoadResult:
 
 
 async def run_load(
-    target: str, experiment_id: str, participant: Callable[[int], str],
-    concurrency: int, duration_s: float, *, warmup_s: float = 0.5,
-    histogram: HdrHistogram | None = None, attributes: dict[str, object] | None = None,
+    target: str,
+    experiment_id: str,
+    participant: Callable[[int], str],
+    concurrency: int,
+    duration_s: float,
+    *,
+    warmup_s: float = 0.5,
+    histogram: HdrHistogram | None = None,
+    attributes: dict[str, object] | None = None,
     metadata: tuple[tuple[str, str], ...] = (),
 ) -> LoadResult:
     """Closed-loop load; participant(i) names the i-th call's participant; every call
@@ -88,9 +94,13 @@ async def run_load(
         await asyncio.gather(warmup(), *(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start - warmup_s
     return LoadResult(
-        rps=calls / elapsed, calls=calls, errors=errors,
-        p50_us=histogram.get_value_at_percentile(50), p90_us=histogram.get_value_at_percentile(90),
-        p99_us=histogram.get_value_at_percentile(99), max_us=histogram.get_max_value(),
+        rps=calls / elapsed,
+        calls=calls,
+        errors=errors,
+        p50_us=histogram.get_value_at_percentile(50),
+        p90_us=histogram.get_value_at_percentile(90),
+        p99_us=histogram.get_value_at_percentile(99),
+        max_us=histogram.get_max_value(),
     )
 
 
@@ -111,20 +121,33 @@ def _run_share(share: ProcessShare) -> tuple[int, int, float, bytes]:
     histogram = HdrHistogram(1, 60_000_000, 3)
     prefix, repeat = share.id_prefix, share.repeat_ids
     ids = (lambda i: f"{prefix}{i % repeat}") if repeat else (lambda i: f"{prefix}{i}")
-    result = asyncio.run(run_load(share.target, share.experiment_id, ids, share.concurrency, share.duration_s,
-                                  histogram=histogram))
+    result = asyncio.run(
+        run_load(share.target, share.experiment_id, ids, share.concurrency, share.duration_s, histogram=histogram)
+    )
     return result.calls, result.errors, result.rps, histogram.encode()
 
 
 def run_load_processes(
-    target: str, experiment_id: str, id_prefix: str, *, repeat_ids: int, concurrency: int,
-    duration_s: float, processes: int,
+    target: str,
+    experiment_id: str,
+    id_prefix: str,
+    *,
+    repeat_ids: int,
+    concurrency: int,
+    duration_s: float,
+    processes: int,
 ) -> LoadResult:
     """The same closed loop from `processes` OS processes (concurrency split between them),
     histograms merged: what one Python process cannot generate, several can."""
     shares = [
-        ProcessShare(target, experiment_id, f"{id_prefix}{p}-", repeat_ids,
-                     concurrency // processes + (1 if p < concurrency % processes else 0), duration_s)
+        ProcessShare(
+            target,
+            experiment_id,
+            f"{id_prefix}{p}-",
+            repeat_ids,
+            concurrency // processes + (1 if p < concurrency % processes else 0),
+            duration_s,
+        )
         for p in range(processes)
     ]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
@@ -133,10 +156,13 @@ def run_load_processes(
     for _, _, _, encoded in parts:
         merged.decode_and_add(encoded)
     return LoadResult(
-        rps=sum(rps for _, _, rps, _ in parts), calls=sum(c for c, _, _, _ in parts),
+        rps=sum(rps for _, _, rps, _ in parts),
+        calls=sum(c for c, _, _, _ in parts),
         errors=sum(e for _, e, _, _ in parts),
-        p50_us=merged.get_value_at_percentile(50), p90_us=merged.get_value_at_percentile(90),
-        p99_us=merged.get_value_at_percentile(99), max_us=merged.get_max_value(),
+        p50_us=merged.get_value_at_percentile(50),
+        p90_us=merged.get_value_at_percentile(90),
+        p99_us=merged.get_value_at_percentile(99),
+        max_us=merged.get_max_value(),
     )
 
 
@@ -150,8 +176,13 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="load processes sharing the concurrency")
     args = parser.parse_args()
     result = run_load_processes(
-        args.target, args.experiment, f"load-{time.time_ns()}-", repeat_ids=args.repeat_ids,
-        concurrency=args.concurrency, duration_s=args.duration, processes=args.processes,
+        args.target,
+        args.experiment,
+        f"load-{time.time_ns()}-",
+        repeat_ids=args.repeat_ids,
+        concurrency=args.concurrency,
+        duration_s=args.duration,
+        processes=args.processes,
     )
     print(json.dumps(asdict(result), indent=2))
 

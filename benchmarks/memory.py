@@ -38,8 +38,9 @@ from assignsvc.store.redis_server import RedisServerProcess
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BATCH = 1000
-EXPERIMENT = Experiment(id="memory-bench", name="memory-bench",
-                        arms=(Arm("control", "control", 0.5), Arm("treatment", "treatment", 0.5)))
+EXPERIMENT = Experiment(
+    id="memory-bench", name="memory-bench", arms=(Arm("control", "control", 0.5), Arm("treatment", "treatment", 0.5))
+)
 
 
 def participant(i: int) -> str:
@@ -93,10 +94,14 @@ async def measure(url: str, n: int) -> dict[str, object]:
     finally:
         await redis.aclose()
     return {
-        "assignments": n, "participant_id_bytes": len(participant(0)),
-        "sharded_bytes_per_assignment": sharded / n, "key_per_assignment_bytes": baseline / n,
-        "ratio": sharded / baseline, "claim_many_rows_per_s": n / seconds,
-        "shard_encodings_sampled": encodings, "target_bytes": 48,
+        "assignments": n,
+        "participant_id_bytes": len(participant(0)),
+        "sharded_bytes_per_assignment": sharded / n,
+        "key_per_assignment_bytes": baseline / n,
+        "ratio": sharded / baseline,
+        "claim_many_rows_per_s": n / seconds,
+        "shard_encodings_sampled": encodings,
+        "target_bytes": 48,
     }
 
 
@@ -112,14 +117,17 @@ def main() -> None:
         finally:
             redis.stop()
     verdict = "PASS" if result["sharded_bytes_per_assignment"] <= 48 else "MISS"  # type: ignore[operator]
-    print(f"{result['assignments']:,} assignments, {result['participant_id_bytes']}-byte participant ids",
-          file=sys.stderr)
+    print(
+        f"{result['assignments']:,} assignments, {result['participant_id_bytes']}-byte participant ids", file=sys.stderr
+    )
     print(f"\n{'layout':<42}{'bytes/assignment':>18}")
     print(f"{'sharded hashes (claim script)':<42}{result['sharded_bytes_per_assignment']:>18.1f}")
     print(f"{'one string key per assignment (baseline)':<42}{result['key_per_assignment_bytes']:>18.1f}")
-    print(f"\nratio {result['ratio']:.2f}; target <= 48 bytes: {verdict}; "
-          f"shard encodings sampled: {result['shard_encodings_sampled']}; "
-          f"claim_many {result['claim_many_rows_per_s']:,.0f} rows/s")
+    print(
+        f"\nratio {result['ratio']:.2f}; target <= 48 bytes: {verdict}; "
+        f"shard encodings sampled: {result['shard_encodings_sampled']}; "
+        f"claim_many {result['claim_many_rows_per_s']:,.0f} rows/s"
+    )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "memory.json"
     out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, **result}, indent=2))

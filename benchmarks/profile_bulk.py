@@ -32,12 +32,24 @@ from assignsvc.v1 import experiment_service_pb2_grpc as egrpc
 def client(target: str, rows: int) -> None:
     with grpc.insecure_channel(target) as channel:
         arms = [epb.Arm(id="a", weight=0.5), epb.Arm(id="b", weight=0.5)]
-        egrpc.ExperimentServiceStub(channel).CreateExperiment(espb.CreateExperimentRequest(
-            experiment=epb.Experiment(id="p", type=epb.EXPERIMENT_TYPE_PREASSIGNED, arms=arms)))
+        egrpc.ExperimentServiceStub(channel).CreateExperiment(
+            espb.CreateExperimentRequest(
+                experiment=epb.Experiment(id="p", type=epb.EXPERIMENT_TYPE_PREASSIGNED, arms=arms)
+            )
+        )
         ids = [f"participant-{i:012d}" for i in range(rows)]
-        messages = [bpb.PreassignParticipantsRequest(experiment_id="p" if start == 0 else "", groups=[
-            bpb.ParticipantGroup(strata={"segment": str(s)}, participant_ids=ids[start + s:start + 5000:STRATA])
-            for s in range(STRATA)]) for start in range(0, rows, 5000)]
+        messages = [
+            bpb.PreassignParticipantsRequest(
+                experiment_id="p" if start == 0 else "",
+                groups=[
+                    bpb.ParticipantGroup(
+                        strata={"segment": str(s)}, participant_ids=ids[start + s : start + 5000 : STRATA]
+                    )
+                    for s in range(STRATA)
+                ],
+            )
+            for start in range(0, rows, 5000)
+        ]
         started = time.perf_counter()
         bgrpc.BulkAssignmentServiceStub(channel).PreassignParticipants(iter(messages), timeout=600)
         print(f"preassign {rows / (time.perf_counter() - started):,.0f}/s", file=sys.stderr)

@@ -106,7 +106,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def wait_for_etag(
-    stub: egrpc.ExperimentServiceStub, etag: str, started: float, deadline: float, rtts: list[float],
+    stub: egrpc.ExperimentServiceStub,
+    etag: str,
+    started: float,
+    deadline: float,
+    rtts: list[float],
 ) -> tuple[float | None, int]:
     """Poll GetExperiment until it returns etag; (ms since started or None, polls)."""
     request = espb.GetExperimentRequest(experiment_id=EXPERIMENT)
@@ -131,22 +135,32 @@ async def wait_for_etag(
 def experiment(experiment_id: str) -> epb.Experiment:
     """A RUNNING experiment with two arms."""
     return epb.Experiment(
-        id=experiment_id, status=epb.EXPERIMENT_STATUS_RUNNING,
+        id=experiment_id,
+        status=epb.EXPERIMENT_STATUS_RUNNING,
         arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)],
     )
 
 
 async def measure(
-    targets: list[str], updates: int, warmup: int, *, extra: int, pause_s: float, timeout_s: float,
+    targets: list[str],
+    updates: int,
+    warmup: int,
+    *,
+    extra: int,
+    pause_s: float,
+    timeout_s: float,
 ) -> Run:
     """Create the experiments, then update one warmup + updates times, timing each propagation."""
     channels = [grpc.aio.insecure_channel(t) for t in targets]
     try:
         stubs = [egrpc.ExperimentServiceStub(c) for c in channels]
         for first in range(0, extra, 50):  # the untouched rest of a catalog
-            await asyncio.gather(*(
-                stubs[0].CreateExperiment(espb.CreateExperimentRequest(experiment=experiment(f"other-{n:05d}")))
-                for n in range(first, min(first + 50, extra))))
+            await asyncio.gather(
+                *(
+                    stubs[0].CreateExperiment(espb.CreateExperimentRequest(experiment=experiment(f"other-{n:05d}")))
+                    for n in range(first, min(first + 50, extra))
+                )
+            )
         created = await stubs[0].CreateExperiment(espb.CreateExperimentRequest(experiment=experiment(EXPERIMENT)))
         etag = created.experiment.etag
         # Every replica holds the experiment before the first timed update.
@@ -163,15 +177,17 @@ async def measure(
             writer = i % len(stubs)
             coverage = 0.5 + (i % 50) / 100  # always differs from the previous value
             request = espb.UpdateExperimentRequest(
-                experiment=epb.Experiment(id=EXPERIMENT, coverage=coverage, etag=etag), update_mask=mask)
+                experiment=epb.Experiment(id=EXPERIMENT, coverage=coverage, etag=etag), update_mask=mask
+            )
             sent = time.perf_counter()
             reply = await stubs[writer].UpdateExperiment(request)
             started = time.perf_counter()
             etag = reply.experiment.etag
             others = [r for r in range(len(stubs)) if r != writer]
             rtts: list[float] = []
-            results = await asyncio.gather(*(
-                wait_for_etag(stubs[r], etag, started, started + timeout_s, rtts) for r in others))
+            results = await asyncio.gather(
+                *(wait_for_etag(stubs[r], etag, started, started + timeout_s, rtts) for r in others)
+            )
             if i < warmup:
                 continue
             origin = origin or started
@@ -189,8 +205,13 @@ def summary(values: list[float]) -> dict[str, float]:
     """count, p50, p90, p99 and max (ms) of a list of samples."""
     if not values:
         return {"count": 0}
-    return {"count": len(values), "p50_ms": percentile(values, 50), "p90_ms": percentile(values, 90),
-            "p99_ms": percentile(values, 99), "max_ms": max(values)}
+    return {
+        "count": len(values),
+        "p50_ms": percentile(values, 50),
+        "p90_ms": percentile(values, 90),
+        "p99_ms": percentile(values, 99),
+        "max_ms": max(values),
+    }
 
 
 def report(run: Run, args: argparse.Namespace, refresh_s: float, timeout_s: float, elapsed_s: float) -> bool:
@@ -202,9 +223,11 @@ def report(run: Run, args: argparse.Namespace, refresh_s: float, timeout_s: floa
     update_rtt_ms = statistics.median(run.update_rtts_ms)
     passed = missed == 0 and seen.get("p99_ms", math.inf) < TARGET_P99_MS
 
-    print(f"\n{args.replicas} replicas, {args.updates} updates through a rotating replica "
-          f"(+{args.warmup} untimed, {args.pause_ms:g} ms apart), {args.extra_experiments + 1} experiments, "
-          f"fallback revision check every {refresh_s:g} s, {elapsed_s:.1f} s")
+    print(
+        f"\n{args.replicas} replicas, {args.updates} updates through a rotating replica "
+        f"(+{args.warmup} untimed, {args.pause_ms:g} ms apart), {args.extra_experiments + 1} experiments, "
+        f"fallback revision check every {refresh_s:g} s, {elapsed_s:.1f} s"
+    )
     print(f"\n{'':<44}{'count':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     rows = [("Update reply -> other replica serves it", seen), ("  of which not there at the first poll", late)]
     for name, row in rows:
@@ -212,21 +235,37 @@ def report(run: Run, args: argparse.Namespace, refresh_s: float, timeout_s: floa
         print(f"{name:<44}{row['count']:>6}{figures}")
     print(f"{'poll RTT, GetExperiment (baseline)':<44}{len(run.poll_rtts_ms):>6}{poll_rtt_ms:>9.2f}")
     print(f"{'UpdateExperiment RTT':<44}{len(run.update_rtts_ms):>6}{update_rtt_ms:>9.2f}")
-    print(f"\napplied before the first poll: {seen['count'] - late['count']}/{len(run.samples)}; "
-          f"never seen within {timeout_s:g} s: {missed}")
+    print(
+        f"\napplied before the first poll: {seen['count'] - late['count']}/{len(run.samples)}; "
+        f"never seen within {timeout_s:g} s: {missed}"
+    )
     print(f"target p99 < {TARGET_P99_MS:g} ms: {'PASS' if passed else 'FAIL'}")
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "propagation.json"
-    out.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count()}, "replicas": args.replicas, "updates": args.updates,
-        "warmup": args.warmup, "extra_experiments": args.extra_experiments, "pause_ms": args.pause_ms,
-        "refresh_interval_s": refresh_s,
-        "target_p99_ms": TARGET_P99_MS, "passed": passed, "missed": missed, "elapsed_s": elapsed_s,
-        "propagation": seen, "not_there_at_first_poll": late,
-        "poll_rtt_ms_median": poll_rtt_ms, "update_rtt_ms_median": update_rtt_ms,
-        "samples": [asdict(s) for s in run.samples],
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count()},
+                "replicas": args.replicas,
+                "updates": args.updates,
+                "warmup": args.warmup,
+                "extra_experiments": args.extra_experiments,
+                "pause_ms": args.pause_ms,
+                "refresh_interval_s": refresh_s,
+                "target_p99_ms": TARGET_P99_MS,
+                "passed": passed,
+                "missed": missed,
+                "elapsed_s": elapsed_s,
+                "propagation": seen,
+                "not_there_at_first_poll": late,
+                "poll_rtt_ms_median": poll_rtt_ms,
+                "update_rtt_ms_median": update_rtt_ms,
+                "samples": [asdict(s) for s in run.samples],
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
     return missed == 0
 
@@ -236,12 +275,24 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=5, help="untimed updates first (channels, first calls)")
-    parser.add_argument("--extra-experiments", type=int, default=0,
-                        help="untouched experiments created first: the catalog that a full reload reads")
-    parser.add_argument("--pause-ms", type=float, default=0.0,
-                        help="idle time before each update (spreads the run over more fallback checks)")
-    parser.add_argument("--refresh-interval", type=float, default=None,
-                        help="ASSIGNSVC_REFRESH_INTERVAL for the servers (default: the server default)")
+    parser.add_argument(
+        "--extra-experiments",
+        type=int,
+        default=0,
+        help="untouched experiments created first: the catalog that a full reload reads",
+    )
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=0.0,
+        help="idle time before each update (spreads the run over more fallback checks)",
+    )
+    parser.add_argument(
+        "--refresh-interval",
+        type=float,
+        default=None,
+        help="ASSIGNSVC_REFRESH_INTERVAL for the servers (default: the server default)",
+    )
     args = parser.parse_args()
     if args.replicas < 2 or args.updates < 1:
         parser.error("--replicas must be at least 2 and --updates at least 1")
@@ -263,9 +314,16 @@ def main() -> None:
             with ExitStack() as stack:
                 targets = [stack.enter_context(server_process(serve)) for _ in range(args.replicas)]
                 began = time.perf_counter()
-                run = asyncio.run(measure(
-                    targets, args.updates, args.warmup,
-                    extra=args.extra_experiments, pause_s=args.pause_ms / 1000, timeout_s=timeout_s))
+                run = asyncio.run(
+                    measure(
+                        targets,
+                        args.updates,
+                        args.warmup,
+                        extra=args.extra_experiments,
+                        pause_s=args.pause_ms / 1000,
+                        timeout_s=timeout_s,
+                    )
+                )
                 elapsed_s = time.perf_counter() - began
         finally:
             redis.stop()

@@ -9,8 +9,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
-    "bench_core.py", "bench_conditions.py", "load_assign.py", "batch_stream.py", "memory.py", "propagation.py",
-    "bulk.py", "interceptor_cost.py",
+    "bench_core.py",
+    "bench_conditions.py",
+    "load_assign.py",
+    "batch_stream.py",
+    "memory.py",
+    "propagation.py",
+    "bulk.py",
+    "interceptor_cost.py",
 ]
 
 if __name__ == "__main__":

@@ -58,8 +58,12 @@ EXPERIMENTS = ("soak-a", "soak-b", "soak-c")
 # GetExperimentStats (4096 shards summed per experiment) and exports are not drawn:
 # they run on their own timers (--stats-every, --export-every), as a dashboard would.
 MIX = {
-    "Assign (new)": 36, "Assign (repeat)": 36, "BatchAssign": 5, "StreamAssign": 4,
-    "GetExperiment": 12, "ListExperiments": 7,
+    "Assign (new)": 36,
+    "Assign (repeat)": 36,
+    "BatchAssign": 5,
+    "StreamAssign": 4,
+    "GetExperiment": 12,
+    "ListExperiments": 7,
 }
 BATCH_ITEMS = 20
 STREAM_MESSAGES = 20
@@ -180,21 +184,28 @@ class Soak:
             request = apb.AssignRequest(experiment_id=experiment, participant_id=pid)
             await self.timed(method, assign.Assign(request, timeout=CALL_TIMEOUT_S))
         elif method == "BatchAssign":
-            items = [apb.AssignRequest(experiment_id=rng.choice(EXPERIMENTS),
-                                       participant_id=self.next_new_id() if i % 2 else repeat_id())
-                     for i in range(BATCH_ITEMS)]
-            reply = await self.timed(method, assign.BatchAssign(apb.BatchAssignRequest(requests=items),
-                                                                timeout=CALL_TIMEOUT_S))
+            items = [
+                apb.AssignRequest(
+                    experiment_id=rng.choice(EXPERIMENTS), participant_id=self.next_new_id() if i % 2 else repeat_id()
+                )
+                for i in range(BATCH_ITEMS)
+            ]
+            reply = await self.timed(
+                method, assign.BatchAssign(apb.BatchAssignRequest(requests=items), timeout=CALL_TIMEOUT_S)
+            )
             if reply is not None:
                 self.item_errors(method, reply.results)
         elif method == "StreamAssign":
             await self.stream(assign, rng)
         elif method == "GetExperiment":
-            await self.timed(method, experiments.GetExperiment(espb.GetExperimentRequest(experiment_id=experiment),
-                                                               timeout=CALL_TIMEOUT_S))
+            await self.timed(
+                method,
+                experiments.GetExperiment(espb.GetExperimentRequest(experiment_id=experiment), timeout=CALL_TIMEOUT_S),
+            )
         else:
-            await self.timed(method, experiments.ListExperiments(espb.ListExperimentsRequest(page_size=2),
-                                                                 timeout=CALL_TIMEOUT_S))
+            await self.timed(
+                method, experiments.ListExperiments(espb.ListExperimentsRequest(page_size=2), timeout=CALL_TIMEOUT_S)
+            )
 
     async def stream(self, assign: Any, rng: random.Random) -> None:
         """One StreamAssign call of STREAM_MESSAGES requests, half new participants; timed whole."""
@@ -222,8 +233,12 @@ class Soak:
                 experiment = EXPERIMENTS[turn % len(EXPERIMENTS)]
                 turn += 1
                 if method == "GetExperimentStats":
-                    await self.timed(method, stats.GetExperimentStats(
-                        espb.GetExperimentStatsRequest(experiment_id=experiment), timeout=CALL_TIMEOUT_S))
+                    await self.timed(
+                        method,
+                        stats.GetExperimentStats(
+                            espb.GetExperimentStatsRequest(experiment_id=experiment), timeout=CALL_TIMEOUT_S
+                        ),
+                    )
                     continue
 
                 async def drain(req: bpb.ExportAssignmentsRequest) -> int:
@@ -239,13 +254,17 @@ def code_name(code: int) -> str:
 
 # --- the run ------------------------------------------------------------------------------
 
+
 def create_experiments(target: str) -> None:
     """The experiments the load uses (RUNNING, two arms); already there is fine (--target)."""
     with grpc.insecure_channel(target) as channel:
         stub = egrpc.ExperimentServiceStub(channel)
         for experiment_id in EXPERIMENTS:
-            experiment = epb.Experiment(id=experiment_id, status=epb.EXPERIMENT_STATUS_RUNNING,
-                                        arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)])
+            experiment = epb.Experiment(
+                id=experiment_id,
+                status=epb.EXPERIMENT_STATUS_RUNNING,
+                arms=[epb.Arm(id="control", weight=0.5), epb.Arm(id="treatment", weight=0.5)],
+            )
             try:
                 stub.CreateExperiment(espb.CreateExperimentRequest(experiment=experiment), timeout=CALL_TIMEOUT_S)
             except grpc.RpcError as error:
@@ -263,8 +282,13 @@ async def soak(target: str, pid: int | None, redis_url: str | None, args: argpar
 
     async def sample() -> dict[str, Any]:
         rss, fds, kinds = process_sample(pid)
-        entry = {"t_s": round(time.monotonic() - started, 1), "rss_mib": rss, "fds": fds, "fd_kinds": kinds,
-                 "redis_used_mib": await redis_used_memory(redis)}
+        entry = {
+            "t_s": round(time.monotonic() - started, 1),
+            "rss_mib": rss,
+            "fds": fds,
+            "fd_kinds": kinds,
+            "redis_used_mib": await redis_used_memory(redis),
+        }
         samples.append(entry)
         return entry
 
@@ -272,13 +296,24 @@ async def soak(target: str, pid: int | None, redis_url: str | None, args: argpar
         tally, run.interval = run.interval, Tally()
         p50, p99 = tally.assign_percentiles()
         calls, errors = sum(tally.calls.values()), sum(tally.errors.values())
-        row = {"t_s": latest["t_s"], "calls": calls, "errors": dict(Counter(
-            {code: n for (_, code), n in tally.errors.items()})), "assign_p50_us": p50, "assign_p99_us": p99,
-            "rss_mib": latest["rss_mib"], "fds": latest["fds"], "redis_used_mib": latest["redis_used_mib"]}
+        row = {
+            "t_s": latest["t_s"],
+            "calls": calls,
+            "errors": dict(Counter({code: n for (_, code), n in tally.errors.items()})),
+            "assign_p50_us": p50,
+            "assign_p99_us": p99,
+            "rss_mib": latest["rss_mib"],
+            "fds": latest["fds"],
+            "redis_used_mib": latest["redis_used_mib"],
+        }
         intervals.append(row)
-        print(f"{row['t_s']:>7.0f}s {calls:>8} calls {errors:>5} errors  Assign p50 {_num(p50):>7} us "
-              f"p99 {_num(p99):>7} us  rss {_num(row['rss_mib'], '.1f'):>7} MiB  fds {_num(row['fds']):>5}  "
-              f"redis {_num(row['redis_used_mib'], '.2f'):>8} MiB", file=sys.stderr, flush=True)
+        print(
+            f"{row['t_s']:>7.0f}s {calls:>8} calls {errors:>5} errors  Assign p50 {_num(p50):>7} us "
+            f"p99 {_num(p99):>7} us  rss {_num(row['rss_mib'], '.1f'):>7} MiB  fds {_num(row['fds']):>5}  "
+            f"redis {_num(row['redis_used_mib'], '.2f'):>8} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
         await sample()  # start: before any load
@@ -305,15 +340,23 @@ async def soak(target: str, pid: int | None, redis_url: str | None, args: argpar
             await redis.aclose()
     duration = args.duration
     return {
-        "target": target, "pid": pid, "duration_s": duration, "rate": args.rate, "clients": args.clients,
-        "mix": MIX, "stats_every_s": args.stats_every,
-        "export_every_s": args.export_every, "cache_size": args.cache_size if args.target is None else None,
+        "target": target,
+        "pid": pid,
+        "duration_s": duration,
+        "rate": args.rate,
+        "clients": args.clients,
+        "mix": MIX,
+        "stats_every_s": args.stats_every,
+        "export_every_s": args.export_every,
+        "cache_size": args.cache_size if args.target is None else None,
         "new_participants": run.new_ids,
-        "totals": run.total.summary(), "errors_total": sum(run.total.errors.values()),
+        "totals": run.total.summary(),
+        "errors_total": sum(run.total.errors.values()),
         "calls_total": sum(run.total.calls.values()),
         "achieved_rate": sum(run.total.calls.values()) / duration,
         "drift": {key: drift(samples, key, duration) for key in ("rss_mib", "fds", "redis_used_mib")},
-        "intervals": intervals, "samples": samples,
+        "intervals": intervals,
+        "samples": samples,
     }
 
 
@@ -326,19 +369,29 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"\n{'method':<26}{'calls':>9}{'p50 us':>9}{'p99 us':>9}{'max us':>10}  errors")
     for method, row in report["totals"].items():
         errors = ", ".join(f"{code} {n}" for code, n in row["errors"].items()) or "0"
-        print(f"{method:<26}{row['calls']:>9}{_num(row['p50_us']):>9}{_num(row['p99_us']):>9}"
-              f"{_num(row['max_us']):>10}  {errors}")
-    print(f"{'all':<26}{report['calls_total']:>9}  ({report['achieved_rate']:.0f}/s of {report['rate']:.0f}/s "
-          f"asked; {report['new_participants']} new participants)  errors {report['errors_total']}")
+        print(
+            f"{method:<26}{row['calls']:>9}{_num(row['p50_us']):>9}{_num(row['p99_us']):>9}"
+            f"{_num(row['max_us']):>10}  {errors}"
+        )
+    print(
+        f"{'all':<26}{report['calls_total']:>9}  ({report['achieved_rate']:.0f}/s of {report['rate']:.0f}/s "
+        f"asked; {report['new_participants']} new participants)  errors {report['errors_total']}"
+    )
     print(f"\n{'resource':<18}{'start':>10}{'end':>10}{'end-start':>11}{'slope/min, 2nd half':>21}")
     for key, label in (("rss_mib", "server RSS MiB"), ("fds", "server open fds"), ("redis_used_mib", "redis used MiB")):
         d = report["drift"][key]
-        print(f"{label:<18}{_num(d['start'], '.2f'):>10}{_num(d['end'], '.2f'):>10}{_num(d['delta'], '+.2f'):>11}"
-              f"{_num(d['slope_per_min_second_half'], '+.3f'):>21}")
+        print(
+            f"{label:<18}{_num(d['start'], '.2f'):>10}{_num(d['end'], '.2f'):>10}{_num(d['delta'], '+.2f'):>11}"
+            f"{_num(d['slope_per_min_second_half'], '+.3f'):>21}"
+        )
     first, last = report["samples"][0]["fd_kinds"], report["samples"][-1]["fd_kinds"]
     if first or last:
-        print("server fds by kind, start -> end: " + ", ".join(
-            f"{kind} {first.get(kind, 0)} -> {last.get(kind, 0)}" for kind in sorted(set(first) | set(last))))
+        print(
+            "server fds by kind, start -> end: "
+            + ", ".join(
+                f"{kind} {first.get(kind, 0)} -> {last.get(kind, 0)}" for kind in sorted(set(first) | set(last))
+            )
+        )
 
 
 @contextlib.contextmanager
@@ -377,8 +430,12 @@ def main() -> int:
         else:
             target, pid, redis_url = stack.enter_context(own_server(args))
         create_experiments(target)
-        print(f"soaking {target} (pid {pid or '-'}) for {args.duration:.0f}s at {args.rate:.0f} calls/s "
-              f"from {args.clients} clients", file=sys.stderr, flush=True)
+        print(
+            f"soaking {target} (pid {pid or '-'}) for {args.duration:.0f}s at {args.rate:.0f} calls/s "
+            f"from {args.clients} clients",
+            file=sys.stderr,
+            flush=True,
+        )
         report = asyncio.run(soak(target, pid, redis_url, args))
     print_report(report)
     args.output.parent.mkdir(parents=True, exist_ok=True)

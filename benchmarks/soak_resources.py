@@ -80,5 +80,9 @@ def drift(samples: list[dict[str, Any]], key: str, duration_s: float) -> dict[st
     if not values:
         return {"start": None, "end": None, "delta": None, "slope_per_min_second_half": None}
     second_half = [(t, v) for t, v in values if t >= duration_s / 2]
-    return {"start": values[0][1], "end": values[-1][1], "delta": values[-1][1] - values[0][1],
-            "slope_per_min_second_half": slope_per_minute(second_half)}
+    return {
+        "start": values[0][1],
+        "end": values[-1][1],
+        "delta": values[-1][1] - values[0][1],
+        "slope_per_min_second_half": slope_per_minute(second_half),
+    }

@@ -44,7 +44,7 @@ class SyntheticExport(pb_grpc.BulkAssignmentServiceServicer):
     ) -> AsyncIterator[pb.ExportAssignmentsResponse]:
         size = request.chunk_size or 1000
         for start in range(0, len(self._rows), size):
-            yield chunk_to_pb(ExportChunk(EXPERIMENT, self._rows[start:start + size], TOKEN))
+            yield chunk_to_pb(ExportChunk(EXPERIMENT, self._rows[start : start + size], TOKEN))
 
 
 async def main(rows: int, port: int) -> None:

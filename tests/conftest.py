@@ -37,7 +37,10 @@ def redis_url(redis_process: RedisServerProcess) -> str:
 def server_config(redis_url: str, tmp_path: Path) -> ServerConfig:
     """A config for a test server: free port, the test Redis, fast refresh."""
     return ServerConfig(
-        port=0, redis_url=redis_url, data_dir=tmp_path / "data", refresh_interval_s=0.2,
+        port=0,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        refresh_interval_s=0.2,
         grace_period_s=0.5,
     )
 

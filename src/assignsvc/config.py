@@ -28,23 +28,31 @@ CLUSTER_SUFFIX = "+cluster"
 # when the channel has several (round_robin). Assignment calls are idempotent (the first
 # arm stored wins), so a retried Assign never changes an answer. RESOURCE_EXHAUSTED is
 # not retried here: the server sheds load, and it says how long to wait in RetryInfo.
-CLIENT_SERVICE_CONFIG = json.dumps({
-    "loadBalancingConfig": [{"round_robin": {}}],
-    # Client-side health checking: a replica that turns NOT_SERVING (draining) gets no new calls.
-    "healthCheckConfig": {"serviceName": ""},
-    "methodConfig": [{
-        "name": [{"service": "assignsvc.v1.AssignmentService"}, {"service": "assignsvc.v1.ExperimentService"},
-                 {"service": "assignsvc.v1.BulkAssignmentService"}, {"service": "assignsvc.v1.WebhookService"},
-                 {"service": "assignsvc.v1.SavedGroupService"}],
-        "retryPolicy": {
-            "maxAttempts": 5,
-            "initialBackoff": "0.1s",
-            "maxBackoff": "1s",
-            "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
-        },
-    }],
-})
+CLIENT_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        # Client-side health checking: a replica that turns NOT_SERVING (draining) gets no new calls.
+        "healthCheckConfig": {"serviceName": ""},
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": "assignsvc.v1.AssignmentService"},
+                    {"service": "assignsvc.v1.ExperimentService"},
+                    {"service": "assignsvc.v1.BulkAssignmentService"},
+                    {"service": "assignsvc.v1.WebhookService"},
+                    {"service": "assignsvc.v1.SavedGroupService"},
+                ],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
 
 
 def client_channel_options() -> list[tuple[str, Any]]:
@@ -52,8 +60,10 @@ def client_channel_options() -> list[tuple[str, Any]]:
     and reconnection within 2 s of a restarted replica listening again (gRPC's default
     backoff grows to 120 s, leaving a restarted replica unused meanwhile)."""
     return [
-        ("grpc.service_config", CLIENT_SERVICE_CONFIG), ("grpc.enable_retries", 1),
-        ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 2000),
+        ("grpc.service_config", CLIENT_SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2000),
     ]
 
 
@@ -241,9 +251,7 @@ class ServerConfig:
         d = cls()
         redis_url = _pick(flags.get("redis_url"), env, "REDIS_URL", None) or None
         if redis_url is not None and urlsplit(redis_url).scheme not in REDIS_SCHEMES:
-            raise ConfigError(
-                f"ASSIGNSVC_REDIS_URL must start with one of {REDIS_SCHEMES}, got {redis_url!r}"
-            )
+            raise ConfigError(f"ASSIGNSVC_REDIS_URL must start with one of {REDIS_SCHEMES}, got {redis_url!r}")
         if redis_url is not None and is_cluster_url(redis_url):
             try:
                 split_cluster_url(redis_url)  # a malformed node list fails here, at start
@@ -273,24 +281,34 @@ class ServerConfig:
             key_prefix=prefix,
             redis_timeout_s=_as_float(
                 _pick(flags.get("redis_timeout"), env, "REDIS_TIMEOUT", d.redis_timeout_s),
-                "ASSIGNSVC_REDIS_TIMEOUT", 0.01, 60.0,
+                "ASSIGNSVC_REDIS_TIMEOUT",
+                0.01,
+                60.0,
             ),
             refresh_interval_s=_as_float(
                 _pick(flags.get("refresh_interval"), env, "REFRESH_INTERVAL", d.refresh_interval_s),
-                "ASSIGNSVC_REFRESH_INTERVAL", 0.05, 3600.0,
+                "ASSIGNSVC_REFRESH_INTERVAL",
+                0.05,
+                3600.0,
             ),
             grace_period_s=_as_float(
                 _pick(flags.get("grace_period"), env, "GRACE_PERIOD", d.grace_period_s),
-                "ASSIGNSVC_GRACE_PERIOD", 0.0, 3600.0,
+                "ASSIGNSVC_GRACE_PERIOD",
+                0.0,
+                3600.0,
             ),
             log_level=level,
             cache_size=_as_int(
                 _pick(flags.get("cache_size"), env, "CACHE_SIZE", d.cache_size),
-                "ASSIGNSVC_CACHE_SIZE", 0, 100_000_000,
+                "ASSIGNSVC_CACHE_SIZE",
+                0,
+                100_000_000,
             ),
             redis_pipelines=_as_int(
                 _pick(flags.get("redis_pipelines"), env, "REDIS_PIPELINES", d.redis_pipelines),
-                "ASSIGNSVC_REDIS_PIPELINES", 0, 64,
+                "ASSIGNSVC_REDIS_PIPELINES",
+                0,
+                64,
             ),
             workers=_as_int(_pick(flags.get("workers"), env, "WORKERS", d.workers), "ASSIGNSVC_WORKERS", 1, 64),
             **_webhook_settings(env, flags, d),
@@ -345,24 +363,34 @@ def _webhook_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: Serve
         "webhook_allow_networks": parse_networks(str(allow)),
         "webhook_timeout_s": _as_float(
             _pick(flags.get("webhook_timeout"), env, "WEBHOOK_TIMEOUT", d.webhook_timeout_s),
-            "ASSIGNSVC_WEBHOOK_TIMEOUT", 0.05, 60.0,
+            "ASSIGNSVC_WEBHOOK_TIMEOUT",
+            0.05,
+            60.0,
         ),
         "webhook_retry_schedule": d.webhook_retry_schedule if schedule is None else parse_schedule(str(schedule)),
         "webhook_disable_after": _as_int(
             _pick(flags.get("webhook_disable_after"), env, "WEBHOOK_DISABLE_AFTER", d.webhook_disable_after),
-            "ASSIGNSVC_WEBHOOK_DISABLE_AFTER", 0, 1_000_000,
+            "ASSIGNSVC_WEBHOOK_DISABLE_AFTER",
+            0,
+            1_000_000,
         ),
         "webhook_poll_interval_s": _as_float(
             _pick(flags.get("webhook_poll_interval"), env, "WEBHOOK_POLL_INTERVAL", d.webhook_poll_interval_s),
-            "ASSIGNSVC_WEBHOOK_POLL_INTERVAL", 0.01, 60.0,
+            "ASSIGNSVC_WEBHOOK_POLL_INTERVAL",
+            0.01,
+            60.0,
         ),
         "srm_threshold": _as_float(
             _pick(flags.get("srm_threshold"), env, "SRM_THRESHOLD", d.srm_threshold),
-            "ASSIGNSVC_SRM_THRESHOLD", 0.0, 1.0,
+            "ASSIGNSVC_SRM_THRESHOLD",
+            0.0,
+            1.0,
         ),
         "srm_check_interval_s": _as_float(
             _pick(flags.get("srm_check_interval"), env, "SRM_CHECK_INTERVAL", d.srm_check_interval_s),
-            "ASSIGNSVC_SRM_CHECK_INTERVAL", 0.05, 86_400.0,
+            "ASSIGNSVC_SRM_CHECK_INTERVAL",
+            0.05,
+            86_400.0,
         ),
     }
 
@@ -379,7 +407,9 @@ def _operations_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: Se
         "log_format": log_format,
         "max_concurrent_rpcs": _as_int(
             _pick(flags.get("max_concurrent_rpcs"), env, "MAX_CONCURRENT_RPCS", d.max_concurrent_rpcs),
-            "ASSIGNSVC_MAX_CONCURRENT_RPCS", 0, 1_000_000,
+            "ASSIGNSVC_MAX_CONCURRENT_RPCS",
+            0,
+            1_000_000,
         ),
     }
 

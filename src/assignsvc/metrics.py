@@ -35,20 +35,22 @@ OTHER = ("_other", "_other")
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 RPC_DURATION = Histogram(
-    "assignsvc_rpc_duration_seconds", "RPC latency by method and status code (its _count is the RPC count)",
-    ["method", "code"], buckets=LATENCY_BUCKETS,
+    "assignsvc_rpc_duration_seconds",
+    "RPC latency by method and status code (its _count is the RPC count)",
+    ["method", "code"],
+    buckets=LATENCY_BUCKETS,
 )
 REDIS_CLAIM_DURATION = Histogram(
-    "assignsvc_redis_claim_duration_seconds", "One pipelined round trip of Assign claims to Redis",
+    "assignsvc_redis_claim_duration_seconds",
+    "One pipelined round trip of Assign claims to Redis",
     buckets=LATENCY_BUCKETS,
 )
 REDIS_CLAIM_ERRORS = Counter("assignsvc_redis_claim_errors", "Claim round trips that failed (Redis unavailable)")
 FAIL_OPEN_ANSWERS = Counter(
-    "assignsvc_fail_open_answers", "Assign answers made without Redis (FAIL_OPEN experiments: persisted=false)",
+    "assignsvc_fail_open_answers",
+    "Assign answers made without Redis (FAIL_OPEN experiments: persisted=false)",
 )
-WEBHOOK_DELIVERIES = Counter(
-    "assignsvc_webhook_deliveries", "Webhook delivery attempts by outcome", ["outcome"]
-)
+WEBHOOK_DELIVERIES = Counter("assignsvc_webhook_deliveries", "Webhook delivery attempts by outcome", ["outcome"])
 EXPORT_ROWS = Counter("assignsvc_export_rows", "Rows sent by ExportAssignments")
 
 
@@ -78,7 +80,8 @@ class ServerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """The current values (called by prometheus_client on each scrape)."""
         arms = CounterMetricFamily(
-            "assignsvc_assignments", "Assignments answered with an arm, by experiment and arm",
+            "assignsvc_assignments",
+            "Assignments answered with an arm, by experiment and arm",
             labels=["experiment", "arm"],
         )
         for (experiment, arm), count in list(self._arms.counts.items()):
@@ -122,13 +125,16 @@ class WorkerMetrics:
         self._in_flight = in_flight
         # registry=None: nothing scrapes this process; the values go to its multiprocess file.
         self._assignments = Counter(
-            "assignsvc_assignments", "Assignments answered with an arm, by experiment and arm",
-            ["experiment", "arm"], registry=None,
+            "assignsvc_assignments",
+            "Assignments answered with an arm, by experiment and arm",
+            ["experiment", "arm"],
+            registry=None,
         )
         self._lookups = Counter("assignsvc_sticky_cache_lookups", "Sticky cache lookups", ["result"], registry=None)
         # livesum: the workers' figures added up, a dead worker's dropped (mark_process_dead).
-        self._gauge = Gauge("assignsvc_rpc_in_flight", "RPCs being served now", multiprocess_mode="livesum",
-                            registry=None)
+        self._gauge = Gauge(
+            "assignsvc_rpc_in_flight", "RPCs being served now", multiprocess_mode="livesum", registry=None
+        )
         self._published: dict[tuple[str, str], int] = {}
         self._published_lookups = (0, 0)
         self._task: asyncio.Task[None] | None = None

@@ -115,7 +115,10 @@ def _create_key(
 @pytest.fixture
 def auth_config(server_config: ServerConfig) -> ServerConfig:
     return dataclasses.replace(
-        server_config, auth=True, operator_key=OPERATOR_KEY, webhook_allow_networks=("127.0.0.0/8",),
+        server_config,
+        auth=True,
+        operator_key=OPERATOR_KEY,
+        webhook_allow_networks=("127.0.0.0/8",),
         webhook_poll_interval_s=0.05,
     )
 
@@ -127,11 +130,15 @@ def tenants(auth_config: ServerConfig, redis_url: str) -> Iterator[Tenants]:
         operator = [("x-api-key", OPERATOR_KEY)]
         datasources = xgrpc.DatasourceServiceStub(channel)
         for ds in ("alpha", "beta", "default"):
-            datasources.CreateDatasource(xpb.CreateDatasourceRequest(datasource=xpb.Datasource(id=ds)),
-                                         metadata=operator, timeout=10)
+            datasources.CreateDatasource(
+                xpb.CreateDatasourceRequest(datasource=xpb.Datasource(id=ds)), metadata=operator, timeout=10
+            )
         keys: dict[str, str] = {}
-        scopes = {"admin": [xpb.API_KEY_SCOPE_ADMIN], "read": [xpb.API_KEY_SCOPE_READ],
-                  "assign": [xpb.API_KEY_SCOPE_ASSIGN]}
+        scopes = {
+            "admin": [xpb.API_KEY_SCOPE_ADMIN],
+            "read": [xpb.API_KEY_SCOPE_READ],
+            "assign": [xpb.API_KEY_SCOPE_ASSIGN],
+        }
         alpha_key_id = ""
         for ds in ("alpha", "beta"):
             for name, scope in scopes.items():
@@ -142,8 +149,10 @@ def tenants(auth_config: ServerConfig, redis_url: str) -> Iterator[Tenants]:
         keys["default-admin"] = _create_key(channel, "default", scopes["admin"], OPERATOR_KEY).secret
         revoked = _create_key(channel, "alpha", scopes["admin"], OPERATOR_KEY)
         xgrpc.ApiKeyServiceStub(channel).RevokeApiKey(
-            xpb.RevokeApiKeyRequest(api_key_id=revoked.api_key.id), metadata=[*operator, ("datasource-id", "alpha")],
-            timeout=10)
+            xpb.RevokeApiKeyRequest(api_key_id=revoked.api_key.id),
+            metadata=[*operator, ("datasource-id", "alpha")],
+            timeout=10,
+        )
         keys["alpha-revoked"] = revoked.secret
         t = Tenants(server, channel, keys, "", alpha_key_id, redis_url)
         alpha = t.client("alpha-admin")
@@ -152,12 +161,19 @@ def tenants(auth_config: ServerConfig, redis_url: str) -> Iterator[Tenants]:
         default = t.client("default-admin")  # bare ids: what existed before datasources
         default.create("internal-exp")
         default.groups.CreateSavedGroup(gpb.CreateSavedGroupRequest(saved_group=gpb.SavedGroup(id="internal-vip")))
-        call(channel, *_method("WebhookService", "CreateWebhook"),
-             wpb.CreateWebhookRequest(webhook=wpb.Webhook(url="http://127.0.0.1:9/internal-hook")),
-             t.metadata("default-admin"))
+        call(
+            channel,
+            *_method("WebhookService", "CreateWebhook"),
+            wpb.CreateWebhookRequest(webhook=wpb.Webhook(url="http://127.0.0.1:9/internal-hook")),
+            t.metadata("default-admin"),
+        )
         hook = wpb.Webhook(url="http://127.0.0.1:9/hook")
-        t.webhook_id = call(channel, *_method("WebhookService", "CreateWebhook"),
-                            wpb.CreateWebhookRequest(webhook=hook), t.metadata("alpha-admin")).webhook.id
+        t.webhook_id = call(
+            channel,
+            *_method("WebhookService", "CreateWebhook"),
+            wpb.CreateWebhookRequest(webhook=hook),
+            t.metadata("alpha-admin"),
+        ).webhook.id
         yield t
         channel.close()
 
@@ -177,14 +193,20 @@ def requests(t: Tenants) -> dict[str, tuple[str, Any]]:
     return {
         "Assign": ("item", apb.AssignRequest(experiment_id=exp, participant_id="p1")),
         "GetAssignment": ("item", apb.GetAssignmentRequest(experiment_id=exp, participant_id="p1")),
-        "BatchAssign": ("item", apb.BatchAssignRequest(requests=[apb.AssignRequest(experiment_id=exp,
-                                                                                   participant_id="p1")])),
+        "BatchAssign": (
+            "item",
+            apb.BatchAssignRequest(requests=[apb.AssignRequest(experiment_id=exp, participant_id="p1")]),
+        ),
         "StreamAssign": ("item", apb.StreamAssignRequest(experiment_id=exp, participant_id="p1")),
         "CreateExperiment": ("creates", espb.CreateExperimentRequest(experiment=new_exp)),
         "GetExperiment": ("names", espb.GetExperimentRequest(experiment_id=exp)),
         "ListExperiments": ("lists", espb.ListExperimentsRequest()),
-        "UpdateExperiment": ("names", espb.UpdateExperimentRequest(
-            experiment=epb.Experiment(id=exp, name="renamed"), update_mask={"paths": ["name"]})),
+        "UpdateExperiment": (
+            "names",
+            espb.UpdateExperimentRequest(
+                experiment=epb.Experiment(id=exp, name="renamed"), update_mask={"paths": ["name"]}
+            ),
+        ),
         "DeleteExperiment": ("names", espb.DeleteExperimentRequest(experiment_id=exp)),
         "StartExperiment": ("names", espb.StartExperimentRequest(experiment_id=exp)),
         "PauseExperiment": ("names", espb.PauseExperimentRequest(experiment_id=exp)),
@@ -194,8 +216,10 @@ def requests(t: Tenants) -> dict[str, tuple[str, Any]]:
         "GetExperimentStats": ("names", espb.GetExperimentStatsRequest(experiment_id=exp)),
         "ApplyExperiments": ("creates", espb.ApplyExperimentsRequest(experiments=[new_exp], dry_run=True)),
         "ExportAssignments": ("names", bpb.ExportAssignmentsRequest(experiment_id=exp)),
-        "PreassignParticipants": ("names", bpb.PreassignParticipantsRequest(
-            experiment_id=exp, groups=[bpb.ParticipantGroup(participant_ids=["p1"])])),
+        "PreassignParticipants": (
+            "names",
+            bpb.PreassignParticipantsRequest(experiment_id=exp, groups=[bpb.ParticipantGroup(participant_ids=["p1"])]),
+        ),
         "CreateSavedGroup": ("creates", gpb.CreateSavedGroupRequest(saved_group=gpb.SavedGroup(id="made-by-caller"))),
         "GetSavedGroup": ("names", gpb.GetSavedGroupRequest(saved_group_id="vip")),
         "ListSavedGroups": ("lists", gpb.ListSavedGroupsRequest()),
@@ -205,8 +229,12 @@ def requests(t: Tenants) -> dict[str, tuple[str, Any]]:
         "CreateWebhook": ("creates", wpb.CreateWebhookRequest(webhook=wpb.Webhook(url="http://127.0.0.1:9/b"))),
         "GetWebhook": ("names", wpb.GetWebhookRequest(webhook_id=t.webhook_id)),
         "ListWebhooks": ("lists", wpb.ListWebhooksRequest()),
-        "UpdateWebhook": ("names", wpb.UpdateWebhookRequest(
-            webhook=wpb.Webhook(id=t.webhook_id, description="x"), update_mask={"paths": ["description"]})),
+        "UpdateWebhook": (
+            "names",
+            wpb.UpdateWebhookRequest(
+                webhook=wpb.Webhook(id=t.webhook_id, description="x"), update_mask={"paths": ["description"]}
+            ),
+        ),
         "DeleteWebhook": ("names", wpb.DeleteWebhookRequest(webhook_id=t.webhook_id)),
         "RotateWebhookSecret": ("names", wpb.RotateWebhookSecretRequest(webhook_id=t.webhook_id)),
         "SendTestEvent": ("names", wpb.SendTestEventRequest(webhook_id=t.webhook_id)),
@@ -227,25 +255,32 @@ class TestPolicy:
         fake = Tenants(None, None, {}, "wh_0", "key_0", "")  # type: ignore[arg-type]
         assert names == set(requests(fake))
 
-    @pytest.mark.parametrize(("method", "scope"), [
-        ("/assignsvc.v1.AssignmentService/StreamAssign", Scope.ASSIGN),
-        ("/assignsvc.v1.ExperimentService/GetExperimentStats", Scope.READ),
-        ("/assignsvc.v1.ExperimentService/UpdateExperiment", Scope.ADMIN),
-        ("/assignsvc.v1.BulkAssignmentService/ExportAssignments", Scope.READ),
-        ("/assignsvc.v1.BulkAssignmentService/PreassignParticipants", Scope.ADMIN),
-        ("/assignsvc.v1.WebhookService/ListWebhooks", Scope.ADMIN),
-        ("/assignsvc.v1.DatasourceService/ListDatasources", Scope.OPERATOR),
-        ("/assignsvc.v1.Unknown/Anything", Scope.ADMIN),
-        ("/other.v1.AssignmentService/Assign", Scope.ADMIN),
-    ])
+    @pytest.mark.parametrize(
+        ("method", "scope"),
+        [
+            ("/assignsvc.v1.AssignmentService/StreamAssign", Scope.ASSIGN),
+            ("/assignsvc.v1.ExperimentService/GetExperimentStats", Scope.READ),
+            ("/assignsvc.v1.ExperimentService/UpdateExperiment", Scope.ADMIN),
+            ("/assignsvc.v1.BulkAssignmentService/ExportAssignments", Scope.READ),
+            ("/assignsvc.v1.BulkAssignmentService/PreassignParticipants", Scope.ADMIN),
+            ("/assignsvc.v1.WebhookService/ListWebhooks", Scope.ADMIN),
+            ("/assignsvc.v1.DatasourceService/ListDatasources", Scope.OPERATOR),
+            ("/assignsvc.v1.Unknown/Anything", Scope.ADMIN),
+            ("/other.v1.AssignmentService/Assign", Scope.ADMIN),
+        ],
+    )
     def test_scopes(self, method: str, scope: Scope) -> None:
         assert required_scope(method)[0] is scope
 
 
 def _unauthorized_key(scope: Scope) -> str:
     """A valid alpha key (or beta's admin for operator calls) that lacks `scope`."""
-    return {Scope.ASSIGN: "alpha-read", Scope.READ: "alpha-assign", Scope.ADMIN: "alpha-read",
-            Scope.OPERATOR: "alpha-admin"}[scope]
+    return {
+        Scope.ASSIGN: "alpha-read",
+        Scope.READ: "alpha-assign",
+        Scope.ADMIN: "alpha-read",
+        Scope.OPERATOR: "alpha-admin",
+    }[scope]
 
 
 class TestEveryRpcRefusesBadCredentials:
@@ -286,8 +321,11 @@ class TestEveryRpcRefusesBadCredentials:
             try:
                 reply = call(t.channel, service, method, request, metadata)
             except grpc.RpcError as error:
-                wanted = {"names": grpc.StatusCode.NOT_FOUND, "item": grpc.StatusCode.NOT_FOUND,
-                          "operator": grpc.StatusCode.PERMISSION_DENIED}
+                wanted = {
+                    "names": grpc.StatusCode.NOT_FOUND,
+                    "item": grpc.StatusCode.NOT_FOUND,
+                    "operator": grpc.StatusCode.PERMISSION_DENIED,
+                }
                 if error.code() != wanted.get(expected) or "beta/" in (error.details() or ""):
                     failures.append(f"{method.name}: {error.code()} {error.details()}")
                 continue
@@ -296,7 +334,7 @@ class TestEveryRpcRefusesBadCredentials:
                 assert "NOT_FOUND" in text or "code: 5" in text, f"{method.name}: {text}"
                 assert "arm" not in text.replace("arm_index", ""), text
             elif expected == "lists":
-                assert "\"exp\"" not in text and "vip" not in text and t.webhook_id not in text, text
+                assert '"exp"' not in text and "vip" not in text and t.webhook_id not in text, text
                 assert "internal-" not in text, text  # nor the default datasource's
                 assert t.alpha_key_id not in text, text
             elif expected != "creates":
@@ -310,11 +348,13 @@ class TestEveryRpcRefusesBadCredentials:
         exp = alpha.experiments.GetExperiment(espb.GetExperimentRequest(experiment_id="exp")).experiment
         assert (exp.name, exp.status, exp.etag) == ("exp", epb.EXPERIMENT_STATUS_RUNNING, "1")
         assert alpha.groups.GetSavedGroup(gpb.GetSavedGroupRequest(saved_group_id="vip")).saved_group.size == 1
-        keys = call(t.channel, *_method("ApiKeyService", "ListApiKeys"), xpb.ListApiKeysRequest(),
-                    t.metadata("alpha-admin")).api_keys
+        keys = call(
+            t.channel, *_method("ApiKeyService", "ListApiKeys"), xpb.ListApiKeysRequest(), t.metadata("alpha-admin")
+        ).api_keys
         assert not next(k for k in keys if k.id == t.alpha_key_id).HasField("revoke_time")
-        hooks = call(t.channel, *_method("WebhookService", "ListWebhooks"), wpb.ListWebhooksRequest(),
-                     t.metadata("alpha-admin")).webhooks
+        hooks = call(
+            t.channel, *_method("WebhookService", "ListWebhooks"), wpb.ListWebhooksRequest(), t.metadata("alpha-admin")
+        ).webhooks
         assert [h.id for h in hooks] == [t.webhook_id]
 
 
@@ -328,8 +368,9 @@ class TestOpenServices:
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
         stub = reflection_pb2_grpc.ServerReflectionStub(tenants.channel)
-        replies = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                                                 timeout=5))
+        replies = list(
+            stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        )
         names = {s.name for s in replies[0].list_services_response.service}
         assert "assignsvc.v1.ApiKeyService" in names and "assignsvc.v1.AssignmentService" in names
 
@@ -347,7 +388,8 @@ class TestTenants:
         stats = beta.experiments.GetExperimentStats(espb.GetExperimentStatsRequest(experiment_id="exp"))
         assert stats.total_assignments == 20 and stats.experiment_id == "exp"
         alpha_stats = tenants.client("alpha-read").experiments.GetExperimentStats(
-            espb.GetExperimentStatsRequest(experiment_id="exp"))
+            espb.GetExperimentStatsRequest(experiment_id="exp")
+        )
         assert alpha_stats.total_assignments == 20
         assert [e.id for e in beta.experiments.ListExperiments(espb.ListExperimentsRequest()).experiments] == ["exp"]
 
@@ -378,14 +420,21 @@ class TestTenants:
 
     def test_webhooks_hear_only_their_datasources_events(self, tenants: Tenants) -> None:
         t = tenants
-        beta_hook = call(t.channel, *_method("WebhookService", "CreateWebhook"),
-                         wpb.CreateWebhookRequest(webhook=wpb.Webhook(url="http://127.0.0.1:9/beta")),
-                         t.metadata("beta-admin")).webhook.id
+        beta_hook = call(
+            t.channel,
+            *_method("WebhookService", "CreateWebhook"),
+            wpb.CreateWebhookRequest(webhook=wpb.Webhook(url="http://127.0.0.1:9/beta")),
+            t.metadata("beta-admin"),
+        ).webhook.id
         t.client("alpha-admin").create("after-hooks")
 
         def deliveries(hook: str, key: str) -> list[Any]:
-            reply = call(t.channel, *_method("WebhookService", "ListDeliveries"),
-                         wpb.ListDeliveriesRequest(webhook_id=hook), t.metadata(key))
+            reply = call(
+                t.channel,
+                *_method("WebhookService", "ListDeliveries"),
+                wpb.ListDeliveriesRequest(webhook_id=hook),
+                t.metadata(key),
+            )
             return list(reply.deliveries)
 
         wait_until(lambda: any("after-hooks" in d.payload for d in deliveries(t.webhook_id, "alpha-admin")), 10)
@@ -405,8 +454,11 @@ class TestKeys:
             get = Client.on(channel).experiments.GetExperiment
             metadata = [("x-api-key", doomed.secret), ("datasource-id", "alpha")]
             assert get(espb.GetExperimentRequest(experiment_id="exp"), metadata=metadata).experiment.id == "exp"
-            stub.RevokeApiKey(xpb.RevokeApiKeyRequest(api_key_id=doomed.api_key.id),
-                              metadata=tenants.metadata("alpha-admin"), timeout=10)
+            stub.RevokeApiKey(
+                xpb.RevokeApiKeyRequest(api_key_id=doomed.api_key.id),
+                metadata=tenants.metadata("alpha-admin"),
+                timeout=10,
+            )
             revoked_at = time.monotonic()
             while True:
                 try:
@@ -421,8 +473,14 @@ class TestKeys:
         assert elapsed < 1.0
 
     def test_a_rate_limited_key_is_refused_while_another_is_served(self, tenants: Tenants) -> None:
-        limited = _create_key(tenants.channel, "alpha", [xpb.API_KEY_SCOPE_ASSIGN], tenants.keys["alpha-admin"],
-                              requests_per_second=0.5, burst=2).secret
+        limited = _create_key(
+            tenants.channel,
+            "alpha",
+            [xpb.API_KEY_SCOPE_ASSIGN],
+            tenants.keys["alpha-admin"],
+            requests_per_second=0.5,
+            burst=2,
+        ).secret
         assign = Client.on(tenants.channel).assignments.Assign
         request = apb.AssignRequest(experiment_id="exp", participant_id="p1")
         metadata = [("x-api-key", limited), ("datasource-id", "alpha")]
@@ -441,13 +499,21 @@ class TestKeys:
             assign(request, metadata=tenants.metadata("alpha-assign"))
 
     def test_keys_are_listed_with_last_use_and_never_shown_again(self, tenants: Tenants) -> None:
-        keys = call(tenants.channel, *_method("ApiKeyService", "ListApiKeys"), xpb.ListApiKeysRequest(),
-                    tenants.metadata("alpha-admin")).api_keys
+        keys = call(
+            tenants.channel,
+            *_method("ApiKeyService", "ListApiKeys"),
+            xpb.ListApiKeysRequest(),
+            tenants.metadata("alpha-admin"),
+        ).api_keys
         assert len(keys) == 4 and all(k.hint.startswith("asv_") and len(k.hint) == 8 for k in keys)
         assert all(secret not in str(keys) for secret in tenants.keys.values())
         tenants.server.call(tenants.server.running.key_ring.flush_use())  # type: ignore[union-attr]
-        keys = call(tenants.channel, *_method("ApiKeyService", "ListApiKeys"), xpb.ListApiKeysRequest(),
-                    tenants.metadata("alpha-admin")).api_keys
+        keys = call(
+            tenants.channel,
+            *_method("ApiKeyService", "ListApiKeys"),
+            xpb.ListApiKeysRequest(),
+            tenants.metadata("alpha-admin"),
+        ).api_keys
         admin = next(k for k in keys if k.scopes == [xpb.API_KEY_SCOPE_ADMIN] and not k.HasField("revoke_time"))
         assert admin.HasField("last_used_time")
 
@@ -456,20 +522,26 @@ class TestKeys:
             (xpb.ApiKey(), "api_key.scopes"),
             (xpb.ApiKey(scopes=[7]), "api_key.scopes[0]"),
             (xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=5), "api_key.burst"),
-            (xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=-1, burst=1),
-             "api_key.requests_per_second"),
-            (xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=1e-300, burst=1),
-             "api_key.requests_per_second"),  # its retry delay would overflow a Duration
+            (
+                xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=-1, burst=1),
+                "api_key.requests_per_second",
+            ),
+            (
+                xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=1e-300, burst=1),
+                "api_key.requests_per_second",
+            ),  # its retry delay would overflow a Duration
         ]:
             with pytest.raises(grpc.RpcError) as caught:
                 xgrpc.ApiKeyServiceStub(tenants.channel).CreateApiKey(
-                    xpb.CreateApiKeyRequest(api_key=key), metadata=tenants.metadata("alpha-admin"))
+                    xpb.CreateApiKeyRequest(api_key=key), metadata=tenants.metadata("alpha-admin")
+                )
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, key
             assert field in caught.value.details()
         with pytest.raises(grpc.RpcError) as caught:
             xgrpc.DatasourceServiceStub(tenants.channel).CreateDatasource(
                 xpb.CreateDatasourceRequest(datasource=xpb.Datasource(id="Bad/Id")),
-                metadata=[("x-api-key", OPERATOR_KEY)])
+                metadata=[("x-api-key", OPERATOR_KEY)],
+            )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     def test_redis_holds_no_raw_key(self, tenants: Tenants) -> None:
@@ -534,7 +606,10 @@ class TestStartup:
 
 class TestCli:
     def test_bootstrap_then_datasources_and_keys_from_the_cli(
-        self, auth_config: ServerConfig, redis_url: str, capsys: pytest.CaptureFixture[str],
+        self,
+        auth_config: ServerConfig,
+        redis_url: str,
+        capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         assert main(["bootstrap", "--redis-url", redis_url, "--datasource", "team-a"]) == 0
@@ -574,7 +649,6 @@ class TestCli:
         assert "no embedded Redis" in capsys.readouterr().err
 
 
-
 class TestOperatorKeys:
     def test_an_operator_lists_and_revokes_bootstrapped_operator_keys(
         self, tenants: Tenants, capsys: pytest.CaptureFixture[str]
@@ -583,16 +657,34 @@ class TestOperatorKeys:
         stored = capsys.readouterr().out.split("(shown only now): ")[1].split()[0]
         stub = xgrpc.ApiKeyServiceStub(tenants.channel)
         as_stored = [("x-api-key", stored)]
-        wait_until(lambda: code_of(tenants.channel, *_method("DatasourceService", "ListDatasources"),
-                                   xpb.ListDatasourcesRequest(), as_stored) == grpc.StatusCode.OK)
+        wait_until(
+            lambda: (
+                code_of(
+                    tenants.channel,
+                    *_method("DatasourceService", "ListDatasources"),
+                    xpb.ListDatasourcesRequest(),
+                    as_stored,
+                )
+                == grpc.StatusCode.OK
+            )
+        )
         listed = stub.ListApiKeys(xpb.ListApiKeysRequest(), metadata=[("x-api-key", OPERATOR_KEY)]).api_keys
         assert [k.name for k in listed] == ["bootstrap"]  # operator keys only, no datasource's
         stub.RevokeApiKey(xpb.RevokeApiKeyRequest(api_key_id=listed[0].id), metadata=[("x-api-key", OPERATOR_KEY)])
-        assert code_of(tenants.channel, *_method("DatasourceService", "ListDatasources"),
-                       xpb.ListDatasourcesRequest(), as_stored) == grpc.StatusCode.UNAUTHENTICATED
+        assert (
+            code_of(
+                tenants.channel,
+                *_method("DatasourceService", "ListDatasources"),
+                xpb.ListDatasourcesRequest(),
+                as_stored,
+            )
+            == grpc.StatusCode.UNAUTHENTICATED
+        )
         with pytest.raises(grpc.RpcError) as caught:  # keys are made in a datasource, never here
-            stub.CreateApiKey(xpb.CreateApiKeyRequest(api_key=xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ])),
-                              metadata=[("x-api-key", OPERATOR_KEY)])
+            stub.CreateApiKey(
+                xpb.CreateApiKeyRequest(api_key=xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ])),
+                metadata=[("x-api-key", OPERATOR_KEY)],
+            )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     def test_an_admin_cannot_see_or_revoke_operator_keys(self, tenants: Tenants) -> None:
@@ -617,7 +709,8 @@ class TestOpenCalls:
                 yield apb.StreamAssignRequest(experiment_id="exp", participant_id=f"s{i}")
 
         stream = Client.on(tenants.channel).assignments.StreamAssign(
-            requests_out(), metadata=[("x-api-key", doomed.secret), ("datasource-id", "alpha")], timeout=20)
+            requests_out(), metadata=[("x-api-key", doomed.secret), ("datasource-id", "alpha")], timeout=20
+        )
         answers = []
         with pytest.raises(grpc.RpcError) as caught:
             for response in stream:
@@ -625,26 +718,41 @@ class TestOpenCalls:
                 if len(answers) == 5:
                     assert sent.wait(5)
                     xgrpc.ApiKeyServiceStub(tenants.channel).RevokeApiKey(
-                        xpb.RevokeApiKeyRequest(api_key_id=doomed.api_key.id),
-                        metadata=tenants.metadata("alpha-admin"))
+                        xpb.RevokeApiKeyRequest(api_key_id=doomed.api_key.id), metadata=tenants.metadata("alpha-admin")
+                    )
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert 5 <= len(answers) < 200
 
     def test_stream_items_and_batch_items_count_against_the_rate_limit(self, tenants: Tenants) -> None:
-        limited = _create_key(tenants.channel, "alpha", [xpb.API_KEY_SCOPE_ASSIGN], tenants.keys["alpha-admin"],
-                              requests_per_second=0.01, burst=3).secret
+        limited = _create_key(
+            tenants.channel,
+            "alpha",
+            [xpb.API_KEY_SCOPE_ASSIGN],
+            tenants.keys["alpha-admin"],
+            requests_per_second=0.01,
+            burst=3,
+        ).secret
         metadata = [("x-api-key", limited), ("datasource-id", "alpha")]
         assignments = Client.on(tenants.channel).assignments
         stream = assignments.StreamAssign(
             iter([apb.StreamAssignRequest(experiment_id="exp", participant_id=f"r{i}") for i in range(6)]),
-            metadata=metadata, timeout=10)
+            metadata=metadata,
+            timeout=10,
+        )
         results = [r.result for r in stream]
         assert [r.HasField("assignment") for r in results] == [True, True, True, False, False, False]
         assert {r.error.code for r in results[3:]} == {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]}
-        fresh = _create_key(tenants.channel, "alpha", [xpb.API_KEY_SCOPE_ASSIGN], tenants.keys["alpha-admin"],
-                            requests_per_second=0.01, burst=3).secret
-        batch = apb.BatchAssignRequest(requests=[apb.AssignRequest(experiment_id="exp", participant_id=f"b{i}")
-                                                 for i in range(50)])
+        fresh = _create_key(
+            tenants.channel,
+            "alpha",
+            [xpb.API_KEY_SCOPE_ASSIGN],
+            tenants.keys["alpha-admin"],
+            requests_per_second=0.01,
+            burst=3,
+        ).secret
+        batch = apb.BatchAssignRequest(
+            requests=[apb.AssignRequest(experiment_id="exp", participant_id=f"b{i}") for i in range(50)]
+        )
         metadata = [("x-api-key", fresh), ("datasource-id", "alpha")]
         assert len(assignments.BatchAssign(batch, metadata=metadata).results) == 50  # admitted, then billed
         with pytest.raises(grpc.RpcError) as caught:
@@ -654,7 +762,10 @@ class TestOpenCalls:
 
 class TestTls:
     def test_keys_travel_inside_tls_and_a_plaintext_client_gets_nothing(
-        self, auth_config: ServerConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        self,
+        auth_config: ServerConfig,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         ca = trustme.CA()
@@ -667,17 +778,18 @@ class TestTls:
         with running_server(config) as server:
             secure = grpc.secure_channel(server.target, grpc.ssl_channel_credentials(ca_file.read_bytes()))
             operator = [("x-api-key", OPERATOR_KEY)]
-            reply = xgrpc.DatasourceServiceStub(secure).ListDatasources(xpb.ListDatasourcesRequest(),
-                                                                       metadata=operator, timeout=10)
+            reply = xgrpc.DatasourceServiceStub(secure).ListDatasources(
+                xpb.ListDatasourcesRequest(), metadata=operator, timeout=10
+            )
             assert list(reply.datasources) == []
             plain = grpc.insecure_channel(server.target)
             with pytest.raises(grpc.RpcError) as caught:
-                xgrpc.DatasourceServiceStub(plain).ListDatasources(xpb.ListDatasourcesRequest(), metadata=operator,
-                                                                   timeout=3)
+                xgrpc.DatasourceServiceStub(plain).ListDatasources(
+                    xpb.ListDatasourcesRequest(), metadata=operator, timeout=3
+                )
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
             monkeypatch.setenv("ASSIGNSVC_API_KEY", OPERATOR_KEY)
-            assert main(["datasources", "create", "over-tls", "--target", server.target,
-                         "--tls-ca", str(ca_file)]) == 0
+            assert main(["datasources", "create", "over-tls", "--target", server.target, "--tls-ca", str(ca_file)]) == 0
             assert "over-tls" in capsys.readouterr().out
             secure.close()
             plain.close()

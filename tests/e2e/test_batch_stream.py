@@ -57,11 +57,15 @@ class TestBatchAssign:
     def test_same_arm_as_unary_assign_and_stream(self, client: Client) -> None:
         client.create("same", weights=(0.25, 0.25, 0.5))
         ids = [f"u{i}" for i in range(300)]
-        unary = {p: client.assignments.Assign(apb.AssignRequest(experiment_id="same", participant_id=p))
-                 for p in ids[:100]}
+        unary = {
+            p: client.assignments.Assign(apb.AssignRequest(experiment_id="same", participant_id=p)) for p in ids[:100]
+        }
         batched = batch(client, *[("same", p) for p in ids])
-        streamed = list(client.assignments.StreamAssign(
-            iter([apb.StreamAssignRequest(experiment_id="same", participant_id=p) for p in ids])))
+        streamed = list(
+            client.assignments.StreamAssign(
+                iter([apb.StreamAssignRequest(experiment_id="same", participant_id=p) for p in ids])
+            )
+        )
         for p, b, s in zip(ids, batched, streamed, strict=True):
             assert b.assignment.arm == s.result.assignment.arm
             if p in unary:
@@ -160,21 +164,28 @@ def parity_setup(client: Client) -> list[str]:
             name = f"{kind}_{copy}"
             client.create(name, seed=kind, **fields)  # type: ignore[arg-type]
             for p in old:
-                client.assignments.Assign(apb.AssignRequest(
-                    experiment_id=name, participant_id=p, attributes=struct({"country": "US", "company": p})))
+                client.assignments.Assign(
+                    apb.AssignRequest(
+                        experiment_id=name, participant_id=p, attributes=struct({"country": "US", "company": p})
+                    )
+                )
             if kind == "paused":
                 client.experiments.PauseExperiment(espb.PauseExperimentRequest(experiment_id=name))
             elif kind == "blocked":
-                client.experiments.RerandomizeExperiment(espb.RerandomizeExperimentRequest(
-                    experiment_id=name, seed="blocked2", block_previous_participants=True))
+                client.experiments.RerandomizeExperiment(
+                    espb.RerandomizeExperimentRequest(
+                        experiment_id=name, seed="blocked2", block_previous_participants=True
+                    )
+                )
             elif kind == "ended":
                 update(client, epb.Experiment(id=name, end_time=Timestamp(seconds=int(time.time()) - 60)), "end_time")
     return old
 
 
 def update(client: Client, experiment: epb.Experiment, *paths: str) -> None:
-    client.experiments.UpdateExperiment(espb.UpdateExperimentRequest(
-        experiment=experiment, update_mask=FieldMask(paths=list(paths))))
+    client.experiments.UpdateExperiment(
+        espb.UpdateExperimentRequest(experiment=experiment, update_mask=FieldMask(paths=list(paths)))
+    )
 
 
 def random_items(rng: random.Random, old: list[str], count: int) -> list[tuple[str, apb.AssignRequest]]:
@@ -183,14 +194,33 @@ def random_items(rng: random.Random, old: list[str], count: int) -> list[tuple[s
     items = []
     for _ in range(count):
         kind = rng.choice(kinds)
-        participant = rng.choice([
-            f"p{rng.randrange(300)}", f"p{rng.randrange(300)}", rng.choice(old), rng.choice(["f1", "f2"]),
-            "", "x" * 300, "\u00e9" * 100, f"long{'y' * 60}{rng.randrange(5)}"])
+        participant = rng.choice(
+            [
+                f"p{rng.randrange(300)}",
+                f"p{rng.randrange(300)}",
+                rng.choice(old),
+                rng.choice(["f1", "f2"]),
+                "",
+                "x" * 300,
+                "\u00e9" * 100,
+                f"long{'y' * 60}{rng.randrange(5)}",
+            ]
+        )
         request = apb.AssignRequest(
-            experiment_id=kind if kind in ("unknown", "bad id!") else f"{kind}_a", participant_id=participant)
-        attributes = rng.choice([
-            None, {}, {"country": "US"}, {"country": "FR"}, {"company": f"c{rng.randrange(40)}"},
-            {"device": f"d{rng.randrange(40)}", "country": "CA"}, {"company": 7.0}, {"company": "z" * 300}])
+            experiment_id=kind if kind in ("unknown", "bad id!") else f"{kind}_a", participant_id=participant
+        )
+        attributes = rng.choice(
+            [
+                None,
+                {},
+                {"country": "US"},
+                {"country": "FR"},
+                {"company": f"c{rng.randrange(40)}"},
+                {"device": f"d{rng.randrange(40)}", "country": "CA"},
+                {"company": 7.0},
+                {"company": "z" * 300},
+            ]
+        )
         if attributes is not None:
             request.attributes.CopyFrom(struct(attributes))
         items.append((kind, request))
@@ -206,7 +236,8 @@ class TestBatchAssignParity:
         for _ in range(2):  # the second batch meets the rows (and cache entries) the first stored
             items = random_items(rng, old, 1000)
             batched = client.assignments.BatchAssign(
-                apb.BatchAssignRequest(requests=[r for _, r in items]), timeout=30).results
+                apb.BatchAssignRequest(requests=[r for _, r in items]), timeout=30
+            ).results
             for (kind, request), got in zip(items, batched, strict=True):
                 twin = apb.AssignRequest()
                 twin.CopyFrom(request)
@@ -214,7 +245,8 @@ class TestBatchAssignParity:
                     twin.experiment_id = request.experiment_id[:-2] + "_b"
                 try:
                     want: apb.AssignResult = apb.AssignResult(
-                        assignment=client.assignments.Assign(twin, timeout=10).assignment)
+                        assignment=client.assignments.Assign(twin, timeout=10).assignment
+                    )
                 except grpc.RpcError as error:
                     status = rpc_status.from_call(error)
                     assert status is not None
@@ -229,10 +261,15 @@ class TestBatchAssignParity:
         reasons = {r.assignment.reason for r in batched if r.WhichOneof("result") == "assignment"}
         codes = {r.error.code for r in batched if r.WhichOneof("result") == "error"}
         assert reasons >= {
-            apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, apb.ASSIGNMENT_REASON_STICKY, apb.ASSIGNMENT_REASON_FORCED,
-            apb.ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE, apb.ASSIGNMENT_REASON_NOT_ELIGIBLE,
-            apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE, apb.ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE,
-            apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING, apb.ASSIGNMENT_REASON_EXPERIMENT_ENDED,
+            apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT,
+            apb.ASSIGNMENT_REASON_STICKY,
+            apb.ASSIGNMENT_REASON_FORCED,
+            apb.ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE,
+            apb.ASSIGNMENT_REASON_NOT_ELIGIBLE,
+            apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE,
+            apb.ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE,
+            apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING,
+            apb.ASSIGNMENT_REASON_EXPERIMENT_ENDED,
             apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION,
         }
         assert codes >= {grpc.StatusCode.INVALID_ARGUMENT.value[0], grpc.StatusCode.NOT_FOUND.value[0]}

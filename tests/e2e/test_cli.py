@@ -70,7 +70,7 @@ class TestExperimentFile:
             "experiments[1].namespace.range[1]": "must be greater than range_start (line 8)",
             "experiments[1].coverge": "unknown field (did you mean 'coverage'?) (line 9)",
             "experiments[1].status": "must be one of draft, running, paused, stopped, got 'runing'"
-                                     " (did you mean 'running'?) (line 10)",
+            " (did you mean 'running'?) (line 10)",
             "experiments[1].end_time": "needs a time and a UTC offset, e.g. 2025-01-01T00:00:00Z (line 11)",
             "experiments[1].forced_arms['bob']": "'nope' is not an arm of this experiment (line 12)",
         }
@@ -97,12 +97,21 @@ class TestExperimentFile:
             "document": "is not valid YAML at line 4, column 1: duplicate key 'coverage' (first on line 3)"
         }
 
-    @pytest.mark.parametrize(("text", "field"), [
-        ("5", "document"), ("- 5", "[0]"), ("experiments: 3", "experiments"), ("", "document"),
-        ("id: x\narms: {a: 1}", "arms"), ("---\n- 1\n---\n- 2", "documents[0][0]"),
-        ("id: x\nstart_time: 2025-13-01T00:00:00Z", "document"), (b"\xff", "document"),
-        ("[" * 5000, "document"), ("id: x\nname: \"\\ud800\"", "name"),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "field"),
+        [
+            ("5", "document"),
+            ("- 5", "[0]"),
+            ("experiments: 3", "experiments"),
+            ("", "document"),
+            ("id: x\narms: {a: 1}", "arms"),
+            ("---\n- 1\n---\n- 2", "documents[0][0]"),
+            ("id: x\nstart_time: 2025-13-01T00:00:00Z", "document"),
+            (b"\xff", "document"),
+            ("[" * 5000, "document"),
+            ('id: x\nname: "\\ud800"', "name"),
+        ],
+    )
     def test_wrong_shapes(self, text: str | bytes, field: str) -> None:
         assert field in violations(text)
 
@@ -157,9 +166,29 @@ class TestExperimentFile:
 
     json_values = st.recursive(
         st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=8),
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-            st.sampled_from(["id", "arms", "weight", "experiments", "namespace", "range", "forced_arms",
-                             "start_time", "status", "coverage", "name", "x"]), inner, max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "id",
+                        "arms",
+                        "weight",
+                        "experiments",
+                        "namespace",
+                        "range",
+                        "forced_arms",
+                        "start_time",
+                        "status",
+                        "coverage",
+                        "name",
+                        "x",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
         max_leaves=20,
     )
 
@@ -196,16 +225,29 @@ class TestLifecycleCommands:
     def test_update_changes_exactly_the_flags_given(self, cli: Cli, client: Client) -> None:
         create(cli, "upd", "--name", "Before", "--coverage", "0.5")
         named = [epb.Arm(id="control", name="Control", weight=0.5), epb.Arm(id="treatment", weight=0.5)]
-        client.experiments.UpdateExperiment(espb.UpdateExperimentRequest(
-            experiment=epb.Experiment(id="upd", arms=named), update_mask=FieldMask(paths=["arms"])
-        ))
-        ran = cli("experiments", "update", "upd", "--arms", "control:0.3,treatment:0.7", "--force", "qa-1=treatment",
-                  "--start-time", "2030-01-01T00:00:00Z")
+        client.experiments.UpdateExperiment(
+            espb.UpdateExperimentRequest(
+                experiment=epb.Experiment(id="upd", arms=named), update_mask=FieldMask(paths=["arms"])
+            )
+        )
+        ran = cli(
+            "experiments",
+            "update",
+            "upd",
+            "--arms",
+            "control:0.3,treatment:0.7",
+            "--force",
+            "qa-1=treatment",
+            "--start-time",
+            "2030-01-01T00:00:00Z",
+        )
         assert ran.code == 0, ran.err
         e = get(client, "upd")
         assert (e.name, e.coverage) == ("Before", 0.5)  # not in the mask
-        assert [(a.id, a.name, a.weight) for a in e.arms] == [("control", "Control", 0.3),
-                                                              ("treatment", "treatment", 0.7)]
+        assert [(a.id, a.name, a.weight) for a in e.arms] == [
+            ("control", "Control", 0.3),
+            ("treatment", "treatment", 0.7),
+        ]
         assert dict(e.forced_arms) == {"qa-1": "treatment"} and e.start_time.seconds == 1893456000
         assert cli("experiments", "update", "upd", "--force", "qa-2=control", "--start-time", "none").code == 0
         e = get(client, "upd")
@@ -316,9 +358,14 @@ class TestStatsAndOutput:
         assert [e["id"] for e in json.loads(cli("experiments", "list", "-o", "json").out)] == ["out-a", "out-b"]
         assert yaml.safe_load(cli("experiments", "get", "out-a", "-o", "yaml").out)["status"] == "running"
         assert [e["id"] for e in yaml.safe_load(cli("experiments", "list", "-o", "yaml").out)["experiments"]] == [
-            "out-a", "out-b"]
-        assert re.fullmatch(r"p1 -> (control|treatment) \(index [01], new_assignment, first seen \S+Z, "
-                            r"bucket version 0\)\n", cli("assign", "out-a", "p1").out)
+            "out-a",
+            "out-b",
+        ]
+        assert re.fullmatch(
+            r"p1 -> (control|treatment) \(index [01], new_assignment, first seen \S+Z, "
+            r"bucket version 0\)\n",
+            cli("assign", "out-a", "p1").out,
+        )
         shown = yaml.safe_load(cli("get-assignment", "out-a", "p1", "-o", "yaml").out)
         assert shown["reason"] == "ASSIGNMENT_REASON_STICKY"
         assert json.loads(cli("assign", "out-b", "p1", "-o", "json").out)["in_experiment"] is False
@@ -411,12 +458,14 @@ class TestApply:
         assert "bucket_version: 1" in everything and "seed: " in everything
         assert cli("apply", write(tmp_path, "all.yaml", everything)).out == "unchanged checkout\nunchanged pricing\n"
 
-    def test_json_file_and_stdin(self, cli: Cli, client: Client, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_json_file_and_stdin(
+        self, cli: Cli, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         doc = {"id": "from-json", "arms": [{"id": "a", "weight": 0.5}, {"id": "b", "weight": 0.5}], "status": "running"}
         assert cli("apply", write(tmp_path, "exp.json", json.dumps(doc, indent="\t"))).out == "created from-json\n"
-        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(yaml.safe_dump(
-            {**doc, "coverage": 0.5}).encode())))
+        monkeypatch.setattr(
+            "sys.stdin", io.TextIOWrapper(io.BytesIO(yaml.safe_dump({**doc, "coverage": 0.5}).encode()))
+        )
         ran = cli("apply", "-")
         assert ran.out == "updated from-json\n  coverage: 1.0 -> 0.5\n", ran.err
         assert get(client, "from-json").coverage == 0.5
@@ -425,24 +474,50 @@ class TestApply:
 def growthbook_webhook(tracking_key: str, *, hash_version: int, status: str) -> dict[str, Any]:
     """An experiment.updated webhook body as GrowthBook sends it: 3 variations, uneven split, coverage 0.8,
     a namespace."""
-    variations = [{"variationId": f"var_{i}", "key": str(i), "name": name, "description": "", "screenshots": []}
-                  for i, name in enumerate(["Control", "Green", "Blue"])]
+    variations = [
+        {"variationId": f"var_{i}", "key": str(i), "name": name, "description": "", "screenshots": []}
+        for i, name in enumerate(["Control", "Green", "Blue"])
+    ]
     phase = {
-        "name": "Main", "dateStarted": "2025-03-01T00:00:00.000Z", "dateEnded": "", "reasonForStopping": "",
-        "seed": f"{tracking_key}-seed", "coverage": 0.8,
+        "name": "Main",
+        "dateStarted": "2025-03-01T00:00:00.000Z",
+        "dateEnded": "",
+        "reasonForStopping": "",
+        "seed": f"{tracking_key}-seed",
+        "coverage": 0.8,
         "trafficSplit": [{"variationId": f"var_{i}", "weight": w} for i, w in enumerate([0.2, 0.3, 0.5])],
         "namespace": {"namespaceId": "pricing", "range": [0.1, 0.9]},
-        "targetingCondition": "", "savedGroupTargeting": [], "prerequisites": [],
+        "targetingCondition": "",
+        "savedGroupTargeting": [],
+        "prerequisites": [],
     }
     experiment = {
-        "id": f"exp_{tracking_key}", "trackingKey": tracking_key, "name": "Checkout CTA", "type": "standard",
-        "project": "", "hypothesis": "", "description": "", "tags": [], "owner": "", "archived": False,
-        "status": status, "autoRefresh": True, "hashAttribute": "id", "hashVersion": hash_version,
-        "bucketVersion": 0, "minBucketVersion": 0, "variations": variations, "phases": [phase], "settings": {},
+        "id": f"exp_{tracking_key}",
+        "trackingKey": tracking_key,
+        "name": "Checkout CTA",
+        "type": "standard",
+        "project": "",
+        "hypothesis": "",
+        "description": "",
+        "tags": [],
+        "owner": "",
+        "archived": False,
+        "status": status,
+        "autoRefresh": True,
+        "hashAttribute": "id",
+        "hashVersion": hash_version,
+        "bucketVersion": 0,
+        "minBucketVersion": 0,
+        "variations": variations,
+        "phases": [phase],
+        "settings": {},
     }
     return {
-        "event": "experiment.updated", "object": "experiment", "api_version": "2024-07-31",
-        "created": 1740787200000, "data": {"object": experiment, "previous_attributes": {"status": "draft"}},
+        "event": "experiment.updated",
+        "object": "experiment",
+        "api_version": "2024-07-31",
+        "created": 1740787200000,
+        "data": {"object": experiment, "previous_attributes": {"status": "draft"}},
     }
 
 
@@ -511,8 +586,13 @@ class TestGrowthBookApply:
         ours = asyncio.run(assign_all(server.target, key, ids))
         phase = body["data"]["object"]["phases"][0]
         theirs_experiment = GBExperiment(
-            key=key, variations=[0, 1, 2], weights=[s["weight"] for s in phase["trafficSplit"]],
-            coverage=phase["coverage"], namespace=("pricing", 0.1, 0.9), hashVersion=hash_version, seed=phase["seed"],
+            key=key,
+            variations=[0, 1, 2],
+            weights=[s["weight"] for s in phase["trafficSplit"]],
+            coverage=phase["coverage"],
+            namespace=("pricing", 0.1, 0.9),
+            hashVersion=hash_version,
+            seed=phase["seed"],
         )
         theirs = []
         for pid in ids:

@@ -35,8 +35,11 @@ def experiment(client: Client) -> dict[str, tuple[str, int]]:
     client.create("exp", weights=(0.5, 0.5))
     ids = ODD_IDS + [f"user-{i}" for i in range(3000)]
     for start in range(0, len(ids), 1000):
-        client.assignments.BatchAssign(apb.BatchAssignRequest(requests=[
-            apb.AssignRequest(experiment_id="exp", participant_id=p) for p in ids[start:start + 1000]]))
+        client.assignments.BatchAssign(
+            apb.BatchAssignRequest(
+                requests=[apb.AssignRequest(experiment_id="exp", participant_id=p) for p in ids[start : start + 1000]]
+            )
+        )
     return assigned_rows(client, "exp")
 
 
@@ -100,12 +103,19 @@ class TestExport:
         assert len(ids) == len(set(ids)) == len(experiment)
         assert set(ids) == set(experiment)
 
-    def test_a_deleted_experiment_exports_with_strata_as_json(
-        self, cli: Cli, client: Client, tmp_path: Path
-    ) -> None:
+    def test_a_deleted_experiment_exports_with_strata_as_json(self, cli: Cli, client: Client, tmp_path: Path) -> None:
         client.create("gone", weights=(0.5, 0.5), type=epb.EXPERIMENT_TYPE_PREASSIGNED)
-        client.bulk.PreassignParticipants(iter([bpb.PreassignParticipantsRequest(experiment_id="gone", groups=[
-            bpb.ParticipantGroup(strata={"plan": "pro"}, participant_ids=["u1", "u2"])])]), timeout=30)
+        client.bulk.PreassignParticipants(
+            iter(
+                [
+                    bpb.PreassignParticipantsRequest(
+                        experiment_id="gone",
+                        groups=[bpb.ParticipantGroup(strata={"plan": "pro"}, participant_ids=["u1", "u2"])],
+                    )
+                ]
+            ),
+            timeout=30,
+        )
         client.experiments.DeleteExperiment(espb.DeleteExperimentRequest(experiment_id="gone"))
         target = tmp_path / "gone.csv"
         ran = cli("export", "gone", "--output", str(target))
@@ -133,8 +143,9 @@ def write_csv(tmp_path: Path, text: str) -> str:
 class TestPreassign:
     def test_upload_then_stats_per_stratum(self, cli: Cli, client: Client, tmp_path: Path) -> None:
         client.create("pre", weights=(0.5, 0.5), type=epb.EXPERIMENT_TYPE_PREASSIGNED)
-        lines = ["user,country,plan"] + [f"u{i},{'FR' if i % 3 else 'US'},{'pro' if i % 2 else 'free'}"
-                                         for i in range(999)]
+        lines = ["user,country,plan"] + [
+            f"u{i},{'FR' if i % 3 else 'US'},{'pro' if i % 2 else 'free'}" for i in range(999)
+        ]
         path = write_csv(tmp_path, "\n".join(lines) + "\n")
         ran = cli("preassign", "pre", path, "--id-column", "user", "--strata-columns", "country,plan")
         assert ran.code == 0, ran.err
@@ -148,12 +159,15 @@ class TestPreassign:
         header = next(csv.reader(io.StringIO(exported.out)))
         assert header[-2:] == ["strata.country", "strata.plan"]
 
-    @pytest.mark.parametrize(("text", "message"), [
-        ("user,country\nu1,FR\nu2\nu3,US\n", "line 3: expected 2 fields"),
-        ("user,country\nu1,FR\n,US\n", "line 3: empty 'user'"),
-        ("id,country\nu1,FR\n", "no column 'user'"),
-        ("user,country\n", "no participants"),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("user,country\nu1,FR\nu2\nu3,US\n", "line 3: expected 2 fields"),
+            ("user,country\nu1,FR\n,US\n", "line 3: empty 'user'"),
+            ("id,country\nu1,FR\n", "no column 'user'"),
+            ("user,country\n", "no participants"),
+        ],
+    )
     def test_a_bad_file_uploads_nothing(
         self, cli: Cli, client: Client, tmp_path: Path, text: str, message: str
     ) -> None:
@@ -165,8 +179,9 @@ class TestPreassign:
     def test_a_row_the_server_refuses_is_named_by_its_line(self, cli: Cli, client: Client, tmp_path: Path) -> None:
         client.create("pre", type=epb.EXPERIMENT_TYPE_PREASSIGNED)
         lines = ["user,plan", "u1,free", "u2,pro", "x" * 300 + ",free", "u4,pro"]
-        ran = cli("preassign", "pre", write_csv(tmp_path, "\n".join(lines)), "--id-column", "user",
-                  "--strata-columns", "plan")
+        ran = cli(
+            "preassign", "pre", write_csv(tmp_path, "\n".join(lines)), "--id-column", "user", "--strata-columns", "plan"
+        )
         assert ran.code == 1
         assert "line 4.participant_id" in ran.err, ran.err
         assert assigned_rows(client, "pre") == {}

@@ -17,14 +17,23 @@ class TestAttributeFlags:
     """--attr values are JSON when they parse, text otherwise; dotted keys nest."""
 
     def test_parsing(self) -> None:
-        got = parse_attributes(["age=30", "country=US", "beta=true", "account.plan=pro", "id=007", "tags=[\"a\"]"],
-                               '{"account": {"seats": 5}}')
-        assert got == {"age": 30, "country": "US", "beta": True, "account": {"seats": 5, "plan": "pro"},
-                       "id": "007", "tags": ["a"]}
+        got = parse_attributes(
+            ["age=30", "country=US", "beta=true", "account.plan=pro", "id=007", 'tags=["a"]'],
+            '{"account": {"seats": 5}}',
+        )
+        assert got == {
+            "age": 30,
+            "country": "US",
+            "beta": True,
+            "account": {"seats": 5, "plan": "pro"},
+            "id": "007",
+            "tags": ["a"],
+        }
         assert parse_attributes([], None) is None
 
-    @pytest.mark.parametrize(("pairs", "document"), [(["novalue"], None), ([], "[1]"), ([], "{bad"),
-                                                     (["a=1", "a.b=2"], None)])
+    @pytest.mark.parametrize(
+        ("pairs", "document"), [(["novalue"], None), ([], "[1]"), ([], "{bad"), (["a=1", "a.b=2"], None)]
+    )
     def test_refused(self, pairs: list[str], document: str | None) -> None:
         with pytest.raises(ConfigError):
             parse_attributes(pairs, document)
@@ -34,8 +43,17 @@ class TestTargetingCommands:
     """create --condition, assign --attr, update --condition, groups, and file round trips."""
 
     def test_condition_and_attributes(self, cli: Cli) -> None:
-        made = cli("experiments", "create", "geo", "--arms", "a,b", "--status", "running",
-                   "--condition", '{"country": {"$in": ["US"]}, "account.plan": "pro"}')
+        made = cli(
+            "experiments",
+            "create",
+            "geo",
+            "--arms",
+            "a,b",
+            "--status",
+            "running",
+            "--condition",
+            '{"country": {"$in": ["US"]}, "account.plan": "pro"}',
+        )
         assert made.code == 0, made.err
         assert "a:0.5" in made.out
         details = cli("experiments", "get", "geo").out
@@ -53,8 +71,12 @@ class TestTargetingCommands:
         assert bad.code == 1 and "experiment.condition: a.$regex: invalid regex" in bad.err
 
     def test_hash_attribute(self, cli: Cli) -> None:
-        assert cli("experiments", "create", "dev", "--arms", "a,b", "--status", "running",
-                   "--hash-attribute", "deviceId").code == 0
+        assert (
+            cli(
+                "experiments", "create", "dev", "--arms", "a,b", "--status", "running", "--hash-attribute", "deviceId"
+            ).code
+            == 0
+        )
         first = cli("assign", "dev", "p1", "--attr", "deviceId=d1")
         other = cli("assign", "dev", "p2", "--attr", "deviceId=d1", "-o", "json")
         assert json.loads(other.out)["reason"] == "ASSIGNMENT_REASON_STICKY"
@@ -72,8 +94,20 @@ class TestTargetingCommands:
         assert json.loads(cli("groups", "remove", "beta", "--ids", "u1", "-o", "json").out)["size"] == "25001"
         replaced = cli("groups", "replace", "beta", "--ids", "x,y", "-o", "json")
         assert json.loads(replaced.out)["size"] == "2"
-        assert cli("experiments", "create", "gated", "--arms", "a,b", "--status", "running",
-                   "--condition", '{"id": {"$inGroup": "beta"}}').code == 0
+        assert (
+            cli(
+                "experiments",
+                "create",
+                "gated",
+                "--arms",
+                "a,b",
+                "--status",
+                "running",
+                "--condition",
+                '{"id": {"$inGroup": "beta"}}',
+            ).code
+            == 0
+        )
         assert "new_assignment" in cli("assign", "gated", "p1", "--attr", "id=x").out
         assert "not_eligible" in cli("assign", "gated", "p2", "--attr", "id=u2").out
         in_use = cli("groups", "delete", "beta")

@@ -36,6 +36,7 @@ NOT_VARIABLES = {"ASSIGNSVC_ERROR": "the ErrorInfo reason of an unexpected error
 
 # --- what the code defines: flags, variables -----------------------------------------------
 
+
 def serve_parser() -> argparse.ArgumentParser:
     """The `serve` subcommand's parser, as `assignsvc serve` builds it."""
     for action in build_parser()._actions:
@@ -46,8 +47,12 @@ def serve_parser() -> argparse.ArgumentParser:
 
 def serve_flags() -> set[str]:
     """Every long option of `assignsvc serve` but --help."""
-    return {opt for action in serve_parser()._actions for opt in action.option_strings
-            if opt.startswith("--") and opt != "--help"}
+    return {
+        opt
+        for action in serve_parser()._actions
+        for opt in action.option_strings
+        if opt.startswith("--") and opt != "--help"
+    }
 
 
 def _sources() -> list[Path]:
@@ -103,9 +108,21 @@ class TestRequireExternalRedis:
     def test_serve_exits_2_and_starts_no_redis(self, tmp_path: Path) -> None:
         data_dir = tmp_path / "data"
         result = subprocess.run(
-            [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--require-external-redis",
-             "--data-dir", str(data_dir)],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "assignsvc",
+                "serve",
+                "--port",
+                "0",
+                "--require-external-redis",
+                "--data-dir",
+                str(data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 2, result.stderr
         assert "ASSIGNSVC_REQUIRE_EXTERNAL_REDIS is set" in result.stderr
@@ -145,6 +162,7 @@ class TestRedisRefusingWrites:
 
 
 # --- the Dockerfile ---------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Stage:
@@ -252,10 +270,18 @@ class TestDockerfile:
         assert env["ASSIGNSVC_HOST"] == "0.0.0.0"
 
     def test_build_context_keeps_what_the_build_copies(self, stages: list[Stage]) -> None:
-        patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                    if line.strip() and not line.startswith("#")]
-        sources = [word for stage in stages for copy in stage.all("COPY") if not copy.startswith("--from")
-                   for word in shlex.split(copy)[:-1]]
+        patterns = [
+            line.strip()
+            for line in (ROOT / ".dockerignore").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        sources = [
+            word
+            for stage in stages
+            for copy in stage.all("COPY")
+            if not copy.startswith("--from")
+            for word in shlex.split(copy)[:-1]
+        ]
         assert sources
         for source in sources:
             assert (ROOT / source).exists(), source
@@ -402,6 +428,7 @@ class TestKubernetesManifests:
 
 # --- docs/operations.md -----------------------------------------------------------------------
 
+
 class TestOperationsDoc:
     """docs/operations.md documents every `serve` flag and every ASSIGNSVC_* variable the code
     reads: add a flag or a variable without documenting it there and this fails."""
@@ -413,8 +440,12 @@ class TestOperationsDoc:
     def test_the_lists_come_from_the_code(self) -> None:
         # Guards against the derivation going blind (an empty list documents nothing).
         assert {"--host", "--port", "--redis-url", "--require-external-redis", "--workers"} <= serve_flags()
-        assert {"ASSIGNSVC_REDIS_URL", "ASSIGNSVC_KEY_PREFIX", "ASSIGNSVC_CACHE_SIZE",
-                "ASSIGNSVC_REQUIRE_EXTERNAL_REDIS"} <= variables_read()
+        assert {
+            "ASSIGNSVC_REDIS_URL",
+            "ASSIGNSVC_KEY_PREFIX",
+            "ASSIGNSVC_CACHE_SIZE",
+            "ASSIGNSVC_REQUIRE_EXTERNAL_REDIS",
+        } <= variables_read()
         for name in NOT_VARIABLES:
             assert ServerConfig.load({name: "x"}) == ServerConfig.load({})  # not read: changes nothing
 

@@ -96,8 +96,10 @@ class TestRollingRestart:
         try:
             Client.connect(procs[0].target).create("rolling")
             target = f"ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"
-            with grpc.insecure_channel(target, options=client_channel_options()) as channel, \
-                    Load(channel, "rolling") as load:
+            with (
+                grpc.insecure_channel(target, options=client_channel_options()) as channel,
+                Load(channel, "rolling") as load,
+            ):
                 time.sleep(0.5)
                 for i, port in enumerate(ports):
                     before = load.calls_now()

@@ -24,8 +24,9 @@ def batch_assign(client: Client, experiment: str, participants: list[str]) -> di
     """Assign every participant (BatchAssign, 1000 per call); participant -> assignment."""
     result = {}
     for start in range(0, len(participants), 1000):
-        requests = [apb.AssignRequest(experiment_id=experiment, participant_id=p)
-                    for p in participants[start:start + 1000]]
+        requests = [
+            apb.AssignRequest(experiment_id=experiment, participant_id=p) for p in participants[start : start + 1000]
+        ]
         reply = client.assignments.BatchAssign(apb.BatchAssignRequest(requests=requests), timeout=30)
         for item in reply.results:
             result[item.assignment.participant_id] = item.assignment
@@ -38,15 +39,17 @@ def row_of(message: bpb.ExportedAssignment) -> Row:
 
 
 def export(client: Client, experiment: str, **fields: object) -> tuple[list[Row], list[bpb.ExportAssignmentsResponse]]:
-    chunks = list(client.bulk.ExportAssignments(bpb.ExportAssignmentsRequest(experiment_id=experiment, **fields),
-                                                timeout=60))
+    chunks = list(
+        client.bulk.ExportAssignments(bpb.ExportAssignmentsRequest(experiment_id=experiment, **fields), timeout=60)
+    )
     return [row_of(r) for c in chunks for r in c.assignments], chunks
 
 
 def expected_rows(assigned: dict[str, apb.Assignment]) -> set[Row]:
     return {
         (p, a.arm.id, a.bucket_version, a.first_seen_time.seconds * 1000 + a.first_seen_time.nanos // 1_000_000)
-        for p, a in assigned.items() if a.in_experiment
+        for p, a in assigned.items()
+        if a.in_experiment
     }
 
 
@@ -71,7 +74,8 @@ class TestExport:
         token = ""
         for _ in range(50):  # drop the stream after a random number of chunks, resume, repeat
             stream = client.bulk.ExportAssignments(
-                bpb.ExportAssignmentsRequest(experiment_id="exp", chunk_size=97, resume_token=token), timeout=30)
+                bpb.ExportAssignmentsRequest(experiment_id="exp", chunk_size=97, resume_token=token), timeout=30
+            )
             finished = True
             for i, chunk in enumerate(stream):
                 rows += [row_of(r) for r in chunk.assignments]
@@ -107,8 +111,14 @@ class TestExport:
 
     def test_bucket_versions(self, client: Client, assigned: dict[str, apb.Assignment]) -> None:
         client.experiments.RerandomizeExperiment(espb.RerandomizeExperimentRequest(experiment_id="exp"))
-        wait_until(lambda: client.experiments.GetExperiment(
-            espb.GetExperimentRequest(experiment_id="exp")).experiment.bucket_version == 1)
+        wait_until(
+            lambda: (
+                client.experiments.GetExperiment(
+                    espb.GetExperimentRequest(experiment_id="exp")
+                ).experiment.bucket_version
+                == 1
+            )
+        )
         again = batch_assign(client, "exp", [f"user-{i}" for i in range(300)])
         assert {a.bucket_version for a in again.values()} == {1}
         rows, _ = export(client, "exp")
@@ -169,13 +179,20 @@ def test_a_slow_reader_holds_the_export_back_and_a_cancel_stops_it(client: Clien
     """Flow control: the server reads shards only as fast as the client takes chunks."""
     client.create("big", type=epb.EXPERIMENT_TYPE_PREASSIGNED)
     participants = [f"user-{i:07d}" for i in range(200_000)]
-    client.bulk.PreassignParticipants(iter([
-        bpb.PreassignParticipantsRequest(experiment_id="big" if i == 0 else "", groups=[
-            bpb.ParticipantGroup(participant_ids=participants[i:i + 20_000])])
-        for i in range(0, len(participants), 20_000)]), timeout=120)
+    client.bulk.PreassignParticipants(
+        iter(
+            [
+                bpb.PreassignParticipantsRequest(
+                    experiment_id="big" if i == 0 else "",
+                    groups=[bpb.ParticipantGroup(participant_ids=participants[i : i + 20_000])],
+                )
+                for i in range(0, len(participants), 20_000)
+            ]
+        ),
+        timeout=120,
+    )
     before = hgetall_calls(redis_url)
-    stream = client.bulk.ExportAssignments(bpb.ExportAssignmentsRequest(experiment_id="big", chunk_size=10),
-                                           timeout=60)
+    stream = client.bulk.ExportAssignments(bpb.ExportAssignmentsRequest(experiment_id="big", chunk_size=10), timeout=60)
     next(stream)
     time.sleep(1.0)  # the client reads nothing more
     read_while_paused = hgetall_calls(redis_url) - before

@@ -39,8 +39,10 @@ from tests.support.proto_fuzz import bulk_items, messages
 SERVICES = [
     module.DESCRIPTOR.services_by_name[name]
     for module, name in [
-        (apb, "AssignmentService"), (bulk_assignment_service_pb2, "BulkAssignmentService"),
-        (experiment_service_pb2, "ExperimentService"), (saved_group_service_pb2, "SavedGroupService"),
+        (apb, "AssignmentService"),
+        (bulk_assignment_service_pb2, "BulkAssignmentService"),
+        (experiment_service_pb2, "ExperimentService"),
+        (saved_group_service_pb2, "SavedGroupService"),
         (webhook_service_pb2, "WebhookService"),
     ]
 ]
@@ -60,12 +62,19 @@ class Fuzzer:
         self._calls = {}
         for method in METHODS:
             path = f"/{method.containing_service.full_name}/{method.name}"
-            kind = ("stream" if method.client_streaming else "unary") + "_" + (
-                "stream" if method.server_streaming else "unary")
-            self._calls[method.name] = (getattr(channel, kind)(
-                path, request_serializer=lambda m: m.SerializeToString(),
-                response_deserializer=lambda b: b,  # answers are not checked here: only their status
-            ), method)
+            kind = (
+                ("stream" if method.client_streaming else "unary")
+                + "_"
+                + ("stream" if method.server_streaming else "unary")
+            )
+            self._calls[method.name] = (
+                getattr(channel, kind)(
+                    path,
+                    request_serializer=lambda m: m.SerializeToString(),
+                    response_deserializer=lambda b: b,  # answers are not checked here: only their status
+                ),
+                method,
+            )
 
     def call(self, name: str, requests: list[Message]) -> None:
         """One call of method name (all requests in one stream if it is client-streaming)."""
@@ -112,8 +121,9 @@ def fuzz_client(server_config: ServerConfig) -> Iterator[Client]:
         client.create("fz1", weights=(0.2, 0.3, 0.5), condition='{"country": "US"}')
         client.create("fz2", status=0)
         client.create("fzpre", type=2)
-        client.groups.CreateSavedGroup(gpb.CreateSavedGroupRequest(
-            saved_group=gpb.SavedGroup(id="grp0"), ids=["p1", "p2"]), timeout=10)
+        client.groups.CreateSavedGroup(
+            gpb.CreateSavedGroupRequest(saved_group=gpb.SavedGroup(id="grp0"), ids=["p1", "p2"]), timeout=10
+        )
         yield client
         client.channel.close()
 
@@ -122,8 +132,12 @@ def run_fuzz(client: Client, examples: int) -> int:
     """Run `examples` rounds (every RPC, plus the bulk items); the number of requests sent."""
     fuzzer = Fuzzer(client.channel)
 
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(calls=CALLS, seed=st.integers(0, 2**32 - 1))
     def round_(calls: tuple[list[Message], ...], seed: int) -> None:
         for method, requests in zip(METHODS, calls, strict=True):

@@ -20,9 +20,6 @@ from tests.support import Client, assign, assign_all, bad_request_fields, error_
 S = epb.ExperimentStatus
 
 
-
-
-
 def update(client: Client, experiment: epb.Experiment, *paths: str) -> epb.Experiment:
     request = espb.UpdateExperimentRequest(experiment=experiment, update_mask=FieldMask(paths=list(paths)))
     return client.experiments.UpdateExperiment(request).experiment
@@ -30,8 +27,6 @@ def update(client: Client, experiment: epb.Experiment, *paths: str) -> epb.Exper
 
 def get(client: Client, experiment_id: str) -> epb.Experiment:
     return client.experiments.GetExperiment(espb.GetExperimentRequest(experiment_id=experiment_id)).experiment
-
-
 
 
 def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
@@ -126,7 +121,8 @@ class TestUpdate:
         assert again.coverage == 0.2
         for call in (
             lambda: client.experiments.DeleteExperiment(
-                espb.DeleteExperimentRequest(experiment_id="u", etag=first.etag)),
+                espb.DeleteExperimentRequest(experiment_id="u", etag=first.etag)
+            ),
             lambda: status_rpc(client, "pause")("u", created.etag),
         ):
             assert rpc_error(call).code() is grpc.StatusCode.ABORTED
@@ -136,16 +132,25 @@ class TestUpdate:
         ("patch", "paths", "fields"),
         [
             (epb.Experiment(id="u", coverage=1.5), ["coverage"], ["experiment.coverage"]),
-            (epb.Experiment(id="u", arms=[epb.Arm(id="x", weight=0.5), epb.Arm(id="x", weight=0.6)]), ["arms"],
-             ["experiment.arms[1].id", "experiment.arms"]),
-            (epb.Experiment(id="u", namespace=epb.Namespace(id="n", range_start=0.6, range_end=0.2)), ["namespace"],
-             ["experiment.namespace.range_end"]),
+            (
+                epb.Experiment(id="u", arms=[epb.Arm(id="x", weight=0.5), epb.Arm(id="x", weight=0.6)]),
+                ["arms"],
+                ["experiment.arms[1].id", "experiment.arms"],
+            ),
+            (
+                epb.Experiment(id="u", namespace=epb.Namespace(id="n", range_start=0.6, range_end=0.2)),
+                ["namespace"],
+                ["experiment.namespace.range_end"],
+            ),
             (epb.Experiment(id="u", seed="other"), ["seed"], ["update_mask"]),
             (epb.Experiment(id="u", status=S.EXPERIMENT_STATUS_STOPPED), ["status"], ["update_mask"]),
             (epb.Experiment(id="u", name="x"), [], ["update_mask"]),
             (epb.Experiment(id="u", forced_arms={"qa": "nope"}), ["forced_arms"], ["experiment.forced_arms['qa']"]),
-            (epb.Experiment(id="u", start_time=Timestamp(seconds=2_000), end_time=Timestamp(seconds=1_000)),
-             ["start_time", "end_time"], ["experiment.end_time"]),
+            (
+                epb.Experiment(id="u", start_time=Timestamp(seconds=2_000), end_time=Timestamp(seconds=1_000)),
+                ["start_time", "end_time"],
+                ["experiment.end_time"],
+            ),
             (epb.Experiment(id="u", coverage=0.5, etag="not-an-etag"), ["coverage"], ["experiment.etag"]),
         ],
     )
@@ -169,8 +174,11 @@ class TestUpdate:
             err = rpc_error(lambda arms=arms: update(client, epb.Experiment(id="arms", arms=arms), "arms"))
             assert err.code() is grpc.StatusCode.FAILED_PRECONDITION
             assert error_reason(err) == "ARMS_LOCKED"
-        reweighted = [epb.Arm(id="a0", name="Control", weight=0.2), epb.Arm(id="a1", weight=0.4),
-                      epb.Arm(id="a2", weight=0.4)]
+        reweighted = [
+            epb.Arm(id="a0", name="Control", weight=0.2),
+            epb.Arm(id="a1", weight=0.4),
+            epb.Arm(id="a2", weight=0.4),
+        ]
         changed = update(client, epb.Experiment(id="arms", arms=reweighted), "arms")
         assert [(a.name, a.weight) for a in changed.arms] == [("Control", 0.2), ("a1", 0.4), ("a2", 0.4)]
 
@@ -188,8 +196,11 @@ class TestDelete:
         client.create("gone")
         assign(client, "gone", "alice")
         client.experiments.DeleteExperiment(espb.DeleteExperimentRequest(experiment_id="gone"))
-        for call in (lambda: assign(client, "gone", "alice"), lambda: get(client, "gone"),
-                     lambda: client.experiments.DeleteExperiment(espb.DeleteExperimentRequest(experiment_id="gone"))):
+        for call in (
+            lambda: assign(client, "gone", "alice"),
+            lambda: get(client, "gone"),
+            lambda: client.experiments.DeleteExperiment(espb.DeleteExperimentRequest(experiment_id="gone")),
+        ):
             assert rpc_error(call).code() is grpc.StatusCode.NOT_FOUND
         reuse = rpc_error(lambda: client.create("gone"))
         assert reuse.code() is grpc.StatusCode.ALREADY_EXISTS and "never reused" in (reuse.details() or "")
@@ -208,8 +219,12 @@ class TestSchedule:
         later = assign(client, "w", "bob")
         assert (later.in_experiment, later.reason) == (False, apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED)
         assert assign(client, "w", "alice").arm == alice.arm
-        update(client, epb.Experiment(id="w", start_time=Timestamp(seconds=now - 7200),
-                                      end_time=Timestamp(seconds=now - 3600)), "start_time", "end_time")
+        update(
+            client,
+            epb.Experiment(id="w", start_time=Timestamp(seconds=now - 7200), end_time=Timestamp(seconds=now - 3600)),
+            "start_time",
+            "end_time",
+        )
         ended = assign(client, "w", "bob")
         assert (ended.in_experiment, ended.reason) == (False, apb.ASSIGNMENT_REASON_EXPERIMENT_ENDED)
         assert assign(client, "w", "alice").reason == apb.ASSIGNMENT_REASON_STICKY
@@ -245,7 +260,10 @@ class TestBucketVersions:
         assert (rr.bucket_version, rr.min_bucket_version, rr.seed) == (1, 1, "s2")
         blocked = assign(client, "mbv", "alice")
         assert (blocked.in_experiment, blocked.reason, blocked.bucket_version) == (
-            False, apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION, 0)
+            False,
+            apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION,
+            0,
+        )
         assert assign(client, "mbv", "bob").reason == apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT
         counted = stats(client, "mbv")
         assert counted.total_assignments == 1  # bob only: blocked alice stored nothing new
@@ -316,8 +334,9 @@ class TestStats:
         healthy = stats(client, "srm")
         assert not healthy.srm_warning
         # the weights change after the fact: the stored 50/50 split is now a mismatch against 90/10
-        update(client, epb.Experiment(id="srm", arms=[epb.Arm(id="a0", weight=0.9), epb.Arm(id="a1", weight=0.1)]),
-               "arms")
+        update(
+            client, epb.Experiment(id="srm", arms=[epb.Arm(id="a0", weight=0.9), epb.Arm(id="a1", weight=0.1)]), "arms"
+        )
         skewed = stats(client, "srm")
         assert skewed.srm_warning and skewed.srm_p_value < 1e-6
         assert [a.weight for a in skewed.arms] == [0.9, 0.1]
@@ -331,7 +350,8 @@ class TestStats:
         client.create("fv")
         request = espb.GetExperimentStatsRequest(experiment_id="fv", bucket_version=3)
         assert bad_request_fields(rpc_error(lambda: client.experiments.GetExperimentStats(request))) == [
-            "bucket_version"]
+            "bucket_version"
+        ]
 
 
 class TestStickiness:
@@ -344,7 +364,9 @@ class TestStickiness:
         before = assign_all(client, "sticky", ids)
         assert all(a.reason == apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT for a in before.values())
         changed = epb.Experiment(
-            id="sticky", arms=[epb.Arm(id="a0", weight=0.9), epb.Arm(id="a1", weight=0.1)], coverage=0.3,
+            id="sticky",
+            arms=[epb.Arm(id="a0", weight=0.9), epb.Arm(id="a1", weight=0.1)],
+            coverage=0.3,
             namespace=epb.Namespace(id="ns", range_start=0.0, range_end=0.5),
         )
         update(client, changed, "arms", "coverage", "namespace")
@@ -384,7 +406,9 @@ class TestApply:
         changed = apply(client, definition("a1", coverage=0.5, status=S.EXPERIMENT_STATUS_RUNNING))
         assert changed[0].action == espb.APPLY_ACTION_UPDATED
         assert {(c.field, c.old_value, c.new_value) for c in changed[0].changes} == {
-            ("coverage", "1.0", "0.5"), ("status", "DRAFT", "RUNNING")}
+            ("coverage", "1.0", "0.5"),
+            ("status", "DRAFT", "RUNNING"),
+        }
         assert get(client, "a1") == changed[0].experiment
 
     def test_dry_run_writes_nothing(self, client: Client) -> None:
@@ -419,7 +443,10 @@ class TestApply:
         assert (result.experiment.bucket_version, result.experiment.seed) == (1, "s2")
         again = assign(client, "v", "alice")
         assert (again.reason, again.bucket_version, alice.bucket_version) == (
-            apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, 1, 0)
+            apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT,
+            1,
+            0,
+        )
         err = rpc_error(lambda: apply(client, definition("v", seed="s3", bucket_version=1)))
         assert bad_request_fields(err) == ["experiments[0].seed"]
         back = rpc_error(lambda: apply(client, definition("v", seed="s2", bucket_version=0)))

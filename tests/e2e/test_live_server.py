@@ -32,9 +32,13 @@ class TestExperimentService:
     """Create, get and list, with defaults, validation and pagination."""
 
     def test_create_fills_defaults_and_get_returns_it(self, client: Client) -> None:
-        created = client.experiments.CreateExperiment(espb.CreateExperimentRequest(
-            experiment=epb.Experiment(id="checkout", arms=[epb.Arm(id="c", weight=0.5), epb.Arm(id="t", weight=0.5)])
-        )).experiment
+        created = client.experiments.CreateExperiment(
+            espb.CreateExperimentRequest(
+                experiment=epb.Experiment(
+                    id="checkout", arms=[epb.Arm(id="c", weight=0.5), epb.Arm(id="t", weight=0.5)]
+                )
+            )
+        ).experiment
         assert (created.name, created.seed, created.coverage) == ("checkout", "checkout", 1.0)
         assert created.status == epb.EXPERIMENT_STATUS_DRAFT
         assert created.hash_algorithm == epb.HASH_ALGORITHM_MURMUR3
@@ -53,11 +57,18 @@ class TestExperimentService:
 
     def test_invalid_experiment_names_every_bad_field(self, client: Client) -> None:
         with pytest.raises(grpc.RpcError) as err:
-            client.create("bad id", weights=(0.5, 0.6), coverage=1.5,
-                          namespace=epb.Namespace(id="ns", range_start=0.6, range_end=0.2))
+            client.create(
+                "bad id",
+                weights=(0.5, 0.6),
+                coverage=1.5,
+                namespace=epb.Namespace(id="ns", range_start=0.6, range_end=0.2),
+            )
         assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert sorted(bad_request_fields(err.value)) == [
-            "experiment.arms", "experiment.coverage", "experiment.id", "experiment.namespace.range_end",
+            "experiment.arms",
+            "experiment.coverage",
+            "experiment.id",
+            "experiment.namespace.range_end",
         ]
         with pytest.raises(grpc.RpcError) as err:
             client.experiments.CreateExperiment(espb.CreateExperimentRequest())
@@ -190,8 +201,12 @@ class TestStandardServices:
 
     def test_health_serving(self, client: Client) -> None:
         stub = health_pb2_grpc.HealthStub(client.channel)
-        for service in ("", "assignsvc.v1.AssignmentService", "assignsvc.v1.ExperimentService",
-                        "assignsvc.v1.WebhookService"):
+        for service in (
+            "",
+            "assignsvc.v1.AssignmentService",
+            "assignsvc.v1.ExperimentService",
+            "assignsvc.v1.WebhookService",
+        ):
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -199,8 +214,12 @@ class TestStandardServices:
         stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
         replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name for r in replies for s in r.list_services_response.service}
-        assert {"assignsvc.v1.AssignmentService", "assignsvc.v1.ExperimentService", "assignsvc.v1.WebhookService",
-                "grpc.health.v1.Health"} <= names
+        assert {
+            "assignsvc.v1.AssignmentService",
+            "assignsvc.v1.ExperimentService",
+            "assignsvc.v1.WebhookService",
+            "grpc.health.v1.Health",
+        } <= names
 
 
 class TestRedisFailure:
@@ -210,8 +229,9 @@ class TestRedisFailure:
         port = free_port()
         redis_proc = RedisServerProcess(tmp_path / "r", port=port, appendonly=True)  # type: ignore[operator]
         redis_proc.start()
-        config = ServerConfig(port=0, redis_url=redis_proc.url, redis_timeout_s=0.5, refresh_interval_s=0.2,
-                              cache_size=0)  # every call must reach Redis here
+        config = ServerConfig(
+            port=0, redis_url=redis_proc.url, redis_timeout_s=0.5, refresh_interval_s=0.2, cache_size=0
+        )  # every call must reach Redis here
         try:
             with running_server(config) as server:
                 client = Client.connect(server.target)
@@ -229,8 +249,10 @@ class TestRedisFailure:
                 redis_proc.start()
                 wait_until(lambda: _assign_ok(client, "fragile", "alice"), timeout_s=10)
                 # every pooled connection is usable again, not just the one that recovered
-                futures = [client.assignments.Assign.future(apb.AssignRequest(
-                    experiment_id="fragile", participant_id="alice")) for _ in range(32)]
+                futures = [
+                    client.assignments.Assign.future(apb.AssignRequest(experiment_id="fragile", participant_id="alice"))
+                    for _ in range(32)
+                ]
                 assert {f.result(timeout=10).assignment.arm.id for f in futures} == {alice.arm.id}
                 client.channel.close()
         finally:

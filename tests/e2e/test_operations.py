@@ -54,14 +54,17 @@ class TestMetricsEndpoint:
         after = scrape(port)
         rpc = "assignsvc_rpc_duration_seconds_count"
         assert value(after, rpc, method="Assign", code="OK") - value(before, rpc, method="Assign", code="OK") == 3
-        assert value(after, rpc, method="Assign", code="NOT_FOUND") - value(
-            before, rpc, method="Assign", code="NOT_FOUND") == 1
+        assert (
+            value(after, rpc, method="Assign", code="NOT_FOUND") - value(before, rpc, method="Assign", code="NOT_FOUND")
+            == 1
+        )
         assert value(after, "assignsvc_assignments_total", experiment="metered", arm="a0") == 3
         # ann's second call is answered from the sticky cache; the two first calls missed it
         assert value(after, "assignsvc_sticky_cache_lookups_total", result="hit") >= 1
         assert value(after, "assignsvc_sticky_cache_lookups_total", result="miss") >= 2
         assert value(after, "assignsvc_redis_claim_duration_seconds_count") > value(
-            before, "assignsvc_redis_claim_duration_seconds_count")
+            before, "assignsvc_redis_claim_duration_seconds_count"
+        )
         rows_before = value(after, "assignsvc_export_rows_total")
         list(client.bulk.ExportAssignments(bpb.ExportAssignmentsRequest(experiment_id="metered")))
         assert value(scrape(port), "assignsvc_export_rows_total") - rows_before == 2
@@ -96,8 +99,13 @@ class TestLogs:
                 espb.CreateExperimentRequest(experiment=experiment), metadata=[("x-request-id", "req-123")]
             )
             hooks = wgrpc.WebhookServiceStub(client.channel)
-            created = hooks.CreateWebhook(wpb.CreateWebhookRequest(webhook=wpb.Webhook(
-                url="https://127.0.0.1:9/hook", events=["experiment.created"], token="tok-secret-9"))).webhook
+            created = hooks.CreateWebhook(
+                wpb.CreateWebhookRequest(
+                    webhook=wpb.Webhook(
+                        url="https://127.0.0.1:9/hook", events=["experiment.created"], token="tok-secret-9"
+                    )
+                )
+            ).webhook
             rotated = hooks.RotateWebhookSecret(wpb.RotateWebhookSecretRequest(webhook_id=created.id)).webhook
             secrets = (created.secret, rotated.secret, "tok-secret-9")
             api_key = new_key()
@@ -213,11 +221,14 @@ class TestOperationsConfig:
         # with workers, the supervisor serves the workers' metrics summed (workers.py)
         assert ServerConfig.load({"ASSIGNSVC_METRICS_PORT": "9100", "ASSIGNSVC_WORKERS": "2"}).workers == 2
 
-    @pytest.mark.parametrize(("env", "message"), [
-        ({"ASSIGNSVC_LOG_FORMAT": "xml"}, "ASSIGNSVC_LOG_FORMAT"),
-        ({"ASSIGNSVC_METRICS_PORT": "70000"}, "ASSIGNSVC_METRICS_PORT"),
-        ({"ASSIGNSVC_MAX_CONCURRENT_RPCS": "-1"}, "ASSIGNSVC_MAX_CONCURRENT_RPCS"),
-    ])
+    @pytest.mark.parametrize(
+        ("env", "message"),
+        [
+            ({"ASSIGNSVC_LOG_FORMAT": "xml"}, "ASSIGNSVC_LOG_FORMAT"),
+            ({"ASSIGNSVC_METRICS_PORT": "70000"}, "ASSIGNSVC_METRICS_PORT"),
+            ({"ASSIGNSVC_MAX_CONCURRENT_RPCS": "-1"}, "ASSIGNSVC_MAX_CONCURRENT_RPCS"),
+        ],
+    )
     def test_bad_values_fail_with_the_variable_named(self, env: dict[str, str], message: str) -> None:
         with pytest.raises(ConfigError, match=re.escape(message)):
             ServerConfig.load(env)
@@ -236,8 +247,11 @@ class TestServeFlags:
             client.create("flagged")
             assign(client, "flagged", "p1")
             samples = scrape(metrics_port)
-            assert value(samples, "assignsvc_assignments_total", experiment="flagged", arm="a0") + value(
-                samples, "assignsvc_assignments_total", experiment="flagged", arm="a1") == 1
+            assert (
+                value(samples, "assignsvc_assignments_total", experiment="flagged", arm="a0")
+                + value(samples, "assignsvc_assignments_total", experiment="flagged", arm="a1")
+                == 1
+            )
             client.channel.close()
         finally:
             assert proc.stop() == 0

@@ -28,7 +28,7 @@ def messages(
     stratum share a group, so the order sent is the upload's order."""
     for start in range(0, len(participants), per_message):
         message = bpb.PreassignParticipantsRequest(experiment_id=experiment if start == 0 else "")
-        for _, run in itertools.groupby(participants[start:start + per_message], key=lambda row: row[1]):
+        for _, run in itertools.groupby(participants[start : start + per_message], key=lambda row: row[1]):
             rows = list(run)
             message.groups.add(strata=rows[0][1], participant_ids=[participant for participant, _ in rows])
         yield message
@@ -46,7 +46,8 @@ def export_arms(client: Client, experiment: str) -> dict[str, tuple[str, dict[st
     """participant -> (arm id, strata) of every exported row."""
     rows = {}
     for chunk in client.bulk.ExportAssignments(
-            bpb.ExportAssignmentsRequest(experiment_id=experiment, chunk_size=10_000), timeout=300):
+        bpb.ExportAssignmentsRequest(experiment_id=experiment, chunk_size=10_000), timeout=300
+    ):
         for row in chunk.assignments:
             assert row.participant_id not in rows
             rows[row.participant_id] = (row.arm_id, dict(row.strata))
@@ -55,8 +56,9 @@ def export_arms(client: Client, experiment: str) -> dict[str, tuple[str, dict[st
 
 def stratified(n: int, prefix: str = "user") -> list[tuple[str, dict[str, str]]]:
     countries, plans = ["FR", "US", "JP", "BR"], ["free", "pro", "team"]
-    return [(f"{prefix}-{i}", {"country": countries[i % 4], "plan": plans[(i * 7) % 3 if i % 11 else 2]})
-            for i in range(n)]
+    return [
+        (f"{prefix}-{i}", {"country": countries[i % 4], "plan": plans[(i * 7) % 3 if i % 11 else 2]}) for i in range(n)
+    ]
 
 
 def assert_balanced(client: Client, experiment: str, weights: tuple[float, ...] = WEIGHTS) -> int:
@@ -176,10 +178,12 @@ class TestBadInput:
     def test_experiment_id_must_come_first_and_stay_the_same(self, client: Client) -> None:
         create(client, "exp")
         create(client, "other")
-        requests = [bpb.PreassignParticipantsRequest(experiment_id="exp", groups=[
-                        bpb.ParticipantGroup(participant_ids=["a"])]),
-                    bpb.PreassignParticipantsRequest(experiment_id="other", groups=[
-                        bpb.ParticipantGroup(participant_ids=["b"])])]
+        requests = [
+            bpb.PreassignParticipantsRequest(experiment_id="exp", groups=[bpb.ParticipantGroup(participant_ids=["a"])]),
+            bpb.PreassignParticipantsRequest(
+                experiment_id="other", groups=[bpb.ParticipantGroup(participant_ids=["b"])]
+            ),
+        ]
         with pytest.raises(grpc.RpcError) as err:
             client.bulk.PreassignParticipants(iter(requests), timeout=30)
         assert bad_request_fields(err.value) == ["experiment_id"]

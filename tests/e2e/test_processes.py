@@ -53,11 +53,12 @@ class TestReplicas:
                 c.channel.close()
         assert one.process.returncode == 0 and two.process.returncode == 0
 
-
     def test_a_new_experiment_is_pushed_to_the_other_replica(self, redis_url: str) -> None:
         # Revision polling every hour: only the pub/sub push can deliver it in time.
-        with serve("--redis-url", redis_url, refresh_interval="3600") as one, \
-                serve("--redis-url", redis_url, refresh_interval="3600") as two:
+        with (
+            serve("--redis-url", redis_url, refresh_interval="3600") as one,
+            serve("--redis-url", redis_url, refresh_interval="3600") as two,
+        ):
             writer, reader = Client.connect(one.target), Client.connect(two.target)
             writer.create("pushed")
             wait_until(lambda: _exists(reader, espb.GetExperimentRequest(experiment_id="pushed")), timeout_s=2.0)
@@ -75,10 +76,16 @@ class TestReplicas:
             before = apb.AssignRequest(experiment_id="pushed-update", participant_id="before")
             assert clients[1].assignments.Assign(before).assignment.reason == apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT
 
-            updated = clients[0].experiments.UpdateExperiment(espb.UpdateExperimentRequest(
-                experiment=epb.Experiment(id="pushed-update", coverage=0.0, etag=created.etag),
-                update_mask=field_mask_pb2.FieldMask(paths=["coverage"]),
-            )).experiment
+            updated = (
+                clients[0]
+                .experiments.UpdateExperiment(
+                    espb.UpdateExperimentRequest(
+                        experiment=epb.Experiment(id="pushed-update", coverage=0.0, etag=created.etag),
+                        update_mask=field_mask_pb2.FieldMask(paths=["coverage"]),
+                    )
+                )
+                .experiment
+            )
             assert updated.etag != created.etag
             assert updated.HasField("coverage") and updated.coverage == 0.0
             for reader in clients[1:]:
@@ -114,7 +121,8 @@ class TestEmbeddedRedis:
         with serve("--data-dir", data_dir) as second:
             client = Client.connect(second.target)
             looked = client.assignments.GetAssignment(
-                apb.GetAssignmentRequest(experiment_id="persist", participant_id="ann")).assignment
+                apb.GetAssignmentRequest(experiment_id="persist", participant_id="ann")
+            ).assignment
             assert (looked.arm, looked.first_seen_time) == (before.arm, before.first_seen_time)
             client.channel.close()
 
@@ -123,7 +131,10 @@ class TestEmbeddedRedis:
         with serve("--data-dir", data_dir):
             refused = subprocess.run(
                 [sys.executable, "-m", "assignsvc", "serve", "--port", "0", "--data-dir", data_dir],
-                capture_output=True, text=True, timeout=60, check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
         assert refused.returncode == 2
         assert "in use by another" in refused.stderr
@@ -133,7 +144,10 @@ class TestEmbeddedRedis:
         with serve("--data-dir", str(tmp_path / "one")) as first:
             refused = subprocess.run(
                 [sys.executable, "-m", "assignsvc", "serve", "--port", str(first.port), "--redis-url", redis_url],
-                capture_output=True, text=True, timeout=60, check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
         assert refused.returncode == 2
         assert f"cannot listen on 127.0.0.1:{first.port}" in refused.stderr
@@ -141,7 +155,10 @@ class TestEmbeddedRedis:
     def test_bad_configuration_fails_at_start_with_a_clear_message(self) -> None:
         result = subprocess.run(
             [sys.executable, "-m", "assignsvc", "serve", "--redis-url", "http://x"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 2
         assert "ASSIGNSVC_REDIS_URL must start with" in result.stderr
@@ -169,7 +186,6 @@ def _assign_code(client: Client, request: apb.AssignRequest) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-
 WORKER_READY = re.compile(r"worker (\d+) \(pid (\d+)\) ready")
 
 
@@ -189,7 +205,8 @@ class TestWorkers:
             # 100 participants x 3 Assigns at once, each participant's through the 3 workers.
             _assert_one_arm_each(by_worker, "spread", [f"p{i}" for i in range(100)])
             stats = by_worker[workers[3]][0].experiments.GetExperimentStats(
-                espb.GetExperimentStatsRequest(experiment_id="spread"))
+                espb.GetExperimentStatsRequest(experiment_id="spread")
+            )
             assert stats.total_assignments == 100
             _close(by_worker)
 
@@ -268,9 +285,22 @@ class TestWorkers:
             taken.listen()
             port = taken.getsockname()[1]
             result = subprocess.run(
-                [sys.executable, "-m", "assignsvc", "serve", "--workers", "2", "--port", str(port),
-                 "--redis-url", redis_url],
-                capture_output=True, text=True, timeout=60, check=False,
+                [
+                    sys.executable,
+                    "-m",
+                    "assignsvc",
+                    "serve",
+                    "--workers",
+                    "2",
+                    "--port",
+                    str(port),
+                    "--redis-url",
+                    redis_url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
         assert result.returncode == 1
         assert "could not start" in result.stderr and f"cannot listen on 127.0.0.1:{port}" in result.stderr
@@ -279,7 +309,10 @@ class TestWorkers:
     def test_workers_flag_validation_and_help(self) -> None:
         result = subprocess.run(
             [sys.executable, "-m", "assignsvc", "serve", "--workers", "0"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 2
         assert "ASSIGNSVC_WORKERS must be between 1 and 64, got 0" in result.stderr
@@ -287,7 +320,10 @@ class TestWorkers:
         assert ServerConfig.load({}).workers == 1
         help_text = subprocess.run(
             [sys.executable, "-m", "assignsvc", "serve", "--help"],
-            capture_output=True, text=True, timeout=60, check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout
         assert "--workers" in help_text and "ASSIGNSVC_WORKERS" in help_text
 
@@ -358,10 +394,16 @@ def _assign_through_each(by_worker: dict[int, list[Client]], prefix: str, count:
 def _assign_figures(metrics_port: int) -> tuple[float, float, float]:
     """(Assign calls answered OK, assignments of "spread" over its arms, RPCs in flight), scraped."""
     samples = scrape(metrics_port)
-    arms = sum(v for (name, labels), v in samples.items()
-               if name == "assignsvc_assignments_total" and ("experiment", "spread") in labels)
-    return (value(samples, "assignsvc_rpc_duration_seconds_count", method="Assign", code="OK"), arms,
-            value(samples, "assignsvc_rpc_in_flight"))
+    arms = sum(
+        v
+        for (name, labels), v in samples.items()
+        if name == "assignsvc_assignments_total" and ("experiment", "spread") in labels
+    )
+    return (
+        value(samples, "assignsvc_rpc_duration_seconds_count", method="Assign", code="OK"),
+        arms,
+        value(samples, "assignsvc_rpc_in_flight"),
+    )
 
 
 def _close(by_worker: dict[int, list[Client]]) -> None:
@@ -400,10 +442,12 @@ def _socket_inodes(pid: int | str) -> set[int]:
 
 def _channel(port: int) -> tuple[grpc.Channel, int]:
     """A channel on a connection of its own, and the pid of the process that accepted it."""
+
     def mine() -> set[int]:
         own = _socket_inodes("self")
-        return {local for local, remote, state, inode in _tcp_sockets()
-                if remote == port and state == "01" and inode in own}
+        return {
+            local for local, remote, state, inode in _tcp_sockets() if remote == port and state == "01" and inode in own
+        }
 
     before = mine()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
@@ -411,10 +455,16 @@ def _channel(port: int) -> tuple[grpc.Channel, int]:
     new = mine() - before
     assert len(new) == 1, new
     client_port = new.pop()
-    accepted = {inode for local, remote, state, inode in _tcp_sockets()
-                if local == port and remote == client_port and state == "01"}
-    owners = [int(p.name) for p in Path("/proc").iterdir()
-              if p.name.isdigit() and int(p.name) != os.getpid() and _socket_inodes(p.name) & accepted]
+    accepted = {
+        inode
+        for local, remote, state, inode in _tcp_sockets()
+        if local == port and remote == client_port and state == "01"
+    }
+    owners = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and int(p.name) != os.getpid() and _socket_inodes(p.name) & accepted
+    ]
     assert len(owners) == 1, owners
     return channel, owners[0]
 

@@ -51,8 +51,14 @@ def service(tmp_path: Path) -> Iterator[tuple[RedisServerProcess, ServerThread, 
     without a sticky cache (every Assign reaches Redis), and the two experiments."""
     redis_proc = RedisServerProcess(tmp_path / "redis", port=free_port(), extra_args=["--appendfsync", "always"])
     redis_proc.start()
-    config = ServerConfig(port=0, redis_url=redis_proc.url, data_dir=tmp_path / "data", refresh_interval_s=0.2,
-                          grace_period_s=0.5, cache_size=0)
+    config = ServerConfig(
+        port=0,
+        redis_url=redis_proc.url,
+        data_dir=tmp_path / "data",
+        refresh_interval_s=0.2,
+        grace_period_s=0.5,
+        cache_size=0,
+    )
     try:
         with running_server(config) as server:
             client = Client.connect(server.target)
@@ -148,21 +154,36 @@ class TestPerItem:
 
     def test_batch_and_stream(self, tmp_path: Path) -> None:
         with service(tmp_path) as (redis_proc, _, client):
-            client.create("pre", type=epb.EXPERIMENT_TYPE_PREASSIGNED,
-                          redis_failure_policy=epb.REDIS_FAILURE_POLICY_FAIL_OPEN)
+            client.create(
+                "pre", type=epb.EXPERIMENT_TYPE_PREASSIGNED, redis_failure_policy=epb.REDIS_FAILURE_POLICY_FAIL_OPEN
+            )
             client.create("forced", forced_arms={"qa": "a1"})
             redis_proc.stop()
             items = [("open", "p1"), ("closed", "p1"), ("pre", "p1"), ("forced", "qa"), ("open", "p2")]
-            batch = client.assignments.BatchAssign(apb.BatchAssignRequest(requests=[
-                apb.AssignRequest(experiment_id=e, participant_id=p) for e, p in items]), timeout=5)
-            stream = list(client.assignments.StreamAssign(iter(
-                apb.StreamAssignRequest(experiment_id=e, participant_id=p) for e, p in items), timeout=5))
+            batch = client.assignments.BatchAssign(
+                apb.BatchAssignRequest(
+                    requests=[apb.AssignRequest(experiment_id=e, participant_id=p) for e, p in items]
+                ),
+                timeout=5,
+            )
+            stream = list(
+                client.assignments.StreamAssign(
+                    iter(apb.StreamAssignRequest(experiment_id=e, participant_id=p) for e, p in items), timeout=5
+                )
+            )
         for results in ([r for r in batch.results], [r.result for r in stream]):
-            shown = [(r.assignment.reason, r.assignment.persisted) if r.HasField("assignment")
-                     else code_pb2.Code.Name(r.error.code) for r in results]
+            shown = [
+                (r.assignment.reason, r.assignment.persisted)
+                if r.HasField("assignment")
+                else code_pb2.Code.Name(r.error.code)
+                for r in results
+            ]
             assert shown == [
-                (apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, False), "UNAVAILABLE", "UNAVAILABLE",
-                (apb.ASSIGNMENT_REASON_FORCED, False), (apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, False),
+                (apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, False),
+                "UNAVAILABLE",
+                "UNAVAILABLE",
+                (apb.ASSIGNMENT_REASON_FORCED, False),
+                (apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, False),
             ]
             assert "fails closed" in results[1].error.message and "preassigned" in results[2].error.message
 
@@ -173,8 +194,11 @@ class TestPolicyField:
     def test_default_update_and_bad_value(self, client: Client) -> None:
         assert client.create("e1").redis_failure_policy == epb.REDIS_FAILURE_POLICY_FAIL_CLOSED
         patch = epb.Experiment(id="e1", redis_failure_policy=epb.REDIS_FAILURE_POLICY_FAIL_OPEN)
-        updated = client.experiments.UpdateExperiment(espb.UpdateExperimentRequest(
-            experiment=patch, update_mask=field_mask_pb2.FieldMask(paths=["redis_failure_policy"])))
+        updated = client.experiments.UpdateExperiment(
+            espb.UpdateExperimentRequest(
+                experiment=patch, update_mask=field_mask_pb2.FieldMask(paths=["redis_failure_policy"])
+            )
+        )
         assert updated.experiment.redis_failure_policy == epb.REDIS_FAILURE_POLICY_FAIL_OPEN
         with pytest.raises(grpc.RpcError) as caught:
             client.create("e2", redis_failure_policy=9)

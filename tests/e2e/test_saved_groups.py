@@ -35,8 +35,9 @@ def _create(client: Client, group_id: str, ids: list[str]) -> gpb.SavedGroup:
     return client.groups.CreateSavedGroup(request, timeout=10).saved_group
 
 
-def _upload(client: Client, group_id: str, chunks: list[list[str]], mode: int = gpb.UPLOAD_MODE_REPLACE,
-            etag: str = "") -> gpb.UploadSavedGroupIdsResponse:
+def _upload(
+    client: Client, group_id: str, chunks: list[list[str]], mode: int = gpb.UPLOAD_MODE_REPLACE, etag: str = ""
+) -> gpb.UploadSavedGroupIdsResponse:
     def messages() -> Iterator[gpb.UploadSavedGroupIdsRequest]:
         for i, chunk in enumerate(chunks):
             if i == 0:
@@ -61,9 +62,15 @@ class TestSavedGroupApi:
         assert (created.id, created.name, created.size, created.etag) == ("beta", "beta", 2, "1")
         got = client.groups.GetSavedGroup(gpb.GetSavedGroupRequest(saved_group_id="beta")).saved_group
         assert got == created
-        updated = client.groups.UpdateSavedGroup(gpb.UpdateSavedGroupRequest(
-            saved_group_id="beta", etag=created.etag, name="Beta testers", add_ids=["u3"], remove_ids=["u1"],
-        )).saved_group
+        updated = client.groups.UpdateSavedGroup(
+            gpb.UpdateSavedGroupRequest(
+                saved_group_id="beta",
+                etag=created.etag,
+                name="Beta testers",
+                add_ids=["u3"],
+                remove_ids=["u1"],
+            )
+        ).saved_group
         assert (updated.name, updated.size, updated.etag) == ("Beta testers", 2, "2")
         _create(client, "alpha", [])
         listed = client.groups.ListSavedGroups(gpb.ListSavedGroupsRequest(page_size=1))
@@ -102,8 +109,9 @@ class TestInGroup:
         client.create("open", condition=json.dumps({"id": {"$notInGroup": "beta"}}))
         assert _eligible(client, "gated", "u1") and not _eligible(client, "gated", "u9")
         assert _eligible(client, "open", "u9") and not _eligible(client, "open", "u2")
-        client.groups.UpdateSavedGroup(gpb.UpdateSavedGroupRequest(
-            saved_group_id="beta", etag=created.etag, add_ids=["u9"], remove_ids=["u2"]))
+        client.groups.UpdateSavedGroup(
+            gpb.UpdateSavedGroupRequest(saved_group_id="beta", etag=created.etag, add_ids=["u9"], remove_ids=["u2"])
+        )
         assert _eligible(client, "gated", "u9b") is False  # another id, still out
         assert assign(client, "gated", "q1", {"id": "u9"}).in_experiment  # same replica: at once
         assert not assign(client, "gated", "q2", {"id": "u2"}).in_experiment
@@ -120,9 +128,12 @@ class TestInGroup:
             client.groups.DeleteSavedGroup(gpb.DeleteSavedGroupRequest(saved_group_id="beta"))
         assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
         assert error_reason(err.value) == "SAVED_GROUP_IN_USE"
-        client.experiments.UpdateExperiment(espb.UpdateExperimentRequest(
-            experiment=epb.Experiment(id="gated", etag=created.etag), update_mask=field_mask_pb2.FieldMask(
-                paths=["condition"])))
+        client.experiments.UpdateExperiment(
+            espb.UpdateExperimentRequest(
+                experiment=epb.Experiment(id="gated", etag=created.etag),
+                update_mask=field_mask_pb2.FieldMask(paths=["condition"]),
+            )
+        )
         client.groups.DeleteSavedGroup(gpb.DeleteSavedGroupRequest(saved_group_id="beta"))
 
     def test_propagates_to_another_replica(self, client: Client, server_config: ServerConfig) -> None:
@@ -131,8 +142,9 @@ class TestInGroup:
         with running_server(server_config) as other:
             second = Client.connect(other.target)
             assert _eligible(second, "gated", "u1") and not _eligible(second, "gated", "u5")
-            client.groups.UpdateSavedGroup(gpb.UpdateSavedGroupRequest(
-                saved_group_id="beta", etag=created.etag, add_ids=["u5"]))
+            client.groups.UpdateSavedGroup(
+                gpb.UpdateSavedGroupRequest(saved_group_id="beta", etag=created.etag, add_ids=["u5"])
+            )
             wait_until(lambda: assign(second, "gated", "late", {"id": "u5"}).in_experiment)
             second.channel.close()
 
@@ -140,11 +152,10 @@ class TestInGroup:
 class TestUpload:
     """Big lists stream in chunks and become visible at once, all or nothing."""
 
-    def test_200k_ids_replace_then_add(self, client: Client, server: ServerThread, server_config: ServerConfig
-                                       ) -> None:
+    def test_200k_ids_replace_then_add(self, client: Client, server: ServerThread, server_config: ServerConfig) -> None:
         created = _create(client, "big", ["old"])
         ids = [f"user-{i:07d}" for i in range(200_000)]
-        reply = _upload(client, "big", [ids[i:i + 10_000] for i in range(0, len(ids), 10_000)], etag=created.etag)
+        reply = _upload(client, "big", [ids[i : i + 10_000] for i in range(0, len(ids), 10_000)], etag=created.etag)
         assert (reply.received_ids, reply.saved_group.size, reply.saved_group.etag) == (200_000, 200_000, "2")
         client.create("gated", condition=json.dumps({"id": {"$inGroup": "big"}}))
         assert _eligible(client, "gated", "user-0199999") and not _eligible(client, "gated", "old")
@@ -210,8 +221,9 @@ class TestRegistryConsistency:
 
         created = _create(client, "beta", ["alice"])
         for name in ("one", "two"):  # revision 3
-            created = client.groups.UpdateSavedGroup(gpb.UpdateSavedGroupRequest(
-                saved_group_id="beta", etag=created.etag, name=name)).saved_group
+            created = client.groups.UpdateSavedGroup(
+                gpb.UpdateSavedGroupRequest(saved_group_id="beta", etag=created.etag, name=name)
+            ).saved_group
 
         async def scenario() -> tuple[bool, bool]:
             redis = connect(redis_url, 2.0)

@@ -54,13 +54,15 @@ class TestThroughTheServer:
                 assert err.value.code() is grpc.StatusCode.UNAVAILABLE
                 redis_proc.start()
                 # a new bucket version is a different cache key: alice is bucketed afresh
-                client.experiments.RerandomizeExperiment(espb.RerandomizeExperimentRequest(
-                    experiment_id="c", block_previous_participants=False))
+                client.experiments.RerandomizeExperiment(
+                    espb.RerandomizeExperimentRequest(experiment_id="c", block_previous_participants=False)
+                )
                 fresh = assign(client, "c", "alice")
                 assert (fresh.reason, fresh.bucket_version) == (apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, 1)
                 # raising min_bucket_version changes the key too: alice (holding a v0 row) is blocked
-                client.experiments.RerandomizeExperiment(espb.RerandomizeExperimentRequest(
-                    experiment_id="c", block_previous_participants=True))
+                client.experiments.RerandomizeExperiment(
+                    espb.RerandomizeExperimentRequest(experiment_id="c", block_previous_participants=True)
+                )
                 assert assign(client, "c", "alice").reason == apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION
                 client.channel.close()
         finally:

@@ -30,8 +30,9 @@ def _arm_of(unit_id: str, experiment_id: str) -> str:
     return f"a{BucketPlan.compile(experiment).decide(unit_id).arm_index}"
 
 
-def _lookup(client: Client, experiment: str, participant: str, attributes: dict[str, object] | None = None
-            ) -> apb.Assignment | None:
+def _lookup(
+    client: Client, experiment: str, participant: str, attributes: dict[str, object] | None = None
+) -> apb.Assignment | None:
     request = apb.GetAssignmentRequest(experiment_id=experiment, participant_id=participant)
     if attributes is not None:
         request.attributes.CopyFrom(struct(attributes))
@@ -96,8 +97,14 @@ class TestEligibility:
         assert assign(client, "change", "u4").in_experiment
 
     def test_nested_attributes_and_numbers(self, client: Client) -> None:
-        condition = {"$and": [{"account.plan": {"$in": ["pro", "team"]}}, {"age": {"$gte": 18}},
-                              {"app": {"$vgte": "2.10.0"}}, {"tags": {"$elemMatch": {"$eq": "beta"}}}]}
+        condition = {
+            "$and": [
+                {"account.plan": {"$in": ["pro", "team"]}},
+                {"age": {"$gte": 18}},
+                {"app": {"$vgte": "2.10.0"}},
+                {"tags": {"$elemMatch": {"$eq": "beta"}}},
+            ]
+        }
         client.create("nested", condition=json.dumps(condition))
         good = {"account": {"plan": "pro"}, "age": 30, "app": "2.10.1", "tags": ["x", "beta"]}
         assert assign(client, "nested", "n1", good).in_experiment
@@ -109,16 +116,19 @@ class TestEligibility:
         requests = [
             apb.AssignRequest(experiment_id="many", participant_id="b1", attributes=struct({"country": "CA"})),
             apb.AssignRequest(experiment_id="many", participant_id="b2", attributes=struct({"country": "DE"})),
-            apb.AssignRequest(experiment_id="many", participant_id="b3",
-                              attributes=struct({"blob": "x" * 20_000})),
+            apb.AssignRequest(experiment_id="many", participant_id="b3", attributes=struct({"blob": "x" * 20_000})),
         ]
         results = client.assignments.BatchAssign(apb.BatchAssignRequest(requests=requests), timeout=10).results
         assert results[0].assignment.in_experiment
         assert results[1].assignment.reason == apb.ASSIGNMENT_REASON_NOT_ELIGIBLE
         assert results[2].WhichOneof("result") == "error"
         assert results[2].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-        stream = [apb.StreamAssignRequest(experiment_id=r.experiment_id, participant_id=r.participant_id,
-                                          attributes=r.attributes) for r in requests]
+        stream = [
+            apb.StreamAssignRequest(
+                experiment_id=r.experiment_id, participant_id=r.participant_id, attributes=r.attributes
+            )
+            for r in requests
+        ]
         answers = [r.result for r in client.assignments.StreamAssign(iter(stream), timeout=10)]
         assert answers[0].assignment.arm.id == results[0].assignment.arm.id
         assert answers[1].assignment.reason == apb.ASSIGNMENT_REASON_NOT_ELIGIBLE
@@ -171,8 +181,12 @@ class TestBadInput:
 
     @pytest.mark.parametrize(
         ("condition", "start"),
-        [("{country: US}", "is not valid JSON"), ('{"a": {"$bogus": 1}}', "a.$bogus: unknown operator"),
-         ('{"a": {"$regex": "(x)\\\\1"}}', "a.$regex: invalid regex"), ("[1]", "must be an object")],
+        [
+            ("{country: US}", "is not valid JSON"),
+            ('{"a": {"$bogus": 1}}', "a.$bogus: unknown operator"),
+            ('{"a": {"$regex": "(x)\\\\1"}}', "a.$regex: invalid regex"),
+            ("[1]", "must be an object"),
+        ],
     )
     def test_refused(self, client: Client, condition: str, start: str) -> None:
         with pytest.raises(grpc.RpcError) as err:
@@ -192,9 +206,14 @@ class TestBadInput:
 
     @pytest.mark.parametrize(
         ("attributes", "field"),
-        [({"blob": "x" * 17_000}, "attributes"), ({"n": float("nan")}, "attributes.n"),
-         ({"deep": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": 1}}}}}}}}}}},
-          "attributes.deep.a.b.c.d.e.f.g.h.i")],
+        [
+            ({"blob": "x" * 17_000}, "attributes"),
+            ({"n": float("nan")}, "attributes.n"),
+            (
+                {"deep": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": 1}}}}}}}}}}},
+                "attributes.deep.a.b.c.d.e.f.g.h.i",
+            ),
+        ],
     )
     def test_attributes_refused(self, client: Client, attributes: dict[str, object], field: str) -> None:
         client.create("attrs")
@@ -212,20 +231,41 @@ class TestGrowthBookParity:
     """An imported GrowthBook experiment targets and buckets whom the GrowthBook SDK does."""
 
     def test_sdk_and_server_agree(self, client: Client) -> None:
-        condition = {"$or": [{"country": {"$in": ["US", "CA"]}, "age": {"$gte": 18}},
-                             {"app": {"$vgte": "2.0.0"}, "email": {"$regex": "@example\\.com$"}}]}
-        sdk_shape = {"key": "gb-parity", "variations": [0, 1, 2], "weights": [0.2, 0.3, 0.5], "coverage": 0.9,
-                     "hashVersion": 2, "condition": condition, "hashAttribute": "deviceId", "status": "running"}
+        condition = {
+            "$or": [
+                {"country": {"$in": ["US", "CA"]}, "age": {"$gte": 18}},
+                {"app": {"$vgte": "2.0.0"}, "email": {"$regex": "@example\\.com$"}},
+            ]
+        }
+        sdk_shape = {
+            "key": "gb-parity",
+            "variations": [0, 1, 2],
+            "weights": [0.2, 0.3, 0.5],
+            "coverage": 0.9,
+            "hashVersion": 2,
+            "condition": condition,
+            "hashAttribute": "deviceId",
+            "status": "running",
+        }
         imported = from_growthbook(sdk_shape).experiment
         client.experiments.CreateExperiment(espb.CreateExperimentRequest(experiment=experiment_to_pb(imported)))
-        gb_experiment = GBExperiment(key="gb-parity", variations=[0, 1, 2], weights=[0.2, 0.3, 0.5], coverage=0.9,
-                                     hashVersion=2, condition=condition, hashAttribute="deviceId")
+        gb_experiment = GBExperiment(
+            key="gb-parity",
+            variations=[0, 1, 2],
+            weights=[0.2, 0.3, 0.5],
+            coverage=0.9,
+            hashVersion=2,
+            condition=condition,
+            hashAttribute="deviceId",
+        )
         rng = random.Random(9)
         outcomes = set()
         for i in range(300):
             attributes: dict[str, object] = {
-                "country": rng.choice(["US", "CA", "FR"]), "age": rng.choice([12, 18, 40]),
-                "app": rng.choice(["1.9.9", "2.0.0", "2.10.1"]), "email": rng.choice(["a@example.com", "b@x.org"]),
+                "country": rng.choice(["US", "CA", "FR"]),
+                "age": rng.choice([12, 18, 40]),
+                "app": rng.choice(["1.9.9", "2.0.0", "2.10.1"]),
+                "email": rng.choice(["a@example.com", "b@x.org"]),
             }
             if rng.random() < 0.9:
                 attributes["deviceId"] = f"dev-{i}"
@@ -235,9 +275,12 @@ class TestGrowthBookParity:
             if theirs.inExperiment:
                 assert ours.arm.index == theirs.variationId
             outcomes.add((ours.in_experiment, ours.reason))
-        assert {r for _, r in outcomes} >= {apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, apb.ASSIGNMENT_REASON_NOT_ELIGIBLE,
-                                            apb.ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE,
-                                            apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE}
+        assert {r for _, r in outcomes} >= {
+            apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT,
+            apb.ASSIGNMENT_REASON_NOT_ELIGIBLE,
+            apb.ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE,
+            apb.ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE,
+        }
 
 
 class TestReviewFixes:

@@ -139,7 +139,7 @@ class TestDelivery:
         assert request.headers["webhook-token"] == "tok-123"
         body = verify(webhook.secrets[0].value, request)
         raw = request.body.decode()
-        data_json = raw[raw.index('"data":') + len('"data":'): raw.index(',"id":')]
+        data_json = raw[raw.index('"data":') + len('"data":') : raw.index(',"id":')]
         assert data_json == canonical_json(body["data"])
         key = base64.b64decode(webhook.secrets[0].value.removeprefix("whsec_"))
         assert body["signature"] == hmac.new(key, data_json.encode(), hashlib.sha256).hexdigest()
@@ -250,8 +250,9 @@ class TestBackgroundLoops:
 class TestRetries:
     """Failed attempts are retried on the schedule (measured on the test's clock), then given up."""
 
-    @pytest.mark.parametrize("failure", [Answer(status=500), Answer(delay_s=1.5), Answer(reset=True)],
-                             ids=["500", "timeout", "reset"])
+    @pytest.mark.parametrize(
+        "failure", [Answer(status=500), Answer(delay_s=1.5), Answer(reset=True)], ids=["500", "timeout", "reset"]
+    )
     def test_backoff(self, stack: Stack, hook: Receiver, failure: Answer) -> None:
         webhook = stack.create(hook.url)
         hook.script(*[failure] * 5)
@@ -324,8 +325,10 @@ class TestDisabling:
         assert stack.log(webhook)[0].state == "dropped"
 
     def test_after_failed_events(self, redis_url: str, hook: Receiver) -> None:
-        stack = make_stack(redis_url, DeliverySettings(
-            timeout_s=0.5, schedule=RetrySchedule((1.0,)), disable_after=2, allowed=LOOPBACK))
+        stack = make_stack(
+            redis_url,
+            DeliverySettings(timeout_s=0.5, schedule=RetrySchedule((1.0,)), disable_after=2, allowed=LOOPBACK),
+        )
         try:
             webhook = stack.create(hook.url)
             hook.script(*[Answer(status=500)] * 4)
@@ -344,8 +347,9 @@ class TestDisabling:
             stack.close()
 
     def test_success_resets_the_count(self, redis_url: str, hook: Receiver) -> None:
-        stack = make_stack(redis_url, DeliverySettings(
-            timeout_s=0.5, schedule=RetrySchedule(()), disable_after=2, allowed=LOOPBACK))
+        stack = make_stack(
+            redis_url, DeliverySettings(timeout_s=0.5, schedule=RetrySchedule(()), disable_after=2, allowed=LOOPBACK)
+        )
         try:
             webhook = stack.create(hook.url)
             hook.script(Answer(status=500), Answer(status=200), Answer(status=500))
@@ -411,12 +415,25 @@ class TestSsrfAtSend:
         assert attempt["status"] == 302 and "not followed" in attempt["error"]
         assert len(hook.received()) == 1 and stack.log(webhook)[0].state == "pending"
 
-    @pytest.mark.parametrize("url", [
-        "http://10.0.0.1/", "http://172.16.0.1/", "http://192.168.0.1/", "http://169.254.169.254/latest",
-        "http://[fc00::1]/", "http://[fd00:ec2::254]/", "http://[::ffff:127.0.0.1]/", "http://[::ffff:a00:1]/",
-        "http://2130706433/", "http://0x7f000001/", "http://0177.0.0.1/", "http://localhost/", "http://[::1]/",
-        "http://0.0.0.0/",
-    ])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://10.0.0.1/",
+            "http://172.16.0.1/",
+            "http://192.168.0.1/",
+            "http://169.254.169.254/latest",
+            "http://[fc00::1]/",
+            "http://[fd00:ec2::254]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:a00:1]/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://localhost/",
+            "http://[::1]/",
+            "http://0.0.0.0/",
+        ],
+    )
     def test_refused_at_creation(self, redis_url: str, url: str) -> None:
         stack = make_stack(redis_url, SETTINGS, manager_allowed=())
         try:
@@ -426,5 +443,3 @@ class TestSsrfAtSend:
             assert violation.field == "webhook.url" and "may not reach" in violation.description
         finally:
             stack.close()
-
-

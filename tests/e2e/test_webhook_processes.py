@@ -27,8 +27,7 @@ def fast_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def created_ids(hook: Receiver, status_ok: set[str]) -> set[str]:
-    return {json.loads(r.body)["data"]["object"]["id"] for r in hook.received()
-            if r.headers["webhook-id"] in status_ok}
+    return {json.loads(r.body)["data"]["object"]["id"] for r in hook.received() if r.headers["webhook-id"] in status_ok}
 
 
 def deliveries(target: str, webhook_id: str) -> list[wpb.Delivery]:
@@ -60,6 +59,7 @@ class TestCrash:
             client.channel.close()
             first.stop()
             with serve("--redis-url", redis_url, *ALLOW) as second:
+
                 def all_succeeded() -> bool:
                     rows = deliveries(second.target, webhook.id)
                     return len(rows) == 5 and all(d.state == wpb.DELIVERY_STATE_SUCCEEDED for d in rows)

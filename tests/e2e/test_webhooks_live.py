@@ -35,8 +35,12 @@ def hook() -> Iterator[Receiver]:
 def live_server(server_config: ServerConfig) -> Iterator[ServerThread]:
     """A server that may reach loopback webhooks, polls fast and checks SRM often."""
     config = dataclasses.replace(
-        server_config, webhook_allow_networks=("127.0.0.0/8",), webhook_poll_interval_s=0.05,
-        webhook_timeout_s=1.0, srm_threshold=0.01, srm_check_interval_s=0.3,
+        server_config,
+        webhook_allow_networks=("127.0.0.0/8",),
+        webhook_poll_interval_s=0.05,
+        webhook_timeout_s=1.0,
+        srm_threshold=0.01,
+        srm_check_interval_s=0.3,
     )
     with running_server(config) as thread:
         yield thread
@@ -67,8 +71,9 @@ class TestEveryEvent:
         ex = client.experiments
         client.create("e1", status=epb.EXPERIMENT_STATUS_DRAFT)
         patch = epb.Experiment(id="e1", name="renamed")
-        ex.UpdateExperiment(espb.UpdateExperimentRequest(
-            experiment=patch, update_mask=field_mask_pb2.FieldMask(paths=["name"])))
+        ex.UpdateExperiment(
+            espb.UpdateExperimentRequest(experiment=patch, update_mask=field_mask_pb2.FieldMask(paths=["name"]))
+        )
         ex.StartExperiment(espb.StartExperimentRequest(experiment_id="e1"))
         ex.PauseExperiment(espb.PauseExperimentRequest(experiment_id="e1"))
         ex.ResumeExperiment(espb.ResumeExperimentRequest(experiment_id="e1"))
@@ -108,8 +113,9 @@ class TestEveryEvent:
         for i in range(300):
             assign(client, "srm", f"p{i}")
         skewed = epb.Experiment(id="srm", arms=[epb.Arm(id="a0", weight=0.9), epb.Arm(id="a1", weight=0.1)])
-        client.experiments.UpdateExperiment(espb.UpdateExperimentRequest(
-            experiment=skewed, update_mask=field_mask_pb2.FieldMask(paths=["arms"])))
+        client.experiments.UpdateExperiment(
+            espb.UpdateExperimentRequest(experiment=skewed, update_mask=field_mask_pb2.FieldMask(paths=["arms"]))
+        )
         wait_until(lambda: len(hook.received()) == 1, 10)
         time.sleep(0.6)  # several more checks by the watcher: still one warning
         [body] = bodies(hook, webhook.secret)
@@ -133,7 +139,10 @@ class TestEveryEvent:
         time.sleep(0.3)
         got = sorted(bodies(hook, webhook.secret), key=lambda b: b["id"])
         assert [(b["type"], b["data"].get("action")) for b in got] == [
-            ("experiment.created", None), ("experiment.status.updated", "started"), ("experiment.updated", None)]
+            ("experiment.created", None),
+            ("experiment.status.updated", "started"),
+            ("experiment.updated", None),
+        ]
         assert got[2]["data"]["changes"] == [{"field": "name", "old": "ap", "new": "applied"}]
 
     def test_filter(self, live: tuple[Client, wgrpc.WebhookServiceStub], hook: Receiver) -> None:
@@ -202,16 +211,22 @@ class TestWebhookService:
             stub.GetWebhook(wpb.GetWebhookRequest(webhook_id=created.id))
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
-    @pytest.mark.parametrize(("webhook", "field", "words"), [
-        (wpb.Webhook(url="ftp://example.com/"), "webhook.url", "http"),
-        (wpb.Webhook(url="http://example.com/" + "a" * 2100), "webhook.url", "2048"),
-        (wpb.Webhook(url="http://10.1.2.3/"), "webhook.url", "private"),
-        (wpb.Webhook(url="http://[fd00::1]/"), "webhook.url", "private"),
-        (wpb.Webhook(url="http://127.0.0.1.nip.invalid/"), "webhook.url", "resolve"),
-        (wpb.Webhook(url="https://example.com/", events=["experiment.boom"]), "webhook.events[0]",
-         "experiment.status.updated"),
-        (wpb.Webhook(url="https://example.com/", token="two words"), "webhook.token", "visible"),
-    ])
+    @pytest.mark.parametrize(
+        ("webhook", "field", "words"),
+        [
+            (wpb.Webhook(url="ftp://example.com/"), "webhook.url", "http"),
+            (wpb.Webhook(url="http://example.com/" + "a" * 2100), "webhook.url", "2048"),
+            (wpb.Webhook(url="http://10.1.2.3/"), "webhook.url", "private"),
+            (wpb.Webhook(url="http://[fd00::1]/"), "webhook.url", "private"),
+            (wpb.Webhook(url="http://127.0.0.1.nip.invalid/"), "webhook.url", "resolve"),
+            (
+                wpb.Webhook(url="https://example.com/", events=["experiment.boom"]),
+                "webhook.events[0]",
+                "experiment.status.updated",
+            ),
+            (wpb.Webhook(url="https://example.com/", token="two words"), "webhook.token", "visible"),
+        ],
+    )
     def test_bad_input(
         self, live: tuple[Client, wgrpc.WebhookServiceStub], webhook: wpb.Webhook, field: str, words: str
     ) -> None:
@@ -229,8 +244,11 @@ class TestWebhookService:
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         created = create_hook(stub, hook.url)
         with pytest.raises(grpc.RpcError) as caught:
-            stub.UpdateWebhook(wpb.UpdateWebhookRequest(
-                webhook=wpb.Webhook(id=created.id), update_mask=field_mask_pb2.FieldMask(paths=["secret"])))
+            stub.UpdateWebhook(
+                wpb.UpdateWebhookRequest(
+                    webhook=wpb.Webhook(id=created.id), update_mask=field_mask_pb2.FieldMask(paths=["secret"])
+                )
+            )
         assert bad_request_fields(caught.value) == ["update_mask"]
         with pytest.raises(grpc.RpcError) as caught:
             stub.ListDeliveries(wpb.ListDeliveriesRequest(webhook_id=created.id, page_token="garbage!"))

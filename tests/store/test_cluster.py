@@ -77,8 +77,6 @@ class SlotMove:
         return int(self.nodes[which].cluster("COUNTKEYSINSLOT", self.slot))
 
 
-
-
 @pytest.fixture
 def cluster_server(cluster_url: str, tmp_path: Path) -> Iterator[ServerThread]:
     """A live assignsvc server on the session cluster."""
@@ -98,7 +96,7 @@ def batch_assign(client: Client, experiment: str, ids: list[str]) -> list[apb.As
     """BatchAssign in chunks of 1000 (its limit); every item must succeed."""
     out = []
     for start in range(0, len(ids), 1000):
-        requests = [apb.AssignRequest(experiment_id=experiment, participant_id=p) for p in ids[start:start + 1000]]
+        requests = [apb.AssignRequest(experiment_id=experiment, participant_id=p) for p in ids[start : start + 1000]]
         results = client.assignments.BatchAssign(apb.BatchAssignRequest(requests=requests)).results
         assert all(r.WhichOneof("result") == "assignment" for r in results), [r.error for r in results if r.error.code]
         out += [r.assignment for r in results]
@@ -136,6 +134,7 @@ def run_on(url: str, scenario: object, **connect_args: object) -> object:
             return await scenario(cluster)  # type: ignore[operator]
         finally:
             await cluster.aclose()
+
     return asyncio.run(main())
 
 
@@ -213,8 +212,11 @@ class TestClusterServer:
     def test_lifecycle_assign_sticky_batch_stream_and_stats(self, cluster_client: Client, cluster_url: str) -> None:
         client = cluster_client
         client.create("spread", weights=(0.2, 0.3, 0.5), status=epb.EXPERIMENT_STATUS_DRAFT)
-        changed = epb.Experiment(id="spread", name="Spread", arms=[
-            epb.Arm(id="a0", weight=0.25), epb.Arm(id="a1", weight=0.25), epb.Arm(id="a2", weight=0.5)])
+        changed = epb.Experiment(
+            id="spread",
+            name="Spread",
+            arms=[epb.Arm(id="a0", weight=0.25), epb.Arm(id="a1", weight=0.25), epb.Arm(id="a2", weight=0.5)],
+        )
         request = espb.UpdateExperimentRequest(experiment=changed, update_mask=FieldMask(paths=["name", "arms"]))
         assert client.experiments.UpdateExperiment(request).experiment.name == "Spread"
         client.experiments.StartExperiment(espb.StartExperimentRequest(experiment_id="spread"))
@@ -234,8 +236,9 @@ class TestClusterServer:
         assert counted.total_assignments == 2000
         assert [arm.assignments for arm in counted.arms] == [per_arm[0], per_arm[1], per_arm[2]]
 
-        rows_per_node = [sum(1 for _ in node.scan_iter(match="as:a:{spread:*", count=1000)) for node in
-                         nodes_of(cluster_url)]
+        rows_per_node = [
+            sum(1 for _ in node.scan_iter(match="as:a:{spread:*", count=1000)) for node in nodes_of(cluster_url)
+        ]
         assert all(rows > 100 for rows in rows_per_node), rows_per_node  # ~1/3 each of the shards hit
         assert sum(rows_per_node) == len({storage_shard(p, SHARDS) for p in ids})
 
@@ -248,7 +251,8 @@ class TestClusterServer:
         assert client.experiments.RerandomizeExperiment(request).experiment.min_bucket_version == 1
         blocked = assign_all(client, "mbv", old)
         assert {(a.in_experiment, a.reason, a.bucket_version) for a in blocked.values()} == {
-            (False, apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION, 0)}
+            (False, apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION, 0)
+        }
         fresh = assign_all(client, "mbv", [f"new-{i}" for i in range(100)])
         assert {(a.reason, a.bucket_version) for a in fresh.values()} == {(apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, 1)}
         assert (stats(client, "mbv", 0).total_assignments, stats(client, "mbv").total_assignments) == (200, 100)
@@ -302,7 +306,8 @@ class TestResharding:
             assert {a.reason for a in sticky.values()} == {apb.ASSIGNMENT_REASON_STICKY}, phase
             assert [a.arm.index for a in batch_assign(client, "mv", in_slot)] == [arms[p] for p in in_slot], phase
             looked = client.assignments.GetAssignment(
-                apb.GetAssignmentRequest(experiment_id="mv", participant_id=in_slot[0]))
+                apb.GetAssignmentRequest(experiment_id="mv", participant_id=in_slot[0])
+            )
             assert looked.assignment.arm.index == arms[in_slot[0]], phase
 
         check("ASK: the slot is half-way")  # the source answers ASK for the moved keys
@@ -351,19 +356,24 @@ class TestClusterBulk:
         client = cluster_client
         client.create("pre", weights=(0.5, 0.5), type=epb.EXPERIMENT_TYPE_PREASSIGNED)
         ids = [f"user-{i}" for i in range(6000)]
-        groups = [bpb.ParticipantGroup(strata={"plan": plan}, participant_ids=ids[k::2])
-                  for k, plan in enumerate(("free", "pro"))]
+        groups = [
+            bpb.ParticipantGroup(strata={"plan": plan}, participant_ids=ids[k::2])
+            for k, plan in enumerate(("free", "pro"))
+        ]
         reply = client.bulk.PreassignParticipants(
-            iter([bpb.PreassignParticipantsRequest(experiment_id="pre", groups=groups)]), timeout=60)
+            iter([bpb.PreassignParticipantsRequest(experiment_id="pre", groups=groups)]), timeout=60
+        )
         assert reply.created_count == 6000
         assert sorted(a.assignments for s in reply.strata for a in s.arms) == [1500] * 4
         again = client.bulk.PreassignParticipants(
-            iter([bpb.PreassignParticipantsRequest(experiment_id="pre", groups=groups)]), timeout=60)
+            iter([bpb.PreassignParticipantsRequest(experiment_id="pre", groups=groups)]), timeout=60
+        )
         assert again.already_assigned_count == 6000
         rows, token = {}, ""
         for _ in range(3):  # three streams, each dropped after two chunks, then one to the end
             stream = client.bulk.ExportAssignments(
-                bpb.ExportAssignmentsRequest(experiment_id="pre", chunk_size=500, resume_token=token), timeout=60)
+                bpb.ExportAssignmentsRequest(experiment_id="pre", chunk_size=500, resume_token=token), timeout=60
+            )
             for i, chunk in enumerate(stream):
                 for row in chunk.assignments:
                     assert row.participant_id not in rows
@@ -373,7 +383,8 @@ class TestClusterBulk:
                     stream.cancel()
                     break
         for chunk in client.bulk.ExportAssignments(
-                bpb.ExportAssignmentsRequest(experiment_id="pre", resume_token=token), timeout=60):
+            bpb.ExportAssignmentsRequest(experiment_id="pre", resume_token=token), timeout=60
+        ):
             for row in chunk.assignments:
                 assert row.participant_id not in rows
                 rows[row.participant_id] = (row.arm_id, dict(row.strata))

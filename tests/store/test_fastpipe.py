@@ -31,6 +31,7 @@ def run_many(url: str, calls: list[tuple[list[str], list[str | int]]], timeout_s
             return await pipe.run_many(calls)
         finally:
             await pipe.close()
+
     return asyncio.run(main())
 
 
@@ -83,9 +84,22 @@ class TestTransports:
 def password_server(tmp_path: Path, *extra: str) -> Iterator[int]:
     port = free_port()
     proc = subprocess.Popen(
-        [str(find_server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(find_server_binary()),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         client = redis.Redis(port=port, password="s3cret", username="default")

@@ -67,8 +67,10 @@ def test_a_store_that_lost_writes_is_the_truth_again(redis_url: str) -> None:
         try:
             await store.write([(BASE, MUST_BE_NEW)])
             await _until(lambda: registry.get("base") is not None)
-            snapshot_json, snapshot_revision = await redis.hget(keys.experiments, "base"), await redis.get(
-                keys.experiments_revision)
+            snapshot_json, snapshot_revision = (
+                await redis.hget(keys.experiments, "base"),
+                await redis.get(keys.experiments_revision),
+            )
             renamed = dataclasses.replace(BASE, name="lost", revision=2)
             await store.write([(renamed, 1)])
             await _until(lambda: registry.get("base").experiment.name == "lost")  # type: ignore[union-attr]

@@ -34,6 +34,7 @@ def run(factory: Callable[[Redis], Awaitable[T]], url: str) -> T:
             return await factory(redis)
         finally:
             await redis.aclose()
+
     return asyncio.run(main())
 
 
@@ -43,8 +44,9 @@ class TestClaimKeys:
     @pytest.mark.parametrize("min_bucket_version", [0, 1, 3])
     def test_same_names_as_keyspace(self, min_bucket_version: int) -> None:
         keys = Keyspace("pfx:{x}")
-        experiment = dataclasses.replace(EXPERIMENT, id="team-a/checkout", bucket_version=3,
-                                         min_bucket_version=min_bucket_version, storage_shards=97)
+        experiment = dataclasses.replace(
+            EXPERIMENT, id="team-a/checkout", bucket_version=3, min_bucket_version=min_bucket_version, storage_shards=97
+        )
         store = RedisAssignmentStore(Redis(), keys)
         for participant in ["alice", "b\u00f6b", "7", "x" * 256, "\U0001f600"]:
             shard = storage_shard(participant, 97)
@@ -75,9 +77,7 @@ class TestAssignmentStore:
     def test_concurrent_conflicting_claims_agree(self, redis_url: str) -> None:
         async def scenario(redis: Redis) -> tuple[list[object], dict[bytes, bytes]]:
             store = RedisAssignmentStore(redis, Keyspace())
-            claims = await asyncio.gather(
-                *(store.claim(EXPERIMENT, "carol", i % 2, 10 + i) for i in range(64))
-            )
+            claims = await asyncio.gather(*(store.claim(EXPERIMENT, "carol", i % 2, 10 + i) for i in range(64)))
             shard = storage_shard("carol", EXPERIMENT.storage_shards)
             counts = await redis.hgetall(Keyspace().arm_counts("exp", shard, 0))
             return list(claims), counts
@@ -128,8 +128,13 @@ class TestAssignmentStore:
             await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", i % 2, 1) for i in range(300)))
             await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", 0, 1) for i in range(300)))  # repeats
             v1 = dataclasses.replace(EXPERIMENT, bucket_version=1)
-            return [before, await store.has_assignments(EXPERIMENT), await store.has_assignments(v1),
-                    await store.arm_counts(EXPERIMENT, 0), await store.arm_counts(v1, 1)]
+            return [
+                before,
+                await store.has_assignments(EXPERIMENT),
+                await store.has_assignments(v1),
+                await store.arm_counts(EXPERIMENT, 0),
+                await store.arm_counts(v1, 1),
+            ]
 
         before, after, later_version, counts, counts_v1 = run(scenario, redis_url)
         assert before is False and after is True and later_version is True
@@ -281,10 +286,13 @@ class TestPipelinedClaims:
         same replies, same rows and counters, blocked versions included, claims of one
         participant in order inside one call."""
         rng = random.Random(7)
-        versions = [dataclasses.replace(EXPERIMENT, bucket_version=v, min_bucket_version=m, storage_shards=5)
-                    for v, m in ((0, 0), (1, 0), (2, 1), (3, 3))]
-        requests = [(rng.choice(versions), f"p{rng.randrange(60)}", rng.choice([None, 0, 1]), 1_000 + i)
-                    for i in range(700)]
+        versions = [
+            dataclasses.replace(EXPERIMENT, bucket_version=v, min_bucket_version=m, storage_shards=5)
+            for v, m in ((0, 0), (1, 0), (2, 1), (3, 3))
+        ]
+        requests = [
+            (rng.choice(versions), f"p{rng.randrange(60)}", rng.choice([None, 0, 1]), 1_000 + i) for i in range(700)
+        ]
 
         async def scenario(redis: Redis) -> tuple[list[list[Claim]], list[dict[object, object]]]:
             one_by_one = RedisAssignmentStore(redis, Keyspace("one"))
@@ -292,7 +300,8 @@ class TestPipelinedClaims:
             try:
                 singles = [await one_by_one.claim(*request) for request in requests]
                 many = await PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace("many")), pipe).claim_many(
-                    requests)
+                    requests
+                )
             finally:
                 await pipe.close()
             before = RedisAssignmentStore(redis, Keyspace("before"))

@@ -38,6 +38,7 @@ def run(url: str, body: Callable[[RedisClient], Awaitable[T]]) -> T:
             return await body(redis)
         finally:
             await redis.aclose()
+
     return asyncio.run(main())
 
 
@@ -51,15 +52,21 @@ class TestEventsWithWrites:
             await store.write([(EXPERIMENT, MUST_BE_NEW)], [ChangeEvent("experiment.created")])
             renamed = dataclasses.replace(EXPERIMENT, name="n", revision=2)
             stale = await store.write([(renamed, 7)], [ChangeEvent("experiment.updated", 0, '{"x":1}')])
-            await store.write([(renamed, 1)], [ChangeEvent("experiment.updated", 0, '{"x":1}'),
-                                               ChangeEvent("experiment.status.updated", 0, "{}")])
+            await store.write(
+                [(renamed, 1)],
+                [ChangeEvent("experiment.updated", 0, '{"x":1}'), ChangeEvent("experiment.status.updated", 0, "{}")],
+            )
             await store.archive("exp", None)
             return [stale, await outbox.read_events("c", 10)]
 
         stale, events = run(url, body)
         assert stale is not None
         assert [e.type for e in events] == [
-            "experiment.created", "experiment.updated", "experiment.status.updated", "experiment.deleted"]
+            "experiment.created",
+            "experiment.updated",
+            "experiment.status.updated",
+            "experiment.deleted",
+        ]
         assert '"name":"n"' in events[1].experiment and events[1].detail == '{"x":1}'
         assert [e.ordinal for e in events] == sorted(e.ordinal for e in events)
 
@@ -103,6 +110,7 @@ class TestOutbox:
 class TestWebhookWrites:
     def test_a_save_based_on_a_stale_read_writes_nothing(self, url: str) -> None:
         """An update racing a secret rotation must not put the old secret back (found in review)."""
+
         async def body(redis: RedisClient) -> tuple[Any, Any, Any]:
             hooks = RedisWebhookStore(redis, KEYS)
             assert await hooks.create(HOOK)

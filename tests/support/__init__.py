@@ -55,7 +55,9 @@ class Client:
     def on(cls, channel: grpc.Channel) -> Client:
         """Stubs on an existing channel."""
         return cls(
-            channel, egrpc.ExperimentServiceStub(channel), agrpc.AssignmentServiceStub(channel),
+            channel,
+            egrpc.ExperimentServiceStub(channel),
+            agrpc.AssignmentServiceStub(channel),
             bgrpc.BulkAssignmentServiceStub(channel),
         )
 
@@ -218,7 +220,7 @@ def assign_all(client: Client, experiment: str, ids: list[str]) -> dict[str, apb
     """Assign many participants, 250 calls in flight at a time."""
     out = {}
     for start in range(0, len(ids), 250):
-        chunk = ids[start:start + 250]
+        chunk = ids[start : start + 250]
         futures = [
             client.assignments.Assign.future(apb.AssignRequest(experiment_id=experiment, participant_id=p))
             for p in chunk
@@ -232,11 +234,14 @@ def stats(client: Client, experiment_id: str, bucket_version: int | None = None)
     return client.experiments.GetExperimentStats(request)
 
 
-
 def cluster_config(url: str, tmp_path: Path, **fields: object) -> ServerConfig:
     """A test server on the cluster; no sticky cache, so every repeat Assign reaches Redis."""
     config = ServerConfig(
-        port=0, redis_url=url, data_dir=tmp_path / "data", refresh_interval_s=0.2, grace_period_s=0.5, cache_size=0,
+        port=0,
+        redis_url=url,
+        data_dir=tmp_path / "data",
+        refresh_interval_s=0.2,
+        grace_period_s=0.5,
+        cache_size=0,
     )
     return dataclasses.replace(config, **fields)  # type: ignore[arg-type]
-

@@ -13,11 +13,53 @@ STRINGS = ["", "a", "b", "A", "abc", "alpha", "zebra", "1", "10", "2", "é", "\U
 NUMBERS: list[Any] = [0, 1, -1, 2, 2.5, 10, 1e21, -0.5, 100]
 VERSIONS = ["1.0.0", "1.2.3", "v1.2.3", "1.10.0", "1.2.3-beta", "1.2.3-rc.1", "2", "1.2", "1.2.3+build", "10.0.0"]
 GROUPS = {"beta": ["a", "b", "abc"], "staff": ["alpha", "1"], "empty": []}
-PATHS = ["s", "n", "b", "tags", "nums", "obj", "obj.x", "obj.y.z", "v", "nul", "missing", "tags.0", "tags.length",
-         "objs"]
-OPERATORS = ["$eq", "$ne", "$lt", "$lte", "$gt", "$gte", "$in", "$nin", "$ini", "$nini", "$all", "$alli",
-             "$elemMatch", "$size", "$exists", "$type", "$regex", "$regexi", "$notRegex", "$notRegexi", "$not",
-             "$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte", "$inGroup", "$notInGroup"]
+PATHS = [
+    "s",
+    "n",
+    "b",
+    "tags",
+    "nums",
+    "obj",
+    "obj.x",
+    "obj.y.z",
+    "v",
+    "nul",
+    "missing",
+    "tags.0",
+    "tags.length",
+    "objs",
+]
+OPERATORS = [
+    "$eq",
+    "$ne",
+    "$lt",
+    "$lte",
+    "$gt",
+    "$gte",
+    "$in",
+    "$nin",
+    "$ini",
+    "$nini",
+    "$all",
+    "$alli",
+    "$elemMatch",
+    "$size",
+    "$exists",
+    "$type",
+    "$regex",
+    "$regexi",
+    "$notRegex",
+    "$notRegexi",
+    "$not",
+    "$veq",
+    "$vne",
+    "$vgt",
+    "$vgte",
+    "$vlt",
+    "$vlte",
+    "$inGroup",
+    "$notInGroup",
+]
 LOGICAL = ["$and", "$or", "$nor", "$not"]
 REGEXES = ["^a", "b$", "(Mobile|Tablet)", "^[0-9]+$", "a.c", "", "^$", "z", "[é]", "A"]
 TYPES = ["string", "number", "boolean", "null", "array", "object", "undefined"]
@@ -99,8 +141,9 @@ def operator_argument(rng: random.Random, op: str, depth: int) -> Any:  # noqa: 
 
 def operator_object(rng: random.Random, depth: int, only: tuple[str, ...] = ()) -> dict[str, Any]:
     """{op: arg, ...} with 1-2 operators."""
-    pool = list(only) or (OPERATORS if depth < 3 else [o for o in OPERATORS if o not in ("$not", "$elemMatch", "$all",
-                                                                                           "$alli", "$size")])
+    pool = list(only) or (
+        OPERATORS if depth < 3 else [o for o in OPERATORS if o not in ("$not", "$elemMatch", "$all", "$alli", "$size")]
+    )
     ops = rng.sample(pool, rng.choice([1, 1, 2]))
     return {op: operator_argument(rng, op, depth) for op in ops}
 

@@ -22,7 +22,10 @@ class ServeProcess:
         env = {**os.environ, "ASSIGNSVC_REFRESH_INTERVAL": refresh_interval, "ASSIGNSVC_GRACE_PERIOD": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "assignsvc", "serve", "--port", "0", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.log: list[str] = []
         self.port = self._read_port()
@@ -86,4 +89,3 @@ def serve_many(count: int, *args: str, refresh_interval: str = "0.2") -> Iterato
     finally:
         for proc in started:
             proc.stop()
-

@@ -20,14 +20,25 @@ from hypothesis import strategies as st
 FD = descriptor.FieldDescriptor
 IDS = ["fz0", "fz1", "fz2", "fzpre", "grp0", "a0", "a1", "control", "", "x" * 65, "no-such"]
 URLS = ["https://203.0.113.7/hook", "http://127.0.0.1:9/h", "https://[::1]/x", "ftp://1.2.3.4/", "not a url", ""]
-CONDITIONS = ['{"country": "US"}', '{"age": {"$gt": 18}}', '{"$inGroup": "grp0"}', '{"$or": [{}]}', "{", "[]",
-              '{"x": {"$regex": "("}}', '{"id": {"$in": [1, "a", null]}}']
+CONDITIONS = [
+    '{"country": "US"}',
+    '{"age": {"$gt": 18}}',
+    '{"$inGroup": "grp0"}',
+    '{"$or": [{}]}',
+    "{",
+    "[]",
+    '{"x": {"$regex": "("}}',
+    '{"id": {"$in": [1, "a", null]}}',
+]
 EVENTS = ["experiment.created", "experiment.updated", "experiment.*", "*", "webhook.test", "bogus"]
 
-hostile_text = st.text(max_size=24) | st.sampled_from(["\U0001F600" * 40, "a" * 300, "\x00", "é", " "])
+hostile_text = st.text(max_size=24) | st.sampled_from(["\U0001f600" * 40, "a" * 300, "\x00", "é", " "])
 json_scalar = st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
-json_value = st.recursive(json_scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-    st.text(max_size=6), inner, max_size=3), max_leaves=8)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def _string(field: descriptor.FieldDescriptor) -> st.SearchStrategy[str]:
@@ -43,10 +54,16 @@ def _string(field: descriptor.FieldDescriptor) -> st.SearchStrategy[str]:
 
 _I32, _I64 = (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
 _INTS = {
-    FD.TYPE_INT32: _I32, FD.TYPE_SINT32: _I32, FD.TYPE_SFIXED32: _I32,
-    FD.TYPE_UINT32: (0, 2**32 - 1), FD.TYPE_FIXED32: (0, 2**32 - 1),
-    FD.TYPE_INT64: _I64, FD.TYPE_SINT64: _I64, FD.TYPE_SFIXED64: _I64,
-    FD.TYPE_UINT64: (0, 2**64 - 1), FD.TYPE_FIXED64: (0, 2**64 - 1),
+    FD.TYPE_INT32: _I32,
+    FD.TYPE_SINT32: _I32,
+    FD.TYPE_SFIXED32: _I32,
+    FD.TYPE_UINT32: (0, 2**32 - 1),
+    FD.TYPE_FIXED32: (0, 2**32 - 1),
+    FD.TYPE_INT64: _I64,
+    FD.TYPE_SINT64: _I64,
+    FD.TYPE_SFIXED64: _I64,
+    FD.TYPE_UINT64: (0, 2**64 - 1),
+    FD.TYPE_FIXED64: (0, 2**64 - 1),
 }
 
 
@@ -138,8 +155,11 @@ def bulk_items(seed: int, count: int) -> list[tuple[str, str, dict[str, Any] | N
     for _ in range(count):
         experiment = rng.choice(IDS)
         roll = rng.random()
-        participant = f"p{rng.randrange(2000)}" if roll < 0.9 else rng.choice(["", "x" * 300, "\U0001F600", " a"])
-        attributes = None if rng.random() < 0.7 else {"country": rng.choice(["US", "FR", 3, None]),
-                                                       "age": rng.choice([17, 30, "x", json.loads("1e308")])}
+        participant = f"p{rng.randrange(2000)}" if roll < 0.9 else rng.choice(["", "x" * 300, "\U0001f600", " a"])
+        attributes = (
+            None
+            if rng.random() < 0.7
+            else {"country": rng.choice(["US", "FR", 3, None]), "age": rng.choice([17, 30, "x", json.loads("1e308")])}
+        )
         items.append((experiment, participant, attributes))
     return items

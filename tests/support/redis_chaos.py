@@ -88,8 +88,9 @@ class ChaosLoad:
             ready.set()
             stub = agrpc.AssignmentServiceStub(channel)
             loops = [self._assign_loop(stub, random.Random(i)) for i in range(self.workers)]
-            await asyncio.gather(*loops, self._batch_loop(stub, random.Random(-1)),
-                                 self._get_loop(stub, random.Random(-2)))
+            await asyncio.gather(
+                *loops, self._batch_loop(stub, random.Random(-1)), self._get_loop(stub, random.Random(-2))
+            )
 
     async def _assign_loop(self, stub: agrpc.AssignmentServiceStub, rng: random.Random) -> None:
         while not self._stop.is_set():
@@ -101,27 +102,45 @@ class ChaosLoad:
                     apb.AssignRequest(experiment_id=experiment, participant_id=participant), timeout=self.deadline_s
                 )
             except grpc.aio.AioRpcError as error:
-                self.calls.append(Call(experiment, participant, started, time.monotonic() - started,
-                                       error.code().name, details=error.details() or ""))
+                self.calls.append(
+                    Call(
+                        experiment,
+                        participant,
+                        started,
+                        time.monotonic() - started,
+                        error.code().name,
+                        details=error.details() or "",
+                    )
+                )
             else:
                 a = reply.assignment
-                self.calls.append(Call(experiment, participant, started, time.monotonic() - started, "OK",
-                                       a.arm.id if a.in_experiment else "", a.persisted))
+                self.calls.append(
+                    Call(
+                        experiment,
+                        participant,
+                        started,
+                        time.monotonic() - started,
+                        "OK",
+                        a.arm.id if a.in_experiment else "",
+                        a.persisted,
+                    )
+                )
             await asyncio.sleep(self.pause_s)
 
     async def _batch_loop(self, stub: agrpc.AssignmentServiceStub, rng: random.Random) -> None:
         while not self._stop.is_set():
             items = [(rng.choice(self.experiments), f"p{rng.randrange(self.participants)}") for _ in range(8)]
-            request = apb.BatchAssignRequest(requests=[
-                apb.AssignRequest(experiment_id=e, participant_id=p) for e, p in items
-            ])
+            request = apb.BatchAssignRequest(
+                requests=[apb.AssignRequest(experiment_id=e, participant_id=p) for e, p in items]
+            )
             started = time.monotonic()
             try:
                 reply = await stub.BatchAssign(request, timeout=self.deadline_s)
             except grpc.aio.AioRpcError as error:
                 elapsed = time.monotonic() - started
-                self.calls += [Call(e, p, started, elapsed, error.code().name, details=error.details() or "")
-                               for e, p in items]
+                self.calls += [
+                    Call(e, p, started, elapsed, error.code().name, details=error.details() or "") for e, p in items
+                ]
             else:
                 elapsed = time.monotonic() - started
                 for (e, p), result in zip(items, reply.results, strict=True):
@@ -130,10 +149,10 @@ class ChaosLoad:
                         self.calls.append(Call(e, p, started, elapsed, code, details=result.error.message))
                     else:
                         a = result.assignment
-                        self.calls.append(Call(e, p, started, elapsed, "OK", a.arm.id if a.in_experiment else "",
-                                               a.persisted))
+                        self.calls.append(
+                            Call(e, p, started, elapsed, "OK", a.arm.id if a.in_experiment else "", a.persisted)
+                        )
             await asyncio.sleep(self.pause_s * 4)
-
 
     async def _get_loop(self, stub: agrpc.AssignmentServiceStub, rng: random.Random) -> None:
         while not self._stop.is_set():
@@ -144,12 +163,31 @@ class ChaosLoad:
             try:
                 reply = await stub.GetAssignment(request, timeout=self.deadline_s)
             except grpc.aio.AioRpcError as error:
-                self.calls.append(Call(experiment, participant, started, time.monotonic() - started,
-                                       error.code().name, details=error.details() or "", method=GET))
+                self.calls.append(
+                    Call(
+                        experiment,
+                        participant,
+                        started,
+                        time.monotonic() - started,
+                        error.code().name,
+                        details=error.details() or "",
+                        method=GET,
+                    )
+                )
             else:
                 a = reply.assignment
-                self.calls.append(Call(experiment, participant, started, time.monotonic() - started, "OK",
-                                       a.arm.id, a.persisted, method=GET))
+                self.calls.append(
+                    Call(
+                        experiment,
+                        participant,
+                        started,
+                        time.monotonic() - started,
+                        "OK",
+                        a.arm.id,
+                        a.persisted,
+                        method=GET,
+                    )
+                )
             await asyncio.sleep(self.pause_s)
 
 
@@ -162,14 +200,20 @@ def _run_load(load: ChaosLoad, stop: Event, ready: Event, results: Connection) -
 def export_arms(client: Client, experiment: str) -> dict[str, str]:
     """participant -> stored arm id, from ExportAssignments."""
     request = bpb.ExportAssignmentsRequest(experiment_id=experiment, chunk_size=10000)
-    return {row.participant_id: row.arm_id for chunk in client.bulk.ExportAssignments(request, timeout=60)
-            for row in chunk.assignments}
+    return {
+        row.participant_id: row.arm_id
+        for chunk in client.bulk.ExportAssignments(request, timeout=60)
+        for row in chunk.assignments
+    }
 
 
 def check_outage(calls: list[Call], deadline_s: float) -> None:
     """No call failed outside the expected codes, or later than its deadline plus slack."""
-    unexpected = [c for c in calls if c.code != "OK" and c.code not in ACCEPTED_FAILURES
-                  and not (c.method == GET and c.code == "NOT_FOUND")]
+    unexpected = [
+        c
+        for c in calls
+        if c.code != "OK" and c.code not in ACCEPTED_FAILURES and not (c.method == GET and c.code == "NOT_FOUND")
+    ]
     assert not unexpected, unexpected[:5]
     late = [c for c in calls if c.code not in ("OK", "NOT_FOUND") and c.elapsed > deadline_s + DEADLINE_SLACK_S]
     assert not late, late[:5]

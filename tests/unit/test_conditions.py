@@ -87,8 +87,11 @@ class TestSemantics:
     @pytest.mark.parametrize(
         ("condition", "attributes", "expected"),
         [
-            ({"father.age": {"$gt": 65}, "$or": [{"bday": {"$regex": "-12-25$"}}, {"name": "santa"}]},
-             {"name": "santa", "bday": "1980-12-20", "father": {"age": 70}}, True),
+            (
+                {"father.age": {"$gt": 65}, "$or": [{"bday": {"$regex": "-12-25$"}}, {"name": "santa"}]},
+                {"name": "santa", "bday": "1980-12-20", "father": {"age": 70}},
+                True,
+            ),
             ({"pets.dog.name": {"$exists": False}}, {"hello": "world"}, True),
             ({"n": {"$gt": 5, "$lt": 10}}, {"n": "8"}, False),  # growthbook 4: numbers and strings never compare
             ({"version": {"$vgt": "1.2.3-beta"}}, {"version": "1.2.3"}, True),
@@ -170,8 +173,9 @@ class TestLiteralFastPath:
     """A literal pattern (with ^ / $) answered by str methods gives RE2's answer."""
 
     @settings(max_examples=500, deadline=None)
-    @given(st.from_regex(r"\^?(?:[a-c.@$^]|\\[.$^@])*\$?", fullmatch=True),
-           st.text(alphabet="abc.@$^\u00e9", max_size=8))
+    @given(
+        st.from_regex(r"\^?(?:[a-c.@$^]|\\[.$^@])*\$?", fullmatch=True), st.text(alphabet="abc.@$^\u00e9", max_size=8)
+    )
     def test_same_as_re2(self, pattern: str, text: str) -> None:
         fast = literal_search(pattern)
         try:

@@ -103,7 +103,9 @@ class TestRanges:
 
     @given(
         st.lists(st.integers(1, 20), min_size=2, max_size=6),
-        st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0, exclude_max=True),
+        st.floats(0.0, 1.0),
+        st.floats(0.0, 1.0),
+        st.floats(0.0, 1.0, exclude_max=True),
     )
     def test_raising_coverage_keeps_everyone_in_their_arm(
         self, parts: list[int], low: float, high: float, x: float

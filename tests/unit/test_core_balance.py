@@ -29,8 +29,11 @@ class TestApportion:
         for weight, count in zip(weights, counts, strict=True):
             assert abs(count - weight * total / share) < 1
 
-    @given(weights_st, st.lists(st.integers(min_value=0, max_value=50), min_size=8, max_size=8),
-           st.integers(min_value=0, max_value=1000))
+    @given(
+        weights_st,
+        st.lists(st.integers(min_value=0, max_value=50), min_size=8, max_size=8),
+        st.integers(min_value=0, max_value=1000),
+    )
     def test_counts_to_add_hands_out_exactly_the_new_ones(
         self, weights: list[float], existing: list[int], new: int
     ) -> None:
@@ -58,8 +61,7 @@ class TestAssignBalanced:
         drawn = assign_balanced([f"p{i}" for i in range(8)], [4, 4], stratum_seed("seed", 0, "", [0, 0]))
         assert drawn == KNOWN_DRAW
         rng = SplitMix64(0)
-        assert [rng.next() for _ in range(3)] == [
-            0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+        assert [rng.next() for _ in range(3)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
 
     def test_refuses_a_count_mismatch(self) -> None:
         with pytest.raises(ValueError, match="arm slots"):

@@ -46,7 +46,9 @@ class TestTransitions:
     def test_table(self) -> None:
         allowed = {
             (status, action): lifecycle.TRANSITIONS[(status, action)]
-            for status in ExperimentStatus for action in Action if (status, action) in lifecycle.TRANSITIONS
+            for status in ExperimentStatus
+            for action in Action
+            if (status, action) in lifecycle.TRANSITIONS
         }
         assert len(allowed) == 5
         for status in ExperimentStatus:
@@ -87,8 +89,9 @@ class TestUpdates:
             lifecycle.check_update(EXP, three, has_assignments=True)
         running = dataclasses.replace(EXP, status=ExperimentStatus.RUNNING)
         with pytest.raises(FailedPreconditionError, match="RUNNING"):
-            lifecycle.check_update(running, dataclasses.replace(three, status=ExperimentStatus.RUNNING),
-                                   has_assignments=False)
+            lifecycle.check_update(
+                running, dataclasses.replace(three, status=ExperimentStatus.RUNNING), has_assignments=False
+            )
         reweighted = dataclasses.replace(EXP, arms=(Arm("c", "Control", 0.9), Arm("t", "t", 0.1)))
         lifecycle.check_update(EXP, reweighted, has_assignments=True)
 

@@ -33,7 +33,10 @@ from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 
 EXPERIMENT = Experiment(
-    id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b", "b", 0.5)), status=ExperimentStatus.RUNNING,
+    id="exp",
+    name="exp",
+    arms=(Arm("a", "a", 0.5), Arm("b", "b", 0.5)),
+    status=ExperimentStatus.RUNNING,
 )
 OPEN = dataclasses.replace(EXPERIMENT, redis_failure_policy=RedisFailurePolicy.FAIL_OPEN)
 
@@ -150,7 +153,10 @@ class TestPolicyAnswers:
         result = asyncio.run(assigner.assign("exp", "alice"))
         decision = BucketPlan.compile(OPEN).decide("alice")
         assert (result.reason, result.arm_index, result.persisted) == (
-            AssignmentReason.NEW_ASSIGNMENT, decision.arm_index, False)
+            AssignmentReason.NEW_ASSIGNMENT,
+            decision.arm_index,
+            False,
+        )
         assert result.first_seen_ms == 0 and len(assigner.cache) == 0
 
     def test_fail_open_keeps_exclusions_and_closed_reasons(self) -> None:
@@ -176,8 +182,9 @@ class TestPolicyAnswers:
 
     def test_batch_answers_per_item(self) -> None:
         assigner = _assigner(_DownStore(), OPEN, CLOSED)
-        opened, closed, missing = asyncio.run(assigner.assign_many(
-            [("exp", "alice", None), ("closed", "alice", None), ("nope", "alice", None)]))
+        opened, closed, missing = asyncio.run(
+            assigner.assign_many([("exp", "alice", None), ("closed", "alice", None), ("nope", "alice", None)])
+        )
         assert isinstance(opened, AssignmentResult) and opened.arm is not None and not opened.persisted
         assert isinstance(closed, StoreUnavailableError)
         assert isinstance(missing, NotFoundError)
@@ -247,7 +254,12 @@ class TestCliOutput:
     """`assignsvc assign` says when an arm was answered without being stored."""
 
     def test_fail_open_answer_is_marked(self, capsys: pytest.CaptureFixture[str]) -> None:
-        answer = apb.Assignment(participant_id="alice", in_experiment=True, arm=apb.AssignedArm(id="b", index=1),
-                                reason=apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT, persisted=False)
+        answer = apb.Assignment(
+            participant_id="alice",
+            in_experiment=True,
+            arm=apb.AssignedArm(id="b", index=1),
+            reason=apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT,
+            persisted=False,
+        )
         print_assignment(answer, "table")
         assert "not stored: Redis unavailable" in capsys.readouterr().out

@@ -42,25 +42,50 @@ def payload(
     """A REST API Experiment object, shaped as GrowthBook's toExperimentApiInterface writes it."""
     weights = [0.5, 0.5] if weights is None else weights
     variations = [
-        {"variationId": f"var_{i}x", "key": str(i), "name": "Control" if i == 0 else f"Variation {i}",
-         "description": "", "screenshots": []}
+        {
+            "variationId": f"var_{i}x",
+            "key": str(i),
+            "name": "Control" if i == 0 else f"Variation {i}",
+            "description": "",
+            "screenshots": [],
+        }
         for i in range(len(weights))
     ]
     phase: dict[str, Any] = {
-        "name": "Main", "dateStarted": "2024-05-01T00:00:00.000Z", "dateEnded": "", "reasonForStopping": "",
-        "seed": tracking_key if seed is None else seed, "coverage": coverage,
+        "name": "Main",
+        "dateStarted": "2024-05-01T00:00:00.000Z",
+        "dateEnded": "",
+        "reasonForStopping": "",
+        "seed": tracking_key if seed is None else seed,
+        "coverage": coverage,
         "trafficSplit": [
             {"variationId": v["variationId"], "weight": w} for v, w in zip(variations, weights, strict=True)
         ],
-        "targetingCondition": "", "savedGroupTargeting": [], "prerequisites": [],
+        "targetingCondition": "",
+        "savedGroupTargeting": [],
+        "prerequisites": [],
     }
     if namespace is not None:
         phase["namespace"] = {"namespaceId": namespace[0], "range": [namespace[1], namespace[2]]}
     doc: dict[str, Any] = {
-        "id": "exp_19g61ilvwbv6rl", "trackingKey": tracking_key, "name": "Checkout CTA", "type": "standard",
-        "project": "", "hypothesis": "", "description": "", "tags": [], "owner": "", "archived": False,
-        "status": "running", "autoRefresh": True, "hashAttribute": "id", "hashVersion": hash_version,
-        "bucketVersion": 1, "minBucketVersion": 0, "variations": variations, "phases": [phase],
+        "id": "exp_19g61ilvwbv6rl",
+        "trackingKey": tracking_key,
+        "name": "Checkout CTA",
+        "type": "standard",
+        "project": "",
+        "hypothesis": "",
+        "description": "",
+        "tags": [],
+        "owner": "",
+        "archived": False,
+        "status": "running",
+        "autoRefresh": True,
+        "hashAttribute": "id",
+        "hashVersion": hash_version,
+        "bucketVersion": 1,
+        "minBucketVersion": 0,
+        "variations": variations,
+        "phases": [phase],
         "settings": {},
     }
     doc.update(top)
@@ -126,8 +151,9 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     ),
     "explicit-seed-namespace-v2": payload([0.8, 0.2], seed="reseeded-7f3a", namespace=("ns-b", 0.0, 0.5)),
     "odd-tracking-key-no-hash-version": shuffled_split(
-        payload([0.25, 0.5, 0.25], hash_version=None, coverage=0.9, seed="",
-                tracking_key="Checkout flow: new CTA 🎉 #2")
+        payload(
+            [0.25, 0.5, 0.25], hash_version=None, coverage=0.9, seed="", tracking_key="Checkout flow: new CTA 🎉 #2"
+        )
     ),
     "sum-1.005-cut-at-full-coverage": payload([0.5, 0.505]),
     "sum-1.01-three-arms-v1": payload([0.34, 0.34, 0.33], hash_version=1),
@@ -199,8 +225,14 @@ class TestSdkParity:
 
     def test_sdk_shape_is_read_as_the_sdk_reads_it(self) -> None:
         doc: dict[str, Any] = {
-            "key": "hero-banner", "variations": ["a", "b", "c"], "weights": [0.2, 0.3, 0.5], "coverage": 0.6,
-            "namespace": ["home", 0.1, 0.9], "hashVersion": 2, "seed": "s-42", "status": "running",
+            "key": "hero-banner",
+            "variations": ["a", "b", "c"],
+            "weights": [0.2, 0.3, 0.5],
+            "coverage": 0.6,
+            "namespace": ["home", 0.1, 0.9],
+            "hashVersion": 2,
+            "seed": "s-42",
+            "status": "running",
             "meta": [{"key": "control", "name": "Control"}, {"key": "blue"}, {"key": "bad key!"}],
         }
         result = imported(doc)
@@ -219,10 +251,19 @@ class TestMapping:
     """Each GrowthBook field lands in the right place of our Experiment."""
 
     def test_fields(self) -> None:
-        result = imported(payload(
-            [0.8, 0.2], hash_version=1, coverage=0.4, seed="s1", namespace=("pricing", 0.25, 0.75),
-            bucketVersion=4, minBucketVersion=2, hashAttribute="deviceId", status="running",
-        ))
+        result = imported(
+            payload(
+                [0.8, 0.2],
+                hash_version=1,
+                coverage=0.4,
+                seed="s1",
+                namespace=("pricing", 0.25, 0.75),
+                bucketVersion=4,
+                minBucketVersion=2,
+                hashAttribute="deviceId",
+                status="running",
+            )
+        )
         exp = result.experiment
         assert (exp.id, exp.name, exp.seed, exp.coverage) == ("checkout-cta", "Checkout CTA", "s1", 0.4)
         assert exp.hash_algorithm is HashAlgorithm.GROWTHBOOK_V1
@@ -232,9 +273,14 @@ class TestMapping:
         assert result.hash_attribute == "deviceId"
         assert result.notes == ()
 
-    @pytest.mark.parametrize(("status", "expected"), [
-        ("draft", ExperimentStatus.DRAFT), ("running", ExperimentStatus.RUNNING), ("stopped", ExperimentStatus.STOPPED),
-    ])
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [
+            ("draft", ExperimentStatus.DRAFT),
+            ("running", ExperimentStatus.RUNNING),
+            ("stopped", ExperimentStatus.STOPPED),
+        ],
+    )
     def test_status(self, status: str, expected: ExperimentStatus) -> None:
         assert from_growthbook(payload(status=status)).experiment.status is expected
 
@@ -288,27 +334,42 @@ class TestMapping:
     def test_targeting_condition_and_saved_groups(self) -> None:
         doc = payload(hashAttribute="deviceId", fallbackAttribute="userId")
         doc["phases"][0]["targetingCondition"] = '{"country": "US"}'
-        doc["phases"][0]["savedGroupTargeting"] = [{"matchType": "any", "savedGroups": ["grp_a", "grp_b"]},
-                                                   {"matchType": "none", "savedGroups": ["grp_c"]}]
+        doc["phases"][0]["savedGroupTargeting"] = [
+            {"matchType": "any", "savedGroups": ["grp_a", "grp_b"]},
+            {"matchType": "none", "savedGroups": ["grp_c"]},
+        ]
         result = from_growthbook(doc)
         exp = result.experiment
-        assert json.loads(exp.condition) == {"$and": [
-            {"country": "US"},
-            {"$or": [{"deviceId": {"$inGroup": "grp_a"}}, {"deviceId": {"$inGroup": "grp_b"}}]},
-            {"$nor": [{"deviceId": {"$inGroup": "grp_c"}}]},
-        ]}
+        assert json.loads(exp.condition) == {
+            "$and": [
+                {"country": "US"},
+                {"$or": [{"deviceId": {"$inGroup": "grp_a"}}, {"deviceId": {"$inGroup": "grp_b"}}]},
+                {"$nor": [{"deviceId": {"$inGroup": "grp_c"}}]},
+            ]
+        }
         assert (exp.hash_attribute, exp.fallback_attribute) == ("deviceId", "userId")
         assert any("savedGroupTargeting[0]" in note for note in result.notes)
 
     def test_sdk_condition_and_id_attribute(self) -> None:
-        result = from_growthbook({"key": "k", "variations": [0, 1], "condition": {"plan": {"$in": ["pro"]}},
-                                  "hashAttribute": "id", "fallbackAttribute": "deviceId"})
+        result = from_growthbook(
+            {
+                "key": "k",
+                "variations": [0, 1],
+                "condition": {"plan": {"$in": ["pro"]}},
+                "hashAttribute": "id",
+                "fallbackAttribute": "deviceId",
+            }
+        )
         assert result.experiment.condition == '{"plan":{"$in":["pro"]}}'
         assert (result.experiment.hash_attribute, result.experiment.fallback_attribute) == ("", "")
 
-    @pytest.mark.parametrize(("condition", "start"), [
-        ('{"a": {"$regex": "("}}', "a.$regex: invalid regex"), ("{not json", "is not valid JSON"),
-    ])
+    @pytest.mark.parametrize(
+        ("condition", "start"),
+        [
+            ('{"a": {"$regex": "("}}', "a.$regex: invalid regex"),
+            ("{not json", "is not valid JSON"),
+        ],
+    )
     def test_bad_targeting_condition(self, condition: str, start: str) -> None:
         doc = payload()
         doc["phases"][0]["targetingCondition"] = condition
@@ -329,10 +390,16 @@ class TestWebhookEnvelope:
     @pytest.mark.parametrize("event", ["experiment.created", "experiment.updated"])
     def test_unwraps(self, event: str) -> None:
         body = {
-            "event": event, "object": "experiment", "api_version": "2024-07-31", "created": 1720000000000,
+            "event": event,
+            "object": "experiment",
+            "api_version": "2024-07-31",
+            "created": 1720000000000,
             "data": {"object": payload(), "previous_attributes": {"status": "draft"}},
             "user": {"type": "dashboard", "id": "u_1", "email": "a@example.com", "name": "A"},
-            "projects": [], "tags": [], "environments": [], "containsSecrets": False,
+            "projects": [],
+            "tags": [],
+            "environments": [],
+            "containsSecrets": False,
         }
         assert from_growthbook(body) == from_growthbook(payload())
 
@@ -376,6 +443,7 @@ def _set(path: str, value: Any) -> Any:
             del target[int(last) if last.isdigit() else last]
         else:
             target[int(last) if last.isdigit() else last] = value
+
     return change
 
 
@@ -383,10 +451,13 @@ _DELETE = object()
 
 BAD_INPUTS = {
     "no variations": (_set("variations", _DELETE), "variations"),
-    "one variation": (lambda d: (
-        _set("variations", d["variations"][:1])(d),
-        _set("phases/0/trafficSplit", d["phases"][0]["trafficSplit"][:1])(d),
-    ), "variations"),
+    "one variation": (
+        lambda d: (
+            _set("variations", d["variations"][:1])(d),
+            _set("phases/0/trafficSplit", d["phases"][0]["trafficSplit"][:1])(d),
+        ),
+        "variations",
+    ),
     "variation not an object": (_set("variations/1", "B"), "variations[1]"),
     "variation key not a string": (_set("variations/0/key", 7), "variations[0].key"),
     "variation without variationId": (_set("variations/2/variationId", _DELETE), "variations[2].variationId"),
@@ -395,16 +466,20 @@ BAD_INPUTS = {
     "weight missing": (_set("phases/0/trafficSplit/0/weight", _DELETE), "phases[0].trafficSplit[0].weight"),
     "split entry not an object": (_set("phases/0/trafficSplit/2", 0.5), "phases[0].trafficSplit[2]"),
     "split unknown variation": (
-        _set("phases/0/trafficSplit/0/variationId", "nope"), "phases[0].trafficSplit[0].variationId"),
+        _set("phases/0/trafficSplit/0/variationId", "nope"),
+        "phases[0].trafficSplit[0].variationId",
+    ),
     "split duplicate variation": (
-        _set("phases/0/trafficSplit/1/variationId", "var_0x"), "phases[0].trafficSplit[1].variationId"),
+        _set("phases/0/trafficSplit/1/variationId", "var_0x"),
+        "phases[0].trafficSplit[1].variationId",
+    ),
     "split missing a variation": (_set("phases/0/trafficSplit/2", _DELETE), "phases[0].trafficSplit"),
     "split not a list": (_set("phases/0/trafficSplit", {"var_0x": 1}), "phases[0].trafficSplit"),
-    "weights sum 0.99": (
-        _set("phases/0/trafficSplit/2/weight", 0.49), "phases[0].trafficSplit"),
+    "weights sum 0.99": (_set("phases/0/trafficSplit/2/weight", 0.49), "phases[0].trafficSplit"),
     "weights sum 1.005 under partial coverage": (
         lambda d: (_set("phases/0/trafficSplit/2/weight", 0.505)(d), _set("phases/0/coverage", 0.5)(d)),
-        "phases[0].trafficSplit"),
+        "phases[0].trafficSplit",
+    ),
     "coverage not a number": (_set("phases/0/coverage", "all"), "phases[0].coverage"),
     "hashVersion 3": (_set("hashVersion", 3), "hashVersion"),
     "hashVersion a string": (_set("hashVersion", "2"), "hashVersion"),
@@ -413,11 +488,14 @@ BAD_INPUTS = {
     "namespace range reversed": (_set("phases/0/namespace/range", [0.7, 0.2]), "phases[0].namespace.range"),
     "namespace range text": (_set("phases/0/namespace/range", ["0", 0.5]), "phases[0].namespace.range"),
     "namespace id outside our set": (
-        _set("phases/0/namespace/namespaceId", "pricing page"), "phases[0].namespace.namespaceId"),
+        _set("phases/0/namespace/namespaceId", "pricing page"),
+        "phases[0].namespace.namespaceId",
+    ),
     "namespace id missing": (_set("phases/0/namespace/namespaceId", _DELETE), "phases[0].namespace.namespaceId"),
     "multi-range namespace": (
         _set("phases/0/namespace", {"namespaceId": "pricing", "ranges": [[0, 0.1], [0.5, 0.6]]}),
-        "phases[0].namespace.ranges"),
+        "phases[0].namespace.ranges",
+    ),
     "namespace not an object": (_set("phases/0/namespace", ["pricing", 0, 1]), "phases[0].namespace"),
     "phases not a list": (_set("phases", {"0": {}}), "phases"),
     "phase not an object": (_set("phases/0", "main"), "phases[0]"),
@@ -428,8 +506,7 @@ BAD_INPUTS = {
     "bucketVersion fractional": (_set("bucketVersion", 1.5), "bucketVersion"),
     "minBucketVersion above bucketVersion": (_set("minBucketVersion", 5), "minBucketVersion"),
     "no trackingKey nor id": (lambda d: (d.pop("trackingKey"), d.pop("id")), "trackingKey"),
-    "trackingKey without a letter or digit": (
-        lambda d: (_set("trackingKey", "🎉🎉")(d), d.pop("id")), "trackingKey"),
+    "trackingKey without a letter or digit": (lambda d: (_set("trackingKey", "🎉🎉")(d), d.pop("id")), "trackingKey"),
     "hashAttribute not a string": (_set("hashAttribute", ["id"]), "hashAttribute"),
 }
 
@@ -453,13 +530,16 @@ class TestBadInput:
         assert sorted(fields_of(doc)) == ["hashVersion", "phases[0].trafficSplit[0].weight", "status"]
         assert fields_of(payload([0.33, 0.33, 0.33], hash_version=3)) == ["hashVersion", "phases[0].trafficSplit"]
 
-    @pytest.mark.parametrize(("doc", "field"), [
-        ({"key": "k", "variations": [1, 2], "namespace": ["ns", 0.5]}, "namespace"),
-        ({"key": "k", "variations": [1, 2], "ranges": [[0, 0.5], [0.5, 1]]}, "ranges"),
-        ({"key": "k", "variations": [1, 2], "weights": [0.5, None]}, "weights[1]"),
-        ({"key": "k", "variations": [1]}, "variations"),
-        ({"key": "", "variations": [1, 2]}, "key"),
-    ])
+    @pytest.mark.parametrize(
+        ("doc", "field"),
+        [
+            ({"key": "k", "variations": [1, 2], "namespace": ["ns", 0.5]}, "namespace"),
+            ({"key": "k", "variations": [1, 2], "ranges": [[0, 0.5], [0.5, 1]]}, "ranges"),
+            ({"key": "k", "variations": [1, 2], "weights": [0.5, None]}, "weights[1]"),
+            ({"key": "k", "variations": [1]}, "variations"),
+            ({"key": "", "variations": [1, 2]}, "key"),
+        ],
+    )
     def test_sdk_shape(self, doc: dict[str, Any], field: str) -> None:
         assert fields_of(doc) == [field]
 
@@ -470,11 +550,31 @@ JSON = st.recursive(
     max_leaves=6,
 )
 FIELDS = [
-    "trackingKey", "id", "name", "status", "hashVersion", "hashAttribute", "bucketVersion", "minBucketVersion",
-    "variations", "variations/0", "variations/1/key", "variations/1/variationId", "variations/0/name", "phases",
-    "phases/0", "phases/0/coverage", "phases/0/seed", "phases/0/trafficSplit", "phases/0/trafficSplit/0",
-    "phases/0/trafficSplit/1/weight", "phases/0/trafficSplit/1/variationId", "phases/0/namespace",
-    "phases/0/namespace/range", "phases/0/namespace/range/0", "phases/0/namespace/namespaceId",
+    "trackingKey",
+    "id",
+    "name",
+    "status",
+    "hashVersion",
+    "hashAttribute",
+    "bucketVersion",
+    "minBucketVersion",
+    "variations",
+    "variations/0",
+    "variations/1/key",
+    "variations/1/variationId",
+    "variations/0/name",
+    "phases",
+    "phases/0",
+    "phases/0/coverage",
+    "phases/0/seed",
+    "phases/0/trafficSplit",
+    "phases/0/trafficSplit/0",
+    "phases/0/trafficSplit/1/weight",
+    "phases/0/trafficSplit/1/variationId",
+    "phases/0/namespace",
+    "phases/0/namespace/range",
+    "phases/0/namespace/range/0",
+    "phases/0/namespace/namespaceId",
     "phases/0/namespace/enabled",
 ]
 

@@ -47,14 +47,22 @@ def random_config(rng: random.Random, index: int) -> tuple[Experiment, GBExperim
     version = 1 if index % 2 == 0 else 2
     seed = rng.choice(["", f"seed-{index}", "ünïcödé-\U0001f600"])
     ours = Experiment(
-        id=f"exp-{index}", name="x", arms=tuple(Arm(f"a{i}", f"a{i}", w) for i, w in enumerate(weights)),
-        coverage=coverage, namespace=namespace, seed=seed,
+        id=f"exp-{index}",
+        name="x",
+        arms=tuple(Arm(f"a{i}", f"a{i}", w) for i, w in enumerate(weights)),
+        coverage=coverage,
+        namespace=namespace,
+        seed=seed,
         hash_algorithm=HashAlgorithm.GROWTHBOOK_V1 if version == 1 else HashAlgorithm.GROWTHBOOK_V2,
     )
     theirs = GBExperiment(
-        key=ours.id, variations=list(range(n)), weights=weights, coverage=coverage,
+        key=ours.id,
+        variations=list(range(n)),
+        weights=weights,
+        coverage=coverage,
         namespace=(namespace.id, namespace.start, namespace.end) if namespace else None,
-        hashVersion=version, seed=seed or None,
+        hashVersion=version,
+        seed=seed or None,
     )
     return ours, theirs
 

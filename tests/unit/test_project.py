@@ -17,11 +17,13 @@ PACKAGE = SRC / "assignsvc"
 # only each other; v1 (generated) only from the edges that speak gRPC.
 LAYERS: dict[str, int] = {
     "core": 0,
-    "store": 1, "documents": 1,
+    "store": 1,
+    "documents": 1,
     "app": 2,
     "api": 3,
     "server": 4,
-    "cli": 5, "__main__": 5,
+    "cli": 5,
+    "__main__": 5,
 }
 LEAVES = {"errors", "config", "logs", "metrics", "__init__"}
 V1_IMPORTERS = {"api", "server", "cli"}
@@ -38,9 +40,16 @@ class TestGeneratedCode:
         protos = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "protos").rglob("*.proto"))
         from google.rpc import status_pb2  # noqa: PLC0415 - googleapis-common-protos ships status.proto beside it
 
-        args = ["protoc", "-Iprotos", f"-I{Path(status_pb2.__file__).parents[2]}", f"--python_out={tmp_path}",
-                f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}",
-                "-I" + str(Path(protoc.__file__).parent / "_proto"), *protos]
+        args = [
+            "protoc",
+            "-Iprotos",
+            f"-I{Path(status_pb2.__file__).parents[2]}",
+            f"--python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            "-I" + str(Path(protoc.__file__).parent / "_proto"),
+            *protos,
+        ]
         import os  # noqa: PLC0415
 
         cwd = os.getcwd()
@@ -50,10 +59,7 @@ class TestGeneratedCode:
         finally:
             os.chdir(cwd)
         generated = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*.py*")}
-        committed = {
-            p.relative_to(SRC): p.read_bytes()
-            for p in (PACKAGE / "v1").glob("*_pb2*.py*")
-        }
+        committed = {p.relative_to(SRC): p.read_bytes() for p in (PACKAGE / "v1").glob("*_pb2*.py*")}
         assert generated.keys() == committed.keys(), "run `make proto` and commit the result"
         for path, content in generated.items():
             assert committed[path] == content, f"{path} drifted from the .proto files: run `make proto`"
@@ -84,9 +90,14 @@ def imported_modules(package: Path, path: Path) -> set[str]:
             module = _absolute(package, path, node)
             names.add(module)
             names |= {f"{module}.{alias.name}" for alias in node.names}
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name)
-              and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             names.add(node.args[0].value)
     return {name for name in names if name.startswith(package.name + ".")}
 

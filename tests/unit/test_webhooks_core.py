@@ -129,11 +129,21 @@ class TestRetrySchedule:
 class TestUrlRules:
     """Only http(s) URLs of sane length, with a host and no credentials."""
 
-    @pytest.mark.parametrize("url", [
-        "", "ftp://example.com/", "file:///etc/passwd", "http:///nohost", "http://u:p@example.com/",
-        "http://example.com:0/", "http://example.com/" + "a" * 2100, "http://exa mple.com/",
-        "http://example.com:99999/", "javascript:alert(1)",
-    ])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "",
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "http:///nohost",
+            "http://u:p@example.com/",
+            "http://example.com:0/",
+            "http://example.com/" + "a" * 2100,
+            "http://exa mple.com/",
+            "http://example.com:99999/",
+            "javascript:alert(1)",
+        ],
+    )
     def test_refused(self, url: str) -> None:
         assert url_violations(url) != []
 
@@ -148,18 +158,41 @@ LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 class TestSsrfGuard:
     """Non-public addresses are refused (whatever their spelling); the allow-list lets some through."""
 
-    @pytest.mark.parametrize("address", [
-        "10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-        "224.0.0.1", "::1", "fc00::1", "fd12:3456::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-        "2002:0a00:0001::1", "192.0.2.1", "198.18.0.1",
-        # NAT64 and IPv4-compatible forms of private addresses, site-local (found in review)
-        "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::a00:1", "::7f00:1", "::a00:1", "fec0::1",
-    ])
+    @pytest.mark.parametrize(
+        "address",
+        [
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2002:0a00:0001::1",
+            "192.0.2.1",
+            "198.18.0.1",
+            # NAT64 and IPv4-compatible forms of private addresses, site-local (found in review)
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "::7f00:1",
+            "::a00:1",
+            "fec0::1",
+        ],
+    )
     def test_refused(self, address: str) -> None:
         assert refusal(ipaddress.ip_address(address), ()) is not None
 
-    @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8",
-                                         "64:ff9b::808:808"])
+    @pytest.mark.parametrize(
+        "address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+    )
     def test_public_allowed(self, address: str) -> None:
         assert refusal(ipaddress.ip_address(address), ()) is None
 

@@ -7,5 +7,9 @@ from assignsvc.api.saved_group_servicer import SavedGroupServicer
 from assignsvc.api.webhook_servicer import WebhookServicer
 
 __all__ = [
-    "AssignmentServicer", "BulkAssignmentServicer", "ExperimentServicer", "SavedGroupServicer", "WebhookServicer",
+    "AssignmentServicer",
+    "BulkAssignmentServicer",
+    "ExperimentServicer",
+    "SavedGroupServicer",
+    "WebhookServicer",
 ]

@@ -18,7 +18,9 @@ from assignsvc.v1 import access_service_pb2_grpc as pb_grpc
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 _SCOPES = {
-    pb.API_KEY_SCOPE_ASSIGN: Scope.ASSIGN, pb.API_KEY_SCOPE_READ: Scope.READ, pb.API_KEY_SCOPE_ADMIN: Scope.ADMIN,
+    pb.API_KEY_SCOPE_ASSIGN: Scope.ASSIGN,
+    pb.API_KEY_SCOPE_READ: Scope.READ,
+    pb.API_KEY_SCOPE_ADMIN: Scope.ADMIN,
 }
 _SCOPES_PB = {v: k for k, v in _SCOPES.items()}
 
@@ -37,8 +39,12 @@ def datasource_to_pb(datasource: Datasource) -> pb.Datasource:
 def api_key_to_pb(key: ApiKey, last_used_ms: int = 0) -> pb.ApiKey:
     """The API's view of a key record (never its digest)."""
     msg = pb.ApiKey(
-        id=key.id, name=key.name, scopes=sorted(_SCOPES_PB[s] for s in key.scopes if s in _SCOPES_PB),
-        requests_per_second=key.rate_limit.per_second, burst=key.rate_limit.burst, hint=key.hint,
+        id=key.id,
+        name=key.name,
+        scopes=sorted(_SCOPES_PB[s] for s in key.scopes if s in _SCOPES_PB),
+        requests_per_second=key.rate_limit.per_second,
+        burst=key.rate_limit.burst,
+        hint=key.hint,
         create_time=_ts(key.create_time_ms),
     )
     if key.revoke_time_ms:

@@ -128,8 +128,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         The reader blocks once the window is full, so a caller that stops reading
         responses (HTTP/2 flow control stalls our writes) is not read any further.
         """
-        window: asyncio.Queue[asyncio.Task[AssignmentResult | AssignsvcError] | AssignsvcError | None] = (
-            asyncio.Queue(STREAM_WINDOW))
+        window: asyncio.Queue[asyncio.Task[AssignmentResult | AssignsvcError] | AssignsvcError | None] = asyncio.Queue(
+            STREAM_WINDOW
+        )
 
         async def read() -> None:
             first = True

@@ -39,8 +39,12 @@ def filters_from_pb(request: pb.ExportAssignmentsRequest) -> ExportFilters:
     )
 
 
-def add_rows(response: pb.ExportAssignmentsResponse, arm_ids: list[str], rows: Sequence[ExportedRow],
-             strata: dict[str, pb.ExportedAssignment]) -> None:
+def add_rows(
+    response: pb.ExportAssignmentsResponse,
+    arm_ids: list[str],
+    rows: Sequence[ExportedRow],
+    strata: dict[str, pb.ExportedAssignment],
+) -> None:
     """Append rows to a chunk in place (2.5x faster than building each message and its
     Timestamp apart, measured); strata caches a message holding each stratum's map."""
     add = response.assignments.add
@@ -70,7 +74,7 @@ async def paced_chunk_to_pb(chunk: ExportChunk, pacer: Pacer) -> pb.ExportAssign
     arm_ids = [arm.id for arm in chunk.experiment.arms]
     strata: dict[str, pb.ExportedAssignment] = {}
     for start in range(0, len(chunk.rows), SLICE_ROWS):
-        add_rows(response, arm_ids, chunk.rows[start:start + SLICE_ROWS], strata)
+        add_rows(response, arm_ids, chunk.rows[start : start + SLICE_ROWS], strata)
         await pacer.checkpoint()
     return response
 
@@ -79,7 +83,10 @@ class BulkAssignmentServicer(pb_grpc.BulkAssignmentServiceServicer):
     """gRPC adapter for Exporter and Preassigner."""
 
     def __init__(
-        self, exporter: Exporter, preassigner: Preassigner, activity: Callable[[], int] = lambda: 0,
+        self,
+        exporter: Exporter,
+        preassigner: Preassigner,
+        activity: Callable[[], int] = lambda: 0,
         bulk_share: float = 0.1,
     ) -> None:
         self._exporter = exporter
@@ -115,13 +122,16 @@ class BulkAssignmentServicer(pb_grpc.BulkAssignmentServiceServicer):
                 ensure_live()
                 if message.experiment_id and message.experiment_id != first.experiment_id:
                     raise InvalidArgumentError.single(
-                        "experiment_id", f"must be {first.experiment_id!r} (as in the first message) or empty")
+                        "experiment_id", f"must be {first.experiment_id!r} (as in the first message) or empty"
+                    )
                 yield _groups(message)
 
         summary = await self._preassigner.preassign(experiment_id, batches())
         return pb.PreassignParticipantsResponse(
-            experiment_id=local_part(summary.experiment.id), bucket_version=summary.experiment.bucket_version,
-            received_count=summary.received, created_count=summary.created,
+            experiment_id=local_part(summary.experiment.id),
+            bucket_version=summary.experiment.bucket_version,
+            received_count=summary.received,
+            created_count=summary.created,
             already_assigned_count=summary.already_assigned,
             strata=strata_to_pb(summary.experiment.arms, summary.strata),
         )

@@ -234,7 +234,9 @@ def _arm_stats(arms: tuple[Arm, ...], counts: list[int]) -> list[espb.ArmStats]:
     total = sum(counts)
     return [
         espb.ArmStats(
-            arm_id=arm.id, assignments=count, weight=arm.weight,
+            arm_id=arm.id,
+            assignments=count,
+            weight=arm.weight,
             observed_fraction=count / total if total else 0.0,
         )
         for arm, count in zip(arms, counts, strict=True)
@@ -246,7 +248,8 @@ def strata_to_pb(arms: tuple[Arm, ...], strata: list[StratumCounts]) -> list[esp
     return [
         espb.StratumStats(
             attributes=json.loads(s.stratum) if s.stratum else {},
-            arms=_arm_stats(arms, s.counts), total_assignments=sum(s.counts),
+            arms=_arm_stats(arms, s.counts),
+            total_assignments=sum(s.counts),
         )
         for s in strata
     ]

@@ -57,9 +57,7 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         self, request: pb.ListExperimentsRequest, context: Context
     ) -> pb.ListExperimentsResponse:
         page, next_token = self._catalog.list(request.page_size, request.page_token, caller_datasource())
-        return pb.ListExperimentsResponse(
-            experiments=[experiment_to_pb(e) for e in page], next_page_token=next_token
-        )
+        return pb.ListExperimentsResponse(experiments=[experiment_to_pb(e) for e in page], next_page_token=next_token)
 
     @maps_domain_errors
     async def UpdateExperiment(  # noqa: N802 - gRPC method name
@@ -112,7 +110,9 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         self, request: pb.RerandomizeExperimentRequest, context: Context
     ) -> pb.RerandomizeExperimentResponse:
         changed = await self._catalog.rerandomize(
-            scoped(request.experiment_id), request.etag, request.seed,
+            scoped(request.experiment_id),
+            request.etag,
+            request.seed,
             block_previous=request.block_previous_participants,
         )
         return pb.RerandomizeExperimentResponse(experiment=experiment_to_pb(changed))

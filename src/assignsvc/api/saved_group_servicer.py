@@ -27,8 +27,12 @@ def _timestamp(ms: int) -> Timestamp:
 def group_to_pb(group: SavedGroup) -> pb.SavedGroup:
     """The API's view of a stored group."""
     return pb.SavedGroup(
-        id=local_part(group.id), name=group.name, size=group.size, create_time=_timestamp(group.create_time_ms),
-        update_time=_timestamp(group.update_time_ms), etag=format_group_etag(group),
+        id=local_part(group.id),
+        name=group.name,
+        size=group.size,
+        create_time=_timestamp(group.create_time_ms),
+        update_time=_timestamp(group.update_time_ms),
+        etag=format_group_etag(group),
     )
 
 

@@ -18,8 +18,16 @@ CALLER_DATASOURCE: ContextVar[str] = ContextVar("caller_datasource", default=DEF
 # The call's key, for streams and batches to check again as they go (None without auth).
 CALLER_GRANT: ContextVar[CallerGrant | None] = ContextVar("caller_grant", default=None)
 
-__all__ = ["CALLER_DATASOURCE", "CALLER_GRANT", "bill_items", "caller_datasource", "ensure_live", "local_part",
-           "scoped", "take_item"]
+__all__ = [
+    "CALLER_DATASOURCE",
+    "CALLER_GRANT",
+    "bill_items",
+    "caller_datasource",
+    "ensure_live",
+    "local_part",
+    "scoped",
+    "take_item",
+]
 
 
 def caller_datasource() -> str:

@@ -149,21 +149,28 @@ def _refusal(code: int, reason: str, message: str, retry_delay_s: float | None =
 OVERLOADED_RETRY_DELAY_S = 0.05
 # Refusals the server interceptor answers before any servicer runs (built once: they never change).
 OVERLOADED = _refusal(
-    code_pb2.RESOURCE_EXHAUSTED, "OVERLOADED", "too many concurrent calls; retry after the delay",
+    code_pb2.RESOURCE_EXHAUSTED,
+    "OVERLOADED",
+    "too many concurrent calls; retry after the delay",
     OVERLOADED_RETRY_DELAY_S,
 )
 DRAINING = _refusal(code_pb2.UNAVAILABLE, "DRAINING", "server is shutting down; retry on another replica", 0.0)
 
 # Authentication refusals (service.interceptors); rate limits carry the key's own delay.
 UNAUTHENTICATED_MISSING = _refusal(
-    code_pb2.UNAUTHENTICATED, "CREDENTIALS_MISSING", "send the x-api-key and datasource-id metadata")
+    code_pb2.UNAUTHENTICATED, "CREDENTIALS_MISSING", "send the x-api-key and datasource-id metadata"
+)
 UNAUTHENTICATED_MALFORMED = _refusal(
-    code_pb2.UNAUTHENTICATED, "CREDENTIALS_MALFORMED", "x-api-key is not an assignsvc key (asv_..., checksum failed)")
+    code_pb2.UNAUTHENTICATED, "CREDENTIALS_MALFORMED", "x-api-key is not an assignsvc key (asv_..., checksum failed)"
+)
 UNAUTHENTICATED_INVALID = _refusal(
-    code_pb2.UNAUTHENTICATED, "CREDENTIALS_INVALID",
-    "x-api-key is unknown or revoked, or is not a key of the datasource-id sent")
+    code_pb2.UNAUTHENTICATED,
+    "CREDENTIALS_INVALID",
+    "x-api-key is unknown or revoked, or is not a key of the datasource-id sent",
+)
 PERMISSION_DENIED = _refusal(
-    code_pb2.PERMISSION_DENIED, "SCOPE_MISSING", "this API key's scopes do not allow this call")
+    code_pb2.PERMISSION_DENIED, "SCOPE_MISSING", "this API key's scopes do not allow this call"
+)
 
 
 def rate_limited(retry_delay_s: float) -> Any:

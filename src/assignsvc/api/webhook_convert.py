@@ -27,18 +27,30 @@ def _ts(ms: int) -> Timestamp:
 def webhook_from_pb(msg: wpb.Webhook) -> Webhook:
     """The user-settable fields of a request's webhook."""
     return Webhook(
-        id=scoped(msg.id), url=msg.url, events=tuple(msg.events), enabled=msg.enabled, description=msg.description,
-        token=msg.token, sign_body=msg.sign_body,
+        id=scoped(msg.id),
+        url=msg.url,
+        events=tuple(msg.events),
+        enabled=msg.enabled,
+        description=msg.description,
+        token=msg.token,
+        sign_body=msg.sign_body,
     )
 
 
 def webhook_to_pb(webhook: Webhook, *, with_secret: bool = False) -> wpb.Webhook:
     """The API's view: never the token, the secret only when asked (create, rotate)."""
     msg = wpb.Webhook(
-        id=local_part(webhook.id), url=webhook.url, events=list(webhook.events), enabled=webhook.enabled,
-        description=webhook.description, has_token=bool(webhook.token), sign_body=webhook.sign_body,
-        disabled_reason=webhook.disabled_reason, failed_events=webhook.failed_events,
-        create_time=_ts(webhook.create_time_ms), update_time=_ts(webhook.update_time_ms),
+        id=local_part(webhook.id),
+        url=webhook.url,
+        events=list(webhook.events),
+        enabled=webhook.enabled,
+        description=webhook.description,
+        has_token=bool(webhook.token),
+        sign_body=webhook.sign_body,
+        disabled_reason=webhook.disabled_reason,
+        failed_events=webhook.failed_events,
+        create_time=_ts(webhook.create_time_ms),
+        update_time=_ts(webhook.update_time_ms),
     )
     if with_secret and webhook.secrets:
         msg.secret = webhook.secrets[0].value
@@ -51,17 +63,26 @@ def webhook_to_pb(webhook: Webhook, *, with_secret: bool = False) -> wpb.Webhook
 def delivery_to_pb(record: DeliveryRecord) -> wpb.Delivery:
     """One delivery with its attempts."""
     msg = wpb.Delivery(
-        id=record.id, event_id=record.event_id, event_type=record.event_type,
-        state=_STATES.get(record.state, wpb.DELIVERY_STATE_UNSPECIFIED), attempt_count=record.attempt,
-        create_time=_ts(record.created_ms), payload=record.payload,
+        id=record.id,
+        event_id=record.event_id,
+        event_type=record.event_type,
+        state=_STATES.get(record.state, wpb.DELIVERY_STATE_UNSPECIFIED),
+        attempt_count=record.attempt,
+        create_time=_ts(record.created_ms),
+        payload=record.payload,
     )
     if record.state == "pending" and record.next_ms is not None:
         msg.next_attempt_time.CopyFrom(_ts(record.next_ms))
     for a in record.attempts:
         latency = Duration()
         latency.FromMilliseconds(int(a.get("latency_ms", 0)))
-        msg.attempts.append(wpb.DeliveryAttempt(
-            attempt=int(a.get("attempt", 0)), time=_ts(int(a.get("time_ms", 0))),
-            response_status=int(a.get("status", 0)), latency=latency, error=str(a.get("error", "")),
-        ))
+        msg.attempts.append(
+            wpb.DeliveryAttempt(
+                attempt=int(a.get("attempt", 0)),
+                time=_ts(int(a.get("time_ms", 0))),
+                response_status=int(a.get("status", 0)),
+                latency=latency,
+                error=str(a.get("error", "")),
+            )
+        )
     return msg

@@ -66,8 +66,13 @@ class Refusal(enum.Enum):
 class KeyRing:
     """Live keys by digest (memory only on the call path), rate buckets, last-used times."""
 
-    def __init__(self, store: RedisAccessStore, operator_digest: str = "", clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Clock = wall_clock_ms) -> None:
+    def __init__(
+        self,
+        store: RedisAccessStore,
+        operator_digest: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Clock = wall_clock_ms,
+    ) -> None:
         self._store = store
         # digest -> (digest, key, every scope the key grants): what a call's check reads.
         self._by_digest: dict[bytes, tuple[bytes, ApiKey, frozenset[Scope], CallerGrant]] = {}
@@ -93,7 +98,10 @@ class KeyRing:
             live.append(self._configured)
         self._by_digest = {
             bytes.fromhex(k.digest): (
-                bytes.fromhex(k.digest), k, frozenset(s for s in Scope if grants(k.scopes, s)), CallerGrant(self, k)
+                bytes.fromhex(k.digest),
+                k,
+                frozenset(s for s in Scope if grants(k.scopes, s)),
+                CallerGrant(self, k),
             )
             for k in live
         }
@@ -228,8 +236,13 @@ class CreatedKey:
 class AccessManager:
     """DatasourceService and ApiKeyService: datasources, and keys within one."""
 
-    def __init__(self, store: RedisAccessStore, ring: KeyRing | None = None, clock: Clock = wall_clock_ms,
-                 random_hex: Callable[[int], str] = secrets.token_hex) -> None:
+    def __init__(
+        self,
+        store: RedisAccessStore,
+        ring: KeyRing | None = None,
+        clock: Clock = wall_clock_ms,
+        random_hex: Callable[[int], str] = secrets.token_hex,
+    ) -> None:
         self._store = store
         self._ring = ring
         self._clock = clock
@@ -265,7 +278,8 @@ class AccessManager:
         """A new key of the datasource; the returned secret is the only copy there will be."""
         if not datasource:
             raise InvalidArgumentError.single(
-                "datasource-id", "names the datasource of the new key (operator keys come from `assignsvc bootstrap`)")
+                "datasource-id", "names the datasource of the new key (operator keys come from `assignsvc bootstrap`)"
+            )
         violations = scope_violations(scopes, "api_key.scopes") + rate_limit_violations(rate_limit, "api_key")
         if len(name.encode()) > MAX_NAME_BYTES:
             violations.append(FieldViolation("api_key.name", f"must be at most {MAX_NAME_BYTES} bytes"))
@@ -283,8 +297,14 @@ class AccessManager:
     ) -> CreatedKey:
         secret = new_key()
         record = ApiKey(
-            id="key_" + self._random_hex(8), datasource=datasource, digest=key_digest(secret), scopes=scopes,
-            name=name, hint=secret[:HINT_LENGTH], rate_limit=rate_limit, create_time_ms=self._clock(),
+            id="key_" + self._random_hex(8),
+            datasource=datasource,
+            digest=key_digest(secret),
+            scopes=scopes,
+            name=name,
+            hint=secret[:HINT_LENGTH],
+            rate_limit=rate_limit,
+            create_time_ms=self._clock(),
         )
         if not await self._store.create_key(record):  # 64 random bits: a clash means a broken RNG
             raise RuntimeError("API key id clash")

@@ -129,9 +129,7 @@ class ExperimentApplier:
         changes = lifecycle.diff(current, updated)
         if not changes:
             return ApplyOutcome(ApplyAction.UNCHANGED, [], current), current.revision
-        stored = dataclasses.replace(
-            updated, revision=current.revision + 1, update_time_ms=self._catalog.now_ms()
-        )
+        stored = dataclasses.replace(updated, revision=current.revision + 1, update_time_ms=self._catalog.now_ms())
         return ApplyOutcome(ApplyAction.UPDATED, changes, stored, current), current.revision
 
     async def _successor(self, current: Experiment, item: Desired, prefix: str) -> Experiment:

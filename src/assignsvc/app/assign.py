@@ -175,7 +175,10 @@ class Assigner:
         return budget
 
     async def assign(
-        self, experiment_id: str, participant_id: str, attributes: Attributes | None = None,
+        self,
+        experiment_id: str,
+        participant_id: str,
+        attributes: Attributes | None = None,
         time_remaining_s: float | None = None,
     ) -> AssignmentResult:
         """The stored arm if any; else, if the experiment takes new participants and the
@@ -191,7 +194,10 @@ class Assigner:
         else:
             try:
                 claim = await self._store.claim(
-                    prepared.experiment, prepared.unit_id, prepared.proposed_arm, prepared.now_ms,
+                    prepared.experiment,
+                    prepared.unit_id,
+                    prepared.proposed_arm,
+                    prepared.now_ms,
                     self._store_budget(time_remaining_s),
                 )
             except StoreUnavailableError as error:
@@ -225,12 +231,18 @@ class Assigner:
         finish = self._finish
         if failure is None and len(pending) == len(answers):  # the common batch: every item claimed
             results: list[AssignmentResult | AssignsvcError] = [
-                finish(p, claim) for p, claim in zip(pending, claims, strict=True)]
+                finish(p, claim) for p, claim in zip(pending, claims, strict=True)
+            ]
         else:
             claimed = iter(claims)
-            results = [a if not isinstance(a, PendingClaim)
-                       else finish(a, next(claimed)) if failure is None
-                       else _failure_answer(a, failure) for a in answers]
+            results = [
+                a
+                if not isinstance(a, PendingClaim)
+                else finish(a, next(claimed))
+                if failure is None
+                else _failure_answer(a, failure)
+                for a in answers
+            ]
         self._count_arms(results)
         return results
 
@@ -276,8 +288,9 @@ class Assigner:
         if targeting.hash_attribute:
             found = targeting.unit_id(participant_id, attributes or EMPTY_ATTRIBUTES)
             if found is None:
-                return AssignmentResult(experiment.id, participant_id, AssignmentReason.MISSING_HASH_ATTRIBUTE,
-                                        experiment.bucket_version)
+                return AssignmentResult(
+                    experiment.id, participant_id, AssignmentReason.MISSING_HASH_ATTRIBUTE, experiment.bucket_version
+                )
             _check_unit_id(found, targeting.hash_attribute)
             unit_id = found
         cache_key = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, unit_id)
@@ -285,8 +298,14 @@ class Assigner:
         if cached is not None:  # a stored row never changes: no Redis call
             arm_index, first_seen_ms = cached
             return AssignmentResult(
-                experiment.id, participant_id, AssignmentReason.STICKY, experiment.bucket_version,
-                arm=experiment.arms[arm_index], arm_index=arm_index, first_seen_ms=first_seen_ms, persisted=True,
+                experiment.id,
+                participant_id,
+                AssignmentReason.STICKY,
+                experiment.bucket_version,
+                arm=experiment.arms[arm_index],
+                arm_index=arm_index,
+                first_seen_ms=first_seen_ms,
+                persisted=True,
             )
         proposed: int | None = None
         closed = scope.closed
@@ -311,7 +330,10 @@ class Assigner:
         return self._result(pending.experiment, pending.participant_id, claim, pending.fallback)
 
     async def get_assignment(
-        self, experiment_id: str, participant_id: str, attributes: Attributes | None = None,
+        self,
+        experiment_id: str,
+        participant_id: str,
+        attributes: Attributes | None = None,
         time_remaining_s: float | None = None,
     ) -> AssignmentResult:
         """The forced arm, else the stored arm at the current bucket version; NotFoundError if none.
@@ -336,8 +358,12 @@ class Assigner:
     def _forced(experiment: Experiment, participant_id: str, arm_id: str) -> AssignmentResult:
         index = experiment.arm_index(arm_id)  # validated to exist when stored
         return AssignmentResult(
-            experiment.id, participant_id, AssignmentReason.FORCED, experiment.bucket_version,
-            arm=experiment.arms[index], arm_index=index,
+            experiment.id,
+            participant_id,
+            AssignmentReason.FORCED,
+            experiment.bucket_version,
+            arm=experiment.arms[index],
+            arm_index=index,
         )
 
     @staticmethod
@@ -353,14 +379,8 @@ class Assigner:
                 persisted=True,
             )
         if claim.kind is ClaimKind.ABSENT:
-            return AssignmentResult(
-                experiment.id, participant_id, fallback, experiment.bucket_version, persisted=True
-            )
-        reason = (
-            AssignmentReason.NEW_ASSIGNMENT
-            if claim.kind is ClaimKind.CREATED
-            else AssignmentReason.STICKY
-        )
+            return AssignmentResult(experiment.id, participant_id, fallback, experiment.bucket_version, persisted=True)
+        reason = AssignmentReason.NEW_ASSIGNMENT if claim.kind is ClaimKind.CREATED else AssignmentReason.STICKY
         return AssignmentResult(
             experiment.id,
             participant_id,
@@ -387,11 +407,16 @@ def store_failure_answer(pending: PendingClaim, error: StoreUnavailableError) ->
             FAIL_OPEN_ANSWERS.inc()
             arm = pending.proposed_arm
             if arm is None:
-                return AssignmentResult(experiment.id, pending.participant_id, pending.fallback,
-                                        experiment.bucket_version)
+                return AssignmentResult(
+                    experiment.id, pending.participant_id, pending.fallback, experiment.bucket_version
+                )
             return AssignmentResult(
-                experiment.id, pending.participant_id, AssignmentReason.NEW_ASSIGNMENT, experiment.bucket_version,
-                arm=experiment.arms[arm], arm_index=arm,
+                experiment.id,
+                pending.participant_id,
+                AssignmentReason.NEW_ASSIGNMENT,
+                experiment.bucket_version,
+                arm=experiment.arms[arm],
+                arm_index=arm,
             )
         why = "it fails open, but a preassigned experiment's arms are only in Redis"
     else:

@@ -153,12 +153,14 @@ class ExperimentCatalog:
         """A (valid) condition may name only saved groups that exist (this replica's view)."""
         datasource = datasource_of(experiment.id)
         missing = sorted(
-            name for name in referenced_groups(experiment.condition)
+            name
+            for name in referenced_groups(experiment.condition)
             if qualify(datasource, name) not in self._registry.group_info
         )
         if missing:
             raise InvalidArgumentError.single(
-                field, f"names saved groups that do not exist: {', '.join(map(repr, missing))} (create them first)")
+                field, f"names saved groups that do not exist: {', '.join(map(repr, missing))} (create them first)"
+            )
 
     def now_ms(self) -> int:
         """The catalog's clock (update times)."""
@@ -176,9 +178,7 @@ class ExperimentCatalog:
             raise NotFoundError("experiment", experiment_id)
         return live.experiment
 
-    def list(
-        self, page_size: int, page_token: str, datasource: str
-    ) -> tuple[list[Experiment], str]:
+    def list(self, page_size: int, page_token: str, datasource: str) -> tuple[list[Experiment], str]:
         """A page of the datasource's experiments ordered by id, and the token for the next
         ('' at the end)."""
         if page_size < 0:
@@ -187,8 +187,7 @@ class ExperimentCatalog:
         # Tokens hold the local id (callers never see internal ids), qualified back here.
         after = qualify(datasource, decode_page_token(page_token)) if page_token else None
         remaining = [
-            e for e in self._registry.all()
-            if (after is None or e.id > after) and datasource_of(e.id) == datasource
+            e for e in self._registry.all() if (after is None or e.id > after) and datasource_of(e.id) == datasource
         ]
         page = remaining[:size]
         next_token = encode_page_token(local_part(page[-1].id)) if len(remaining) > size else ""

@@ -93,7 +93,11 @@ class Exporter:
         return archived
 
     async def export(
-        self, experiment_id: str, filters: ExportFilters, token: str = "", chunk_size: int = 0,
+        self,
+        experiment_id: str,
+        filters: ExportFilters,
+        token: str = "",
+        chunk_size: int = 0,
         pacer: Pacer | None = None,
     ) -> AsyncIterator[ExportChunk]:
         """Chunks of at most chunk_size rows (0: the default); validation errors are raised
@@ -119,7 +123,7 @@ class Exporter:
             async for shard_rows in self._shards(experiment, version, first_shard, bool(strata)):
                 rows = _decode(shard_rows, version, stratum_names)
                 if start is not None and (version, shard_rows.shard) == (start.bucket_version, start.shard):
-                    rows = rows[bisect.bisect_right(rows, start.participant.encode(), key=_participant):]
+                    rows = rows[bisect.bisect_right(rows, start.participant.encode(), key=_participant) :]
                 if not rows:
                     continue
                 position = ExportPosition(version, shard_rows.shard, rows[-1][0].decode())
@@ -178,13 +182,18 @@ class Exporter:
                 arm_index = ids.index(filters.arm_id)
             else:
                 violations.append(
-                    FieldViolation("arm_id", f"is not an arm of {experiment.id!r} (arms: {', '.join(ids)})"))
+                    FieldViolation("arm_id", f"is not an arm of {experiment.id!r} (arms: {', '.join(ids)})")
+                )
         if filters.bucket_version is not None and filters.bucket_version > experiment.bucket_version:
-            violations.append(FieldViolation(
-                "bucket_version", f"must be at most the current bucket version {experiment.bucket_version}"))
+            violations.append(
+                FieldViolation(
+                    "bucket_version", f"must be at most the current bucket version {experiment.bucket_version}"
+                )
+            )
         if not 0 <= chunk_size <= MAX_CHUNK_SIZE:
             violations.append(
-                FieldViolation("chunk_size", f"must be between 1 and {MAX_CHUNK_SIZE} (0: {DEFAULT_CHUNK_SIZE})"))
+                FieldViolation("chunk_size", f"must be between 1 and {MAX_CHUNK_SIZE} (0: {DEFAULT_CHUNK_SIZE})")
+            )
         since, until = filters.first_seen_since_ms, filters.first_seen_until_ms
         if since is not None and until is not None and until <= since:
             violations.append(FieldViolation("first_seen_until", "must be after first_seen_since"))
@@ -216,11 +225,16 @@ def _decode(shard_rows: ShardRows, version: int, stratum_names: dict[bytes, str]
     stratum id to its key."""
     flat = shard_rows.rows
     if not shard_rows.strata:
-        return sorted([(participant, int(packed), version, "") for participant, packed in zip(
-            flat[::2], flat[1::2], strict=True)])
+        return sorted(
+            [(participant, int(packed), version, "") for participant, packed in zip(flat[::2], flat[1::2], strict=True)]
+        )
     of = shard_rows.strata
-    return sorted([(participant, int(packed), version, stratum_names.get(of.get(participant, b""), ""))
-                   for participant, packed in zip(flat[::2], flat[1::2], strict=True)])
+    return sorted(
+        [
+            (participant, int(packed), version, stratum_names.get(of.get(participant, b""), ""))
+            for participant, packed in zip(flat[::2], flat[1::2], strict=True)
+        ]
+    )
 
 
 def _filter(rows: list[ExportedRow], arm: int | None, filters: ExportFilters) -> list[ExportedRow]:

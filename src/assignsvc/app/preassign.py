@@ -142,8 +142,9 @@ async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[s
             if known is None:
                 known = strata[items] = (stratum_key(attributes), _strata_violations(attributes, "strata"))
             key, strata_problems = known
-            if strata_problems or (participants and not (
-                    min(map(len, participants)) > 0 and max(map(len, participants)) <= FAST_ID_CHARS)):
+            if strata_problems or (
+                participants and not (min(map(len, participants)) > 0 and max(map(len, participants)) <= FAST_ID_CHARS)
+            ):
                 for offset, participant in enumerate(participants):
                     field = f"participants[{position + offset}]"
                     problems = participant_id_violations(participant, f"{field}.participant_id")
@@ -152,8 +153,12 @@ async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[s
             setdefault = strata_of.setdefault
             for offset, participant in enumerate(participants):
                 if setdefault(participant, key) != key and len(violations) < MAX_REPORTED_VIOLATIONS:
-                    violations.append(FieldViolation(
-                        f"participants[{position + offset}].strata", f"differ from an earlier row of {participant!r}"))
+                    violations.append(
+                        FieldViolation(
+                            f"participants[{position + offset}].strata",
+                            f"differ from an earlier row of {participant!r}",
+                        )
+                    )
             position += len(participants)
         if position > MAX_PARTICIPANTS:
             raise InvalidArgumentError.single("participants", f"at most {MAX_PARTICIPANTS} per upload: split the file")

@@ -47,7 +47,10 @@ class ExperimentRegistry:
     """Experiments by id, in memory, synchronised from an ExperimentStore."""
 
     def __init__(
-        self, store: ExperimentStore, refresh_interval_s: float = 1.0, groups: SavedGroupStore | None = None,
+        self,
+        store: ExperimentStore,
+        refresh_interval_s: float = 1.0,
+        groups: SavedGroupStore | None = None,
         on_access_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
@@ -100,8 +103,11 @@ class ExperimentRegistry:
             revision, experiments = await self._store.load_all()
             rolled_back = revision < self._revision
             if rolled_back:
-                log.warning("experiment revision went back from %d to %d (writes lost by Redis): "
-                            "serving what Redis holds", self._revision, revision)
+                log.warning(
+                    "experiment revision went back from %d to %d (writes lost by Redis): serving what Redis holds",
+                    self._revision,
+                    revision,
+                )
                 self._archived -= experiments.keys()
             live = dict(self._live)
             for experiment_id, experiment in experiments.items():
@@ -156,7 +162,6 @@ class ExperimentRegistry:
     def _drop_group(self, group_id: str) -> None:
         self.groups = {k: v for k, v in self.groups.items() if k != group_id}
         self.group_info = {k: v for k, v in self.group_info.items() if k != group_id}
-
 
     async def start(self, subscribe_timeout_s: float = 5.0) -> None:
         """Load once (failing if the store is down), then follow changes in the background.

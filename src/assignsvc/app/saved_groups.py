@@ -55,8 +55,9 @@ class SavedGroupCatalog:
         if violations:
             raise InvalidArgumentError(violations)
         now = self._clock()
-        stored = dataclasses.replace(group, name=group.name or local_part(group.id), revision=1, create_time_ms=now,
-                                     update_time_ms=now)
+        stored = dataclasses.replace(
+            group, name=group.name or local_part(group.id), revision=1, create_time_ms=now, update_time_ms=now
+        )
         outcome = await self._store.write(group.id, MUST_BE_NEW, "create", description=stored, add=ids)
         if isinstance(outcome, WriteConflict):
             raise AlreadyExistsError("saved_group", group.id)
@@ -71,9 +72,7 @@ class SavedGroupCatalog:
             raise NotFoundError("saved_group", group_id)
         return group
 
-    def list(
-        self, page_size: int, page_token: str, datasource: str
-    ) -> tuple[list[SavedGroup], str]:
+    def list(self, page_size: int, page_token: str, datasource: str) -> tuple[list[SavedGroup], str]:
         """A page of the datasource's groups ordered by id, and the token for the next ('' at the end)."""
         if page_size < 0:
             raise InvalidArgumentError.single("page_size", "must not be negative")
@@ -95,8 +94,9 @@ class SavedGroupCatalog:
             raise InvalidArgumentError(violations)
         return await self._write(group_id, etag, "update", name=name, add=add, remove=remove)
 
-    async def upload(self, group_id: str, etag: str, replace: bool, chunks: AsyncIterator[Sequence[str]]) -> tuple[
-            SavedGroup, int]:
+    async def upload(
+        self, group_id: str, etag: str, replace: bool, chunks: AsyncIterator[Sequence[str]]
+    ) -> tuple[SavedGroup, int]:
         """Stream any number of ids into a group, then swap them in (replace) or add them, at once.
 
         Nothing is visible until the last chunk has arrived: an upload cut off half-way
@@ -127,7 +127,8 @@ class SavedGroupCatalog:
         await self._registry.refresh()
         datasource, name = datasource_of(group_id), local_part(group_id)
         users = sorted(
-            local_part(e.id) for e in self._registry.all()
+            local_part(e.id)
+            for e in self._registry.all()
             if datasource_of(e.id) == datasource and name in referenced_groups(e.condition)
         )
         if users:
@@ -142,8 +143,15 @@ class SavedGroupCatalog:
         await self._registry.reload_group(group_id)
 
     async def _write(
-        self, group_id: str, etag: str, op: str, *, name: str | None = None,
-        add: Sequence[str] = (), remove: Sequence[str] = (), upload: str = "",
+        self,
+        group_id: str,
+        etag: str,
+        op: str,
+        *,
+        name: str | None = None,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        upload: str = "",
     ) -> SavedGroup:
         _check_id(group_id, "saved_group_id")
         expected = parse_etag(etag)
@@ -153,8 +161,10 @@ class SavedGroupCatalog:
         if expected is not None and current.revision != expected:
             raise _conflict(group_id, expected, WriteConflict(group_id, current.revision))
         changed = dataclasses.replace(
-            current, name=current.name if name is None else (name or local_part(group_id)),
-            revision=current.revision + 1, update_time_ms=self._clock(),
+            current,
+            name=current.name if name is None else (name or local_part(group_id)),
+            revision=current.revision + 1,
+            update_time_ms=self._clock(),
         )
         if len(changed.name.encode()) > 256:
             raise InvalidArgumentError(group_violations(changed))

@@ -46,8 +46,10 @@ class _CallDetails(NamedTuple):
 
 
 class _Credentials(
-    grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
 ):
     """Adds the credentials metadata to every call of a channel."""
 
@@ -56,8 +58,9 @@ class _Credentials(
 
     def _details(self, details: Any) -> _CallDetails:
         metadata = [*(details.metadata or ()), *self._metadata]
-        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
-                            details.wait_for_ready, details.compression)
+        return _CallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready, details.compression
+        )
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(self._details(details), request)
@@ -80,15 +83,19 @@ def with_credentials(channel: grpc.Channel, api_key: str, datasource: str) -> gr
 
 def add_credential_flags(parser: argparse.ArgumentParser) -> None:
     """--api-key, --datasource and TLS, for every client command."""
-    parser.add_argument("--tls", action="store_true", default=None,
-                        help="connect with TLS, trusting the system's CAs (ASSIGNSVC_TLS)")
+    parser.add_argument(
+        "--tls", action="store_true", default=None, help="connect with TLS, trusting the system's CAs (ASSIGNSVC_TLS)"
+    )
     parser.add_argument("--tls-ca", help="connect with TLS, trusting this PEM CA file (ASSIGNSVC_TLS_CA)")
-    parser.add_argument("--api-key", help="API key sent as x-api-key (ASSIGNSVC_API_KEY; prefer the variable: "
-                        "flags show in process lists)")
+    parser.add_argument(
+        "--api-key",
+        help="API key sent as x-api-key (ASSIGNSVC_API_KEY; prefer the variable: flags show in process lists)",
+    )
     parser.add_argument("--datasource", help="datasource id sent as datasource-id (ASSIGNSVC_DATASOURCE)")
 
 
 # --- datasources and keys (through the server) ---------------------------------------------
+
 
 def _print_datasources(messages: list[Any], output: str) -> None:
     if output != "table":
@@ -140,8 +147,7 @@ def _key_list(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -
 
 
 def _key_revoke(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
-    reply = pb_grpc.ApiKeyServiceStub(channel).RevokeApiKey(pb.RevokeApiKeyRequest(api_key_id=args.id),
-                                                            timeout=timeout)
+    reply = pb_grpc.ApiKeyServiceStub(channel).RevokeApiKey(pb.RevokeApiKeyRequest(api_key_id=args.id), timeout=timeout)
     _print_keys([reply.api_key], args.output)
 
 
@@ -177,7 +183,8 @@ def add_commands(sub: Any, client: argparse.ArgumentParser, wrap: Wrap) -> None:
     revoke.set_defaults(run=wrap(_key_revoke))
 
     bootstrap = sub.add_parser(
-        "bootstrap", help="create an operator key (and optionally a datasource with an admin key) in Redis directly",
+        "bootstrap",
+        help="create an operator key (and optionally a datasource with an admin key) in Redis directly",
         description="Writes to Redis, not through a server: run it where Redis is reachable. Without --redis-url "
         "it uses the embedded Redis of a running `assignsvc serve` in --data-dir.",
     )
@@ -191,14 +198,16 @@ def add_commands(sub: Any, client: argparse.ArgumentParser, wrap: Wrap) -> None:
 
 # --- bootstrap (straight to Redis) -----------------------------------------------------------
 
+
 def _bootstrap(args: argparse.Namespace) -> int:
     config = ServerConfig.load(os.environ, redis_url=args.redis_url, data_dir=args.data_dir)
     url = config.redis_url
     if url is None:
         socket = socket_path_for(Path(config.data_dir).resolve())
         if not socket.exists():
-            raise ConfigError(f"no embedded Redis running in {config.data_dir} (start `assignsvc serve`, "
-                              "or pass --redis-url)")
+            raise ConfigError(
+                f"no embedded Redis running in {config.data_dir} (start `assignsvc serve`, or pass --redis-url)"
+            )
         url = f"unix://{socket}"
     try:
         lines = asyncio.run(_bootstrap_in(url, config, args.datasource))

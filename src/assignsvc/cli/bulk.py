@@ -76,6 +76,7 @@ class Progress:
 
 # --- export -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ExportState:
     """What --resume needs: which export, its last token, and the file length after it."""
@@ -124,12 +125,19 @@ class RowWriter:
         for row in rows:
             first_seen = _iso(row.first_seen_time)
             if self._csv is not None:
-                strata = ([json.dumps(dict(row.strata), ensure_ascii=False) if row.strata else ""]
-                          if self._strata is None else [row.strata.get(name, "") for name in self._strata])
+                strata = (
+                    [json.dumps(dict(row.strata), ensure_ascii=False) if row.strata else ""]
+                    if self._strata is None
+                    else [row.strata.get(name, "") for name in self._strata]
+                )
                 self._csv.writerow([row.participant_id, row.arm_id, row.bucket_version, first_seen, *strata])
                 continue
-            record: dict[str, Any] = {"participant_id": row.participant_id, "arm_id": row.arm_id,
-                                      "bucket_version": row.bucket_version, "first_seen": first_seen}
+            record: dict[str, Any] = {
+                "participant_id": row.participant_id,
+                "arm_id": row.arm_id,
+                "bucket_version": row.bucket_version,
+                "first_seen": first_seen,
+            }
             if row.strata:
                 record["strata"] = dict(row.strata)
             text = json.dumps(record, ensure_ascii=False)
@@ -146,8 +154,9 @@ class RowWriter:
 
 
 def _export_request(args: argparse.Namespace) -> bpb.ExportAssignmentsRequest:
-    request = bpb.ExportAssignmentsRequest(experiment_id=args.experiment, arm_id=args.arm or "",
-                                           chunk_size=args.chunk_size)
+    request = bpb.ExportAssignmentsRequest(
+        experiment_id=args.experiment, arm_id=args.arm or "", chunk_size=args.chunk_size
+    )
     if args.bucket_version is not None:
         request.bucket_version = args.bucket_version
     if args.since:
@@ -181,7 +190,8 @@ def _expected_rows_and_strata(
     stub = egrpc.ExperimentServiceStub(channel)
     try:
         current = stub.GetExperimentStats(
-            espb.GetExperimentStatsRequest(experiment_id=args.experiment), timeout=timeout)
+            espb.GetExperimentStatsRequest(experiment_id=args.experiment), timeout=timeout
+        )
     except grpc.RpcError as error:
         if error.code() is grpc.StatusCode.NOT_FOUND:  # deleted, or unknown: the export itself will tell
             return None, None
@@ -190,7 +200,8 @@ def _expected_rows_and_strata(
     total, names = 0, set()
     for version in versions:
         stats = stub.GetExperimentStats(
-            espb.GetExperimentStatsRequest(experiment_id=args.experiment, bucket_version=version), timeout=timeout)
+            espb.GetExperimentStatsRequest(experiment_id=args.experiment, bucket_version=version), timeout=timeout
+        )
         total += stats.total_assignments
         names |= {name for stratum in stats.strata for name in stratum.attributes}
     return total, sorted(names)
@@ -221,8 +232,15 @@ def export(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> i
             if state_path is not None:
                 stream.flush()
                 os.fsync(stream.fileno())
-                ExportState(args.experiment, args.format, _filters(args), chunk.resume_token, stream.tell(),
-                            writer.rows_written, strata_columns).save(state_path)
+                ExportState(
+                    args.experiment,
+                    args.format,
+                    _filters(args),
+                    chunk.resume_token,
+                    stream.tell(),
+                    writer.rows_written,
+                    strata_columns,
+                ).save(state_path)
         writer.end()
     finally:
         if stream is not sys.stdout:
@@ -238,15 +256,18 @@ def _resume_state(path: Path, args: argparse.Namespace) -> ExportState | None:
     """The state to resume from (--resume), or None for a fresh export."""
     if not args.resume:
         if path.exists():
-            raise ConfigError(f"{args.output} is an interrupted export: continue it with --resume, "
-                              f"or delete {path} to start again")
+            raise ConfigError(
+                f"{args.output} is an interrupted export: continue it with --resume, or delete {path} to start again"
+            )
         return None
     if not path.exists():
         raise ConfigError(f"nothing to resume: {path} does not exist")
     state = ExportState(**json.loads(path.read_text()))
     if (state.experiment, state.format, state.filters) != (args.experiment, args.format, _filters(args)):
-        raise ConfigError(f"{path} belongs to another export ({state.experiment}, {state.format}, "
-                          f"{state.filters}): resume it with the same arguments")
+        raise ConfigError(
+            f"{path} belongs to another export ({state.experiment}, {state.format}, "
+            f"{state.filters}): resume it with the same arguments"
+        )
     return state
 
 
@@ -262,6 +283,7 @@ def _open_output(output: str | None, state: ExportState | None) -> IO[str]:
 
 
 # --- preassign ----------------------------------------------------------------------------
+
 
 def read_participants(path: str, id_column: str, strata_columns: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
     """Every (participant, strata) of a CSV file with a header row; ConfigError naming the
@@ -286,8 +308,9 @@ def read_participants(path: str, id_column: str, strata_columns: Sequence[str]) 
     return participants
 
 
-def _messages(experiment: str, participants: Sequence[tuple[str, dict[str, str]]], progress: Progress,
-              sent_order: list[int]) -> Iterator[bpb.PreassignParticipantsRequest]:
+def _messages(
+    experiment: str, participants: Sequence[tuple[str, dict[str, str]]], progress: Progress, sent_order: list[int]
+) -> Iterator[bpb.PreassignParticipantsRequest]:
     """Batches of PREASSIGN_BATCH rows, grouped by stratum within each batch; sent_order
     collects the file index of each participant in the order sent (errors count in it)."""
     for start in range(0, len(participants), PREASSIGN_BATCH):
@@ -310,8 +333,9 @@ def preassign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -
     stub = bgrpc.BulkAssignmentServiceStub(channel)
     sent_order: list[int] = []
     try:
-        reply = stub.PreassignParticipants(_messages(args.experiment, participants, progress, sent_order),
-                                           timeout=max(timeout, 600.0))
+        reply = stub.PreassignParticipants(
+            _messages(args.experiment, participants, progress, sent_order), timeout=max(timeout, 600.0)
+        )
     except grpc.RpcError as error:
         progress.finish()
         print(out.describe_rpc_error(error, _line_of(sent_order, args.file)), file=sys.stderr)
@@ -323,12 +347,14 @@ def preassign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -
 
 def _line_of(sent_order: Sequence[int], path: str) -> Callable[[str], str]:
     """Names a server field like participants[41].strata by its file line (the header is line 1)."""
+
     def field(name: str) -> str:
         if name.startswith("participants[") and "]" in name:
-            index = name[len("participants["):name.index("]")]
+            index = name[len("participants[") : name.index("]")]
             if index.isdigit() and int(index) < len(sent_order):
-                return f"{path}, line {sent_order[int(index)] + 2}{name[name.index(']') + 1:]}"
+                return f"{path}, line {sent_order[int(index)] + 2}{name[name.index(']') + 1 :]}"
         return name
+
     return field
 
 
@@ -337,8 +363,13 @@ def register(
 ) -> None:
     """Add the export and preassign subcommands; `wrap` turns a command into a client runner.
     export takes --output FILE (as the issue's users asked), so not the -o of `client`."""
-    exp = sub.add_parser("export", parents=[connection], help="export every stored assignment of an experiment",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    exp = sub.add_parser(
+        "export",
+        parents=[connection],
+        help="export every stored assignment of an experiment",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     exp.add_argument("experiment")
     exp.add_argument("--format", choices=FORMATS, default="csv")
     exp.add_argument("--output", metavar="FILE", help="write here (default: stdout); needed for --resume")
@@ -349,11 +380,13 @@ def register(
     exp.add_argument("--until", help="only first seen before this RFC 3339 time")
     exp.add_argument("--chunk-size", type=int, default=5000, help="rows per message (1-10000)")
     exp.set_defaults(run=wrap(export))
-    pre = sub.add_parser("preassign", parents=[client], help="randomize a CSV list of participants ahead of time "
-                         "(PREASSIGNED experiments; balanced per stratum)")
+    pre = sub.add_parser(
+        "preassign",
+        parents=[client],
+        help="randomize a CSV list of participants ahead of time (PREASSIGNED experiments; balanced per stratum)",
+    )
     pre.add_argument("experiment")
     pre.add_argument("file", metavar="FILE.csv", help="CSV with a header row")
     pre.add_argument("--id-column", default="participant_id")
     pre.add_argument("--strata-columns", help="comma-separated columns to balance within, e.g. country,plan")
     pre.set_defaults(run=wrap(preassign))
-

@@ -45,12 +45,13 @@ def print_groups(messages: list[Any], output: str, *, as_list: bool) -> None:
     print(out.table(["ID", "NAME", "SIZE", "ETAG", "UPDATED"], rows, right=[2]))
 
 
-def _upload(stub: ggrpc.SavedGroupServiceStub, group_id: str, ids: list[str], *, mode: gpb.UploadMode, etag: str,
-            timeout: float) -> Any:
+def _upload(
+    stub: ggrpc.SavedGroupServiceStub, group_id: str, ids: list[str], *, mode: gpb.UploadMode, etag: str, timeout: float
+) -> Any:
     def messages() -> Iterator[gpb.UploadSavedGroupIdsRequest]:
         yield gpb.UploadSavedGroupIdsRequest(saved_group_id=group_id, mode=mode, etag=etag, ids=ids[:CHUNK])
         for start in range(CHUNK, len(ids), CHUNK):
-            yield gpb.UploadSavedGroupIdsRequest(ids=ids[start:start + CHUNK])
+            yield gpb.UploadSavedGroupIdsRequest(ids=ids[start : start + CHUNK])
 
     return stub.UploadSavedGroupIds(messages(), timeout=max(timeout, 1.0 + len(ids) / 20_000))
 
@@ -68,7 +69,8 @@ def _create(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
 
 def _get(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     reply = ggrpc.SavedGroupServiceStub(channel).GetSavedGroup(
-        gpb.GetSavedGroupRequest(saved_group_id=args.id), timeout=timeout)
+        gpb.GetSavedGroupRequest(saved_group_id=args.id), timeout=timeout
+    )
     print_groups([reply.saved_group], args.output, as_list=False)
 
 
@@ -103,7 +105,8 @@ def _change(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
 
 def _delete(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     ggrpc.SavedGroupServiceStub(channel).DeleteSavedGroup(
-        gpb.DeleteSavedGroupRequest(saved_group_id=args.id, etag=args.etag or ""), timeout=timeout)
+        gpb.DeleteSavedGroupRequest(saved_group_id=args.id, etag=args.etag or ""), timeout=timeout
+    )
     if args.output == "table":
         print(f"deleted saved group {args.id}")
     else:
@@ -126,8 +129,11 @@ def add_group_commands(sub: Any, client: argparse.ArgumentParser, wrap: Callable
     get.add_argument("id")
     get.set_defaults(run=wrap(_get))
     sub.add_parser("list", parents=[client], help="list saved groups").set_defaults(run=wrap(_list))
-    for action, text in (("add", "add ids"), ("remove", "remove ids"),
-                         ("replace", "replace every id (streamed; all at once)")):
+    for action, text in (
+        ("add", "add ids"),
+        ("remove", "remove ids"),
+        ("replace", "replace every id (streamed; all at once)"),
+    ):
         change = sub.add_parser(action, parents=[client, ids, etag], help=text)
         change.add_argument("id")
         change.set_defaults(run=wrap(_change))

@@ -43,12 +43,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = ServerConfig.load(
         os.environ,
-        host=args.host, port=args.port, redis_url=args.redis_url, data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        redis_url=args.redis_url,
+        data_dir=args.data_dir,
         require_external_redis=args.require_external_redis,
-        log_level=args.log_level, grace_period=args.grace_period, workers=args.workers,
-        webhook_allow_networks=args.webhook_allow_networks, srm_threshold=args.srm_threshold,
-        metrics_port=args.metrics_port, log_format=args.log_format, max_concurrent_rpcs=args.max_concurrent_rpcs,
-        auth=args.auth, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        log_level=args.log_level,
+        grace_period=args.grace_period,
+        workers=args.workers,
+        webhook_allow_networks=args.webhook_allow_networks,
+        srm_threshold=args.srm_threshold,
+        metrics_port=args.metrics_port,
+        log_format=args.log_format,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        auth=args.auth,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     logs.configure(config.log_level, config.log_format)
     if config.workers > 1:
@@ -60,6 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 # --- flag values -----------------------------------------------------------------------
+
 
 def parse_arms(spec: str) -> list[epb.Arm]:
     """'control:0.5,treatment:0.5' -> arms; 'a,b,c' splits the weight equally."""
@@ -132,8 +143,12 @@ def _enum_value(enum: Any, prefix: str, name: str) -> int:
 
 def _experiment_from_args(args: argparse.Namespace) -> epb.Experiment:
     exp = epb.Experiment(
-        id=args.id, name=args.name or "", arms=parse_arms(args.arms), seed=args.seed or "",
-        bucket_version=args.bucket_version, min_bucket_version=args.min_bucket_version,
+        id=args.id,
+        name=args.name or "",
+        arms=parse_arms(args.arms),
+        seed=args.seed or "",
+        bucket_version=args.bucket_version,
+        min_bucket_version=args.min_bucket_version,
     )
     exp.hash_algorithm = _enum_value(epb.HashAlgorithm, "HASH_ALGORITHM_", args.hash_algorithm)  # type: ignore[assignment]
     exp.status = _enum_value(epb.ExperimentStatus, "EXPERIMENT_STATUS_", args.status)  # type: ignore[assignment]
@@ -146,7 +161,8 @@ def _experiment_from_args(args: argparse.Namespace) -> epb.Experiment:
     exp.hash_attribute = args.hash_attribute or ""
     exp.fallback_attribute = args.fallback_attribute or ""
     exp.redis_failure_policy = _enum_value(  # type: ignore[assignment]
-        epb.RedisFailurePolicy, "REDIS_FAILURE_POLICY_", args.redis_failure_policy)
+        epb.RedisFailurePolicy, "REDIS_FAILURE_POLICY_", args.redis_failure_policy
+    )
     return exp
 
 
@@ -217,7 +233,8 @@ def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
     if args.redis_failure_policy is not None:
         mask.append("redis_failure_policy")
         patch.redis_failure_policy = _enum_value(  # type: ignore[assignment]
-            epb.RedisFailurePolicy, "REDIS_FAILURE_POLICY_", args.redis_failure_policy)
+            epb.RedisFailurePolicy, "REDIS_FAILURE_POLICY_", args.redis_failure_policy
+        )
     if args.force or args.clear_forced:
         mask.append("forced_arms")
         forced = {} if args.clear_forced or current is None else dict(current.forced_arms)
@@ -268,11 +285,12 @@ def _change_status(channel: grpc.Channel, args: argparse.Namespace, timeout: flo
 def _rerandomize(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = egrpc.ExperimentServiceStub(channel)
     request = espb.RerandomizeExperimentRequest(
-        experiment_id=args.id, etag=args.etag or "", seed=args.seed or "",
+        experiment_id=args.id,
+        etag=args.etag or "",
+        seed=args.seed or "",
         block_previous_participants=args.block_previous,
     )
-    out.print_experiments([stub.RerandomizeExperiment(request, timeout=timeout).experiment], args.output,
-                          as_list=False)
+    out.print_experiments([stub.RerandomizeExperiment(request, timeout=timeout).experiment], args.output, as_list=False)
 
 
 def _stats(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
@@ -320,7 +338,8 @@ def _file_field(entries: Sequence[FileExperiment]) -> Callable[[str], str]:
         if index >= len(entries):
             return field
         rest = rest.replace("namespace.range_start", "namespace.range[0]").replace(
-            "namespace.range_end", "namespace.range[1]")
+            "namespace.range_end", "namespace.range[1]"
+        )
         base = entries[index].path
         return f"{base}.{rest}" if base else rest
 
@@ -379,8 +398,15 @@ def _channel(config: ClientConfig) -> grpc.Channel:
 
 def _client(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        config = ClientConfig.load(os.environ, target=args.target, timeout=args.timeout, api_key=args.api_key,
-                                   datasource=args.datasource, tls_ca=args.tls_ca, tls=args.tls)
+        config = ClientConfig.load(
+            os.environ,
+            target=args.target,
+            timeout=args.timeout,
+            api_key=args.api_key,
+            datasource=args.datasource,
+            tls_ca=args.tls_ca,
+            tls=args.tls,
+        )
         with _channel(config) as plain:
             channel = with_credentials(plain, config.api_key, config.datasource)
             try:
@@ -388,6 +414,7 @@ def _client(command: Command) -> Callable[[argparse.Namespace], int]:
             except grpc.RpcError as error:
                 print(out.describe_rpc_error(error), file=sys.stderr)
                 return 1
+
     return run
 
 
@@ -434,9 +461,13 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     lst.add_argument("--page-size", type=int, default=100)
     lst.set_defaults(run=_client(_list))
 
-    update = sub.add_parser("update", parents=[client, etag], help="change the fields named by the flags given",
-                            description=inspect.cleandoc(_update.__doc__ or ""),
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    update = sub.add_parser(
+        "update",
+        parents=[client, etag],
+        help="change the fields named by the flags given",
+        description=inspect.cleandoc(_update.__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     update.add_argument("id")
     update.add_argument("--name")
     update.add_argument("--arms", help="control:0.3,treatment:0.7 (ids cannot change once assigned)")
@@ -445,8 +476,13 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     update.add_argument("--min-bucket-version", type=int)
     update.add_argument("--start-time", help="RFC 3339, e.g. 2025-01-01T00:00:00Z, or 'none' to clear")
     update.add_argument("--end-time", help="RFC 3339, or 'none' to clear")
-    update.add_argument("--force", action="append", default=[], metavar="PARTICIPANT=ARM",
-                        help="always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)")
+    update.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="PARTICIPANT=ARM",
+        help="always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)",
+    )
     update.add_argument("--clear-forced", action="store_true", help="drop every forced arm (before any --force)")
     _update_answer_flags(update)
     update.set_defaults(run=_client(_update))
@@ -457,12 +493,14 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
         change = sub.add_parser(action, parents=[client, etag], help=f"{action} an experiment ({transition})")
         change.add_argument("id")
         change.set_defaults(run=_client(_change_status))
-    rerandomize = sub.add_parser("rerandomize", parents=[client, etag],
-                                 help="new bucket version and seed: everyone is bucketed afresh")
+    rerandomize = sub.add_parser(
+        "rerandomize", parents=[client, etag], help="new bucket version and seed: everyone is bucketed afresh"
+    )
     rerandomize.add_argument("id")
     rerandomize.add_argument("--seed", help="the new seed (default: a random one)")
-    rerandomize.add_argument("--block-previous", action="store_true",
-                             help="block participants holding an arm from an older version instead")
+    rerandomize.add_argument(
+        "--block-previous", action="store_true", help="block participants holding an arm from an older version instead"
+    )
     rerandomize.set_defaults(run=_client(_rerandomize))
     stats = sub.add_parser("stats", parents=[client], help="assignments per arm and the sample ratio mismatch test")
     stats.add_argument("id")
@@ -472,40 +510,74 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="assignsvc", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="assignsvc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--host", help="bind address (ASSIGNSVC_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port, 0 = any free (ASSIGNSVC_PORT, default 50051)")
-    serve.add_argument("--redis-url", help="redis://, rediss://, unix:// or redis+cluster:// URL "
-                       "(ASSIGNSVC_REDIS_URL); "
-                       "unset: an embedded Redis in --data-dir")
-    serve.add_argument("--require-external-redis", action="store_const", const=True, default=None,
-                       help="never start the embedded Redis: refuse to start without --redis-url "
-                       "(ASSIGNSVC_REQUIRE_EXTERNAL_REDIS=1; for production images)")
+    serve.add_argument(
+        "--redis-url",
+        help="redis://, rediss://, unix:// or redis+cluster:// URL "
+        "(ASSIGNSVC_REDIS_URL); "
+        "unset: an embedded Redis in --data-dir",
+    )
+    serve.add_argument(
+        "--require-external-redis",
+        action="store_const",
+        const=True,
+        default=None,
+        help="never start the embedded Redis: refuse to start without --redis-url "
+        "(ASSIGNSVC_REQUIRE_EXTERNAL_REDIS=1; for production images)",
+    )
     serve.add_argument("--data-dir", help="embedded Redis data (ASSIGNSVC_DATA_DIR, default ./.assignsvc)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (ASSIGNSVC_LOG_LEVEL)")
     serve.add_argument("--grace-period", type=float, help="seconds to drain on SIGTERM (ASSIGNSVC_GRACE_PERIOD)")
-    serve.add_argument("--workers", type=int, help="server processes sharing the port, 1-64 (ASSIGNSVC_WORKERS, "
-                       "default 1); more than 1: a supervisor runs them and owns the embedded Redis")
-    serve.add_argument("--webhook-allow-networks", metavar="CIDR[,CIDR...]",
-                       help="non-public networks webhooks may reach, e.g. 127.0.0.0/8 for a local receiver "
-                       "(ASSIGNSVC_WEBHOOK_ALLOW_NETWORKS; default none: only public addresses)")
-    serve.add_argument("--srm-threshold", type=float, help="raise experiment.warning when a RUNNING experiment's "
-                       "SRM p-value drops below this (ASSIGNSVC_SRM_THRESHOLD, default 0.001)")
-    serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port, on --host "
-                       "(ASSIGNSVC_METRICS_PORT; default 0: off)")
-    serve.add_argument("--log-format", choices=("text", "json"), help="log lines for people or one JSON object "
-                       "per line (ASSIGNSVC_LOG_FORMAT, default text)")
-    serve.add_argument("--max-concurrent-rpcs", type=int, help="RPCs served at once; past it RESOURCE_EXHAUSTED "
-                       "(ASSIGNSVC_MAX_CONCURRENT_RPCS, default 1000; 0: no cap)")
-    serve.add_argument("--tls-cert", help="PEM certificate (chain) to serve TLS with (ASSIGNSVC_TLS_CERT; with "
-                       "--tls-key)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port, 1-64 (ASSIGNSVC_WORKERS, "
+        "default 1); more than 1: a supervisor runs them and owns the embedded Redis",
+    )
+    serve.add_argument(
+        "--webhook-allow-networks",
+        metavar="CIDR[,CIDR...]",
+        help="non-public networks webhooks may reach, e.g. 127.0.0.0/8 for a local receiver "
+        "(ASSIGNSVC_WEBHOOK_ALLOW_NETWORKS; default none: only public addresses)",
+    )
+    serve.add_argument(
+        "--srm-threshold",
+        type=float,
+        help="raise experiment.warning when a RUNNING experiment's "
+        "SRM p-value drops below this (ASSIGNSVC_SRM_THRESHOLD, default 0.001)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port, on --host (ASSIGNSVC_METRICS_PORT; default 0: off)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines for people or one JSON object per line (ASSIGNSVC_LOG_FORMAT, default text)",
+    )
+    serve.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        help="RPCs served at once; past it RESOURCE_EXHAUSTED (ASSIGNSVC_MAX_CONCURRENT_RPCS, default 1000; 0: no cap)",
+    )
+    serve.add_argument(
+        "--tls-cert", help="PEM certificate (chain) to serve TLS with (ASSIGNSVC_TLS_CERT; with --tls-key)"
+    )
     serve.add_argument("--tls-key", help="PEM private key of --tls-cert (ASSIGNSVC_TLS_KEY)")
-    serve.add_argument("--auth", choices=("auto", "on", "off"), help="API keys on every call (ASSIGNSVC_AUTH, "
-                       "default auto: on unless --host is loopback; off is refused on any other bind)")
+    serve.add_argument(
+        "--auth",
+        choices=("auto", "on", "off"),
+        help="API keys on every call (ASSIGNSVC_AUTH, "
+        "default auto: on unless --host is loopback; off is refused on any other bind)",
+    )
     serve.set_defaults(run=_serve)
 
     connection = argparse.ArgumentParser(add_help=False)
@@ -523,24 +595,33 @@ def build_parser() -> argparse.ArgumentParser:
     groups = sub.add_parser("groups", help="saved groups: named id lists for $inGroup conditions")
     add_group_commands(groups.add_subparsers(dest="action", required=True), client, _client)
 
-    apply = sub.add_parser("apply", parents=[client], help="create or update the experiments of a YAML/JSON file",
-                           description="Create or update every experiment of FILE at once, all or nothing "
-                           "(the format: README, 'Experiments as files').")
+    apply = sub.add_parser(
+        "apply",
+        parents=[client],
+        help="create or update the experiments of a YAML/JSON file",
+        description="Create or update every experiment of FILE at once, all or nothing "
+        "(the format: README, 'Experiments as files').",
+    )
     apply.add_argument("file", metavar="FILE", help="experiment file (YAML or JSON; GrowthBook JSON too); '-' = stdin")
     apply.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     apply.set_defaults(run=_client(_apply))
 
     attrs = argparse.ArgumentParser(add_help=False)
-    attrs.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE",
-                       help="a participant attribute (repeatable; VALUE is JSON if it parses, else text; "
-                       "a.b=x nests)")
+    attrs.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a participant attribute (repeatable; VALUE is JSON if it parses, else text; a.b=x nests)",
+    )
     attrs.add_argument("--attributes", metavar="JSON", help="participant attributes as a JSON object")
     assign = sub.add_parser("assign", parents=[client, attrs], help="assign a participant (creates on first sight)")
     assign.add_argument("experiment")
     assign.add_argument("participant")
     assign.set_defaults(run=_client(_assign))
-    lookup = sub.add_parser("get-assignment", parents=[client, attrs],
-                            help="look up a stored assignment, never creates")
+    lookup = sub.add_parser(
+        "get-assignment", parents=[client, attrs], help="look up a stored assignment, never creates"
+    )
     lookup.add_argument("experiment")
     lookup.add_argument("participant")
     lookup.set_defaults(run=_client(_lookup))

@@ -76,8 +76,15 @@ def print_experiments(messages: Sequence[Any], output: str, *, as_list: bool) ->
         emit(docs if as_list else docs[0], output)
         return
     rows = [
-        [m.id, enum_name(m, "status", "EXPERIMENT_STATUS_"), enum_name(m, "hash_algorithm", "HASH_ALGORITHM_"),
-         f"{m.coverage:g}", str(m.bucket_version), m.etag, _arms(m)]
+        [
+            m.id,
+            enum_name(m, "status", "EXPERIMENT_STATUS_"),
+            enum_name(m, "hash_algorithm", "HASH_ALGORITHM_"),
+            f"{m.coverage:g}",
+            str(m.bucket_version),
+            m.etag,
+            _arms(m),
+        ]
         for m in messages
     ]
     print(table(["ID", "STATUS", "HASH", "COVERAGE", "VERSION", "ETAG", "ARMS"], rows, right=(3, 4, 5)))
@@ -106,8 +113,10 @@ def print_experiment_details(message: Any, output: str) -> None:
         ("end_time", format_time(m.end_time.ToMilliseconds()) if m.HasField("end_time") else NONE),
         ("forced_arms", ", ".join(f"{p}={a}" for p, a in sorted(m.forced_arms.items())) or NONE),
         ("condition", m.condition or NONE),
-        ("hash_attribute", " then ".join(a for a in (m.hash_attribute, m.fallback_attribute) if a)
-         or "(participant id)"),
+        (
+            "hash_attribute",
+            " then ".join(a for a in (m.hash_attribute, m.fallback_attribute) if a) or "(participant id)",
+        ),
         ("redis_failure", enum_name(m, "redis_failure_policy", "REDIS_FAILURE_POLICY_")),
         ("created", format_time(m.create_time.ToMilliseconds())),
         ("updated", format_time(m.update_time.ToMilliseconds())),
@@ -132,8 +141,10 @@ def print_assignment(assignment: Any, output: str) -> None:
     first_seen = format_time(a.first_seen_time.ToMilliseconds()) if a.HasField("first_seen_time") else "never stored"
     if not a.persisted and reason == "new_assignment":  # a FAIL_OPEN answer while Redis failed
         first_seen = "not stored: Redis unavailable, experiment fails open"
-    print(f"{a.participant_id} -> {a.arm.id} (index {a.arm.index}, {reason}, "
-          f"first seen {first_seen}, bucket version {a.bucket_version})")
+    print(
+        f"{a.participant_id} -> {a.arm.id} (index {a.arm.index}, {reason}, "
+        f"first seen {first_seen}, bucket version {a.bucket_version})"
+    )
 
 
 def print_stats(stats: Any, output: str) -> None:
@@ -142,20 +153,23 @@ def print_stats(stats: Any, output: str) -> None:
         emit(as_dict(stats), output)
         return
     rows = [
-        [arm.arm_id, str(arm.assignments), f"{arm.observed_fraction:.2%}", f"{arm.weight:.2%}"]
-        for arm in stats.arms
+        [arm.arm_id, str(arm.assignments), f"{arm.observed_fraction:.2%}", f"{arm.weight:.2%}"] for arm in stats.arms
     ]
     rows.append(["total", str(stats.total_assignments), "", ""])
     print(table(["ARM", "ASSIGNMENTS", "OBSERVED", "WEIGHT"], rows, right=(1, 2, 3)))
     if stats.HasField("srm_p_value"):
         print(f"SRM p-value: {stats.srm_p_value:.4g} (bucket version {stats.bucket_version})")
     else:
-        print(f"SRM p-value: n/a (bucket version {stats.bucket_version}: no assignments,"
-              " or fewer than 2 arms with weight)")
+        print(
+            f"SRM p-value: n/a (bucket version {stats.bucket_version}: no assignments,"
+            " or fewer than 2 arms with weight)"
+        )
     print_strata(stats.strata)
     if stats.srm_warning:
-        print(f"WARNING: sample ratio mismatch (p < {SRM_WARNING_P:g}): this split is very unlikely under the"
-              " configured weights; find the cause (assignment, logging, targeting) before trusting results")
+        print(
+            f"WARNING: sample ratio mismatch (p < {SRM_WARNING_P:g}): this split is very unlikely under the"
+            " configured weights; find the cause (assignment, logging, targeting) before trusting results"
+        )
 
 
 def print_strata(strata: Sequence[Any]) -> None:
@@ -164,8 +178,11 @@ def print_strata(strata: Sequence[Any]) -> None:
         return
     arm_ids = [arm.arm_id for arm in strata[0].arms]
     rows = [
-        [", ".join(f"{k}={v}" for k, v in sorted(s.attributes.items())) or "(none)",
-         *(str(arm.assignments) for arm in s.arms), str(s.total_assignments)]
+        [
+            ", ".join(f"{k}={v}" for k, v in sorted(s.attributes.items())) or "(none)",
+            *(str(arm.assignments) for arm in s.arms),
+            str(s.total_assignments),
+        ]
         for s in strata
     ]
     print(table(["STRATUM", *arm_ids, "TOTAL"], rows, right=range(1, len(arm_ids) + 2)))
@@ -176,8 +193,10 @@ def print_preassign(reply: Any, output: str) -> None:
     if output != "table":
         emit(as_dict(reply), output)
         return
-    print(f"{reply.received_count} participants: {reply.created_count} assigned now, "
-          f"{reply.already_assigned_count} already assigned (kept their arm); bucket version {reply.bucket_version}")
+    print(
+        f"{reply.received_count} participants: {reply.created_count} assigned now, "
+        f"{reply.already_assigned_count} already assigned (kept their arm); bucket version {reply.bucket_version}"
+    )
     print_strata(reply.strata)
 
 

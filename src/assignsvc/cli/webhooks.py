@@ -53,12 +53,18 @@ def print_webhook_details(m: Any, output: str) -> None:
         print_webhooks([m], output, as_list=False)
         return
     fields = [
-        ("id", m.id), ("url", m.url), ("events", ", ".join(m.events) or "all"),
-        ("enabled", "yes" if m.enabled else "no"), ("disabled_reason", m.disabled_reason or out.NONE),
-        ("failed_events", str(m.failed_events)), ("description", m.description or out.NONE),
-        ("token", "set" if m.has_token else out.NONE), ("sign_body", "yes" if m.sign_body else "no"),
+        ("id", m.id),
+        ("url", m.url),
+        ("events", ", ".join(m.events) or "all"),
+        ("enabled", "yes" if m.enabled else "no"),
+        ("disabled_reason", m.disabled_reason or out.NONE),
+        ("failed_events", str(m.failed_events)),
+        ("description", m.description or out.NONE),
+        ("token", "set" if m.has_token else out.NONE),
+        ("sign_body", "yes" if m.sign_body else "no"),
         ("previous_secret_until", _time(m, "previous_secret_expire_time")),
-        ("created", _time(m, "create_time")), ("updated", _time(m, "update_time")),
+        ("created", _time(m, "create_time")),
+        ("updated", _time(m, "update_time")),
     ]
     print("\n".join(f"{name:<22}  {value}" for name, value in fields))
 
@@ -71,19 +77,33 @@ def print_deliveries(messages: list[Any], output: str) -> None:
     rows = []
     for d in messages:
         last = d.attempts[-1] if d.attempts else None
-        rows.append([
-            d.id, d.event_type, out.enum_name(d, "state", "DELIVERY_STATE_"), str(d.attempt_count),
-            str(last.response_status or out.NONE) if last else out.NONE,
-            f"{last.latency.ToMilliseconds()}ms" if last else out.NONE,
-            _time(d, "next_attempt_time"), (last.error if last else "") or out.NONE,
-        ])
-    print(out.table(["DELIVERY", "EVENT", "STATE", "ATTEMPTS", "STATUS", "LATENCY", "NEXT TRY", "ERROR"], rows,
-                    right=(3,)))
+        rows.append(
+            [
+                d.id,
+                d.event_type,
+                out.enum_name(d, "state", "DELIVERY_STATE_"),
+                str(d.attempt_count),
+                str(last.response_status or out.NONE) if last else out.NONE,
+                f"{last.latency.ToMilliseconds()}ms" if last else out.NONE,
+                _time(d, "next_attempt_time"),
+                (last.error if last else "") or out.NONE,
+            ]
+        )
+    print(
+        out.table(
+            ["DELIVERY", "EVENT", "STATE", "ATTEMPTS", "STATUS", "LATENCY", "NEXT TRY", "ERROR"], rows, right=(3,)
+        )
+    )
 
 
 def _add(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
-    webhook = wpb.Webhook(url=args.url, events=_events(args.events), description=args.description or "",
-                          token=args.token or "", sign_body=args.sign_body)
+    webhook = wpb.Webhook(
+        url=args.url,
+        events=_events(args.events),
+        description=args.description or "",
+        token=args.token or "",
+        sign_body=args.sign_body,
+    )
     reply = wgrpc.WebhookServiceStub(channel).CreateWebhook(wpb.CreateWebhookRequest(webhook=webhook), timeout=timeout)
     print_webhooks([reply.webhook], args.output, as_list=False)
 
@@ -128,8 +148,9 @@ def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
 
 
 def _test(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
-    reply = wgrpc.WebhookServiceStub(channel).SendTestEvent(wpb.SendTestEventRequest(webhook_id=args.id),
-                                                            timeout=timeout)
+    reply = wgrpc.WebhookServiceStub(channel).SendTestEvent(
+        wpb.SendTestEventRequest(webhook_id=args.id), timeout=timeout
+    )
     if args.output == "table":
         print(f"queued webhook.test {reply.event_id} (see `assignsvc webhooks deliveries {args.id}`)")
     else:
@@ -138,8 +159,9 @@ def _test(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> No
 
 def _deliveries(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     request = wpb.ListDeliveriesRequest(webhook_id=args.id, page_size=args.limit)
-    print_deliveries(list(wgrpc.WebhookServiceStub(channel).ListDeliveries(request, timeout=timeout).deliveries),
-                     args.output)
+    print_deliveries(
+        list(wgrpc.WebhookServiceStub(channel).ListDeliveries(request, timeout=timeout).deliveries), args.output
+    )
 
 
 def _rotate(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:

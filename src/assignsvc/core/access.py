@@ -72,8 +72,8 @@ def well_formed(key: str) -> bool:
     """Prefix, length, alphabet and checksum hold: no store lookup needed to refuse a typo."""
     if len(key) != KEY_LENGTH or not key.startswith(KEY_PREFIX):
         return False
-    body = key[len(KEY_PREFIX):len(KEY_PREFIX) + BODY_LENGTH]
-    tail = key[len(KEY_PREFIX) + BODY_LENGTH:]
+    body = key[len(KEY_PREFIX) : len(KEY_PREFIX) + BODY_LENGTH]
+    tail = key[len(KEY_PREFIX) + BODY_LENGTH :]
     return _BASE62_SET.issuperset(body) and _checksum(body) == tail
 
 
@@ -141,8 +141,11 @@ def rate_limit_violations(limit: RateLimit, field: str) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     rate = limit.per_second
     if rate != 0 and not MIN_RATE_PER_S <= rate <= MAX_RATE_PER_S:  # NaN fails both comparisons
-        out.append(FieldViolation(f"{field}.requests_per_second",
-                                  f"must be 0 (unlimited) or in [{MIN_RATE_PER_S:g}, {MAX_RATE_PER_S:g}]"))
+        out.append(
+            FieldViolation(
+                f"{field}.requests_per_second", f"must be 0 (unlimited) or in [{MIN_RATE_PER_S:g}, {MAX_RATE_PER_S:g}]"
+            )
+        )
     if not 0 <= limit.burst <= MAX_BURST:
         out.append(FieldViolation(f"{field}.burst", f"must be in [0, {MAX_BURST}]"))
     elif limit.per_second > 0 and limit.burst < 1:

@@ -16,12 +16,26 @@ from collections.abc import Callable
 from typing import Any
 
 NUMBER = (int, float)
-_TYPE_NAMES = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
-               list: "array", dict: "object"}
+_TYPE_NAMES = {
+    type(None): "null",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
 ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt, "$gte": operator.ge,
-    "$vlt": operator.lt, "$vlte": operator.le, "$vgt": operator.gt, "$vgte": operator.ge,
-    "$veq": operator.eq, "$vne": operator.ne,
+    "$lt": operator.lt,
+    "$lte": operator.le,
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$vlt": operator.lt,
+    "$vlte": operator.le,
+    "$vgt": operator.gt,
+    "$vgte": operator.ge,
+    "$veq": operator.eq,
+    "$vne": operator.ne,
 }
 
 

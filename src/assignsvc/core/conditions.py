@@ -153,6 +153,7 @@ def compile_condition(condition: object, path: str = "", datasource: str = DEFAU
 
 # --- the compiler ----------------------------------------------------------------------
 
+
 def _always(value: bool) -> _ValueTest:
     return lambda actual, groups: value
 
@@ -208,8 +209,9 @@ class _Compiler:
             elif key == "$not":
                 tests.append(_negated(self.condition(value, here, depth + 1)))
             elif key.startswith("$"):
-                raise ConditionError(here, "unknown operator (a condition's keys are attribute paths or "
-                                     "$and, $or, $nor, $not)")
+                raise ConditionError(
+                    here, "unknown operator (a condition's keys are attribute paths or $and, $or, $nor, $not)"
+                )
             else:
                 if not key or "" in key.split("."):
                     raise ConditionError(here, "attribute paths must not be empty or hold empty segments")
@@ -264,8 +266,7 @@ class _Compiler:
         if op in ("$all", "$alli"):
             items = self._list(arg, path)
             tests = [self.value(v, f"{path}[{i}]", depth + 1, op == "$alli") for i, v in enumerate(items)]
-            return lambda actual, groups: type(actual) is list and all(
-                any(t(a, groups) for a in actual) for t in tests)
+            return lambda actual, groups: type(actual) is list and all(any(t(a, groups) for a in actual) for t in tests)
         if op == "$elemMatch":
             return self._elem_match(arg, path, depth)
         if op == "$size":
@@ -313,8 +314,10 @@ class _Compiler:
             return lambda actual, groups: type(actual) in NUMBER and compare(actual, arg)
         if isinstance(arg, str):
             if arg.isascii():
-                return lambda actual, groups: type(actual) is str and (
-                    compare(actual, arg) if actual.isascii() else compare(compare_strings(actual, arg), 0))
+                return lambda actual, groups: (
+                    type(actual) is str
+                    and (compare(actual, arg) if actual.isascii() else compare(compare_strings(actual, arg), 0))
+                )
             return lambda actual, groups: type(actual) is str and compare(compare_strings(actual, arg), 0)
         return _always(False)  # booleans, null and containers are not ordered
 
@@ -327,7 +330,8 @@ class _Compiler:
         expected = padded_version(arg)
         if isinstance(arg, str):
             return lambda actual, groups: (
-                compare(padded_version_text(actual or "0"), expected) if type(actual) is str else mismatch)
+                compare(padded_version_text(actual or "0"), expected) if type(actual) is str else mismatch
+            )
         return lambda actual, groups: compare(padded_version(actual), expected) if is_number(actual) else mismatch
 
     @staticmethod
@@ -346,10 +350,12 @@ class _Compiler:
         if not isinstance(arg, dict):
             raise ConditionError(path, f"must be an object, got {get_type(arg)}")
         on_value = all(isinstance(k, str) and k.startswith("$") for k in arg) and not any(
-            k in _CONDITION_OPERATORS for k in arg)
+            k in _CONDITION_OPERATORS for k in arg
+        )
         test: _ValueTest = self.value(arg, path, depth + 1) if on_value else self.condition(arg, path, depth + 1)
-        return lambda actual, groups: type(actual) is list and any(
-            test(item, groups) for item in actual if item is not None)
+        return lambda actual, groups: (
+            type(actual) is list and any(test(item, groups) for item in actual if item is not None)
+        )
 
     @staticmethod
     def _regex(op: str, arg: object, path: str) -> _ValueTest:
@@ -362,10 +368,12 @@ class _Compiler:
             match = re2.compile(arg, options)._regexp.Match
         except re2.error as exc:
             detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-            raise ConditionError(path, f"invalid regex {arg!r}: {detail} (RE2 syntax: no backreferences or "
-                                 "lookaround)") from None
+            raise ConditionError(
+                path, f"invalid regex {arg!r}: {detail} (RE2 syntax: no backreferences or lookaround)"
+            ) from None
         found = literal_search(arg) if options is _RE2_OPTIONS else None
         if found is None:
+
             def found(text: str) -> bool:
                 data = text.encode("utf-8", "surrogatepass")
                 return bool(match(_UNANCHORED, data, 0, len(data))[0] != _NO_MATCH)

@@ -94,17 +94,27 @@ def change_events(current: Experiment, updated: Experiment) -> list[tuple[str, d
     out: list[tuple[str, dict[str, Any]]] = []
     if current.status is not updated.status:
         action = lifecycle.action_between(current.status, updated.status)
-        out.append((EXPERIMENT_STATUS_UPDATED, {
-            "action": STATUS_ACTIONS[action.value] if action else "",
-            "previous_status": current.status.name,
-        }))
+        out.append(
+            (
+                EXPERIMENT_STATUS_UPDATED,
+                {
+                    "action": STATUS_ACTIONS[action.value] if action else "",
+                    "previous_status": current.status.name,
+                },
+            )
+        )
     if current.bucket_version != updated.bucket_version:
         out.append((EXPERIMENT_RERANDOMIZED, {"previous_bucket_version": current.bucket_version}))
     other = [c for c in changes if c[0] not in _OWN_EVENT_FIELDS]
     if other or (not out and changes):
-        out.append((EXPERIMENT_UPDATED, {
-            "changes": [{"field": f, "old": old, "new": new} for f, old, new in changes if f != "status"],
-        }))
+        out.append(
+            (
+                EXPERIMENT_UPDATED,
+                {
+                    "changes": [{"field": f, "old": old, "new": new} for f, old, new in changes if f != "status"],
+                },
+            )
+        )
     return out
 
 

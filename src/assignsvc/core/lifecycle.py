@@ -41,8 +41,18 @@ TRANSITIONS: dict[tuple[ExperimentStatus, Action], ExperimentStatus] = {
 
 # Fields an UpdateExperiment field mask may name (the API's names).
 UPDATABLE_FIELDS = (
-    "name", "arms", "coverage", "namespace", "min_bucket_version", "start_time", "end_time", "forced_arms",
-    "condition", "hash_attribute", "fallback_attribute", "redis_failure_policy",
+    "name",
+    "arms",
+    "coverage",
+    "namespace",
+    "min_bucket_version",
+    "start_time",
+    "end_time",
+    "forced_arms",
+    "condition",
+    "hash_attribute",
+    "fallback_attribute",
+    "redis_failure_policy",
 )
 # Fields that decide who a participant is: locked like the arms (see check_update).
 IDENTITY_FIELDS = ("hash_attribute", "fallback_attribute")

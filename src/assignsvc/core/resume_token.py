@@ -50,7 +50,8 @@ def issue(key: bytes, scope: str, position: ExportPosition, now_ms: int) -> str:
     """A token for `position`, valid for `scope` for MAX_AGE_MS."""
     payload = json.dumps(
         [TOKEN_VERSION, scope, position.bucket_version, position.shard, position.participant, now_ms],
-        separators=(",", ":"), ensure_ascii=False,
+        separators=(",", ":"),
+        ensure_ascii=False,
     ).encode()
     mac = hmac.new(key, payload, hashlib.sha256).digest()
     return f"{_b64(payload)}.{_b64(mac)}"

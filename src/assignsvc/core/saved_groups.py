@@ -96,8 +96,13 @@ def group_violations(group: SavedGroup, prefix: str = "saved_group.") -> list[Fi
 def ids_violations(ids: Sequence[str], field: str) -> list[FieldViolation]:
     """Each id follows the participant id rule; at most MAX_IDS_PER_MESSAGE per message."""
     if len(ids) > MAX_IDS_PER_MESSAGE:
-        return [FieldViolation(field, f"must hold at most {MAX_IDS_PER_MESSAGE} ids per message "
-                               "(stream bigger lists with UploadSavedGroupIds)")]
+        return [
+            FieldViolation(
+                field,
+                f"must hold at most {MAX_IDS_PER_MESSAGE} ids per message "
+                "(stream bigger lists with UploadSavedGroupIds)",
+            )
+        ]
     out: list[FieldViolation] = []
     for i, member in enumerate(ids):
         out += participant_id_violations(member, f"{field}[{i}]")

@@ -77,9 +77,7 @@ def _arm_violations(experiment: Experiment, prefix: str) -> list[FieldViolation]
     if arms and all(math.isfinite(w) and w >= 0 for w in weights):
         total = math.fsum(weights)
         if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
-            out.append(
-                FieldViolation(f"{prefix}arms", f"weights must sum to 1 (within 1e-6), got {total!r}")
-            )
+            out.append(FieldViolation(f"{prefix}arms", f"weights must sum to 1 (within 1e-6), got {total!r}"))
     return out
 
 
@@ -109,15 +107,21 @@ def targeting_violations(experiment: Experiment, prefix: str = "") -> list[Field
         if len(value.encode("utf-8", "surrogatepass")) > MAX_ATTRIBUTE_NAME_BYTES:
             out.append(FieldViolation(f"{prefix}{name}", f"must be at most {MAX_ATTRIBUTE_NAME_BYTES} bytes"))
     if experiment.fallback_attribute and not experiment.hash_attribute:
-        out.append(FieldViolation(f"{prefix}fallback_attribute",
-                                  "needs hash_attribute (the participant id is never missing)"))
+        out.append(
+            FieldViolation(f"{prefix}fallback_attribute", "needs hash_attribute (the participant id is never missing)")
+        )
     if experiment.type is ExperimentType.PREASSIGNED:
         # Arms come from the uploaded list, stored under the uploaded ids: a condition would
         # never be consulted and a hash attribute would look rows up under other ids.
         for name in ("condition", "hash_attribute", "fallback_attribute"):
             if getattr(experiment, name):
-                out.append(FieldViolation(f"{prefix}{name}", "does not apply to a preassigned experiment "
-                                          "(its participants are the uploaded ids, all eligible)"))
+                out.append(
+                    FieldViolation(
+                        f"{prefix}{name}",
+                        "does not apply to a preassigned experiment "
+                        "(its participants are the uploaded ids, all eligible)",
+                    )
+                )
     return out
 
 
@@ -135,15 +139,11 @@ def experiment_violations(experiment: Experiment, prefix: str = "") -> list[Fiel
         out += _unit_violation(ns.start, f"{prefix}namespace.range_start", closed_end=False)
         out += _unit_violation(ns.end, f"{prefix}namespace.range_end", closed_end=True)
         if math.isfinite(ns.start) and math.isfinite(ns.end) and not ns.start < ns.end:
-            out.append(
-                FieldViolation(f"{prefix}namespace.range_end", "must be greater than range_start")
-            )
+            out.append(FieldViolation(f"{prefix}namespace.range_end", "must be greater than range_start"))
     if len(experiment.seed.encode("utf-8", "surrogatepass")) > MAX_SEED_BYTES:
         out.append(FieldViolation(f"{prefix}seed", f"must be at most {MAX_SEED_BYTES} bytes"))
     if experiment.min_bucket_version > experiment.bucket_version:
-        out.append(
-            FieldViolation(f"{prefix}min_bucket_version", "must not exceed bucket_version")
-        )
+        out.append(FieldViolation(f"{prefix}min_bucket_version", "must not exceed bucket_version"))
     out += _forced_arm_violations(experiment, prefix)
     start, end = experiment.start_time_ms, experiment.end_time_ms
     if start is not None and end is not None and end <= start:
@@ -156,7 +156,5 @@ def creation_violations(experiment: Experiment, prefix: str = "") -> list[FieldV
     """Rules for a new experiment: the stored-experiment rules plus a creatable status."""
     out = experiment_violations(experiment, prefix)
     if experiment.status not in CREATABLE_STATUSES:
-        out.append(
-            FieldViolation(f"{prefix}status", "a new experiment must be DRAFT or RUNNING")
-        )
+        out.append(FieldViolation(f"{prefix}status", "a new experiment must be DRAFT or RUNNING"))
     return out

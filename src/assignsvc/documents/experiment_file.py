@@ -62,9 +62,24 @@ from assignsvc.core.validation import experiment_violations
 from assignsvc.errors import FieldViolation, InvalidArgumentError
 
 EXPERIMENT_FIELDS = (
-    "id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version",
-    "min_bucket_version", "status", "type", "start_time", "end_time", "forced_arms", "condition", "hash_attribute",
-    "fallback_attribute", "redis_failure_policy",
+    "id",
+    "name",
+    "arms",
+    "coverage",
+    "namespace",
+    "seed",
+    "hash_algorithm",
+    "bucket_version",
+    "min_bucket_version",
+    "status",
+    "type",
+    "start_time",
+    "end_time",
+    "forced_arms",
+    "condition",
+    "hash_attribute",
+    "fallback_attribute",
+    "redis_failure_policy",
 )
 ARM_FIELDS = ("id", "name", "weight")
 NAMESPACE_FIELDS = ("id", "range")
@@ -207,9 +222,13 @@ _VALUE, _MERGE = "tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"
 _RESOLVERS_1_2 = (
     (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
     (_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), "-+0123456789"),  # no octal 0123, 1_000 or 1:20
-    (_FLOAT, re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ), "-+0123456789."),
+    (
+        _FLOAT,
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        "-+0123456789.",
+    ),
 )
 
 
@@ -228,7 +247,9 @@ class _Loader(yaml.SafeLoader):
                 signature = (key.tag, key.value)
                 if signature in first_line:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key.value!r} (first on line {first_line[signature]})",
+                        None,
+                        None,
+                        f"duplicate key {key.value!r} (first on line {first_line[signature]})",
                         key.start_mark,
                     )
                 first_line[signature] = key.start_mark.line + 1
@@ -238,8 +259,9 @@ class _Loader(yaml.SafeLoader):
         try:
             return super().construct_yaml_timestamp(node)
         except ValueError as exc:  # e.g. month 13: shaped like a time, but none
-            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a time: {exc}",
-                                                    node.start_mark) from None
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a time: {exc}", node.start_mark
+            ) from None
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
@@ -372,6 +394,7 @@ def _with_line(violation: FieldViolation, lines: Mapping[str, int]) -> tuple[Fie
 
 # --- the schema ------------------------------------------------------------------------
 
+
 def _join(path: str, name: str) -> str:
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
         return f"{path}[{name!r}]"
@@ -473,7 +496,8 @@ class _Reader:
             fallback_attribute=self.text(item.get("fallback_attribute"), at["fallback_attribute"]) or "",
             redis_failure_policy=self.choice(
                 item.get("redis_failure_policy"), at["redis_failure_policy"], RedisFailurePolicy
-            ) or RedisFailurePolicy.FAIL_CLOSED,
+            )
+            or RedisFailurePolicy.FAIL_CLOSED,
         )
         self.rules(experiment, path, before)
         return FileExperiment(experiment, status, path)
@@ -577,11 +601,13 @@ class _Reader:
             weight = item.get("weight")
             if weight is None:
                 self.bad(f"{here}.weight", "is required")
-            arms.append(Arm(
-                self.text(item.get("id"), f"{here}.id", required=True) or "",
-                self.text(item.get("name"), f"{here}.name") or "",
-                self.number(weight, f"{here}.weight"),
-            ))
+            arms.append(
+                Arm(
+                    self.text(item.get("id"), f"{here}.id", required=True) or "",
+                    self.text(item.get("name"), f"{here}.name") or "",
+                    self.number(weight, f"{here}.weight"),
+                )
+            )
         return tuple(arms)
 
     def namespace(self, value: object, path: str) -> Namespace | None:

@@ -169,8 +169,18 @@ def _from_rest_object(source: Mapping[str, object], r: _Reader) -> ImportedExper
         r.note("type", "multi-armed bandit: imported the current trafficSplit, which GrowthBook keeps changing")
 
     seed = (seed_value, at + "seed") if seed_value else (key, key_field)
-    return _build(r, source, (key, key_field), api_id, seed, variations, (raw_weights, at + "trafficSplit"),
-                  coverage, namespace, _condition_text(parts))
+    return _build(
+        r,
+        source,
+        (key, key_field),
+        api_id,
+        seed,
+        variations,
+        (raw_weights, at + "trafficSplit"),
+        coverage,
+        namespace,
+        _condition_text(parts),
+    )
 
 
 def _from_sdk_shape(source: Mapping[str, object], r: _Reader) -> ImportedExperiment | None:
@@ -206,9 +216,18 @@ def _from_sdk_shape(source: Mapping[str, object], r: _Reader) -> ImportedExperim
         parts = [_checked_condition(source.get("condition"), "condition", r)]
     seed_value = r.text(source.get("seed"), "seed")
     seed = (seed_value, "seed") if seed_value else (key, "key")
-    return _build(r, source, (key, "key"), None, seed, variations, (raw_weights, "weights"),
-                  _coverage(source.get("coverage"), "coverage", r), _sdk_namespace(source.get("namespace"), r),
-                  _condition_text(parts))
+    return _build(
+        r,
+        source,
+        (key, "key"),
+        None,
+        seed,
+        variations,
+        (raw_weights, "weights"),
+        _coverage(source.get("coverage"), "coverage", r),
+        _sdk_namespace(source.get("namespace"), r),
+        _condition_text(parts),
+    )
 
 
 def _identity_attribute(source: Mapping[str, object], r: _Reader) -> str:
@@ -257,8 +276,11 @@ def _targeting_parts(phase: Mapping[str, object], at: str, attribute: str, r: _R
         ids = [g for j, g in enumerate(groups) if r.text(g, f"{here}.savedGroups[{j}]", required=True)]
         if ids:
             parts.append({operators[str(match)]: [{attribute: {"$inGroup": g}} for g in ids]})
-            r.note(here, f"saved groups {', '.join(map(repr, ids))} are tested on the attribute {attribute!r}"
-                   " and must exist in assignsvc (same ids)")
+            r.note(
+                here,
+                f"saved groups {', '.join(map(repr, ids))} are tested on the attribute {attribute!r}"
+                " and must exist in assignsvc (same ids)",
+            )
     return parts
 
 
@@ -288,12 +310,14 @@ def _rest_variations(value: object, r: _Reader) -> list[_Variation] | None:
         if not isinstance(item, Mapping):
             r.bad(f"variations[{i}]", f"must be an object, got {_show(item)}")
             continue
-        variations.append(_Variation(
-            r.text(item.get("key"), f"variations[{i}].key"),
-            r.text(item.get("variationId"), f"variations[{i}].variationId"),
-            r.text(item.get("name"), f"variations[{i}].name"),
-            f"variations[{i}].key",
-        ))
+        variations.append(
+            _Variation(
+                r.text(item.get("key"), f"variations[{i}].key"),
+                r.text(item.get("variationId"), f"variations[{i}].variationId"),
+                r.text(item.get("name"), f"variations[{i}].name"),
+                f"variations[{i}].key",
+            )
+        )
     if len(variations) < len(items):
         return None
     _check_arm_count(variations, r)
@@ -483,9 +507,16 @@ def _arms(variations: list[_Variation], weights: tuple[float, ...], r: _Reader) 
 
 
 def _build(  # noqa: PLR0917 - one call per front end, each argument a (value, GrowthBook field) pair or plain value
-    r: _Reader, source: Mapping[str, object], key: tuple[str | None, str], fallback_id: str | None,
-    seed: tuple[str | None, str], variations: list[_Variation] | None,
-    weights: tuple[list[float] | None, str], coverage: float, namespace: Namespace | None, condition: str = "",
+    r: _Reader,
+    source: Mapping[str, object],
+    key: tuple[str | None, str],
+    fallback_id: str | None,
+    seed: tuple[str | None, str],
+    variations: list[_Variation] | None,
+    weights: tuple[list[float] | None, str],
+    coverage: float,
+    namespace: Namespace | None,
+    condition: str = "",
 ) -> ImportedExperiment | None:
     """The fields every shape shares, then the Experiment; None when anything was wrong."""
     algorithm = _hash_algorithm(source.get("hashVersion"), r)
@@ -515,10 +546,19 @@ def _build(  # noqa: PLR0917 - one call per front end, each argument a (value, G
     if experiment_id != key_value:
         r.note(key_field, f"{key_value!r} imported as experiment id {experiment_id!r} (the seed keeps every arm)")
     experiment = Experiment(
-        id=experiment_id, name=_clip(name or key_value), arms=arms, coverage=coverage, namespace=namespace,
-        seed=seed_value, hash_algorithm=algorithm, bucket_version=bucket_version,
-        min_bucket_version=min_bucket_version, status=status, condition=condition,
-        hash_attribute="" if hash_attribute == "id" else hash_attribute, fallback_attribute=fallback,
+        id=experiment_id,
+        name=_clip(name or key_value),
+        arms=arms,
+        coverage=coverage,
+        namespace=namespace,
+        seed=seed_value,
+        hash_algorithm=algorithm,
+        bucket_version=bucket_version,
+        min_bucket_version=min_bucket_version,
+        status=status,
+        condition=condition,
+        hash_attribute="" if hash_attribute == "id" else hash_attribute,
+        fallback_attribute=fallback,
     )
     return ImportedExperiment(experiment, hash_attribute, tuple(r.notes))
 

@@ -219,8 +219,12 @@ async def create_server(config: ServerConfig) -> RunningServer:
         group_store = RedisSavedGroupStore(redis, keys)
         access_store = RedisAccessStore(redis, keys)
         key_ring = _key_ring(config, access_store)
-        registry = ExperimentRegistry(experiment_store, config.refresh_interval_s, group_store,
-                                      on_access_change=key_ring.reload if key_ring is not None else None)
+        registry = ExperimentRegistry(
+            experiment_store,
+            config.refresh_interval_s,
+            group_store,
+            on_access_change=key_ring.reload if key_ring is not None else None,
+        )
         await registry.start()
         assignment_store, fast_pipe, rows, bulk_pipe = _assignment_stores(redis, redis_url, keys, config)
         catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
@@ -241,12 +245,18 @@ async def create_server(config: ServerConfig) -> RunningServer:
         )
         # Two timeouts: a claim may wait out pipelines in flight before its own round trip
         # (store/pipelining.py), and a cluster retries once on a refreshed slot map.
-        assigner = Assigner(registry, assignment_store, cache=StickyCache(config.cache_size),
-                            store_timeout_s=2 * config.redis_timeout_s)
+        assigner = Assigner(
+            registry, assignment_store, cache=StickyCache(config.cache_size), store_timeout_s=2 * config.redis_timeout_s
+        )
         assignment_grpc.add_AssignmentServiceServicer_to_server(AssignmentServicer(assigner), server)
-        bulk_grpc.add_BulkAssignmentServiceServicer_to_server(BulkAssignmentServicer(
-            Exporter(registry, experiment_store, rows), Preassigner(registry, rows), activity=lambda: assigner.served,
-        ), server)
+        bulk_grpc.add_BulkAssignmentServiceServicer_to_server(
+            BulkAssignmentServicer(
+                Exporter(registry, experiment_store, rows),
+                Preassigner(registry, rows),
+                activity=lambda: assigner.served,
+            ),
+            server,
+        )
         webhook_store, outbox, settings = _add_webhook_service(server, redis, keys, config)
         saved_group_grpc.add_SavedGroupServiceServicer_to_server(
             SavedGroupServicer(SavedGroupCatalog(registry, group_store)), server
@@ -257,8 +267,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
             await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME),
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
         try:
@@ -282,8 +291,22 @@ async def create_server(config: ServerConfig) -> RunningServer:
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
-        server, port, health, registry, redis, redis_url, embedded, config.grace_period_s, fast_pipe, bulk_pipe,
-        dispatcher, srm_watcher, interceptor, metrics, worker_metrics, key_ring,
+        server,
+        port,
+        health,
+        registry,
+        redis,
+        redis_url,
+        embedded,
+        config.grace_period_s,
+        fast_pipe,
+        bulk_pipe,
+        dispatcher,
+        srm_watcher,
+        interceptor,
+        metrics,
+        worker_metrics,
+        key_ring,
     )
 
 
@@ -292,8 +315,11 @@ def _listen(server: grpc.aio.Server, config: ServerConfig) -> int:
     address = f"{config.host}:{config.port}"
     if config.tls_cert is None or config.tls_key is None:
         if config.auth and not is_loopback_host(config.host):
-            log.warning("API keys on a plaintext port (%s): protect them on the network with --tls-cert/--tls-key "
-                        "or a service mesh's mTLS (a sidecar dialled on 127.0.0.1 needs neither)", address)
+            log.warning(
+                "API keys on a plaintext port (%s): protect them on the network with --tls-cert/--tls-key "
+                "or a service mesh's mTLS (a sidecar dialled on 127.0.0.1 needs neither)",
+                address,
+            )
         return int(server.add_insecure_port(address))
     credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
     return int(server.add_secure_port(address, credentials))
@@ -358,8 +384,11 @@ async def serve(config: ServerConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
-        log.info("stopping: NOT_SERVING, draining %d calls for up to %.1fs",
-                 running.interceptor.in_flight if running.interceptor else 0, config.grace_period_s)
+        log.info(
+            "stopping: NOT_SERVING, draining %d calls for up to %.1fs",
+            running.interceptor.in_flight if running.interceptor else 0,
+            config.grace_period_s,
+        )
     finally:
         await running.stop()
     log.info("stopped")

@@ -101,12 +101,14 @@ class Supervisor:
             self.redis_url = await embedded.start()
         if self.port:
             self._port_known.set()
-        slots = [asyncio.create_task(self._keep_running(i), name=f"worker-{i}")
-                 for i in range(1, self.config.workers + 1)]
+        slots = [
+            asyncio.create_task(self._keep_running(i), name=f"worker-{i}") for i in range(1, self.config.workers + 1)
+        ]
         try:
             await self._stop.wait()
-            log.info("stopping: draining %d worker(s) for up to %.1fs", len(self._processes),
-                     self.config.grace_period_s)
+            log.info(
+                "stopping: draining %d worker(s) for up to %.1fs", len(self._processes), self.config.grace_period_s
+            )
         finally:
             await self._stop_workers(slots)
             if embedded is not None:
@@ -142,19 +144,32 @@ class Supervisor:
                 return
             if loop.time() - started >= STABLE_AFTER_S:
                 quick_restarts = 0
-            delay = min(RESTART_BACKOFF_S * 2 ** quick_restarts, MAX_BACKOFF_S)
+            delay = min(RESTART_BACKOFF_S * 2**quick_restarts, MAX_BACKOFF_S)
             quick_restarts += 1
             if port is not None:
                 log.error("worker %d (pid %s) %s; restarting it in %.1fs", index, pid, how, delay)
             else:
                 failures += 1
                 if not self._serving or failures >= MAX_START_FAILURES:
-                    log.error("worker %d could not start: %s (%s); giving up after %d attempt(s)",
-                              index, reason, how, failures)
+                    log.error(
+                        "worker %d could not start: %s (%s); giving up after %d attempt(s)",
+                        index,
+                        reason,
+                        how,
+                        failures,
+                    )
                     self._give_up()
                     return
-                log.error("worker %d (pid %s) could not start: %s (%s); retry %d of %d in %.1fs",
-                          index, pid, reason, how, failures, MAX_START_FAILURES - 1, delay)
+                log.error(
+                    "worker %d (pid %s) could not start: %s (%s); retry %d of %d in %.1fs",
+                    index,
+                    pid,
+                    reason,
+                    how,
+                    failures,
+                    MAX_START_FAILURES - 1,
+                    delay,
+                )
             if await self._until(self._stop, timeout_s=delay):
                 return
 
@@ -163,8 +178,10 @@ class Supervisor:
         config = dataclasses.replace(self.config, redis_url=self.redis_url, port=self.port)
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=_worker_main, args=(config, index, sender, os.getpid()),
-            name=f"assignsvc-worker-{index}", daemon=True,
+            target=_worker_main,
+            args=(config, index, sender, os.getpid()),
+            name=f"assignsvc-worker-{index}",
+            daemon=True,
         )
         process.start()
         sender.close()
@@ -204,8 +221,14 @@ class Supervisor:
         if not self._serving and len(self._ready) == self.config.workers:
             self._serving = True
             where = self.redis_url if self.config.redis_url else f"embedded at {self.redis_url}"
-            log.info("assignsvc serving on %s:%d with %d workers (supervisor pid %d, redis %s)",
-                     self.config.host, self.port, self.config.workers, os.getpid(), where)
+            log.info(
+                "assignsvc serving on %s:%d with %d workers (supervisor pid %d, redis %s)",
+                self.config.host,
+                self.port,
+                self.config.workers,
+                os.getpid(),
+                where,
+            )
 
     def _give_up(self) -> None:
         self.exit_code = 1
@@ -269,6 +292,7 @@ def _describe_exit(code: int | None) -> str:
 
 
 # --- in the worker process ----------------------------------------------------------------
+
 
 def _worker_main(config: ServerConfig, index: int, ready: Connection, supervisor_pid: int) -> None:
     """A worker: one server on the shared port until SIGTERM (or the supervisor's death)."""

@@ -33,29 +33,46 @@ return 1
 
 def key_to_json(key: ApiKey) -> str:
     """The stored record of a key (its digest, never the key)."""
-    return json.dumps({
-        "id": key.id, "datasource": key.datasource, "digest": key.digest,
-        "scopes": sorted(s.value for s in key.scopes), "name": key.name, "hint": key.hint,
-        "rate_per_s": key.rate_limit.per_second, "burst": key.rate_limit.burst,
-        "create_time_ms": key.create_time_ms, "revoke_time_ms": key.revoke_time_ms,
-    }, separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        {
+            "id": key.id,
+            "datasource": key.datasource,
+            "digest": key.digest,
+            "scopes": sorted(s.value for s in key.scopes),
+            "name": key.name,
+            "hint": key.hint,
+            "rate_per_s": key.rate_limit.per_second,
+            "burst": key.rate_limit.burst,
+            "create_time_ms": key.create_time_ms,
+            "revoke_time_ms": key.revoke_time_ms,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
 
 
 def key_from_json(text: str | bytes) -> ApiKey:
     """Parse a stored key record."""
     doc = json.loads(text)
     return ApiKey(
-        id=doc["id"], datasource=doc["datasource"], digest=doc["digest"],
-        scopes=frozenset(Scope(s) for s in doc["scopes"]), name=doc.get("name", ""), hint=doc.get("hint", ""),
+        id=doc["id"],
+        datasource=doc["datasource"],
+        digest=doc["digest"],
+        scopes=frozenset(Scope(s) for s in doc["scopes"]),
+        name=doc.get("name", ""),
+        hint=doc.get("hint", ""),
         rate_limit=RateLimit(float(doc.get("rate_per_s", 0)), int(doc.get("burst", 0))),
-        create_time_ms=int(doc.get("create_time_ms", 0)), revoke_time_ms=int(doc.get("revoke_time_ms", 0)),
+        create_time_ms=int(doc.get("create_time_ms", 0)),
+        revoke_time_ms=int(doc.get("revoke_time_ms", 0)),
     )
 
 
 def datasource_to_json(datasource: Datasource) -> str:
     """The stored description of a datasource."""
-    return json.dumps({"id": datasource.id, "name": datasource.name, "create_time_ms": datasource.create_time_ms},
-                      separators=(",", ":"))
+    return json.dumps(
+        {"id": datasource.id, "name": datasource.name, "create_time_ms": datasource.create_time_ms},
+        separators=(",", ":"),
+    )
 
 
 def datasource_from_json(text: str | bytes) -> Datasource:
@@ -75,7 +92,8 @@ class RedisAccessStore:
     async def _put(self, records: str, field: str, text: str, mode: str) -> bool:
         with store_errors("write access record"):
             written = await self._scripts.run(
-                self._write, [records, self._keys.experiments_revision],
+                self._write,
+                [records, self._keys.experiments_revision],
                 [self._keys.experiment_changes, field, text, mode],
             )
         return int(written) == 1

@@ -54,7 +54,9 @@ CLAIM_SCRIPT = _CLAIM_FUNCTION + "return claim(1, #KEYS, ARGV[1], ARGV[2], ARGV[
 # keys one after another; the reply is the list of each claim's reply. A claim script call
 # costs Redis ~15x a SET (measured: 14.5 us vs 1.0 us per call): one call per
 # CLAIMS_PER_CALL claims is what lets a batch approach the pipelined SET NX GET rate.
-CLAIM_BATCH_SCRIPT = _CLAIM_FUNCTION + """
+CLAIM_BATCH_SCRIPT = (
+    _CLAIM_FUNCTION
+    + """
 local replies, first = {}, 1
 for j = 1, #ARGV, 4 do
   local last = first + tonumber(ARGV[j]) - 1
@@ -63,6 +65,7 @@ for j = 1, #ARGV, 4 do
 end
 return replies
 """
+)
 # Claims per CLAIM_BATCH_SCRIPT call: Redis runs one call at a time, so this bounds how
 # long one call holds it (about 100 x a few us).
 CLAIMS_PER_CALL = 100
@@ -113,10 +116,13 @@ class ClaimKeys:
 
     def __init__(self, keys: Keyspace, experiment: Experiment) -> None:
         experiment_id, version = experiment.id, experiment.bucket_version
-        names = [keys.assignments(experiment_id, _SHARD_MARK, version),
-                 keys.arm_counts(experiment_id, _SHARD_MARK, version)]
-        names += [keys.assignments(experiment_id, _SHARD_MARK, old)
-                  for old in reversed(range(experiment.min_bucket_version))]  # newest first
+        names = [
+            keys.assignments(experiment_id, _SHARD_MARK, version),
+            keys.arm_counts(experiment_id, _SHARD_MARK, version),
+        ]
+        names += [
+            keys.assignments(experiment_id, _SHARD_MARK, old) for old in reversed(range(experiment.min_bucket_version))
+        ]  # newest first
         affixes = [name.split(_SHARD_MARK) for name in names]
         if any(len(parts) != 2 for parts in affixes):
             raise ValueError(f"a key of experiment {experiment_id!r} holds no single shard mark")
@@ -171,7 +177,7 @@ class RedisAssignmentStore:
         for start in range(0, len(requests), CLAIMS_PER_CALL):
             names: list[str] = []
             args: list[str | int] = []
-            for experiment, participant_id, proposed, now_ms in requests[start:start + CLAIMS_PER_CALL]:
+            for experiment, participant_id, proposed, now_ms in requests[start : start + CLAIMS_PER_CALL]:
                 if experiment is not last:
                     keys, last = self.claim_keys(experiment), experiment
                 assert keys is not None
@@ -189,7 +195,8 @@ class RedisAssignmentStore:
             if isinstance(reply, Exception):
                 raise StoreUnavailableError(f"store refused the claim: {reply}")
             for (experiment, _, proposed, now_ms), one in zip(
-                    requests[len(claims):len(claims) + len(reply)], reply, strict=True):
+                requests[len(claims) : len(claims) + len(reply)], reply, strict=True
+            ):
                 claims.append(to_claim(experiment, one, now_ms, proposed))
         if len(claims) != len(requests):
             raise StoreUnavailableError(f"store answered {len(claims)} of {len(requests)} claims")
@@ -203,7 +210,11 @@ class RedisAssignmentStore:
         return self._to_claim(experiment, reply, now_ms, proposed)
 
     async def claim(
-        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int,
+        self,
+        experiment: Experiment,
+        participant_id: str,
+        proposed_arm: int | None,
+        now_ms: int,
         timeout_s: float | None = None,
     ) -> Claim:
         """See AssignmentStore.claim."""
@@ -227,9 +238,7 @@ class RedisAssignmentStore:
         ]
 
     @staticmethod
-    def _to_claim(
-        experiment: Experiment, reply: list[int | bytes], now_ms: int, proposed: int | None
-    ) -> Claim:
+    def _to_claim(experiment: Experiment, reply: list[int | bytes], now_ms: int, proposed: int | None) -> Claim:
         code = int(reply[0])
         if code == 1:
             first_seen, arm = unpack_row(reply[1])
@@ -253,8 +262,7 @@ class RedisAssignmentStore:
 
     def _counter_keys(self, experiment: Experiment, bucket_version: int) -> list[str]:
         return [
-            self._keys.arm_counts(experiment.id, shard, bucket_version)
-            for shard in range(experiment.storage_shards)
+            self._keys.arm_counts(experiment.id, shard, bucket_version) for shard in range(experiment.storage_shards)
         ]
 
     async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:

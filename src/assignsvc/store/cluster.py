@@ -161,7 +161,11 @@ class ClusterAssignmentStore(RedisAssignmentStore):
         self._cluster = cluster
 
     async def claim(
-        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int,
+        self,
+        experiment: Experiment,
+        participant_id: str,
+        proposed_arm: int | None,
+        now_ms: int,
         timeout_s: float | None = None,
     ) -> Claim:
         """See AssignmentStore.claim."""

@@ -179,8 +179,9 @@ class FastScriptPipe:
         """execute(); the commands answered NOSCRIPT (the server's script cache was flushed)
         are sent once more after loading this pipe's script, and only they."""
         replies = await self.execute(commands)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)
-                   and str(reply).startswith("NOSCRIPT")]
+        missing = [
+            i for i, reply in enumerate(replies) if isinstance(reply, Exception) and str(reply).startswith("NOSCRIPT")
+        ]
         if missing:
             await self.execute([encode_command("SCRIPT", "LOAD", self._script)])
             for i, reply in zip(missing, await self.execute([commands[i] for i in missing]), strict=True):

@@ -202,7 +202,10 @@ def _event(entry: Any) -> StreamEvent:
         raw = {raw[i]: raw[i + 1] for i in range(0, len(raw), 2)}
     fields = {k.decode(): v.decode() for k, v in raw.items()}
     return StreamEvent(
-        entry_id.decode(), fields.get("type", ""), fields.get("experiment", ""), fields.get("detail", "{}"),
+        entry_id.decode(),
+        fields.get("type", ""),
+        fields.get("experiment", ""),
+        fields.get("detail", "{}"),
         fields.get("target", ""),
     )
 
@@ -211,8 +214,14 @@ def _record(delivery_id: bytes, flat: list[bytes]) -> DeliveryRecord:
     f = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
     attempts = json.loads(f.get("attempts") or "[]")
     return DeliveryRecord(
-        id=delivery_id.decode(), webhook_id=f["webhook_id"], event_id=f["event_id"], event_type=f["event_type"],
-        payload=f["payload"], state=f["state"], attempt=int(f["attempt"]), created_ms=int(f["created_ms"]),
+        id=delivery_id.decode(),
+        webhook_id=f["webhook_id"],
+        event_id=f["event_id"],
+        event_type=f["event_type"],
+        payload=f["payload"],
+        state=f["state"],
+        attempt=int(f["attempt"]),
+        created_ms=int(f["created_ms"]),
         next_ms=int(f["next_ms"]) if f.get("next_ms") else None,
         attempts=attempts if isinstance(attempts, list) else [],  # cjson writes an empty list as {}
     )
@@ -279,16 +288,34 @@ class RedisOutbox:
         ]
 
     async def complete(
-        self, claimed: ClaimedDelivery, token: str, outcome: str, attempt: dict[str, Any], *,
-        next_ms: int = 0, reason: str = "", disable_after: int = 0,
+        self,
+        claimed: ClaimedDelivery,
+        token: str,
+        outcome: str,
+        attempt: dict[str, Any],
+        *,
+        next_ms: int = 0,
+        reason: str = "",
+        disable_after: int = 0,
     ) -> bool:
         """Record the attempt and its outcome; False if the lease had passed to another worker."""
         k = self._keys
-        keys = [k.deliveries_due, k.delivery(claimed.id), k.webhook(claimed.webhook_id),
-                k.webhook_log(claimed.webhook_id)]
+        keys = [
+            k.deliveries_due,
+            k.delivery(claimed.id),
+            k.webhook(claimed.webhook_id),
+            k.webhook_log(claimed.webhook_id),
+        ]
         args: list[str | int] = [
-            claimed.id, token, outcome, json.dumps(attempt, sort_keys=True), next_ms, reason, disable_after,
-            LOG_LIMIT, k.delivery_prefix,
+            claimed.id,
+            token,
+            outcome,
+            json.dumps(attempt, sort_keys=True),
+            next_ms,
+            reason,
+            disable_after,
+            LOG_LIMIT,
+            k.delivery_prefix,
         ]
         with store_errors("record a webhook attempt"):
             return bool(await self._run.run(self._complete, keys, args))
@@ -298,17 +325,24 @@ class RedisOutbox:
         start = "(" + after_id if after_id else "+"
         args: list[str | int] = [start, count, self._keys.delivery_prefix]
         with store_errors("read webhook deliveries"):
-            rows = await self._run.run(
-                self._read_log, [self._keys.webhook_log(webhook_id)], args
-            )
+            rows = await self._run.run(self._read_log, [self._keys.webhook_log(webhook_id)], args)
         return [_record(r[0], r[1]) for r in rows if r[1]]
 
     async def add_test_event(self, webhook_id: str, detail: str) -> str:
         """Append a webhook.test event for one webhook; its stream entry id."""
         with store_errors("send a test event"):
             entry = await self._run.command(
-                "XADD", self._keys.events, "*", "type", "webhook.test", "experiment", "", "detail", detail,
-                "target", webhook_id,
+                "XADD",
+                self._keys.events,
+                "*",
+                "type",
+                "webhook.test",
+                "experiment",
+                "",
+                "detail",
+                detail,
+                "target",
+                webhook_id,
             )
         return str(entry.decode() if isinstance(entry, bytes) else entry)
 

@@ -47,7 +47,11 @@ class PipelinedAssignmentStore:
         self.pipelines_sent = 0  # for tests and stats: how many round trips carried claims
 
     async def claim(
-        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int,
+        self,
+        experiment: Experiment,
+        participant_id: str,
+        proposed_arm: int | None,
+        now_ms: int,
         timeout_s: float | None = None,
     ) -> Claim:
         """See AssignmentStore.claim: queued, sent with whatever else is waiting.

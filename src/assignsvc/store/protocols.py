@@ -38,7 +38,11 @@ class AssignmentStore(Protocol):
     """Sticky first-seen assignments: written once, never changed."""
 
     async def claim(
-        self, experiment: Experiment, participant_id: str, proposed_arm: int | None, now_ms: int,
+        self,
+        experiment: Experiment,
+        participant_id: str,
+        proposed_arm: int | None,
+        now_ms: int,
         timeout_s: float | None = None,
     ) -> Claim:
         """Return the stored arm, or store `proposed_arm` if none is stored (atomically).
@@ -152,8 +156,15 @@ class SavedGroupStore(Protocol):
     """Saved groups shared by every replica; writes are announced on the experiments' change feed."""
 
     async def write(
-        self, group_id: str, expected: int | str | None, op: str, *, description: SavedGroup | None = None,
-        add: Sequence[str] = (), remove: Sequence[str] = (), upload: str = "",
+        self,
+        group_id: str,
+        expected: int | str | None,
+        op: str,
+        *,
+        description: SavedGroup | None = None,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        upload: str = "",
     ) -> WriteConflict | int:
         """One atomic change if the stored revision is as expected: op is create, update
         (add and remove ids), replace or union (with a staged upload) or delete. Returns the

@@ -24,9 +24,7 @@ def store_errors(operation: str) -> Iterator[None]:
     try:
         yield
     except (RedisError, RedisClusterException) as exc:  # the latter: no reachable cluster node, ...
-        raise StoreUnavailableError(
-            f"store unavailable during {operation}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise StoreUnavailableError(f"store unavailable during {operation}: {type(exc).__name__}: {exc}") from exc
     except OSError as exc:  # socket errors that redis-py lets through
         raise StoreUnavailableError(f"store unavailable during {operation}: {exc}") from exc
 

@@ -117,16 +117,25 @@ class RedisServerProcess:
     def _command(self, binary: Path) -> list[str]:
         args = [
             str(binary),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir.resolve()),
-            "--logfile", str(self.log_path.resolve()),
-            "--daemonize", "no",
-            "--save", "",
-            "--appendonly", "yes" if self._appendonly else "no",
-            "--appendfsync", "everysec",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--logfile",
+            str(self.log_path.resolve()),
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self._appendonly else "no",
+            "--appendfsync",
+            "everysec",
             # Assignment shards stay listpacks (compact) up to this many rows.
-            "--hash-max-listpack-entries", "512",
+            "--hash-max-listpack-entries",
+            "512",
         ]
         if self.unix_socket is not None:
             args += ["--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"]
@@ -171,8 +180,11 @@ class RedisServerProcess:
         log_tail = ""
         with contextlib.suppress(OSError):
             log_tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-10:])
-        status = "" if self._process is None or self._process.returncode is None else (
-            f" (exit status {self._process.returncode})")
+        status = (
+            ""
+            if self._process is None or self._process.returncode is None
+            else (f" (exit status {self._process.returncode})")
+        )
         return f"redis server {what}{status}: {stderr.decode(errors='replace')}\n{log_tail}".strip()
 
     def alive(self) -> bool:
@@ -219,17 +231,22 @@ class LocalCluster:
         for bus_port in self.bus_ports:
             port = free_port()
             node_dir = data_dir / f"node-{port}"
-            self.nodes.append(RedisServerProcess(
-                node_dir,
-                port=port,
-                appendonly=False,
-                binary=binary,
-                extra_args=[
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", str((node_dir / "nodes.conf").resolve()),
-                    "--cluster-port", str(bus_port),
-                ],
-            ))
+            self.nodes.append(
+                RedisServerProcess(
+                    node_dir,
+                    port=port,
+                    appendonly=False,
+                    binary=binary,
+                    extra_args=[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str((node_dir / "nodes.conf").resolve()),
+                        "--cluster-port",
+                        str(bus_port),
+                    ],
+                )
+            )
 
     @property
     def url(self) -> str:

@@ -156,8 +156,11 @@ class AssignmentRows:
         batches, start = [], 0
         while start < len(commands):
             end, arguments = start, 0
-            while end < len(commands) and end - start < COMMANDS_PER_BATCH and (
-                    end == start or arguments + len(commands[end]) <= ARGUMENTS_PER_BATCH):
+            while (
+                end < len(commands)
+                and end - start < COMMANDS_PER_BATCH
+                and (end == start or arguments + len(commands[end]) <= ARGUMENTS_PER_BATCH)
+            ):
                 arguments += len(commands[end])
                 end += 1
             batches.append(commands[start:end])
@@ -185,7 +188,7 @@ class AssignmentRows:
         if with_strata:
             commands += [("HGETALL", self._keys.participant_strata(experiment.id, s, bucket_version)) for s in shards]
         replies = await self._batched("read assignments", commands)
-        rows, strata = replies[:len(shards)], replies[len(shards):] if with_strata else [{}] * len(shards)
+        rows, strata = replies[: len(shards)], replies[len(shards) :] if with_strata else [{}] * len(shards)
         return [ShardRows(s, as_flat(r), as_dict(st)) for s, r, st in zip(shards, rows, strata, strict=True)]
 
     async def stored_rows(
@@ -213,15 +216,17 @@ class AssignmentRows:
         version = experiment.bucket_version
         commands: list[Command] = []
         for shard, shard_groups in groups.items():
-            keys = (self._keys.assignments(experiment.id, shard, version),
-                    self._keys.arm_counts(experiment.id, shard, version),
-                    self._keys.participant_strata(experiment.id, shard, version),
-                    self._keys.stratum_counts(experiment.id, shard, version))
+            keys = (
+                self._keys.assignments(experiment.id, shard, version),
+                self._keys.arm_counts(experiment.id, shard, version),
+                self._keys.participant_strata(experiment.id, shard, version),
+                self._keys.stratum_counts(experiment.id, shard, version),
+            )
             headers: list[Arg] = []
             ids: list[Arg] = []
             for (arm, stratum), participants in shard_groups.items():
                 for start in range(0, len(participants), ROWS_PER_CALL):
-                    part = participants[start:start + ROWS_PER_CALL]
+                    part = participants[start : start + ROWS_PER_CALL]
                     if len(ids) + len(part) > ROWS_PER_CALL:
                         commands.append(("EVALSHA", PREASSIGN_SHA, 4, *keys, len(headers) // 4, *headers, *ids))
                         headers, ids = [], []

@@ -76,18 +76,29 @@ return {0, size}
 
 def group_to_json(group: SavedGroup) -> str:
     """The stored description (the size is set by the write script)."""
-    return json.dumps({
-        "id": group.id, "name": group.name, "size": group.size, "revision": group.revision,
-        "create_time_ms": group.create_time_ms, "update_time_ms": group.update_time_ms,
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "id": group.id,
+            "name": group.name,
+            "size": group.size,
+            "revision": group.revision,
+            "create_time_ms": group.create_time_ms,
+            "update_time_ms": group.update_time_ms,
+        },
+        separators=(",", ":"),
+    )
 
 
 def group_from_json(text: str | bytes) -> SavedGroup:
     """Parse a stored description."""
     doc = json.loads(text)
     return SavedGroup(
-        id=doc["id"], name=doc["name"], size=int(doc.get("size", 0)), revision=int(doc.get("revision", 0)),
-        create_time_ms=int(doc.get("create_time_ms", 0)), update_time_ms=int(doc.get("update_time_ms", 0)),
+        id=doc["id"],
+        name=doc["name"],
+        size=int(doc.get("size", 0)),
+        revision=int(doc.get("revision", 0)),
+        create_time_ms=int(doc.get("create_time_ms", 0)),
+        update_time_ms=int(doc.get("update_time_ms", 0)),
     )
 
 
@@ -105,20 +116,38 @@ class RedisSavedGroupStore:
         return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
 
     async def write(
-        self, group_id: str, expected: int | str | None, op: str, *, description: SavedGroup | None = None,
-        add: Sequence[str] = (), remove: Sequence[str] = (), upload: str = "",
+        self,
+        group_id: str,
+        expected: int | str | None,
+        op: str,
+        *,
+        description: SavedGroup | None = None,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        upload: str = "",
     ) -> WriteConflict | int:
         """One atomic change (see _WRITE_SCRIPT); the group's new size, or the conflict."""
-        keys = [self._keys.saved_groups, self._keys.saved_group_ids(group_id), self._keys.experiments_revision,
-                self._keys.saved_group_upload(upload or "none")]
+        keys = [
+            self._keys.saved_groups,
+            self._keys.saved_group_ids(group_id),
+            self._keys.experiments_revision,
+            self._keys.saved_group_upload(upload or "none"),
+        ]
         args: list[EncodableT] = [
-            self._keys.experiment_changes, group_id, "" if expected is None else expected,
-            "" if description is None else group_to_json(description), op, len(add), *add, *remove,
+            self._keys.experiment_changes,
+            group_id,
+            "" if expected is None else expected,
+            "" if description is None else group_to_json(description),
+            op,
+            len(add),
+            *add,
+            *remove,
         ]
         with store_errors("write saved group"):
             if isinstance(self._redis, RedisCluster):
-                reply = await run_one(self._redis, ("EVALSHA", self._write.sha, len(keys), *keys, *args),
-                                      self._write.script)
+                reply = await run_one(
+                    self._redis, ("EVALSHA", self._write.sha, len(keys), *keys, *args), self._write.script
+                )
             else:
                 reply = await self._write(keys=keys, args=args)
         if int(reply[0]) == 1:

@@ -131,4 +131,3 @@ class RedisWebhookStore:
         keys = [k.webhook_index, k.webhook(webhook_id), k.webhook_log(webhook_id), k.deliveries_due]
         with store_errors("delete webhook"):
             return bool(await self._run.run(self._delete, keys, [webhook_id, k.delivery_prefix]))
-

@@ -154,8 +154,11 @@ class WebhookDispatcher:
             try:
                 deliveries = self._deliveries(event, webhooks)
             except Exception:  # a bad entry must not hold back the events behind it, forever
-                log.exception("webhook event %s (%s) cannot be rendered; acknowledged without deliveries",
-                              event.ordinal, event.type)
+                log.exception(
+                    "webhook event %s (%s) cannot be rendered; acknowledged without deliveries",
+                    event.ordinal,
+                    event.type,
+                )
                 deliveries = []
             await self._outbox.fan_out(event, deliveries, self._clock())
         return len(events)
@@ -168,8 +171,7 @@ class WebhookDispatcher:
         else:
             owner = datasource_of(json.loads(event.experiment)["id"]) if event.experiment else DEFAULT_DATASOURCE
             targets = [
-                w for w in webhooks
-                if w.enabled and matches(w.events, event.type) and datasource_of(w.id) == owner
+                w for w in webhooks if w.enabled and matches(w.events, event.type) and datasource_of(w.id) == owner
             ]
             data = event_data(self._render(event.experiment) if event.experiment else None, json.loads(event.detail))
         payload = canonical_json(envelope(event_id, event.type, _rfc3339(event.time_ms), data))
@@ -249,8 +251,14 @@ class WebhookDispatcher:
         return response.status, f"HTTP {response.status}", retry_after
 
     async def _finish(
-        self, webhook: Webhook, claimed: ClaimedDelivery, status: int, error: str, *,
-        retry_after: float | None, latency_ms: int,
+        self,
+        webhook: Webhook,
+        claimed: ClaimedDelivery,
+        status: int,
+        error: str,
+        *,
+        retry_after: float | None,
+        latency_ms: int,
     ) -> None:
         record = self._record(claimed, status, latency_ms, error)
         if not error:
@@ -264,13 +272,13 @@ class WebhookDispatcher:
         if wait is not None:
             if retry_after is not None:
                 wait = retry_after
-            await self._complete(
-                claimed, "retry", record, next_ms=self._clock() + int(wait * 1000)
-            )
+            await self._complete(claimed, "retry", record, next_ms=self._clock() + int(wait * 1000))
             return
         limit = self._settings.disable_after
-        reason = (f"disabled after {limit} failed events in a row (last: {claimed.event_id}, "
-                  f"{claimed.attempt} attempts, {error})")
+        reason = (
+            f"disabled after {limit} failed events in a row (last: {claimed.event_id}, "
+            f"{claimed.attempt} attempts, {error})"
+        )
         await self._complete(claimed, "failed", record, reason=reason, disable_after=limit)
 
     async def _complete(self, claimed: ClaimedDelivery, outcome: str, record: dict[str, Any], **extra: Any) -> None:
@@ -279,5 +287,10 @@ class WebhookDispatcher:
         WEBHOOK_DELIVERIES.labels(outcome).inc()
 
     def _record(self, claimed: ClaimedDelivery, status: int, latency_ms: int, error: str) -> dict[str, Any]:
-        return {"attempt": claimed.attempt, "time_ms": self._clock(), "status": status,
-                "latency_ms": latency_ms, "error": error[:500]}
+        return {
+            "attempt": claimed.attempt,
+            "time_ms": self._clock(),
+            "status": status,
+            "latency_ms": latency_ms,
+            "error": error[:500],
+        }

@@ -75,7 +75,10 @@ async def post(
             address = await resolve_checked(host, port, allowed)
             context = ssl.create_default_context() if parts.scheme == "https" else None
             reader, writer = await asyncio.open_connection(
-                str(address), port, ssl=context, server_hostname=host if context else None,
+                str(address),
+                port,
+                ssl=context,
+                server_hostname=host if context else None,
                 limit=MAX_HEADER_BYTES,
             )
             try:

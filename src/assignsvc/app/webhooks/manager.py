@@ -107,9 +107,7 @@ class WebhookManager:
             raise NotFoundError("webhook", webhook_id)
         return webhook
 
-    async def list(
-        self, page_size: int, page_token: str, datasource: str
-    ) -> tuple[builtins.list[Webhook], str]:
+    async def list(self, page_size: int, page_token: str, datasource: str) -> tuple[builtins.list[Webhook], str]:
         """A page of the datasource's webhooks by id and the next page's token ('' at the end)."""
         size = _page_size(page_size)
         after = qualify(datasource, _decode_token(page_token)) if page_token else ""
@@ -197,9 +195,11 @@ class WebhookManager:
                 FieldViolation("webhook.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
             )
         if "token" in paths and (len(webhook.token) > MAX_TOKEN_LENGTH or not _TOKEN.match(webhook.token)):
-            violations.append(FieldViolation(
-                "webhook.token", f"must be at most {MAX_TOKEN_LENGTH} visible ASCII characters (no spaces)"
-            ))
+            violations.append(
+                FieldViolation(
+                    "webhook.token", f"must be at most {MAX_TOKEN_LENGTH} visible ASCII characters (no spaces)"
+                )
+            )
         if not violations and "url" in paths:
             _, host, port = target(webhook.url)
             try:

@@ -28,8 +28,12 @@ class SrmWatcher:
     """Raises experiment.warning when a RUNNING experiment's SRM p-value drops below the threshold."""
 
     def __init__(
-        self, registry: ExperimentRegistry, catalog: ExperimentCatalog, outbox: RedisOutbox,
-        threshold: float, interval_s: float,
+        self,
+        registry: ExperimentRegistry,
+        catalog: ExperimentCatalog,
+        outbox: RedisOutbox,
+        threshold: float,
+        interval_s: float,
     ) -> None:
         self._registry = registry
         self._catalog = catalog
@@ -77,14 +81,16 @@ class SrmWatcher:
             p = stats.srm_p_value
             if p is None or p >= self._threshold:
                 continue
-            detail = {"warning": {
-                "type": "srm",
-                "bucket_version": stats.bucket_version,
-                "counts": {arm.id: count for arm, count in zip(experiment.arms, stats.counts, strict=True)},
-                "expected_weights": {arm.id: arm.weight for arm in experiment.arms},
-                "p_value": p,
-                "threshold": self._threshold,
-            }}
+            detail = {
+                "warning": {
+                    "type": "srm",
+                    "bucket_version": stats.bucket_version,
+                    "counts": {arm.id: count for arm, count in zip(experiment.arms, stats.counts, strict=True)},
+                    "expected_weights": {arm.id: arm.weight for arm in experiment.arms},
+                    "p_value": p,
+                    "threshold": self._threshold,
+                }
+            }
             if await self._outbox.warn_once(
                 experiment.id, stats.bucket_version, experiment_to_json(stats.experiment), canonical_json(detail)
             ):
