@@ -47,7 +47,7 @@ from assignsvc.errors import (
     StoreUnavailableError,
     UnauthenticatedError,
 )
-from assignsvc.store.access import RedisAccessStore
+from assignsvc.store.protocols import AccessStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class KeyRing:
 
     def __init__(
         self,
-        store: RedisAccessStore,
+        store: AccessStore,
         operator_digest: str = "",
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Clock = wall_clock_ms,
@@ -238,7 +238,7 @@ class AccessManager:
 
     def __init__(
         self,
-        store: RedisAccessStore,
+        store: AccessStore,
         ring: KeyRing | None = None,
         clock: Clock = wall_clock_ms,
         random_hex: Callable[[int], str] = secrets.token_hex,

@@ -30,12 +30,13 @@ from assignsvc.errors import (
 from assignsvc.store.protocols import (
     ARCHIVED,
     MUST_BE_NEW,
+    AssignmentRowStore,
     AssignmentStore,
     ChangeEvent,
     ExperimentStore,
     WriteConflict,
 )
-from assignsvc.store.rows import AssignmentRows, StratumCounts
+from assignsvc.store.rows import StratumCounts
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -115,7 +116,7 @@ class ExperimentCatalog:
         clock: Clock = wall_clock_ms,
         seeds: Callable[[], str] = new_seed,
         *,
-        rows: AssignmentRows | None = None,
+        rows: AssignmentRowStore | None = None,
     ) -> None:
         self._registry = registry
         self._rows = rows

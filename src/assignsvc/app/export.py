@@ -30,8 +30,8 @@ from assignsvc.core.validation import experiment_id_violations
 from assignsvc.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from assignsvc.metrics import EXPORT_ROWS
 from assignsvc.store.assignments import ARM_SLOTS
-from assignsvc.store.protocols import ExperimentStore
-from assignsvc.store.rows import AssignmentRows, ShardRows
+from assignsvc.store.protocols import AssignmentRowStore, ExperimentStore
+from assignsvc.store.rows import ShardRows
 
 DEFAULT_CHUNK_SIZE = 1000
 MAX_CHUNK_SIZE = 10_000
@@ -70,7 +70,7 @@ class Exporter:
         self,
         registry: ExperimentRegistry,
         experiments: ExperimentStore,
-        rows: AssignmentRows,
+        rows: AssignmentRowStore,
         clock: Clock = wall_clock_ms,
     ) -> None:
         self._registry = registry

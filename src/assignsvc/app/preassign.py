@@ -21,7 +21,8 @@ from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment, ExperimentStatus, ExperimentType
 from assignsvc.core.validation import experiment_id_violations, participant_id_violations
 from assignsvc.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError, NotFoundError
-from assignsvc.store.rows import AssignmentRows, StratumCounts
+from assignsvc.store.protocols import AssignmentRowStore
+from assignsvc.store.rows import StratumCounts
 
 MAX_PARTICIPANTS = 10_000_000  # per upload: the whole list is held in memory to randomize it
 MAX_STRATA_ATTRIBUTES = 8
@@ -53,7 +54,7 @@ class PreassignSummary:
 class Preassigner:
     """Balanced, stratified, reproducible randomization of uploaded participants."""
 
-    def __init__(self, registry: ExperimentRegistry, rows: AssignmentRows, clock: Clock = wall_clock_ms) -> None:
+    def __init__(self, registry: ExperimentRegistry, rows: AssignmentRowStore, clock: Clock = wall_clock_ms) -> None:
         self._registry = registry
         self._rows = rows
         self._clock = clock

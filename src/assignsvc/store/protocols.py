@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from assignsvc.core.access import ApiKey, Datasource
+from assignsvc.core.events import Webhook
 from assignsvc.core.model import Experiment
 from assignsvc.core.saved_groups import SavedGroup
+
+if TYPE_CHECKING:  # their modules import this one
+    from assignsvc.store.outbox import ClaimedDelivery, DeliveryRecord, NewDelivery, StreamEvent
+    from assignsvc.store.rows import ShardRows, StratumCounts
 
 
 class ClaimKind(enum.Enum):
@@ -189,4 +195,166 @@ class SavedGroupStore(Protocol):
 
     def ids(self, group_id: str) -> AsyncIterator[list[bytes]]:
         """A group's ids, in batches."""
+        ...
+
+
+class WebhookStore(Protocol):
+    """Webhook definitions shared by every replica: what the webhook manager and dispatcher
+    read and write (delivery state changes through Outbox.complete)."""
+
+    async def create(self, webhook: Webhook) -> bool:
+        """Store a new webhook; False if its id is taken."""
+        ...
+
+    async def save(self, webhook: Webhook, *, set_enabled: bool, read: Webhook | None = None) -> bool | None:
+        """Overwrite the config (and, if set_enabled, the enabled flag and reason; enabling
+        clears the reason and failure count); False if it is gone, None (nothing written)
+        if `read` is given and the stored config is no longer its config."""
+        ...
+
+    async def get(self, webhook_id: str) -> Webhook | None:
+        """One webhook, or None."""
+        ...
+
+    async def all(self) -> list[Webhook]:
+        """Every webhook, by id."""
+        ...
+
+    async def delete(self, webhook_id: str) -> bool:
+        """Remove a webhook, its delivery log and pending deliveries; False if it did not exist."""
+        ...
+
+
+class Outbox(Protocol):
+    """The webhook outbox: the events that writes record, and one durable delivery per
+    (event, webhook) that exactly one replica attempts at a time, under a lease."""
+
+    async def ensure_group(self) -> None:
+        """Make the events readable by read_events (from the first event); idempotent."""
+        ...
+
+    async def read_events(self, consumer: str, count: int) -> list[StreamEvent]:
+        """Up to `count` events no consumer has been given yet, now given to `consumer`, in order."""
+        ...
+
+    async def take_over(self, consumer: str, min_idle_ms: int, count: int) -> list[StreamEvent]:
+        """Events given to a consumer that did not fan them out within min_idle_ms (it died)."""
+        ...
+
+    async def fan_out(self, event: StreamEvent, deliveries: Sequence[NewDelivery], now_ms: int) -> None:
+        """Create each delivery unless it exists (due at now_ms) and retire the event, atomically."""
+        ...
+
+    async def claim(self, now_ms: int, lease_ms: int, limit: int, token: str) -> list[ClaimedDelivery]:
+        """Up to `limit` deliveries due at now_ms, each leased to `token` (due again only
+        when the lease ends; a delivery whose lease ran out records a lost attempt)."""
+        ...
+
+    async def complete(
+        self,
+        claimed: ClaimedDelivery,
+        token: str,
+        outcome: str,
+        attempt: dict[str, Any],
+        *,
+        next_ms: int = 0,
+        reason: str = "",
+        disable_after: int = 0,
+    ) -> bool:
+        """Record the attempt and its outcome (retry at next_ms, succeeded, failed, gone,
+        dropped) and its effect on the webhook; False if the lease passed to another worker."""
+        ...
+
+    async def deliveries(self, webhook_id: str, count: int, after_id: str) -> list[DeliveryRecord]:
+        """A webhook's deliveries, newest (highest id) first, after `after_id` ('' = the newest)."""
+        ...
+
+    async def add_test_event(self, webhook_id: str, detail: str) -> str:
+        """Record a webhook.test event for one webhook; its event id."""
+        ...
+
+    async def take_turn(self, name: str, period_ms: int) -> bool:
+        """True for the first replica to ask in each period of period_ms."""
+        ...
+
+    async def warn_once(self, experiment_id: str, bucket_version: int, experiment_json: str, detail: str) -> bool:
+        """Record experiment.warning unless already recorded for this bucket version; True if recorded."""
+        ...
+
+
+class AccessStore(Protocol):
+    """Datasources and API key records (digests, never keys), shared by every replica;
+    each write is announced on the experiments' change feed."""
+
+    async def create_datasource(self, datasource: Datasource) -> bool:
+        """Store a new datasource; False if its id exists."""
+        ...
+
+    async def datasources(self) -> list[Datasource]:
+        """Every datasource, by id."""
+        ...
+
+    async def create_key(self, key: ApiKey) -> bool:
+        """Store a new key record; False if its id exists."""
+        ...
+
+    async def save_key(self, key: ApiKey) -> bool:
+        """Replace an existing key record (revocation); False if it is gone."""
+        ...
+
+    async def keys(self) -> list[ApiKey]:
+        """Every key record, revoked ones included, by id."""
+        ...
+
+    async def record_use(self, used_ms: dict[str, int]) -> None:
+        """Remember when keys were last used: the later of the stored and the given time."""
+        ...
+
+    async def last_used(self) -> dict[str, int]:
+        """Key id -> when it was last used (ms), for keys ever used."""
+        ...
+
+
+class AssignmentRowStore(Protocol):
+    """Assignment rows in bulk, shard by shard: export reads, preassigned writes and
+    per-stratum counters, over the same rows AssignmentStore claims."""
+
+    async def read_shards(
+        self, experiment: Experiment, bucket_version: int, shards: Sequence[int], with_strata: bool
+    ) -> list[ShardRows]:
+        """Every row of the given storage shards at one bucket version, one ShardRows each, in order."""
+        ...
+
+    async def stored_rows(
+        self, experiment: Experiment, ids_by_shard: Mapping[int, Sequence[str]]
+    ) -> dict[str, tuple[int, int]]:
+        """participant id -> (first_seen_ms, arm index) at the current version, for those with a row."""
+        ...
+
+    async def write_preassigned(
+        self, experiment: Experiment, groups: Mapping[int, Mapping[tuple[int, str], Sequence[str]]], now_ms: int
+    ) -> dict[str, tuple[int, int]]:
+        """Store each row unless the participant has one (the first write wins, as for
+        claims; counters count what is stored); `groups` is shard -> (arm, stratum id or
+        "") -> ids. Returns participant -> (first_seen_ms, arm) for those that had a row."""
+        ...
+
+    async def stratum_counts(self, experiment: Experiment, bucket_version: int) -> dict[str, list[int]]:
+        """stratum id ("" for none) -> preassigned rows per arm index, over every shard."""
+        ...
+
+    async def stratum_totals(self, experiment: Experiment, bucket_version: int) -> list[StratumCounts]:
+        """Per-stratum arm counts named by the strata's keys, ordered by key."""
+        ...
+
+    async def strata(self, experiment: Experiment) -> dict[str, str]:
+        """stratum id -> stratum key (canonical JSON of its attributes)."""
+        ...
+
+    async def define_strata(self, experiment: Experiment, strata: Mapping[str, str]) -> None:
+        """Record stratum id -> key (before any row names them)."""
+        ...
+
+    async def export_token_key(self) -> bytes:
+        """The deployment's token-signing key: made by the first caller, the same for every caller after."""
         ...

@@ -34,8 +34,8 @@ from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, local_part
 from assignsvc.core.signing import body_signature, standard_headers
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.metrics import WEBHOOK_DELIVERIES
-from assignsvc.store.outbox import ClaimedDelivery, NewDelivery, RedisOutbox, StreamEvent
-from assignsvc.store.webhooks import RedisWebhookStore
+from assignsvc.store.outbox import ClaimedDelivery, NewDelivery, StreamEvent
+from assignsvc.store.protocols import Outbox, WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class WebhookDispatcher:
 
     def __init__(
         self,
-        webhooks: RedisWebhookStore,
-        outbox: RedisOutbox,
+        webhooks: WebhookStore,
+        outbox: Outbox,
         render: Render,
         settings: DeliverySettings,
         *,

@@ -29,8 +29,8 @@ from assignsvc.core.events import (
 from assignsvc.core.scoping import datasource_of, local_part, qualify
 from assignsvc.core.signing import SECRET_BYTES, format_secret
 from assignsvc.errors import ConflictError, FieldViolation, InvalidArgumentError, NotFoundError
-from assignsvc.store.outbox import DeliveryRecord, RedisOutbox
-from assignsvc.store.webhooks import RedisWebhookStore
+from assignsvc.store.outbox import DeliveryRecord
+from assignsvc.store.protocols import Outbox, WebhookStore
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -69,8 +69,8 @@ class WebhookManager:
 
     def __init__(
         self,
-        store: RedisWebhookStore,
-        outbox: RedisOutbox,
+        store: WebhookStore,
+        outbox: Outbox,
         allowed: Sequence[Network] = (),
         clock: Clock = wall_clock_ms,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,

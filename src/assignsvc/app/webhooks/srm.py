@@ -19,7 +19,7 @@ from assignsvc.core.events import canonical_json
 from assignsvc.core.model import ExperimentStatus
 from assignsvc.errors import AssignsvcError
 from assignsvc.store.codec import experiment_to_json
-from assignsvc.store.outbox import RedisOutbox
+from assignsvc.store.protocols import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class SrmWatcher:
         self,
         registry: ExperimentRegistry,
         catalog: ExperimentCatalog,
-        outbox: RedisOutbox,
+        outbox: Outbox,
         threshold: float,
         interval_s: float,
     ) -> None:
