@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 
 from assignsvc.core.clock import Clock, wall_clock_ms
 from assignsvc.errors import StoreUnavailableError
+from assignsvc.store.experiments import SUBSCRIBED
 from assignsvc.store.outbox import StreamEvent
 from assignsvc.store.protocols import ChangeNotice
-
-# First item of changes(): the subscription is live (as store.experiments.SUBSCRIBED).
-SUBSCRIBED = ChangeNotice(revision=-1, experiment_ids=())
 
 
 @dataclass(slots=True)
