@@ -1,11 +1,12 @@
-"""Contract tests of the Redis stores against a real Redis-protocol server."""
+"""What only the Redis assignment stores promise, against a real Redis-protocol server: key
+names, compact rows, failures, pipelining. What every store promises: tests/store/contracts."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
@@ -14,14 +15,13 @@ from redis.asyncio import Redis
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Arm, Experiment
 from assignsvc.errors import StoreUnavailableError
-from assignsvc.store import ClaimKind, RedisAssignmentStore, RedisExperimentStore
+from assignsvc.store import ClaimKind, RedisAssignmentStore
 from assignsvc.store.assignments import CLAIM_BATCH_SCRIPT
 from assignsvc.store.connection import connect
-from assignsvc.store.experiments import SUBSCRIBED
 from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
-from assignsvc.store.protocols import ARCHIVED, MISSING, MUST_BE_NEW, ChangeNotice, Claim, WriteConflict
+from assignsvc.store.protocols import Claim
 
 T = TypeVar("T")
 EXPERIMENT = Experiment(id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b", "b", 0.5)))
@@ -57,59 +57,7 @@ class TestClaimKeys:
 
 
 class TestAssignmentStore:
-    """claim(): the first stored arm wins, atomically, and is returned forever."""
-
-    def test_first_claim_creates_then_sticks(self, redis_url: str) -> None:
-        async def scenario(redis: Redis) -> list[object]:
-            store = RedisAssignmentStore(redis, Keyspace())
-            first = await store.claim(EXPERIMENT, "alice", 1, 1_000)
-            second = await store.claim(EXPERIMENT, "alice", 0, 2_000)
-            looked = await store.lookup(EXPERIMENT, "alice")
-            absent = await store.claim(EXPERIMENT, "bob", None, 3_000)
-            return [first, second, looked, absent, await store.lookup(EXPERIMENT, "bob")]
-
-        first, second, looked, absent, bob = run(scenario, redis_url)
-        assert (first.kind, first.arm_index, first.first_seen_ms) == (ClaimKind.CREATED, 1, 1_000)
-        assert (second.kind, second.arm_index, second.first_seen_ms) == (ClaimKind.EXISTING, 1, 1_000)
-        assert looked == second
-        assert absent.kind is ClaimKind.ABSENT and bob.kind is ClaimKind.ABSENT
-
-    def test_concurrent_conflicting_claims_agree(self, redis_url: str) -> None:
-        async def scenario(redis: Redis) -> tuple[list[object], dict[bytes, bytes]]:
-            store = RedisAssignmentStore(redis, Keyspace())
-            claims = await asyncio.gather(*(store.claim(EXPERIMENT, "carol", i % 2, 10 + i) for i in range(64)))
-            shard = storage_shard("carol", EXPERIMENT.storage_shards)
-            counts = await redis.hgetall(Keyspace().arm_counts("exp", shard, 0))
-            return list(claims), counts
-
-        claims, counts = run(scenario, redis_url)
-        assert len({c.arm_index for c in claims}) == 1  # type: ignore[attr-defined]
-        assert [c.kind for c in claims].count(ClaimKind.CREATED) == 1  # type: ignore[attr-defined]
-        assert sum(int(v) for v in counts.values()) == 1
-
-    def test_versions_are_separate_and_min_version_blocks(self, redis_url: str) -> None:
-        v1 = dataclasses.replace(EXPERIMENT, bucket_version=1)
-        v1_min = dataclasses.replace(EXPERIMENT, bucket_version=2, min_bucket_version=1)
-
-        async def scenario(redis: Redis) -> list[object]:
-            store = RedisAssignmentStore(redis, Keyspace())
-            await store.claim(EXPERIMENT, "dave", 0, 1)
-            fresh = await store.claim(v1, "dave", 1, 2)  # a new version re-buckets
-            blocked = await store.claim(v1_min, "dave", 1, 3)
-            new_user = await store.claim(v1_min, "erin", 1, 4)
-            lookup = await store.lookup(v1_min, "dave")
-            # holding a current-version arm does not lift the block (GrowthBook's rule)
-            await store.claim(dataclasses.replace(EXPERIMENT, bucket_version=2), "frank", 0, 5)
-            await store.claim(EXPERIMENT, "frank", 0, 5)
-            both = await store.claim(v1_min, "frank", 0, 6)
-            return [fresh, blocked, new_user, lookup, both]
-
-        fresh, blocked, new_user, lookup, both = run(scenario, redis_url)
-        assert both.kind is ClaimKind.BLOCKED
-        assert (fresh.kind, fresh.arm_index, fresh.bucket_version) == (ClaimKind.CREATED, 1, 1)
-        assert (blocked.kind, blocked.bucket_version) == (ClaimKind.BLOCKED, 0)  # only v0 is below 1
-        assert new_user.kind is ClaimKind.CREATED
-        assert lookup.kind is ClaimKind.ABSENT  # nothing was written for the blocked one
+    """Redis' own side of claims: rows stay listpacks, failures are StoreUnavailableError."""
 
     def test_rows_are_compact_listpacks(self, redis_url: str) -> None:
         async def scenario(redis: Redis) -> set[bytes]:
@@ -120,25 +68,6 @@ class TestAssignmentStore:
             return {await redis.object("encoding", k) for k in keys}
 
         assert run(scenario, redis_url) == {b"listpack"}
-
-    def test_counters_are_exact_per_arm_and_version(self, redis_url: str) -> None:
-        async def scenario(redis: Redis) -> list[object]:
-            store = RedisAssignmentStore(redis, Keyspace())
-            before = await store.has_assignments(EXPERIMENT)
-            await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", i % 2, 1) for i in range(300)))
-            await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", 0, 1) for i in range(300)))  # repeats
-            v1 = dataclasses.replace(EXPERIMENT, bucket_version=1)
-            return [
-                before,
-                await store.has_assignments(EXPERIMENT),
-                await store.has_assignments(v1),
-                await store.arm_counts(EXPERIMENT, 0),
-                await store.arm_counts(v1, 1),
-            ]
-
-        before, after, later_version, counts, counts_v1 = run(scenario, redis_url)
-        assert before is False and after is True and later_version is True
-        assert counts == [150, 150] and counts_v1 == [0, 0]
 
     def test_unreachable_redis_is_store_unavailable(self) -> None:
         async def scenario(redis: Redis) -> None:
@@ -173,82 +102,6 @@ class TestAssignmentStore:
                 await server.wait_closed()
 
         assert asyncio.run(main()) < 0.5
-
-
-class TestExperimentStore:
-    """write() is a compare-and-set; load_all() and changes() see every write."""
-
-    def test_write_is_a_compare_and_set_on_the_revision(self, redis_url: str) -> None:
-        v1 = dataclasses.replace(EXPERIMENT, revision=1)
-        v2 = dataclasses.replace(EXPERIMENT, coverage=0.5, revision=2)
-
-        async def scenario(redis: Redis) -> list[object]:
-            store = RedisExperimentStore(redis, Keyspace())
-            created = await store.write([(v1, MUST_BE_NEW)])
-            again = await store.write([(dataclasses.replace(v1, name="other"), MUST_BE_NEW)])
-            rev1 = await store.revision()
-            stale = await store.write([(v2, 0)])
-            updated = await store.write([(v2, 1)])
-            revision, everything = await store.load_all()
-            return [created, again, rev1, stale, updated, revision, everything, await store.get("missing")]
-
-        created, again, rev1, stale, updated, revision, everything, missing = run(scenario, redis_url)
-        assert created is None and updated is None
-        assert again == WriteConflict("exp", 1) and stale == WriteConflict("exp", 1)
-        assert revision == rev1 + 1  # type: ignore[operator]
-        assert everything == {"exp": v2}
-        assert missing is None
-
-    def test_a_write_of_many_is_all_or_nothing(self, redis_url: str) -> None:
-        one = dataclasses.replace(EXPERIMENT, id="one", revision=1)
-        two = dataclasses.replace(EXPERIMENT, id="two", revision=1)
-
-        async def scenario(redis: Redis) -> list[object]:
-            store = RedisExperimentStore(redis, Keyspace())
-            await store.write([(two, MUST_BE_NEW)])
-            refused = await store.write([(one, MUST_BE_NEW), (dataclasses.replace(two, revision=2), 5)])
-            return [refused, await store.get("one"), await store.get("two")]
-
-        refused, one_after, two_after = run(scenario, redis_url)
-        assert refused == WriteConflict("two", 1)
-        assert one_after is None and two_after == two
-
-    def test_archive_keeps_the_definition_and_the_id(self, redis_url: str) -> None:
-        v1 = dataclasses.replace(EXPERIMENT, revision=1)
-
-        async def scenario(redis: Redis) -> list[object]:
-            store = RedisExperimentStore(redis, Keyspace())
-            await store.write([(v1, MUST_BE_NEW)])
-            stale = await store.archive("exp", 7)
-            archived = await store.archive("exp", 1)
-            missing = await store.archive("exp", None)
-            reuse = await store.write([(v1, MUST_BE_NEW)])
-            return [stale, archived, missing, reuse, await store.get("exp"), await store.get_archived("exp")]
-
-        stale, archived, missing, reuse, live, kept = run(scenario, redis_url)
-        assert stale == WriteConflict("exp", 1) and archived is None
-        assert missing == WriteConflict("exp", MISSING) and reuse == WriteConflict("exp", ARCHIVED)
-        assert live is None and kept == v1
-
-    def test_changes_are_pushed_with_their_revision(self, redis_url: str) -> None:
-        one = dataclasses.replace(EXPERIMENT, id="one", revision=1)
-        two = dataclasses.replace(EXPERIMENT, id="two", revision=1)
-
-        async def scenario(redis: Redis) -> list[ChangeNotice]:
-            store = RedisExperimentStore(redis, Keyspace())
-            feed: AsyncIterator[ChangeNotice] = store.changes()
-            notices = [await asyncio.wait_for(feed.__anext__(), 5)]  # subscribed
-            await store.write([(one, MUST_BE_NEW), (two, MUST_BE_NEW)])
-            notices.append(await asyncio.wait_for(feed.__anext__(), 5))
-            await store.archive("one", None)
-            notices.append(await asyncio.wait_for(feed.__anext__(), 5))
-            await feed.aclose()  # type: ignore[attr-defined]
-            return notices
-
-        subscribed, written, archived = run(scenario, redis_url)
-        assert subscribed == SUBSCRIBED
-        assert written == ChangeNotice(1, ("one", "two"))  # one write, one notice, one revision
-        assert archived == ChangeNotice(2, ("one",))
 
 
 class TestPipelinedClaims:
