@@ -18,11 +18,10 @@ from assignsvc.store import protocols
 from assignsvc.store.memory.access import MemoryAccessStore
 from assignsvc.store.memory.assignments import AssignmentTables, MemoryAssignmentRows, MemoryAssignmentStore
 from assignsvc.store.memory.experiments import MemoryExperimentStore, MemorySavedGroupStore
-from assignsvc.store.memory.shared import SUBSCRIBED, SharedState
+from assignsvc.store.memory.shared import SharedState
 from assignsvc.store.memory.webhooks import MemoryOutbox, MemoryWebhookStore, WebhookTables
 
 __all__ = [
-    "SUBSCRIBED",
     "MemoryAccessStore",
     "MemoryAssignmentRows",
     "MemoryAssignmentStore",
@@ -37,7 +36,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class MemoryStores:
-    """Every in-memory store of one deployment, over one shared state."""
+    """Every in-memory store of one deployment, over one shared state (set
+    `state.unavailable` to make every call fail as against an unreachable Redis)."""
 
     state: SharedState
     assignments: MemoryAssignmentStore
@@ -63,15 +63,6 @@ class MemoryStores:
             outbox=MemoryOutbox(hooks, state),
             access=MemoryAccessStore(state),
         )
-
-    @property
-    def unavailable(self) -> bool:
-        """Whether every call fails as against an unreachable Redis (StoreUnavailableError)."""
-        return self.state.unavailable
-
-    @unavailable.setter
-    def unavailable(self, value: bool) -> None:
-        self.state.unavailable = value
 
 
 def _conforms(stores: MemoryStores) -> None:
