@@ -67,8 +67,9 @@ class EventStream:
         for entry_id in sorted(self.pending, key=_order_of):
             if len(taken) >= count:
                 break
-            held = self.pending[entry_id]
-            if now - held.delivered_ms >= min_idle_ms and entry_id in self.entries:
+            if entry_id not in self.entries:  # deleted: XAUTOCLAIM drops it from the pending list
+                del self.pending[entry_id]
+            elif now - self.pending[entry_id].delivered_ms >= min_idle_ms:
                 self.pending[entry_id] = _Pending(consumer, now)
                 taken.append(self.entries[entry_id])
         return taken
