@@ -78,7 +78,7 @@ class TestAssignmentStore:
 
     def test_a_silent_redis_is_given_up_after_the_timeout(self) -> None:
         """claim(timeout_s=...) ends on time though Redis never answers (the store's own timeout is 2 s).
-        PipelinedAssignmentStore's own timer: tests/test_failure_policy.py."""
+        PipelinedAssignmentStore's own timer: tests/unit/test_failure_policy.py."""
 
         async def main() -> float:
             async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
