@@ -99,8 +99,12 @@ def _server_stream(behavior: Callable[..., Any], parse: Parse, message: descript
             request = parse(raw)
         except DecodeError as error:
             await _refuse(context, name, malformed(message, raw, error))
-        async for response in behavior(request, context):
-            yield response
+        stream = behavior(request, context)
+        try:
+            async for response in stream:
+                yield response
+        finally:  # a cancelled call closes this wrapper: close the method's stream now, not at GC
+            await stream.aclose()
 
     return decoded
 
@@ -114,8 +118,12 @@ def _client_stream(behavior: Callable[..., Any], parse: Parse, message: descript
 
 def _bidi(behavior: Callable[..., Any], parse: Parse, message: descriptor.Descriptor, name: str) -> Any:
     async def decoded(raw_messages: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
-        async for response in behavior(_items(raw_messages, parse, message, name), context):
-            yield response
+        stream = behavior(_items(raw_messages, parse, message, name), context)
+        try:
+            async for response in stream:
+                yield response
+        finally:  # as in _server_stream
+            await stream.aclose()
 
     return decoded
 
