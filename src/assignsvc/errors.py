@@ -5,6 +5,7 @@ google.rpc details. Anything not in this tree reaching a servicer is a bug.
 
     AssignsvcError
     ├── InvalidArgumentError      the request is malformed (carries FieldViolations)
+    │   └── MalformedRequestError the request's bytes do not decode at all
     ├── NotFoundError             the named object does not exist
     ├── AlreadyExistsError        an object with that id exists
     ├── FailedPreconditionError   the object's state forbids the operation
@@ -51,6 +52,18 @@ class InvalidArgumentError(AssignsvcError):
     def single(cls, field: str, description: str) -> InvalidArgumentError:
         """An error for exactly one bad field."""
         return cls([FieldViolation(field, description)])
+
+
+class MalformedRequestError(InvalidArgumentError):
+    """The request's bytes do not decode as its message (corrupt wire format, bad UTF-8,
+    nesting past protobuf's depth limit); a violation names the field when one is known."""
+
+    reason = "MALFORMED_REQUEST"
+
+    def __init__(self, description: str, field: str = "") -> None:
+        super().__init__([FieldViolation(field, description)] if field else [])
+        self.message = f"malformed request: {field + ': ' if field else ''}{description}"
+        self.args = (self.message,)
 
 
 class NotFoundError(AssignsvcError):

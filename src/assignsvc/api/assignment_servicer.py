@@ -22,6 +22,7 @@ from assignsvc.app.assign import Assigner, AssignItem, AssignmentResult
 from assignsvc.errors import (
     AssignsvcError,
     InvalidArgumentError,
+    MalformedRequestError,
     NotFoundError,
     RateLimitedError,
     StoreUnavailableError,
@@ -121,37 +122,48 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
     @maps_domain_errors_in_stream
     async def StreamAssign(  # noqa: N802 - gRPC method name
-        self, request_iterator: AsyncIterator[pb.StreamAssignRequest], context: Context
+        self, request_iterator: AsyncIterator[pb.StreamAssignRequest | MalformedRequestError], context: Context
     ) -> AsyncGenerator[pb.StreamAssignResponse, None]:
         """Answer in request order with up to STREAM_WINDOW requests in flight.
 
         The reader blocks once the window is full, so a caller that stops reading
         responses (HTTP/2 flow control stalls our writes) is not read any further.
+        An item that did not decode (api.handlers puts its MalformedRequestError in its
+        place) is answered with that error as its own result: the stream goes on. A
+        reader that fails ends the stream with its status: the stream never hangs.
         """
-        window: asyncio.Queue[asyncio.Task[AssignmentResult | AssignsvcError] | AssignsvcError | None] = asyncio.Queue(
+        window: asyncio.Queue[asyncio.Task[AssignmentResult | AssignsvcError] | Exception | None] = asyncio.Queue(
             STREAM_WINDOW
         )
 
         async def read() -> None:
             first = True
-            async for request in request_iterator:
-                try:  # the call was admitted for its first request; later ones count one each
-                    if not first:
-                        take_item()
-                    task = asyncio.ensure_future(self._assign_one(request, context.time_remaining()))
-                except RateLimitedError as limited:  # this item's own answer: the stream goes on
-                    task = asyncio.ensure_future(_answer(limited))
-                except UnauthenticatedError as revoked:  # the key was revoked: the stream ends
-                    await window.put(revoked)
-                    return
-                first = False
-                await window.put(task)
+            task: asyncio.Task[AssignmentResult | AssignsvcError]
+            try:
+                async for request in request_iterator:
+                    try:  # the call was admitted for its first request; later ones count one each
+                        if not first:
+                            take_item()
+                        if isinstance(request, MalformedRequestError):
+                            task = asyncio.ensure_future(_answer(request))
+                        else:
+                            task = asyncio.ensure_future(self._assign_one(request, context.time_remaining()))
+                    except RateLimitedError as limited:  # this item's own answer: the stream goes on
+                        task = asyncio.ensure_future(_answer(limited))
+                    except UnauthenticatedError as revoked:  # the key was revoked: the stream ends
+                        await window.put(revoked)
+                        return
+                    first = False
+                    await window.put(task)
+            except Exception as failed:  # handed to the replying loop, which raises it
+                await window.put(failed)
+                return
             await window.put(None)
 
         reader = asyncio.create_task(read())
-        try:  # any other failure (AssignsvcError) ends the stream with its status: the decorator
+        try:  # any other failure ends the stream with its status (AssignsvcError): the decorator
             while (task := await window.get()) is not None:
-                if isinstance(task, AssignsvcError):
+                if isinstance(task, Exception):
                     raise task
                 response = pb.StreamAssignResponse()
                 fill_result(response.result, await task)

@@ -1,7 +1,8 @@
 """The one place where domain errors become gRPC statuses with google.rpc details.
 
 Every status carries an ErrorInfo (reason, domain); INVALID_ARGUMENT also carries a
-BadRequest with one FieldViolation per bad field; UNAVAILABLE carries RetryInfo, and
+BadRequest with one FieldViolation per bad field (none for MALFORMED_REQUEST, a body
+that does not decode, when no field could be named: api.handlers); UNAVAILABLE carries RetryInfo, and
 so do the interceptor's refusals (RESOURCE_EXHAUSTED past the concurrency cap,
 UNAVAILABLE while draining).
 An exception outside the domain tree becomes INTERNAL with a generic message (and
@@ -69,7 +70,7 @@ def to_rpc_status(error: AssignsvcError) -> status_pb2.Status:
     """The google.rpc.Status for a domain error."""
     code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.INTERNAL)
     details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
-    if isinstance(error, InvalidArgumentError):
+    if isinstance(error, InvalidArgumentError) and error.violations:
         violations = [
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=_as_caller_sees(v.description))
             for v in error.violations

@@ -31,6 +31,7 @@ from assignsvc.api import (
 )
 from assignsvc.api.access_servicer import ApiKeyServicer, DatasourceServicer
 from assignsvc.api.convert import experiment_to_pb
+from assignsvc.api.handlers import add_services
 from assignsvc.api.interceptors import ServerInterceptor
 from assignsvc.app.access import AccessManager, KeyRing
 from assignsvc.app.apply import ExperimentApplier
@@ -71,12 +72,6 @@ from assignsvc.v1 import (
     saved_group_service_pb2,
     webhook_service_pb2,
 )
-from assignsvc.v1 import access_service_pb2_grpc as access_grpc
-from assignsvc.v1 import assignment_service_pb2_grpc as assignment_grpc
-from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bulk_grpc
-from assignsvc.v1 import experiment_service_pb2_grpc as experiment_grpc
-from assignsvc.v1 import saved_group_service_pb2_grpc as saved_group_grpc
-from assignsvc.v1 import webhook_service_pb2_grpc as webhook_grpc
 
 log = logging.getLogger("assignsvc")
 
@@ -97,16 +92,14 @@ def render_experiment(stored_json: str) -> dict[str, Any]:
     return dict(json_format.MessageToDict(message, preserving_proto_field_name=True))
 
 
-def _add_webhook_service(
-    server: grpc.aio.Server, redis: RedisClient, keys: Keyspace, config: ServerConfig
-) -> tuple[RedisWebhookStore, RedisOutbox, DeliverySettings]:
-    """Register WebhookService; its stores and the delivery settings, for the dispatcher."""
+def _webhook_service(
+    redis: RedisClient, keys: Keyspace, config: ServerConfig
+) -> tuple[WebhookServicer, RedisWebhookStore, RedisOutbox, DeliverySettings]:
+    """WebhookService's servicer; its stores and the delivery settings, for the dispatcher."""
     settings = delivery_settings(config)
     webhook_store, outbox = RedisWebhookStore(redis, keys), RedisOutbox(redis, keys)
-    webhook_grpc.add_WebhookServiceServicer_to_server(
-        WebhookServicer(WebhookManager(webhook_store, outbox, settings.allowed)), server
-    )
-    return webhook_store, outbox, settings
+    servicer = WebhookServicer(WebhookManager(webhook_store, outbox, settings.allowed))
+    return servicer, webhook_store, outbox, settings
 
 
 def delivery_settings(config: ServerConfig) -> DeliverySettings:
@@ -239,29 +232,27 @@ async def create_server(config: ServerConfig) -> RunningServer:
             interceptors=[interceptor],
             options=[*SERVER_CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)],
         )
-        experiment_grpc.add_ExperimentServiceServicer_to_server(
-            ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
-            server,
-        )
         # Two timeouts: a claim may wait out pipelines in flight before its own round trip
         # (store/pipelining.py), and a cluster retries once on a refreshed slot map.
         assigner = Assigner(
             registry, assignment_store, cache=StickyCache(config.cache_size), store_timeout_s=2 * config.redis_timeout_s
         )
-        assignment_grpc.add_AssignmentServiceServicer_to_server(AssignmentServicer(assigner), server)
-        bulk_grpc.add_BulkAssignmentServiceServicer_to_server(
+        webhooks, webhook_store, outbox, settings = _webhook_service(redis, keys, config)
+        access = AccessManager(access_store, key_ring)
+        add_services(  # bytes in, bytes out: requests are decoded after authentication (api/handlers.py)
+            server,
+            ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
+            AssignmentServicer(assigner),
             BulkAssignmentServicer(
                 Exporter(registry, experiment_store, rows),
                 Preassigner(registry, rows),
                 activity=lambda: assigner.served,
             ),
-            server,
+            webhooks,
+            SavedGroupServicer(SavedGroupCatalog(registry, group_store)),
+            DatasourceServicer(access),
+            ApiKeyServicer(access),
         )
-        webhook_store, outbox, settings = _add_webhook_service(server, redis, keys, config)
-        saved_group_grpc.add_SavedGroupServiceServicer_to_server(
-            SavedGroupServicer(SavedGroupCatalog(registry, group_store)), server
-        )
-        _add_access_services(server, AccessManager(access_store, key_ring))
         health = HealthServicer()
         for name in ("", *SERVICE_NAMES):  # grpc_health starts "" as SERVING: not before we are
             await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -323,11 +314,6 @@ def _listen(server: grpc.aio.Server, config: ServerConfig) -> int:
         return int(server.add_insecure_port(address))
     credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
     return int(server.add_secure_port(address, credentials))
-
-
-def _add_access_services(server: grpc.aio.Server, manager: AccessManager) -> None:
-    access_grpc.add_DatasourceServiceServicer_to_server(DatasourceServicer(manager), server)
-    access_grpc.add_ApiKeyServiceServicer_to_server(ApiKeyServicer(manager), server)
 
 
 def _key_ring(config: ServerConfig, store: RedisAccessStore) -> KeyRing | None:
