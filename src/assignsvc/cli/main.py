@@ -37,29 +37,37 @@ from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import experiment_service_pb2_grpc as egrpc
 
+# The flags each config reads, by the names its load() takes (argparse's dest names).
+SERVE_FLAGS = (
+    "host",
+    "port",
+    "redis_url",
+    "data_dir",
+    "require_external_redis",
+    "log_level",
+    "grace_period",
+    "workers",
+    "webhook_allow_networks",
+    "srm_threshold",
+    "metrics_port",
+    "log_format",
+    "max_concurrent_rpcs",
+    "auth",
+    "tls_cert",
+    "tls_key",
+)
+CLIENT_FLAGS = ("target", "timeout", "api_key", "datasource", "tls_ca", "tls")
+
+
+def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The named flags' values (None: not given), for a config's load()."""
+    return {name: getattr(args, name) for name in names}
+
 
 def _serve(args: argparse.Namespace) -> int:
     from assignsvc.server.wiring import serve  # noqa: PLC0415 - keep client commands light
 
-    config = ServerConfig.load(
-        os.environ,
-        host=args.host,
-        port=args.port,
-        redis_url=args.redis_url,
-        data_dir=args.data_dir,
-        require_external_redis=args.require_external_redis,
-        log_level=args.log_level,
-        grace_period=args.grace_period,
-        workers=args.workers,
-        webhook_allow_networks=args.webhook_allow_networks,
-        srm_threshold=args.srm_threshold,
-        metrics_port=args.metrics_port,
-        log_format=args.log_format,
-        max_concurrent_rpcs=args.max_concurrent_rpcs,
-        auth=args.auth,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-    )
+    config = ServerConfig.load(os.environ, **_flags(args, SERVE_FLAGS))
     logs.configure(config.log_level, config.log_format)
     if config.workers > 1:
         from assignsvc.server.workers import supervise  # noqa: PLC0415 - as above
@@ -185,16 +193,12 @@ def _get(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> Non
 
 def _list(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = egrpc.ExperimentServiceStub(channel)
-    experiments: list[epb.Experiment] = []
-    token = ""
-    while True:
-        reply = stub.ListExperiments(
+    experiments = out.all_pages(
+        lambda token: stub.ListExperiments(
             espb.ListExperimentsRequest(page_size=args.page_size, page_token=token), timeout=timeout
-        )
-        experiments += reply.experiments
-        token = reply.next_page_token
-        if not token:
-            break
+        ),
+        "experiments",
+    )
     out.print_experiments(experiments, args.output, as_list=True)
 
 
@@ -398,15 +402,7 @@ def _channel(config: ClientConfig) -> grpc.Channel:
 
 def _client(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        config = ClientConfig.load(
-            os.environ,
-            target=args.target,
-            timeout=args.timeout,
-            api_key=args.api_key,
-            datasource=args.datasource,
-            tls_ca=args.tls_ca,
-            tls=args.tls,
-        )
+        config = ClientConfig.load(os.environ, **_flags(args, CLIENT_FLAGS))
         with _channel(config) as plain:
             channel = with_credentials(plain, config.api_key, config.datasource)
             try:
