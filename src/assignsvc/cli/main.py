@@ -375,21 +375,20 @@ def _apply(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> i
 
 
 def _assign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
-    stub = agrpc.AssignmentServiceStub(channel)
-    request = apb.AssignRequest(experiment_id=args.experiment, participant_id=args.participant)
-    attributes = parse_attributes(args.attr, args.attributes)
-    if attributes is not None:
-        request.attributes.update(attributes)
-    out.print_assignment(stub.Assign(request, timeout=timeout).assignment, args.output)
+    _ask(agrpc.AssignmentServiceStub(channel).Assign, apb.AssignRequest, args, timeout)
 
 
 def _lookup(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
-    stub = agrpc.AssignmentServiceStub(channel)
-    request = apb.GetAssignmentRequest(experiment_id=args.experiment, participant_id=args.participant)
+    _ask(agrpc.AssignmentServiceStub(channel).GetAssignment, apb.GetAssignmentRequest, args, timeout)
+
+
+def _ask(call: Callable[..., Any], request_type: Callable[..., Any], args: argparse.Namespace, timeout: float) -> None:
+    """Assign or GetAssignment for the participant and attributes the flags name; prints the answer."""
+    request = request_type(experiment_id=args.experiment, participant_id=args.participant)
     attributes = parse_attributes(args.attr, args.attributes)
     if attributes is not None:
         request.attributes.update(attributes)
-    out.print_assignment(stub.GetAssignment(request, timeout=timeout).assignment, args.output)
+    out.print_assignment(call(request, timeout=timeout).assignment, args.output)
 
 
 def _channel(config: ClientConfig) -> grpc.Channel:
