@@ -148,7 +148,7 @@ class ExperimentCatalog:
 
     def get(self, experiment_id: str) -> Experiment:
         """One experiment from memory; NotFoundError if unknown."""
-        self._check_id(experiment_id, "experiment_id")
+        check_id(experiment_id_violations, experiment_id, "experiment_id")
         live = self._registry.get(experiment_id)
         if live is None:
             raise NotFoundError("experiment", experiment_id)
@@ -197,7 +197,7 @@ class ExperimentCatalog:
 
     async def delete(self, experiment_id: str, etag: str) -> None:
         """Archive: Assign answers NOT_FOUND, rows stay stored, the id is never reused."""
-        self._check_id(experiment_id, "experiment_id")
+        check_id(experiment_id_violations, experiment_id, "experiment_id")
         expected = parse_etag(etag)
         conflict = await self._store.archive(experiment_id, expected)
         if conflict is not None:
@@ -222,15 +222,11 @@ class ExperimentCatalog:
             strata = await self._rows.stratum_totals(experiment, version)
         return ExperimentStats(experiment, version, counts, p_value, strata)
 
-    @staticmethod
-    def _check_id(experiment_id: str, field: str) -> None:
-        check_id(experiment_id_violations(experiment_id, field))
-
     async def _modify(
         self, experiment_id: str, etag: str, change: Change, id_field: str = "experiment_id"
     ) -> Experiment:
         """Read-change-write with compare-and-set; retried only when the caller gave no etag."""
-        self._check_id(experiment_id, id_field)
+        check_id(experiment_id_violations, experiment_id, id_field)
         expected = parse_etag(etag, "experiment.etag" if id_field.startswith("experiment.") else "etag")
 
         async def attempt() -> Experiment | None:

@@ -67,7 +67,7 @@ class SavedGroupCatalog:
 
     def get(self, group_id: str) -> SavedGroup:
         """One group's description from memory; NotFoundError if unknown."""
-        _check_id(group_id, "saved_group_id")
+        check_id(group_id_violations, group_id, "saved_group_id")
         group = self._registry.group_info.get(group_id)
         if group is None:
             raise NotFoundError("saved_group", group_id)
@@ -114,7 +114,7 @@ class SavedGroupCatalog:
 
     async def delete(self, group_id: str, etag: str) -> None:
         """Delete a group no live experiment's condition names."""
-        _check_id(group_id, "saved_group_id")
+        check_id(group_id_violations, group_id, "saved_group_id")
         # Catch up with every replica's writes first (one GET when nothing changed): an
         # experiment just given a condition naming this group elsewhere must count. What is
         # left is a window of one round trip between this check and the delete.
@@ -147,7 +147,7 @@ class SavedGroupCatalog:
         remove: Sequence[str] = (),
         upload: str = "",
     ) -> SavedGroup:
-        _check_id(group_id, "saved_group_id")
+        check_id(group_id_violations, group_id, "saved_group_id")
         expected = parse_etag(etag)
         current = await self._store.get(group_id)
         if current is None:
@@ -169,10 +169,6 @@ class SavedGroupCatalog:
             raise _conflict(group_id, expected if expected is not None else current.revision, outcome)
         await self._registry.reload_group(group_id)
         return dataclasses.replace(changed, size=outcome)
-
-
-def _check_id(group_id: str, field: str) -> None:
-    check_id(group_id_violations(group_id, field))
 
 
 def _conflict(group_id: str, expected: int | None, conflict: WriteConflict) -> NotFoundError | ConflictError:

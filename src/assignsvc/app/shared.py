@@ -66,8 +66,9 @@ def page_of(items: Iterable[Listed], size: int, token: str, datasource: str) -> 
     return page, encode_page_token(local_part(page[-1].id)) if len(remaining) > size else ""
 
 
-def check_id(violations: list[FieldViolation]) -> None:
-    """Raise InvalidArgumentError if an id check found anything."""
+def check_id(rule: Callable[[str, str], list[FieldViolation]], value: str, field: str) -> None:
+    """InvalidArgumentError unless `value` passes the id rule (rule(value, field): its violations)."""
+    violations = rule(value, field)
     if violations:
         raise InvalidArgumentError(violations)
 

@@ -12,7 +12,14 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 
-from assignsvc.app.shared import decode_page_token, encode_page_token, page_of, page_size_of, read_change_write
+from assignsvc.app.shared import (
+    check_id,
+    decode_page_token,
+    encode_page_token,
+    page_of,
+    page_size_of,
+    read_change_write,
+)
 from assignsvc.app.webhooks.http import SendError, resolve_checked
 from assignsvc.core.clock import Clock, wall_clock_ms
 from assignsvc.core.egress import Network, target, url_violations
@@ -35,6 +42,13 @@ MAX_GRACE_S = 7 * 86_400.0
 UPDATABLE = ("url", "events", "enabled", "description", "token", "sign_body")
 _ID = re.compile(r"^wh_[0-9a-f]{16}$")
 _TOKEN = re.compile(r"^[\x21-\x7e]*$")  # visible ASCII: a header value that cannot split headers
+
+
+def webhook_id_violations(webhook_id: str, field: str) -> list[FieldViolation]:
+    """What is wrong with a webhook id (wh_ and 16 hex digits after the datasource), if anything."""
+    if _ID.match(local_part(webhook_id)):
+        return []
+    return [FieldViolation(field, "must be a webhook id: wh_ and 16 hex digits")]
 
 
 class WebhookManager:
@@ -74,7 +88,7 @@ class WebhookManager:
 
     async def get(self, webhook_id: str) -> Webhook:
         """One webhook; NotFoundError if unknown."""
-        self._check_id(webhook_id)
+        check_id(webhook_id_violations, webhook_id, "webhook_id")
         webhook = await self._store.get(webhook_id)
         if webhook is None:
             raise NotFoundError("webhook", webhook_id)
@@ -86,7 +100,7 @@ class WebhookManager:
 
     async def update(self, patch: Webhook, paths: Sequence[str]) -> Webhook:
         """Change the masked fields; enabling clears the automatic disable."""
-        self._check_id(patch.id, "webhook.id")
+        check_id(webhook_id_violations, patch.id, "webhook.id")
         unknown = [p for p in paths if p not in UPDATABLE]
         if unknown or not paths:
             what = f"unknown field(s) {', '.join(unknown)}" if unknown else "is empty"
@@ -108,7 +122,7 @@ class WebhookManager:
 
     async def delete(self, webhook_id: str) -> None:
         """Remove the webhook, its log and its pending deliveries."""
-        self._check_id(webhook_id)
+        check_id(webhook_id_violations, webhook_id, "webhook_id")
         if not await self._store.delete(webhook_id):
             raise NotFoundError("webhook", webhook_id)
 
@@ -148,11 +162,6 @@ class WebhookManager:
         rows = await self._outbox.deliveries(webhook_id, size + 1, after)
         page = rows[:size]
         return page, encode_page_token(page[-1].id) if len(rows) > size else ""
-
-    @staticmethod
-    def _check_id(webhook_id: str, field: str = "webhook_id") -> None:
-        if not _ID.match(local_part(webhook_id)):
-            raise InvalidArgumentError.single(field, "must be a webhook id: wh_ and 16 hex digits")
 
     async def _check(self, webhook: Webhook, paths: Sequence[str]) -> None:
         """Every rule of the fields in paths, all violations at once; the URL's address last."""
