@@ -256,7 +256,8 @@ class TestPipelinedClaims:
 
     def test_concurrent_claims_ride_few_pipelines(self, redis_url: str) -> None:
         async def scenario(redis: Redis) -> tuple[list[Claim], list[Claim], int]:
-            store = PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace()), max_in_flight=4)
+            inner = RedisAssignmentStore(redis, Keyspace())
+            store = PipelinedAssignmentStore(inner, inner.transport, max_in_flight=4)
             first = await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i % 150}", i % 2, 7) for i in range(300)))
             again = await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", None, 8) for i in range(150)))
             return list(first), list(again), store.pipelines_sent
@@ -299,9 +300,9 @@ class TestPipelinedClaims:
             fast = FastPipeTransport(redis_url, 2.0, ClaimCodec(Keyspace("many")))
             try:
                 singles = [await one_by_one.claim(*request) for request in requests]
-                many = await PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace("many"), fast)).claim_many(
-                    requests
-                )
+                many = await PipelinedAssignmentStore(
+                    RedisAssignmentStore(redis, Keyspace("many"), fast), fast
+                ).claim_many(requests)
             finally:
                 await fast.pipe.close()
             before = ClaimCodec(Keyspace("before"))

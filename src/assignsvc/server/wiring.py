@@ -199,7 +199,9 @@ def _assignment_stores(
         redis_assignments = RedisAssignmentStore(redis, keys, RedisPyTransport(redis, codec))
     assignment_store: AssignmentStore = redis_assignments
     if config.redis_pipelines > 0:
-        assignment_store = PipelinedAssignmentStore(redis_assignments, max_in_flight=config.redis_pipelines)
+        assignment_store = PipelinedAssignmentStore(
+            redis_assignments, redis_assignments.transport, max_in_flight=config.redis_pipelines
+        )
     if isinstance(redis, RedisCluster):
         return assignment_store, fast_pipe, AssignmentRows(cluster_runner(redis), keys), None
     bulk_timeout_s = max(config.redis_timeout_s, BULK_TIMEOUT_S)

@@ -20,21 +20,29 @@ from collections.abc import Sequence
 from assignsvc.core.model import Experiment
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.metrics import REDIS_CLAIM_DURATION, REDIS_CLAIM_ERRORS
+from assignsvc.store.claims import ClaimTransport, to_claims
 from assignsvc.store.protocols import AssignmentStore, Claim, ClaimRequest
 
 Waiter = tuple[ClaimRequest, "asyncio.Future[Claim]"]
 
 
 class PipelinedAssignmentStore:
-    """AssignmentStore that groups concurrent claims into pipelines of the wrapped store."""
+    """AssignmentStore that groups concurrent claims into pipelines of the wrapped store.
+
+    With `transport` (the wrapped store's own), claims go straight to it, one call less
+    per round trip on the hot path; without, through the wrapped store's claim and
+    claim_many. Reads always go to the wrapped store.
+    """
 
     def __init__(
         self,
         inner: AssignmentStore,
+        transport: ClaimTransport | None = None,
         max_batch: int = 512,
         max_in_flight: int = 4,
     ) -> None:
         self._inner = inner
+        self._transport = transport
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._queue: list[Waiter] = []
@@ -88,7 +96,10 @@ class PipelinedAssignmentStore:
     async def _send(self, batch: list[Waiter]) -> None:
         started = time.perf_counter()
         try:
-            if len(batch) == 1:
+            if self._transport is not None:
+                requests = [request for request, _ in batch]
+                claims = to_claims(requests, await self._transport.run(requests))
+            elif len(batch) == 1:
                 claims = [await self._inner.claim(*batch[0][0])]
             else:
                 claims = await self._inner.claim_many([request for request, _ in batch])
@@ -111,8 +122,10 @@ class PipelinedAssignmentStore:
                 self._schedule(asyncio.get_running_loop())
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        """See AssignmentStore.claim_many: one round trip of the wrapped store. Sent at once,
-        not queued (a batch is its own pipeline)."""
+        """See AssignmentStore.claim_many: one round trip of the transport (or the wrapped
+        store). Sent at once, not queued (a batch is its own pipeline)."""
+        if self._transport is not None:
+            return to_claims(requests, await self._transport.run(requests))
         return await self._inner.claim_many(requests)
 
     async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
