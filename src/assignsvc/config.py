@@ -187,32 +187,33 @@ def _as_bool(value: Any, name: str) -> bool:
     return text in _TRUE
 
 
-# The plain numeric settings: (field, name, lowest, highest). Each is read from the flag
-# `name`, else ASSIGNSVC_<NAME>, else the field's default, as the type of `lowest` (int
-# or float), and must lie in [lowest, highest].
+# The plain numeric settings: (field, variable, lowest, highest). Each is read from the
+# flag named like the variable (ASSIGNSVC_CACHE_SIZE: cache_size), else the variable, else
+# the field's default, as the type of `lowest` (int or float), within [lowest, highest].
 _NUMERIC_SETTINGS: tuple[tuple[str, str, int, int] | tuple[str, str, float, float], ...] = (
-    ("port", "port", 0, 65535),
-    ("cache_size", "cache_size", 0, 100_000_000),
-    ("redis_pipelines", "redis_pipelines", 0, 64),
-    ("workers", "workers", 1, 64),
-    ("webhook_disable_after", "webhook_disable_after", 0, 1_000_000),
-    ("max_concurrent_rpcs", "max_concurrent_rpcs", 0, 1_000_000),
-    ("redis_timeout_s", "redis_timeout", 0.01, 60.0),
-    ("refresh_interval_s", "refresh_interval", 0.05, 3600.0),
-    ("grace_period_s", "grace_period", 0.0, 3600.0),
-    ("webhook_timeout_s", "webhook_timeout", 0.05, 60.0),
-    ("webhook_poll_interval_s", "webhook_poll_interval", 0.01, 60.0),
-    ("srm_threshold", "srm_threshold", 0.0, 1.0),
-    ("srm_check_interval_s", "srm_check_interval", 0.05, 86_400.0),
+    ("port", "ASSIGNSVC_PORT", 0, 65535),
+    ("cache_size", "ASSIGNSVC_CACHE_SIZE", 0, 100_000_000),
+    ("redis_pipelines", "ASSIGNSVC_REDIS_PIPELINES", 0, 64),
+    ("workers", "ASSIGNSVC_WORKERS", 1, 64),
+    ("webhook_disable_after", "ASSIGNSVC_WEBHOOK_DISABLE_AFTER", 0, 1_000_000),
+    ("max_concurrent_rpcs", "ASSIGNSVC_MAX_CONCURRENT_RPCS", 0, 1_000_000),
+    ("redis_timeout_s", "ASSIGNSVC_REDIS_TIMEOUT", 0.01, 60.0),
+    ("refresh_interval_s", "ASSIGNSVC_REFRESH_INTERVAL", 0.05, 3600.0),
+    ("grace_period_s", "ASSIGNSVC_GRACE_PERIOD", 0.0, 3600.0),
+    ("webhook_timeout_s", "ASSIGNSVC_WEBHOOK_TIMEOUT", 0.05, 60.0),
+    ("webhook_poll_interval_s", "ASSIGNSVC_WEBHOOK_POLL_INTERVAL", 0.01, 60.0),
+    ("srm_threshold", "ASSIGNSVC_SRM_THRESHOLD", 0.0, 1.0),
+    ("srm_check_interval_s", "ASSIGNSVC_SRM_CHECK_INTERVAL", 0.05, 86_400.0),
 )
 
 
 def _numeric_settings(env: Mapping[str, str], flags: Mapping[str, Any], defaults: ServerConfig) -> dict[str, Any]:
     """Every setting of _NUMERIC_SETTINGS, read and range-checked."""
     values: dict[str, Any] = {}
-    for field_name, name, low, high in _NUMERIC_SETTINGS:
-        value = _pick(flags.get(name), env, name.upper(), getattr(defaults, field_name))
-        values[field_name] = _as_number(value, f"ASSIGNSVC_{name.upper()}", low, high)
+    for field_name, variable, low, high in _NUMERIC_SETTINGS:
+        name = variable.removeprefix("ASSIGNSVC_")
+        value = _pick(flags.get(name.lower()), env, name, getattr(defaults, field_name))
+        values[field_name] = _as_number(value, variable, low, high)
     return values
 
 
