@@ -59,6 +59,11 @@ SERVE_FLAGS = (
 CLIENT_FLAGS = ("target", "timeout", "api_key", "datasource", "tls_ca", "tls")
 
 
+def _repeatable(parser: argparse.ArgumentParser, flag: str, metavar: str, text: str) -> None:
+    """A flag that may be given many times (`text` says so): its values in order, [] if never."""
+    parser.add_argument(flag, action="append", default=[], metavar=metavar, help=text)
+
+
 def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     """The named flags' values (None: not given), for a config's load()."""
     return {name: getattr(args, name) for name in names}
@@ -471,12 +476,8 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     update.add_argument("--min-bucket-version", type=int)
     update.add_argument("--start-time", help="RFC 3339, e.g. 2025-01-01T00:00:00Z, or 'none' to clear")
     update.add_argument("--end-time", help="RFC 3339, or 'none' to clear")
-    update.add_argument(
-        "--force",
-        action="append",
-        default=[],
-        metavar="PARTICIPANT=ARM",
-        help="always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)",
+    _repeatable(
+        update, "--force", "PARTICIPANT=ARM", "always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)"
     )
     update.add_argument("--clear-forced", action="store_true", help="drop every forced arm (before any --force)")
     _update_answer_flags(update)
@@ -602,12 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply.set_defaults(run=_client(_apply))
 
     attrs = argparse.ArgumentParser(add_help=False)
-    attrs.add_argument(
+    _repeatable(
+        attrs,
         "--attr",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a participant attribute (repeatable; VALUE is JSON if it parses, else text; a.b=x nests)",
+        "KEY=VALUE",
+        "a participant attribute (repeatable; VALUE is JSON if it parses, else text; a.b=x nests)",
     )
     attrs.add_argument("--attributes", metavar="JSON", help="participant attributes as a JSON object")
     assign = sub.add_parser("assign", parents=[client, attrs], help="assign a participant (creates on first sight)")
