@@ -31,7 +31,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from assignsvc.core.model import Arm, Experiment
-from assignsvc.store.assignments import RedisAssignmentStore, pack_row
+from assignsvc.store.assignments import RedisAssignmentStore
+from assignsvc.store.claims import pack_row
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.redis_server import RedisServerProcess
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 DEFAULT_PORT = 50051
@@ -159,11 +159,16 @@ def _pick(flag: Any, env: Mapping[str, str], name: str, default: Any) -> Any:
     return env.get(f"ASSIGNSVC_{name}", default)
 
 
-def _as_int(value: Any, name: str, low: int, high: int) -> int:
+Number = TypeVar("Number", int, float)
+
+
+def _as_number(value: Any, name: str, low: Number, high: Number) -> Number:
+    """`value` as the type of `low` (int or float), within [low, high]; else ConfigError."""
+    kind = type(low)
     try:
-        number = int(value)
+        number = kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+        raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
     if not low <= number <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {number}")
     return number
@@ -182,14 +187,34 @@ def _as_bool(value: Any, name: str) -> bool:
     return text in _TRUE
 
 
-def _as_float(value: Any, name: str, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {number}")
-    return number
+# The plain numeric settings: (field, variable, lowest, highest). Each is read from the
+# flag named like the variable (ASSIGNSVC_CACHE_SIZE: cache_size), else the variable, else
+# the field's default, as the type of `lowest` (int or float), within [lowest, highest].
+_NUMERIC_SETTINGS: tuple[tuple[str, str, int, int] | tuple[str, str, float, float], ...] = (
+    ("port", "ASSIGNSVC_PORT", 0, 65535),
+    ("cache_size", "ASSIGNSVC_CACHE_SIZE", 0, 100_000_000),
+    ("redis_pipelines", "ASSIGNSVC_REDIS_PIPELINES", 0, 64),
+    ("workers", "ASSIGNSVC_WORKERS", 1, 64),
+    ("webhook_disable_after", "ASSIGNSVC_WEBHOOK_DISABLE_AFTER", 0, 1_000_000),
+    ("max_concurrent_rpcs", "ASSIGNSVC_MAX_CONCURRENT_RPCS", 0, 1_000_000),
+    ("redis_timeout_s", "ASSIGNSVC_REDIS_TIMEOUT", 0.01, 60.0),
+    ("refresh_interval_s", "ASSIGNSVC_REFRESH_INTERVAL", 0.05, 3600.0),
+    ("grace_period_s", "ASSIGNSVC_GRACE_PERIOD", 0.0, 3600.0),
+    ("webhook_timeout_s", "ASSIGNSVC_WEBHOOK_TIMEOUT", 0.05, 60.0),
+    ("webhook_poll_interval_s", "ASSIGNSVC_WEBHOOK_POLL_INTERVAL", 0.01, 60.0),
+    ("srm_threshold", "ASSIGNSVC_SRM_THRESHOLD", 0.0, 1.0),
+    ("srm_check_interval_s", "ASSIGNSVC_SRM_CHECK_INTERVAL", 0.05, 86_400.0),
+)
+
+
+def _numeric_settings(env: Mapping[str, str], flags: Mapping[str, Any], defaults: ServerConfig) -> dict[str, Any]:
+    """Every setting of _NUMERIC_SETTINGS, read and range-checked."""
+    values: dict[str, Any] = {}
+    for field_name, variable, low, high in _NUMERIC_SETTINGS:
+        name = variable.removeprefix("ASSIGNSVC_")
+        value = _pick(flags.get(name.lower()), env, name, getattr(defaults, field_name))
+        values[field_name] = _as_number(value, variable, low, high)
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,43 +299,12 @@ class ServerConfig:
             raise ConfigError(f"ASSIGNSVC_KEY_PREFIX must be non-empty without {{}}: or spaces, got {prefix!r}")
         return cls(
             host=str(_pick(flags.get("host"), env, "HOST", d.host)),
-            port=_as_int(_pick(flags.get("port"), env, "PORT", d.port), "ASSIGNSVC_PORT", 0, 65535),
             redis_url=redis_url,
             require_external_redis=require_external,
             data_dir=Path(_pick(flags.get("data_dir"), env, "DATA_DIR", d.data_dir)),
             key_prefix=prefix,
-            redis_timeout_s=_as_float(
-                _pick(flags.get("redis_timeout"), env, "REDIS_TIMEOUT", d.redis_timeout_s),
-                "ASSIGNSVC_REDIS_TIMEOUT",
-                0.01,
-                60.0,
-            ),
-            refresh_interval_s=_as_float(
-                _pick(flags.get("refresh_interval"), env, "REFRESH_INTERVAL", d.refresh_interval_s),
-                "ASSIGNSVC_REFRESH_INTERVAL",
-                0.05,
-                3600.0,
-            ),
-            grace_period_s=_as_float(
-                _pick(flags.get("grace_period"), env, "GRACE_PERIOD", d.grace_period_s),
-                "ASSIGNSVC_GRACE_PERIOD",
-                0.0,
-                3600.0,
-            ),
             log_level=level,
-            cache_size=_as_int(
-                _pick(flags.get("cache_size"), env, "CACHE_SIZE", d.cache_size),
-                "ASSIGNSVC_CACHE_SIZE",
-                0,
-                100_000_000,
-            ),
-            redis_pipelines=_as_int(
-                _pick(flags.get("redis_pipelines"), env, "REDIS_PIPELINES", d.redis_pipelines),
-                "ASSIGNSVC_REDIS_PIPELINES",
-                0,
-                64,
-            ),
-            workers=_as_int(_pick(flags.get("workers"), env, "WORKERS", d.workers), "ASSIGNSVC_WORKERS", 1, 64),
+            **_numeric_settings(env, flags, d),
             **_webhook_settings(env, flags, d),
             **_operations_settings(env, flags, d),
             **_auth_settings(env, flags, str(_pick(flags.get("host"), env, "HOST", d.host))),
@@ -361,37 +355,7 @@ def _webhook_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: Serve
     schedule = _pick(flags.get("webhook_retry_schedule"), env, "WEBHOOK_RETRY_SCHEDULE", None)
     return {
         "webhook_allow_networks": parse_networks(str(allow)),
-        "webhook_timeout_s": _as_float(
-            _pick(flags.get("webhook_timeout"), env, "WEBHOOK_TIMEOUT", d.webhook_timeout_s),
-            "ASSIGNSVC_WEBHOOK_TIMEOUT",
-            0.05,
-            60.0,
-        ),
         "webhook_retry_schedule": d.webhook_retry_schedule if schedule is None else parse_schedule(str(schedule)),
-        "webhook_disable_after": _as_int(
-            _pick(flags.get("webhook_disable_after"), env, "WEBHOOK_DISABLE_AFTER", d.webhook_disable_after),
-            "ASSIGNSVC_WEBHOOK_DISABLE_AFTER",
-            0,
-            1_000_000,
-        ),
-        "webhook_poll_interval_s": _as_float(
-            _pick(flags.get("webhook_poll_interval"), env, "WEBHOOK_POLL_INTERVAL", d.webhook_poll_interval_s),
-            "ASSIGNSVC_WEBHOOK_POLL_INTERVAL",
-            0.01,
-            60.0,
-        ),
-        "srm_threshold": _as_float(
-            _pick(flags.get("srm_threshold"), env, "SRM_THRESHOLD", d.srm_threshold),
-            "ASSIGNSVC_SRM_THRESHOLD",
-            0.0,
-            1.0,
-        ),
-        "srm_check_interval_s": _as_float(
-            _pick(flags.get("srm_check_interval"), env, "SRM_CHECK_INTERVAL", d.srm_check_interval_s),
-            "ASSIGNSVC_SRM_CHECK_INTERVAL",
-            0.05,
-            86_400.0,
-        ),
     }
 
 
@@ -399,18 +363,12 @@ def _operations_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: Se
     log_format = str(_pick(flags.get("log_format"), env, "LOG_FORMAT", d.log_format)).lower()
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"ASSIGNSVC_LOG_FORMAT must be text or json, got {log_format!r}")
-    metrics_port = _as_int(
+    metrics_port = _as_number(
         _pick(flags.get("metrics_port"), env, "METRICS_PORT", d.metrics_port) or 0, "ASSIGNSVC_METRICS_PORT", 0, 65535
     )
     return {
         "metrics_port": metrics_port,
         "log_format": log_format,
-        "max_concurrent_rpcs": _as_int(
-            _pick(flags.get("max_concurrent_rpcs"), env, "MAX_CONCURRENT_RPCS", d.max_concurrent_rpcs),
-            "ASSIGNSVC_MAX_CONCURRENT_RPCS",
-            0,
-            1_000_000,
-        ),
     }
 
 
@@ -433,7 +391,7 @@ class ClientConfig:
         d = cls()
         return cls(
             target=str(_pick(flags.get("target"), env, "TARGET", d.target)),
-            timeout_s=_as_float(
+            timeout_s=_as_number(
                 _pick(flags.get("timeout"), env, "TIMEOUT", d.timeout_s), "ASSIGNSVC_TIMEOUT", 0.01, 3600.0
             ),
             api_key=str(_pick(flags.get("api_key"), env, "API_KEY", "")),

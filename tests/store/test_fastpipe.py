@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import hiredis
@@ -16,7 +16,7 @@ import redis
 import trustme
 
 from assignsvc.errors import StoreUnavailableError
-from assignsvc.store.fastpipe import FastScriptPipe, encode_command
+from assignsvc.store.fastpipe import Arg, FastScriptPipe, encode_command
 from assignsvc.store.redis_server import RedisServerProcess, find_server_binary
 from tests.support import free_port
 
@@ -24,11 +24,17 @@ from tests.support import free_port
 SCRIPT = "redis.call('INCR', KEYS[1]); return {KEYS[1], ARGV[1]}"
 
 
+async def evalsha(pipe: FastScriptPipe, calls: Sequence[tuple[Sequence[str], Sequence[Arg]]]) -> list[object]:
+    """EVALSHA of the pipe's script for each (keys, args), in one write; the replies in order."""
+    commands = [encode_command(b"EVALSHA", pipe.script_sha, len(keys), *keys, *args) for keys, args in calls]
+    return await pipe.execute_loading_script(commands)
+
+
 def run_many(url: str, calls: list[tuple[list[str], list[str | int]]], timeout_s: float = 2.0) -> list[object]:
     async def main() -> list[object]:
         pipe = FastScriptPipe(url, SCRIPT, timeout_s)
         try:
-            return await pipe.run_many(calls)
+            return await evalsha(pipe, calls)
         finally:
             await pipe.close()
 
@@ -66,7 +72,7 @@ class TestTransports:
             pipe = FastScriptPipe(redis_url, SCRIPT, 2.0, name="one-connection-test")
             try:
                 batches = [[([f"c{b}"], [f"{b}-{i}"]) for i in range(50)] for b in range(40)]
-                results = await asyncio.gather(*(pipe.run_many(batch) for batch in batches))  # type: ignore[arg-type]
+                results = await asyncio.gather(*(evalsha(pipe, batch) for batch in batches))  # type: ignore[arg-type]
                 checker = redis.Redis.from_url(redis_url)
                 clients = [c for c in checker.client_list() if c.get("name") == "one-connection-test"]
                 checker.close()
@@ -162,10 +168,10 @@ class TestTls:
                 trusted = FastScriptPipe(f"rediss://127.0.0.1:{port}?ssl_ca_certs={ca_path}", SCRIPT, 2.0)
                 untrusted = FastScriptPipe(f"rediss://127.0.0.1:{port}", SCRIPT, 2.0)  # system CAs only
                 try:
-                    replies = await trusted.run_many([(["tls"], ["ok"])])
+                    replies = await evalsha(trusted, [(["tls"], ["ok"])])
                     refused: BaseException | None = None
                     try:
-                        await untrusted.run_many([(["tls"], ["no"])])
+                        await evalsha(untrusted, [(["tls"], ["no"])])
                     except StoreUnavailableError as error:
                         refused = error
                     return replies, refused
@@ -183,9 +189,9 @@ class TestFailures:
         async def main() -> list[object]:
             pipe = FastScriptPipe(redis_url, SCRIPT, 2.0)
             try:
-                await pipe.run_many([(["a"], [1])])
+                await evalsha(pipe, [(["a"], [1])])
                 redis.Redis.from_url(redis_url).script_flush()
-                return await pipe.run_many([(["a"], [2])])
+                return await evalsha(pipe, [(["a"], [2])])
             finally:
                 await pipe.close()
 
@@ -196,7 +202,7 @@ class TestFailures:
             pipe = FastScriptPipe(redis_url, "return redis.call('INCR', KEYS[1])", 2.0)
             try:
                 redis.Redis.from_url(redis_url).set("text", "abc")
-                return await pipe.run_many([(["text"], []), (["n"], [])])
+                return await evalsha(pipe, [(["text"], []), (["n"], [])])
             finally:
                 await pipe.close()
 
@@ -211,15 +217,15 @@ class TestFailures:
         async def main() -> tuple[object, BaseException | None, object]:
             pipe = FastScriptPipe(server.url, SCRIPT, 0.5)
             try:
-                before = await pipe.run_many([(["k"], [1])])
+                before = await evalsha(pipe, [(["k"], [1])])
                 server.stop()
                 down: BaseException | None = None
                 try:
-                    await pipe.run_many([(["k"], [2])])
+                    await evalsha(pipe, [(["k"], [2])])
                 except StoreUnavailableError as error:
                     down = error
                 server.start()
-                after = await pipe.run_many([(["k"], [3])])
+                after = await evalsha(pipe, [(["k"], [3])])
                 return before, down, after
             finally:
                 await pipe.close()
@@ -244,7 +250,7 @@ class TestFailures:
             started = asyncio.get_running_loop().time()
             try:
                 with pytest.raises(StoreUnavailableError):
-                    await pipe.run_many([(["k"], [1])])
+                    await evalsha(pipe, [(["k"], [1])])
                 return asyncio.get_running_loop().time() - started
             finally:
                 await pipe.close()
@@ -277,7 +283,7 @@ class TestStalls:
             started = asyncio.get_running_loop().time()
             try:
                 with pytest.raises(StoreUnavailableError) as caught:
-                    await pipe.run_many([(["k"], [1])])
+                    await evalsha(pipe, [(["k"], [1])])
                 return asyncio.get_running_loop().time() - started, str(caught.value)
             finally:
                 await pipe.close()
@@ -308,7 +314,7 @@ class TestStalls:
             started = asyncio.get_running_loop().time()
             try:
                 with pytest.raises(StoreUnavailableError):
-                    await pipe.run_many([(["k"], ["x" * 1_000_000])] * 64)
+                    await evalsha(pipe, [(["k"], ["x" * 1_000_000])] * 64)
                 return asyncio.get_running_loop().time() - started
             finally:
                 blocked.set()

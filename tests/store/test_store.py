@@ -16,12 +16,12 @@ from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Arm, Experiment
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.store import ClaimKind, RedisAssignmentStore
-from assignsvc.store.assignments import CLAIM_BATCH_SCRIPT
+from assignsvc.store.claims import ClaimCodec, to_claim
 from assignsvc.store.connection import connect
-from assignsvc.store.fastpipe import FastScriptPipe
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import Claim
+from assignsvc.store.transports import FastPipeTransport
 
 T = TypeVar("T")
 EXPERIMENT = Experiment(id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b", "b", 0.5)))
@@ -47,13 +47,13 @@ class TestClaimKeys:
         experiment = dataclasses.replace(
             EXPERIMENT, id="team-a/checkout", bucket_version=3, min_bucket_version=min_bucket_version, storage_shards=97
         )
-        store = RedisAssignmentStore(Redis(), keys)
+        codec = ClaimCodec(keys)
         for participant in ["alice", "b\u00f6b", "7", "x" * 256, "\U0001f600"]:
             shard = storage_shard(participant, 97)
             want = [keys.assignments("team-a/checkout", shard, 3), keys.arm_counts("team-a/checkout", shard, 3)]
             want += [keys.assignments("team-a/checkout", shard, v) for v in reversed(range(min_bucket_version))]
-            assert store.claim_keys(experiment).of(participant) == want
-        assert store.claim_keys(experiment) is store.claim_keys(experiment)  # built once per version
+            assert codec.claim_keys(experiment).of(participant) == want
+        assert codec.claim_keys(experiment) is codec.claim_keys(experiment)  # built once per version
 
 
 class TestAssignmentStore:
@@ -109,7 +109,8 @@ class TestPipelinedClaims:
 
     def test_concurrent_claims_ride_few_pipelines(self, redis_url: str) -> None:
         async def scenario(redis: Redis) -> tuple[list[Claim], list[Claim], int]:
-            store = PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace()), max_in_flight=4)
+            inner = RedisAssignmentStore(redis, Keyspace())
+            store = PipelinedAssignmentStore(inner, inner.transport, max_in_flight=4)
             first = await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i % 150}", i % 2, 7) for i in range(300)))
             again = await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", None, 8) for i in range(150)))
             return list(first), list(again), store.pipelines_sent
@@ -149,20 +150,20 @@ class TestPipelinedClaims:
 
         async def scenario(redis: Redis) -> tuple[list[list[Claim]], list[dict[object, object]]]:
             one_by_one = RedisAssignmentStore(redis, Keyspace("one"))
-            pipe = FastScriptPipe(redis_url, CLAIM_BATCH_SCRIPT, 2.0)
+            fast = FastPipeTransport(redis_url, 2.0, ClaimCodec(Keyspace("many")))
             try:
                 singles = [await one_by_one.claim(*request) for request in requests]
-                many = await PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace("many")), pipe).claim_many(
-                    requests
-                )
+                many = await PipelinedAssignmentStore(
+                    RedisAssignmentStore(redis, Keyspace("many"), fast), fast
+                ).claim_many(requests)
             finally:
-                await pipe.close()
-            before = RedisAssignmentStore(redis, Keyspace("before"))
+                await fast.pipe.close()
+            before = ClaimCodec(Keyspace("before"))
             script = redis.register_script(SCRIPT_BEFORE_BATCHES)
             earlier = []
-            for request in requests:
-                keys, args = before.claim_call(request)
-                earlier += before.claims_from_replies([request], [[await script(keys=keys, args=args)]])
+            for experiment, participant, proposed, now_ms in requests:
+                keys, args = before.call((experiment, participant, proposed, now_ms))
+                earlier.append(to_claim(experiment, await script(keys=keys, args=args), now_ms, proposed))
             tables: list[dict[object, object]] = []
             for prefix in ("one", "many", "before"):
                 names: list[bytes] = sorted(await redis.keys(f"{prefix}:*"))  # type: ignore[arg-type]  # bytes: no decoding

@@ -15,7 +15,7 @@ from assignsvc.app.preassign import Preassigner
 from assignsvc.app.registry import ExperimentRegistry
 from assignsvc.core.model import Arm, Experiment, ExperimentStatus, ExperimentType
 from assignsvc.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from assignsvc.store.assignments import ARM_SLOTS
+from assignsvc.store.claims import ARM_SLOTS
 from assignsvc.store.memory import MemoryStores
 from assignsvc.store.protocols import MUST_BE_NEW, ClaimKind
 

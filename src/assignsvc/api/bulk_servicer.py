@@ -18,7 +18,7 @@ from assignsvc.app.export import ExportChunk, ExportedRow, Exporter, ExportFilte
 from assignsvc.app.pacing import SLICE_ROWS, Pacer
 from assignsvc.app.preassign import ParticipantGroup, Preassigner
 from assignsvc.errors import InvalidArgumentError
-from assignsvc.store.assignments import ARM_SLOTS
+from assignsvc.store.claims import unpack_row
 from assignsvc.v1 import bulk_assignment_service_pb2 as pb
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as pb_grpc
 
@@ -49,7 +49,7 @@ def add_rows(
     Timestamp apart, measured); strata caches a message holding each stratum's map."""
     add = response.assignments.add
     for participant, packed, version, stratum in rows:
-        first_seen_ms, arm = divmod(packed, ARM_SLOTS)
+        first_seen_ms, arm = unpack_row(packed)
         message = add(participant_id=participant, arm_id=arm_ids[arm], bucket_version=version)
         if stratum:
             template = strata.get(stratum)

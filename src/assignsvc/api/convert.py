@@ -179,13 +179,6 @@ def fill_assignment(msg: apb.Assignment, result: AssignmentResult, local_id: str
         first_seen.nanos = millis * 1_000_000
 
 
-def assignment_to_pb(result: AssignmentResult) -> apb.Assignment:
-    """The API's view of an assignment answer, as a message of its own."""
-    msg = apb.Assignment()
-    fill_assignment(msg, result)
-    return msg
-
-
 # Bounds on a request's attributes: one participant's profile, not a document store.
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_ATTRIBUTES_DEPTH = 10

@@ -90,6 +90,19 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: Assigns
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], error: Exception, method: str) -> None:
+    """End the call for an error a servicer method raised (called while handling it): a
+    domain error with its status; an AbortError (the method chose its status) as it is;
+    anything else, logged, as INTERNAL."""
+    if isinstance(error, AssignsvcError):
+        await abort_with(context, error)
+    elif isinstance(error, grpc.aio.AbortError):
+        raise error
+    else:
+        log.exception("unexpected error in %s", method)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
@@ -100,13 +113,8 @@ def maps_domain_errors(method: Handler) -> Handler:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await method(self, request, context)
-        except AssignsvcError as error:
-            await abort_with(context, error)
-        except grpc.aio.AbortError:  # the method chose its status itself
-            raise
-        except Exception:
-            log.exception("unexpected error in %s", method.__qualname__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as error:
+            await _abort_for(context, error, method.__qualname__)
 
     return wrapper  # type: ignore[return-value]
 
@@ -124,13 +132,8 @@ def maps_domain_errors_in_stream(method: StreamHandler) -> StreamHandler:
         try:
             async for response in stream:
                 yield response
-        except AssignsvcError as error:
-            await abort_with(context, error)
-        except grpc.aio.AbortError:  # the method chose its status itself
-            raise
-        except Exception:
-            log.exception("unexpected error in %s", method.__qualname__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as error:
+            await _abort_for(context, error, method.__qualname__)
         finally:  # a cancelled call closes this wrapper: close the method's stream now, not at GC
             await stream.aclose()
 

@@ -4,21 +4,19 @@ revision (its etag), so two admins never silently overwrite each other."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 
 from assignsvc.app.registry import ExperimentRegistry
+from assignsvc.app.shared import check_id, page_of, read_change_write
 from assignsvc.core import lifecycle
 from assignsvc.core.clock import Clock, wall_clock_ms
 from assignsvc.core.conditions import referenced_groups
 from assignsvc.core.events import EXPERIMENT_CREATED, canonical_json, change_events
 from assignsvc.core.lifecycle import Action
 from assignsvc.core.model import Experiment, ExperimentType
-from assignsvc.core.scoping import datasource_of, local_part, qualify
+from assignsvc.core.scoping import datasource_of, qualify
 from assignsvc.core.stats import SRM_WARNING_P, srm_p_value
 from assignsvc.core.validation import creation_violations, experiment_id_violations, experiment_violations
 from assignsvc.errors import (
@@ -37,27 +35,6 @@ from assignsvc.store.protocols import (
     WriteConflict,
 )
 from assignsvc.store.rows import StratumCounts
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
-
-
-def encode_page_token(after_id: str) -> str:
-    """Opaque to clients (AIP-158); here simply the last id returned."""
-    raw = json.dumps({"after": after_id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_page_token(token: str) -> str:
-    """The id to continue after; InvalidArgumentError for anything we did not issue."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        after = json.loads(raw)["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgumentError.single("page_token", "is not a token this API issued") from exc
-    if not isinstance(after, str):
-        raise InvalidArgumentError.single("page_token", "is not a token this API issued")
-    return after
 
 
 def format_etag(experiment: Experiment) -> str:
@@ -102,7 +79,6 @@ class ExperimentStats:
 
 # A change computed from the current stored experiment (may read the store).
 Change = Callable[[Experiment], Awaitable[Experiment]]
-_CAS_ATTEMPTS = 5
 
 
 class ExperimentCatalog:
@@ -173,7 +149,7 @@ class ExperimentCatalog:
 
     def get(self, experiment_id: str) -> Experiment:
         """One experiment from memory; NotFoundError if unknown."""
-        self._check_id(experiment_id, "experiment_id")
+        check_id(experiment_id_violations, experiment_id, "experiment_id")
         live = self._registry.get(experiment_id)
         if live is None:
             raise NotFoundError("experiment", experiment_id)
@@ -182,17 +158,7 @@ class ExperimentCatalog:
     def list(self, page_size: int, page_token: str, datasource: str) -> tuple[list[Experiment], str]:
         """A page of the datasource's experiments ordered by id, and the token for the next
         ('' at the end)."""
-        if page_size < 0:
-            raise InvalidArgumentError.single("page_size", "must not be negative")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        # Tokens hold the local id (callers never see internal ids), qualified back here.
-        after = qualify(datasource, decode_page_token(page_token)) if page_token else None
-        remaining = [
-            e for e in self._registry.all() if (after is None or e.id > after) and datasource_of(e.id) == datasource
-        ]
-        page = remaining[:size]
-        next_token = encode_page_token(local_part(page[-1].id)) if len(remaining) > size else ""
-        return page, next_token
+        return page_of(self._registry.all(), page_size, page_token, datasource)
 
     async def update(self, patch: Experiment, paths: Sequence[str], etag: str) -> Experiment:
         """Change the masked fields (see core.lifecycle for what may change)."""
@@ -232,7 +198,7 @@ class ExperimentCatalog:
 
     async def delete(self, experiment_id: str, etag: str) -> None:
         """Archive: Assign answers NOT_FOUND, rows stay stored, the id is never reused."""
-        self._check_id(experiment_id, "experiment_id")
+        check_id(experiment_id_violations, experiment_id, "experiment_id")
         expected = parse_etag(etag)
         conflict = await self._store.archive(experiment_id, expected)
         if conflict is not None:
@@ -257,19 +223,14 @@ class ExperimentCatalog:
             strata = await self._rows.stratum_totals(experiment, version)
         return ExperimentStats(experiment, version, counts, p_value, strata)
 
-    @staticmethod
-    def _check_id(experiment_id: str, field: str) -> None:
-        violations = experiment_id_violations(experiment_id, field)
-        if violations:
-            raise InvalidArgumentError(violations)
-
     async def _modify(
         self, experiment_id: str, etag: str, change: Change, id_field: str = "experiment_id"
     ) -> Experiment:
         """Read-change-write with compare-and-set; retried only when the caller gave no etag."""
-        self._check_id(experiment_id, id_field)
+        check_id(experiment_id_violations, experiment_id, id_field)
         expected = parse_etag(etag, "experiment.etag" if id_field.startswith("experiment.") else "etag")
-        for _ in range(_CAS_ATTEMPTS):
+
+        async def attempt() -> Experiment | None:
             current = await self._store.get(experiment_id)
             if current is None:
                 raise NotFoundError("experiment", experiment_id)
@@ -283,7 +244,9 @@ class ExperimentCatalog:
                 self._registry.put(stored)
                 return stored
             self._raise_for(conflict, expected)
-        raise ConflictError(f"experiment {experiment_id!r} kept changing under this write; retry")
+            return None
+
+        return await read_change_write(attempt, f"experiment {experiment_id!r} kept changing under this write; retry")
 
     def _raise_for(self, conflict: WriteConflict, expected: int | None) -> None:
         if conflict.found < 0:

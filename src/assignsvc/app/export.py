@@ -29,7 +29,7 @@ from assignsvc.core.resume_token import ExportPosition, TokenError
 from assignsvc.core.validation import experiment_id_violations
 from assignsvc.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from assignsvc.metrics import EXPORT_ROWS
-from assignsvc.store.assignments import ARM_SLOTS
+from assignsvc.store.claims import keep_rows
 from assignsvc.store.protocols import AssignmentRowStore, ExperimentStore
 from assignsvc.store.rows import ShardRows
 
@@ -48,8 +48,8 @@ class ExportFilters:
     first_seen_until_ms: int | None = None
 
 
-# One stored assignment: (participant id as UTF-8 bytes, packed row (store.assignments:
-# first_seen_ms << 10 | arm index), bucket version, stratum key or ""). A plain tuple,
+# One stored assignment: (participant id as UTF-8 bytes, packed row (store.claims.pack_row),
+# bucket version, stratum key or ""). A plain tuple,
 # unpacked only where needed: an export builds millions of them.
 ExportedRow = tuple[bytes, int, int, str]
 
@@ -239,11 +239,4 @@ def _decode(shard_rows: ShardRows, version: int, stratum_names: dict[bytes, str]
 
 def _filter(rows: list[ExportedRow], arm: int | None, filters: ExportFilters) -> list[ExportedRow]:
     """The rows the filters keep (the list itself when there are no filters)."""
-    since, until = filters.first_seen_since_ms, filters.first_seen_until_ms
-    if arm is not None:
-        rows = [row for row in rows if row[1] % ARM_SLOTS == arm]
-    if since is not None:
-        rows = [row for row in rows if row[1] // ARM_SLOTS >= since]
-    if until is not None:
-        rows = [row for row in rows if row[1] // ARM_SLOTS < until]
-    return rows
+    return keep_rows(rows, arm, filters.first_seen_since_ms, filters.first_seen_until_ms)

@@ -13,12 +13,13 @@ import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from assignsvc.app.catalog import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_page_token, encode_page_token, parse_etag
+from assignsvc.app.catalog import parse_etag
 from assignsvc.app.registry import ExperimentRegistry
+from assignsvc.app.shared import check_id, page_of
 from assignsvc.core.clock import Clock, wall_clock_ms
 from assignsvc.core.conditions import referenced_groups
 from assignsvc.core.saved_groups import SavedGroup, group_id_violations, group_violations, ids_violations
-from assignsvc.core.scoping import datasource_of, local_part, qualify
+from assignsvc.core.scoping import datasource_of, local_part
 from assignsvc.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -66,7 +67,7 @@ class SavedGroupCatalog:
 
     def get(self, group_id: str) -> SavedGroup:
         """One group's description from memory; NotFoundError if unknown."""
-        _check_id(group_id, "saved_group_id")
+        check_id(group_id_violations, group_id, "saved_group_id")
         group = self._registry.group_info.get(group_id)
         if group is None:
             raise NotFoundError("saved_group", group_id)
@@ -74,16 +75,9 @@ class SavedGroupCatalog:
 
     def list(self, page_size: int, page_token: str, datasource: str) -> tuple[list[SavedGroup], str]:
         """A page of the datasource's groups ordered by id, and the token for the next ('' at the end)."""
-        if page_size < 0:
-            raise InvalidArgumentError.single("page_size", "must not be negative")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = qualify(datasource, decode_page_token(page_token)) if page_token else None
-        groups = sorted(
-            (g for g in self._registry.group_info.values() if datasource_of(g.id) == datasource), key=lambda g: g.id
+        return page_of(
+            sorted(self._registry.group_info.values(), key=lambda g: g.id), page_size, page_token, datasource
         )
-        remaining = [g for g in groups if after is None or g.id > after]
-        page = remaining[:size]
-        return page, encode_page_token(local_part(page[-1].id)) if len(remaining) > size else ""
 
     async def update(
         self, group_id: str, etag: str, name: str | None, add: Sequence[str], remove: Sequence[str]
@@ -120,7 +114,7 @@ class SavedGroupCatalog:
 
     async def delete(self, group_id: str, etag: str) -> None:
         """Delete a group no live experiment's condition names."""
-        _check_id(group_id, "saved_group_id")
+        check_id(group_id_violations, group_id, "saved_group_id")
         # Catch up with every replica's writes first (one GET when nothing changed): an
         # experiment just given a condition naming this group elsewhere must count. What is
         # left is a window of one round trip between this check and the delete.
@@ -153,7 +147,7 @@ class SavedGroupCatalog:
         remove: Sequence[str] = (),
         upload: str = "",
     ) -> SavedGroup:
-        _check_id(group_id, "saved_group_id")
+        check_id(group_id_violations, group_id, "saved_group_id")
         expected = parse_etag(etag)
         current = await self._store.get(group_id)
         if current is None:
@@ -175,12 +169,6 @@ class SavedGroupCatalog:
             raise _conflict(group_id, expected if expected is not None else current.revision, outcome)
         await self._registry.reload_group(group_id)
         return dataclasses.replace(changed, size=outcome)
-
-
-def _check_id(group_id: str, field: str) -> None:
-    violations = group_id_violations(group_id, field)
-    if violations:
-        raise InvalidArgumentError(violations)
 
 
 def _conflict(group_id: str, expected: int | None, conflict: WriteConflict) -> NotFoundError | ConflictError:

@@ -76,14 +76,12 @@ def _get(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> Non
 
 def _list(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = ggrpc.SavedGroupServiceStub(channel)
-    groups: list[Any] = []
-    token = ""
-    while True:
-        reply = stub.ListSavedGroups(gpb.ListSavedGroupsRequest(page_size=1000, page_token=token), timeout=timeout)
-        groups += reply.saved_groups
-        token = reply.next_page_token
-        if not token:
-            break
+    groups = out.all_pages(
+        lambda token: stub.ListSavedGroups(
+            gpb.ListSavedGroupsRequest(page_size=1000, page_token=token), timeout=timeout
+        ),
+        "saved_groups",
+    )
     print_groups(groups, args.output, as_list=True)
 
 

@@ -37,29 +37,42 @@ from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import experiment_service_pb2_grpc as egrpc
 
+# The flags each config reads, by the names its load() takes (argparse's dest names).
+SERVE_FLAGS = (
+    "host",
+    "port",
+    "redis_url",
+    "data_dir",
+    "require_external_redis",
+    "log_level",
+    "grace_period",
+    "workers",
+    "webhook_allow_networks",
+    "srm_threshold",
+    "metrics_port",
+    "log_format",
+    "max_concurrent_rpcs",
+    "auth",
+    "tls_cert",
+    "tls_key",
+)
+CLIENT_FLAGS = ("target", "timeout", "api_key", "datasource", "tls_ca", "tls")
+
+
+def _repeatable(parser: argparse.ArgumentParser, flag: str, metavar: str, text: str) -> None:
+    """A flag that may be given many times (`text` says so): its values in order, [] if never."""
+    parser.add_argument(flag, action="append", default=[], metavar=metavar, help=text)
+
+
+def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The named flags' values (None: not given), for a config's load()."""
+    return {name: getattr(args, name) for name in names}
+
 
 def _serve(args: argparse.Namespace) -> int:
     from assignsvc.server.wiring import serve  # noqa: PLC0415 - keep client commands light
 
-    config = ServerConfig.load(
-        os.environ,
-        host=args.host,
-        port=args.port,
-        redis_url=args.redis_url,
-        data_dir=args.data_dir,
-        require_external_redis=args.require_external_redis,
-        log_level=args.log_level,
-        grace_period=args.grace_period,
-        workers=args.workers,
-        webhook_allow_networks=args.webhook_allow_networks,
-        srm_threshold=args.srm_threshold,
-        metrics_port=args.metrics_port,
-        log_format=args.log_format,
-        max_concurrent_rpcs=args.max_concurrent_rpcs,
-        auth=args.auth,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-    )
+    config = ServerConfig.load(os.environ, **_flags(args, SERVE_FLAGS))
     logs.configure(config.log_level, config.log_format)
     if config.workers > 1:
         from assignsvc.server.workers import supervise  # noqa: PLC0415 - as above
@@ -185,16 +198,12 @@ def _get(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> Non
 
 def _list(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = egrpc.ExperimentServiceStub(channel)
-    experiments: list[epb.Experiment] = []
-    token = ""
-    while True:
-        reply = stub.ListExperiments(
+    experiments = out.all_pages(
+        lambda token: stub.ListExperiments(
             espb.ListExperimentsRequest(page_size=args.page_size, page_token=token), timeout=timeout
-        )
-        experiments += reply.experiments
-        token = reply.next_page_token
-        if not token:
-            break
+        ),
+        "experiments",
+    )
     out.print_experiments(experiments, args.output, as_list=True)
 
 
@@ -371,21 +380,20 @@ def _apply(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> i
 
 
 def _assign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
-    stub = agrpc.AssignmentServiceStub(channel)
-    request = apb.AssignRequest(experiment_id=args.experiment, participant_id=args.participant)
-    attributes = parse_attributes(args.attr, args.attributes)
-    if attributes is not None:
-        request.attributes.update(attributes)
-    out.print_assignment(stub.Assign(request, timeout=timeout).assignment, args.output)
+    _ask(agrpc.AssignmentServiceStub(channel).Assign, apb.AssignRequest, args, timeout)
 
 
 def _lookup(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
-    stub = agrpc.AssignmentServiceStub(channel)
-    request = apb.GetAssignmentRequest(experiment_id=args.experiment, participant_id=args.participant)
+    _ask(agrpc.AssignmentServiceStub(channel).GetAssignment, apb.GetAssignmentRequest, args, timeout)
+
+
+def _ask(call: Callable[..., Any], request_type: Callable[..., Any], args: argparse.Namespace, timeout: float) -> None:
+    """Assign or GetAssignment for the participant and attributes the flags name; prints the answer."""
+    request = request_type(experiment_id=args.experiment, participant_id=args.participant)
     attributes = parse_attributes(args.attr, args.attributes)
     if attributes is not None:
         request.attributes.update(attributes)
-    out.print_assignment(stub.GetAssignment(request, timeout=timeout).assignment, args.output)
+    out.print_assignment(call(request, timeout=timeout).assignment, args.output)
 
 
 def _channel(config: ClientConfig) -> grpc.Channel:
@@ -398,15 +406,7 @@ def _channel(config: ClientConfig) -> grpc.Channel:
 
 def _client(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        config = ClientConfig.load(
-            os.environ,
-            target=args.target,
-            timeout=args.timeout,
-            api_key=args.api_key,
-            datasource=args.datasource,
-            tls_ca=args.tls_ca,
-            tls=args.tls,
-        )
+        config = ClientConfig.load(os.environ, **_flags(args, CLIENT_FLAGS))
         with _channel(config) as plain:
             channel = with_credentials(plain, config.api_key, config.datasource)
             try:
@@ -476,12 +476,8 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     update.add_argument("--min-bucket-version", type=int)
     update.add_argument("--start-time", help="RFC 3339, e.g. 2025-01-01T00:00:00Z, or 'none' to clear")
     update.add_argument("--end-time", help="RFC 3339, or 'none' to clear")
-    update.add_argument(
-        "--force",
-        action="append",
-        default=[],
-        metavar="PARTICIPANT=ARM",
-        help="always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)",
+    _repeatable(
+        update, "--force", "PARTICIPANT=ARM", "always answer ARM to PARTICIPANT (repeatable; adds to the forced arms)"
     )
     update.add_argument("--clear-forced", action="store_true", help="drop every forced arm (before any --force)")
     _update_answer_flags(update)
@@ -607,12 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply.set_defaults(run=_client(_apply))
 
     attrs = argparse.ArgumentParser(add_help=False)
-    attrs.add_argument(
+    _repeatable(
+        attrs,
         "--attr",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a participant attribute (repeatable; VALUE is JSON if it parses, else text; a.b=x nests)",
+        "KEY=VALUE",
+        "a participant attribute (repeatable; VALUE is JSON if it parses, else text; a.b=x nests)",
     )
     attrs.add_argument("--attributes", metavar="JSON", help="participant attributes as a JSON object")
     assign = sub.add_parser("assign", parents=[client, attrs], help="assign a participant (creates on first sight)")

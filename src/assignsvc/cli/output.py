@@ -26,6 +26,19 @@ OUTPUTS = ("table", "json", "yaml")
 NONE = "-"
 
 
+def all_pages(list_page: Callable[[str], Any], items: str) -> list[Any]:
+    """Every item of a paged List call: list_page(token) returns one page's reply, whose
+    repeated field `items` holds the page (the server caps a page, so a list takes several)."""
+    found: list[Any] = []
+    token = ""
+    while True:
+        reply = list_page(token)
+        found += getattr(reply, items)
+        token = reply.next_page_token
+        if not token:
+            return found
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
     """Columns padded to their widest cell; columns in `right` (numbers) right-aligned; no trailing blanks."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]

@@ -110,13 +110,10 @@ def _add(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> Non
 
 def _list(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     stub = wgrpc.WebhookServiceStub(channel)
-    found, token = [], ""
-    while True:
-        reply = stub.ListWebhooks(wpb.ListWebhooksRequest(page_size=100, page_token=token), timeout=timeout)
-        found += reply.webhooks
-        token = reply.next_page_token
-        if not token:
-            break
+    found = out.all_pages(
+        lambda token: stub.ListWebhooks(wpb.ListWebhooksRequest(page_size=100, page_token=token), timeout=timeout),
+        "webhooks",
+    )
     print_webhooks(found, args.output, as_list=True)
 
 
@@ -187,20 +184,22 @@ def _delete(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
 def add_commands(sub: Any, client: argparse.ArgumentParser, wrap: Wrap) -> None:
     """The `webhooks` subcommands, on the parser `sub` of `assignsvc webhooks`."""
     events_help = "comma-separated event types (default: all), e.g. experiment.created,experiment.warning"
-    add = sub.add_parser("add", parents=[client], help="create a webhook (prints its secret once)")
-    add.add_argument("url")
+
+    def command(name: str, text: str, run: Command, *positional: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(name, parents=[client], help=text)
+        for argument in positional:
+            parser.add_argument(argument)
+        parser.set_defaults(run=wrap(run))
+        return parser
+
+    add = command("add", "create a webhook (prints its secret once)", _add, "url")
     add.add_argument("--events", help=events_help)
     add.add_argument("--description")
     add.add_argument("--token", help="send this value as the Webhook-Token header")
     add.add_argument("--sign-body", action="store_true", help="add a hex HMAC-SHA256 `signature` of data to bodies")
-    add.set_defaults(run=wrap(_add))
-    lst = sub.add_parser("list", parents=[client], help="list every webhook")
-    lst.set_defaults(run=wrap(_list))
-    get = sub.add_parser("get", parents=[client], help="show one webhook (why it was disabled, if it was)")
-    get.add_argument("id")
-    get.set_defaults(run=wrap(_get))
-    update = sub.add_parser("update", parents=[client], help="change the fields named by the flags given")
-    update.add_argument("id")
+    command("list", "list every webhook", _list)
+    command("get", "show one webhook (why it was disabled, if it was)", _get, "id")
+    update = command("update", "change the fields named by the flags given", _update, "id")
     update.add_argument("--url")
     update.add_argument("--events", help=events_help + "; '' for all")
     toggle = update.add_mutually_exclusive_group()
@@ -209,18 +208,11 @@ def add_commands(sub: Any, client: argparse.ArgumentParser, wrap: Wrap) -> None:
     update.add_argument("--description")
     update.add_argument("--token", help="'' removes it")
     update.add_argument("--sign-body", choices=("on", "off"))
-    update.set_defaults(run=wrap(_update))
-    test = sub.add_parser("test", parents=[client], help="send a webhook.test event")
-    test.add_argument("id")
-    test.set_defaults(run=wrap(_test))
-    deliveries = sub.add_parser("deliveries", parents=[client], help="the delivery log, newest first")
-    deliveries.add_argument("id")
-    deliveries.add_argument("--limit", type=int, default=50, help="at most this many deliveries (default 50)")
-    deliveries.set_defaults(run=wrap(_deliveries))
-    rotate = sub.add_parser("rotate", parents=[client], help="new signing secret; the old one signs for --grace")
-    rotate.add_argument("id")
-    rotate.add_argument("--grace", help="how long the old secret keeps signing: 1h, 30m, 0 (default 24h)")
-    rotate.set_defaults(run=wrap(_rotate))
-    delete = sub.add_parser("delete", parents=[client], help="delete a webhook and its delivery log")
-    delete.add_argument("id")
-    delete.set_defaults(run=wrap(_delete))
+    command("test", "send a webhook.test event", _test, "id")
+    command("deliveries", "the delivery log, newest first", _deliveries, "id").add_argument(
+        "--limit", type=int, default=50, help="at most this many deliveries (default 50)"
+    )
+    command("rotate", "new signing secret; the old one signs for --grace", _rotate, "id").add_argument(
+        "--grace", help="how long the old secret keeps signing: 1h, 30m, 0 (default 24h)"
+    )
+    command("delete", "delete a webhook and its delivery log", _delete, "id")

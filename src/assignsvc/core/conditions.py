@@ -59,7 +59,6 @@ _ValueTest = Callable[[Any, Groups], bool]
 
 MAX_CONDITION_BYTES = 64 * 1024
 MAX_CONDITION_DEPTH = 32
-_LOGICAL = ("$or", "$nor", "$and", "$not")
 # Keys GrowthBook treats as conditions, not value operators (never match on a value).
 _CONDITION_OPERATORS = ("$or", "$nor", "$and", "$savedGroup")
 _RE2_OPTIONS = re2.Options()

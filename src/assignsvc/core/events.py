@@ -39,7 +39,6 @@ EVENT_TYPES = (
 # core.lifecycle.Action value -> the `action` of experiment.status.updated.
 STATUS_ACTIONS = {"start": "started", "pause": "paused", "resume": "resumed", "stop": "stopped"}
 
-MAX_EVENTS_PER_FILTER = len(EVENT_TYPES)
 MAX_DESCRIPTION_LENGTH = 500
 MAX_TOKEN_LENGTH = 512
 

@@ -156,15 +156,16 @@ def check_update(current: Experiment, updated: Experiment, *, has_assignments: b
             violations.append(FieldViolation(f"{prefix}{name}", f"cannot change: {_HOW_TO_CHANGE[name]}"))
     if violations:
         raise InvalidArgumentError(violations)
-    if arms_reshaped(current, updated) and (has_assignments or current.status is ExperimentStatus.RUNNING):
-        why = "it has stored assignments" if has_assignments else "it is RUNNING"
+    if not has_assignments and current.status is not ExperimentStatus.RUNNING:
+        return
+    why = "it has stored assignments" if has_assignments else "it is RUNNING"
+    if arms_reshaped(current, updated):
         raise FailedPreconditionError(
             "ARMS_LOCKED",
             f"cannot add, remove or reorder arms of experiment {current.id!r}: {why}"
             " (weights and names may change; create a new experiment to change arms)",
         )
-    if identity_changed(current, updated) and (has_assignments or current.status is ExperimentStatus.RUNNING):
-        why = "it has stored assignments" if has_assignments else "it is RUNNING"
+    if identity_changed(current, updated):
         raise FailedPreconditionError(
             "HASH_ATTRIBUTE_LOCKED",
             f"cannot change hash_attribute or fallback_attribute of experiment {current.id!r}: {why}"

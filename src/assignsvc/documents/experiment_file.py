@@ -59,6 +59,7 @@ from assignsvc.core.model import (
     RedisFailurePolicy,
 )
 from assignsvc.core.validation import experiment_violations
+from assignsvc.documents.reading import Reader, show
 from assignsvc.errors import FieldViolation, InvalidArgumentError
 
 EXPERIMENT_FIELDS = (
@@ -409,19 +410,6 @@ def _looks_growthbook(item: Mapping[Any, Any]) -> bool:
     return "variations" in item or "trackingKey" in item or ("event" in item and "data" in item)
 
 
-def _show(value: object) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _ms(moment: datetime.datetime) -> int:
     if moment.utcoffset() is None:
         raise ValueError(f"needs a UTC offset, e.g. {moment.isoformat()}Z")
@@ -430,15 +418,16 @@ def _ms(moment: datetime.datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
-class _Reader:
-    """Typed reads of untrusted data: every problem is recorded with its path, none raised."""
+class _Reader(Reader):
+    """Typed reads of an experiment file: every problem is recorded with its path, none raised."""
 
     def __init__(self) -> None:
-        self.violations: list[FieldViolation] = []
+        super().__init__()
         self.unknown_keys: list[FieldViolation] = []  # apart: they leave every value readable
 
-    def bad(self, path: str, description: str) -> None:
-        self.violations.append(FieldViolation(path or ROOT, description))
+    def field(self, where: str) -> str:
+        """See Reader.field: a problem of the whole file is the document's."""
+        return where or ROOT
 
     def items(self, document: object, root: str) -> list[tuple[str, object]]:
         """(path, experiment) for each experiment a document holds."""
@@ -451,7 +440,7 @@ class _Reader:
             if experiments is None:
                 return []
             if not isinstance(experiments, list):
-                self.bad(path, f"must be a list of experiments, got {_show(experiments)}")
+                self.bad(path, f"must be a list of experiments, got {show(experiments)}")
                 return []
             return [(f"{path}[{i}]", item) for i, item in enumerate(experiments)]
         return [(root, document)]
@@ -467,7 +456,7 @@ class _Reader:
 
     def experiment(self, item: object, path: str) -> FileExperiment | None:
         if not isinstance(item, Mapping):
-            self.bad(path, f"must be an experiment (a mapping), got {_show(item)}")
+            self.bad(path, f"must be an experiment (a mapping), got {show(item)}")
             return None
         if _looks_growthbook(item):
             return self.growthbook(item, path)
@@ -531,22 +520,11 @@ class _Reader:
             if required:
                 self.bad(path, "is required")
             return None
-        if isinstance(value, str):
-            return value
-        self.bad(path, f"must be a string, got {_show(value)} (put it in quotes)")
-        return None
+        return self.given_text(value, path)
 
     def number(self, value: object, path: str, *, default: float = 0.0) -> float:
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.bad(path, f"must be a number, got {_show(value)}")
-            return default
-        try:
-            return float(value)
-        except OverflowError:
-            self.bad(path, "is too large")
-            return default
+        number = None if value is None else self.given_number(value, path)
+        return default if number is None else number
 
     def uint(self, value: object, path: str) -> int:
         if value is None:
@@ -554,7 +532,7 @@ class _Reader:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UINT32:
-            self.bad(path, f"must be a whole number from 0 to {MAX_UINT32}, got {_show(value)}")
+            self.bad(path, f"must be a whole number from 0 to {MAX_UINT32}, got {show(value)}")
             return 0
         return value
 
@@ -566,7 +544,7 @@ class _Reader:
             return enum(value.lower())
         close = difflib.get_close_matches(str(value).lower(), names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        self.bad(path, f"must be one of {', '.join(names)}, got {_show(value)}{hint}")
+        self.bad(path, f"must be one of {', '.join(names)}, got {show(value)}{hint}")
         return None
 
     def time(self, value: object, path: str) -> int | None:
@@ -579,7 +557,7 @@ class _Reader:
                 return _ms(value)
             if isinstance(value, datetime.date):
                 raise ValueError(f"needs a time and a UTC offset, e.g. {value.isoformat()}T00:00:00Z")
-            raise ValueError(f"must be an RFC 3339 time such as 2025-01-01T00:00:00Z, got {_show(value)}")
+            raise ValueError(f"must be an RFC 3339 time such as 2025-01-01T00:00:00Z, got {show(value)}")
         except ValueError as exc:
             self.bad(path, str(exc))
             return None
@@ -589,13 +567,13 @@ class _Reader:
             self.bad(path, "is required")
             return ()
         if not isinstance(value, list):
-            self.bad(path, f"must be a list of arms, got {_show(value)}")
+            self.bad(path, f"must be a list of arms, got {show(value)}")
             return ()
         arms = []
         for i, item in enumerate(value):
             here = f"{path}[{i}]"
             if not isinstance(item, Mapping):
-                self.bad(here, f"must be an arm like {{id: control, weight: 0.5}}, got {_show(item)}")
+                self.bad(here, f"must be an arm like {{id: control, weight: 0.5}}, got {show(item)}")
                 continue
             self.keys(item, here, ARM_FIELDS)
             weight = item.get("weight")
@@ -614,13 +592,13 @@ class _Reader:
         if value is None:
             return None
         if not isinstance(value, Mapping):
-            self.bad(path, f"must be a mapping like {{id: checkout, range: [0.0, 0.5]}}, got {_show(value)}")
+            self.bad(path, f"must be a mapping like {{id: checkout, range: [0.0, 0.5]}}, got {show(value)}")
             return None
         self.keys(value, path, NAMESPACE_FIELDS)
         namespace_id = self.text(value.get("id"), f"{path}.id", required=True)
         bounds = value.get("range")
         if not isinstance(bounds, list) or len(bounds) != 2:
-            self.bad(f"{path}.range", f"must be [start, end], got {_show(bounds)}")
+            self.bad(f"{path}.range", f"must be [start, end], got {show(bounds)}")
             return None
         start = self.number(bounds[0], f"{path}.range[0]", default=math.nan)
         end = self.number(bounds[1], f"{path}.range[1]", default=math.nan)
@@ -640,20 +618,20 @@ class _Reader:
             except (TypeError, ValueError) as exc:  # a date, a non-string key, NaN: not JSON
                 self.bad(path, f"must hold only JSON values: {exc}")
                 return ""
-        self.bad(path, f"must be a condition (a mapping) or its JSON text, got {_show(value)}")
+        self.bad(path, f"must be a condition (a mapping) or its JSON text, got {show(value)}")
         return ""
 
     def forced_arms(self, value: object, path: str) -> dict[str, str]:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.bad(path, f"must be a mapping of participant id to arm id, got {_show(value)}")
+            self.bad(path, f"must be a mapping of participant id to arm id, got {show(value)}")
             return {}
         forced = {}
         for participant, arm in value.items():
             here = f"{path}[{str(participant)!r}]"
             if not isinstance(participant, str):
-                self.bad(here, f"participant ids must be strings, got {_show(participant)} (put it in quotes)")
+                self.bad(here, f"participant ids must be strings, got {show(participant)} (put it in quotes)")
                 continue
             arm_id = self.text(arm, here, required=True)
             if arm_id is not None:

@@ -29,7 +29,8 @@ from assignsvc.core.validation import (
     NAMESPACE_ID_PATTERN,
     WEIGHT_SUM_TOLERANCE,
 )
-from assignsvc.errors import FieldViolation, InvalidArgumentError
+from assignsvc.documents.reading import Reader, show
+from assignsvc.errors import InvalidArgumentError
 
 WEBHOOK_EVENTS = ("experiment.created", "experiment.updated")
 # growthbook.core.WEIGHT_SUM_MIN / WEIGHT_SUM_MAX: the SDK buckets with equal weights
@@ -75,16 +76,17 @@ def from_growthbook(document: object, path: str = "") -> ImportedExperiment:
     return imported
 
 
-class _Reader:
+class _Reader(Reader):
     """Typed reads of untrusted JSON: a wrong value is recorded, never raised."""
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
-        self.violations: list[FieldViolation] = []
         self.notes: list[str] = []
 
-    def bad(self, name: str, description: str) -> None:
-        self.violations.append(FieldViolation((self.path + name).rstrip(".") or "document", description))
+    def field(self, where: str) -> str:
+        """See Reader.field: names are relative to the experiment object's path."""
+        return (self.path + where).rstrip(".") or "document"
 
     def note(self, name: str, text: str) -> None:
         self.notes.append(f"{self.path}{name}: {text}")
@@ -92,13 +94,13 @@ class _Reader:
     def unwrap(self, document: object) -> Mapping[str, object] | None:
         """The experiment object, out of its webhook envelope if it has one."""
         if not isinstance(document, Mapping):
-            self.bad("", f"must be an object, got {_show(document)}")
+            self.bad("", f"must be an object, got {show(document)}")
             return None
         if "event" not in document:
             return document
         event = document.get("event")
         if event not in WEBHOOK_EVENTS:
-            self.bad("event", f"must be one of {', '.join(WEBHOOK_EVENTS)}, got {_show(event)}")
+            self.bad("event", f"must be one of {', '.join(WEBHOOK_EVENTS)}, got {show(event)}")
             return None
         data = document.get("data")
         inner = data.get("object") if isinstance(data, Mapping) else None
@@ -113,29 +115,19 @@ class _Reader:
             if required:
                 self.bad(name, "is required")
             return None
-        if not isinstance(value, str):
-            self.bad(name, f"must be a string, got {_show(value)}")
-            return None
-        return value
+        return self.given_text(value, name)
 
     def number(self, value: object, name: str) -> float | None:
         if value is None:
             self.bad(name, "is required")
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.bad(name, f"must be a number, got {_show(value)}")
-            return None
-        try:
-            return float(value)
-        except OverflowError:
-            self.bad(name, "is too large")
-            return None
+        return self.given_number(value, name)
 
     def items(self, value: object, name: str) -> list[object] | None:
         if value is None:
             return None
         if not isinstance(value, list | tuple):
-            self.bad(name, f"must be a list, got {_show(value)}")
+            self.bad(name, f"must be a list, got {show(value)}")
             return None
         return list(value)
 
@@ -155,7 +147,7 @@ def _from_rest_object(source: Mapping[str, object], r: _Reader) -> ImportedExper
     if not phases:
         r.note("phases", "none, so imported with coverage 1 and equal weights")
     elif not isinstance(phases[-1], Mapping):
-        r.bad(f"phases[{len(phases) - 1}]", f"must be an object, got {_show(phases[-1])}")
+        r.bad(f"phases[{len(phases) - 1}]", f"must be an object, got {show(phases[-1])}")
     else:
         phase, at = phases[-1], f"phases[{len(phases) - 1}]."
     coverage = _coverage(phase.get("coverage"), at + "coverage", r)
@@ -266,12 +258,12 @@ def _targeting_parts(phase: Mapping[str, object], at: str, attribute: str, r: _R
     for i, rule in enumerate(rules):
         here = f"{at}savedGroupTargeting[{i}]"
         if not isinstance(rule, Mapping):
-            r.bad(here, f"must be an object, got {_show(rule)}")
+            r.bad(here, f"must be an object, got {show(rule)}")
             continue
         match = rule.get("matchType")
         groups = r.items(rule.get("savedGroups"), here + ".savedGroups") or []
         if match not in operators:
-            r.bad(here + ".matchType", f"must be one of all, any, none, got {_show(match)}")
+            r.bad(here + ".matchType", f"must be one of all, any, none, got {show(match)}")
             continue
         ids = [g for j, g in enumerate(groups) if r.text(g, f"{here}.savedGroups[{j}]", required=True)]
         if ids:
@@ -308,7 +300,7 @@ def _rest_variations(value: object, r: _Reader) -> list[_Variation] | None:
     variations = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
-            r.bad(f"variations[{i}]", f"must be an object, got {_show(item)}")
+            r.bad(f"variations[{i}]", f"must be an object, got {show(item)}")
             continue
         variations.append(
             _Variation(
@@ -345,7 +337,7 @@ def _traffic_split(value: object, variations: list[_Variation] | None, name: str
     for j, entry in enumerate(entries):
         here = f"{name}[{j}]"
         if not isinstance(entry, Mapping):
-            r.bad(here, f"must be an object, got {_show(entry)}")
+            r.bad(here, f"must be an object, got {show(entry)}")
             continue
         variation_id = r.text(entry.get("variationId"), here + ".variationId", required=True)
         weight = r.number(entry.get("weight"), here + ".weight")
@@ -366,10 +358,8 @@ def _traffic_split(value: object, variations: list[_Variation] | None, name: str
 
 
 def _coverage(value: object, name: str, r: _Reader) -> float:
-    if value is None:
-        return 1.0
-    coverage = r.number(value, name)
-    if coverage is None:
+    coverage = None if value is None else r.number(value, name)
+    if coverage is None:  # absent (the SDK's default: everyone) or already reported
         return 1.0
     if math.isnan(coverage):
         r.bad(name, "must be a number in [0, 1]")
@@ -384,7 +374,7 @@ def _rest_namespace(value: object, name: str, r: _Reader) -> Namespace | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        r.bad(name, f"must be an object, got {_show(value)}")
+        r.bad(name, f"must be an object, got {show(value)}")
         return None
     if value.get("enabled") is False:
         return None
@@ -394,7 +384,7 @@ def _rest_namespace(value: object, name: str, r: _Reader) -> Namespace | None:
     namespace_id = r.text(value.get("namespaceId"), name + ".namespaceId", required=True)
     bounds = value.get("range")
     if not isinstance(bounds, list | tuple) or len(bounds) != 2:
-        r.bad(name + ".range", f"must be [start, end], got {_show(bounds)}")
+        r.bad(name + ".range", f"must be [start, end], got {show(bounds)}")
         return None
     return _namespace(r, namespace_id, bounds, id_field=name + ".namespaceId", range_field=name + ".range")
 
@@ -403,7 +393,7 @@ def _sdk_namespace(value: object, r: _Reader) -> Namespace | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple) or len(value) != 3:
-        r.bad("namespace", f"must be [id, start, end], got {_show(value)}")
+        r.bad("namespace", f"must be [id, start, end], got {show(value)}")
         return None
     namespace_id = r.text(value[0], "namespace[0]", required=True)
     return _namespace(r, namespace_id, value[1:], id_field="namespace[0]", range_field="namespace")
@@ -429,16 +419,14 @@ def _hash_algorithm(value: object, r: _Reader) -> HashAlgorithm:
     if value is None or (value == 0 and not isinstance(value, bool)):
         return HashAlgorithm.GROWTHBOOK_V1  # the SDK hashes with `hashVersion or 1`
     if isinstance(value, bool) or not isinstance(value, int | float) or value not in (1, 2):
-        r.bad("hashVersion", f"must be 1 or 2, got {_show(value)}")
+        r.bad("hashVersion", f"must be 1 or 2, got {show(value)}")
         return HashAlgorithm.GROWTHBOOK_V1
     return HashAlgorithm.GROWTHBOOK_V2 if value == 2 else HashAlgorithm.GROWTHBOOK_V1
 
 
 def _bucket_version(value: object, name: str, r: _Reader) -> int:
-    if value is None:
-        return 0
-    version = r.number(value, name)
-    if version is None:
+    version = None if value is None else r.number(value, name)
+    if version is None:  # absent (the SDK's default) or already reported
         return 0
     if not (version.is_integer() and version >= 0):
         r.bad(name, f"must be a whole number >= 0, got {version!r}")
@@ -452,7 +440,7 @@ def _status(value: object, r: _Reader) -> ExperimentStatus:
         return ExperimentStatus.DRAFT
     if isinstance(value, str) and value in _STATUSES:
         return _STATUSES[value]
-    r.bad("status", f"must be one of {', '.join(_STATUSES)}, got {_show(value)}")
+    r.bad("status", f"must be one of {', '.join(_STATUSES)}, got {show(value)}")
     return ExperimentStatus.DRAFT
 
 
@@ -574,10 +562,3 @@ def _clip(name: str) -> str:
     """At most MAX_NAME_BYTES of UTF-8, cut on a character boundary."""
     data = name.encode("utf-8", "surrogatepass")
     return name if len(data) <= MAX_NAME_BYTES else data[:MAX_NAME_BYTES].decode("utf-8", "ignore")
-
-
-def _show(value: object) -> str:
-    if isinstance(value, Mapping | list | tuple) or (isinstance(value, int) and value.bit_length() > 64):
-        return type(value).__name__
-    text = "null" if value is None else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

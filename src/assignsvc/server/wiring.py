@@ -50,8 +50,8 @@ from assignsvc.logs import scrub
 from assignsvc.metrics import MetricsEndpoint, ServerCollector, WorkerMetrics
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.access import RedisAccessStore
-from assignsvc.store.assignments import CLAIM_BATCH_SCRIPT
-from assignsvc.store.cluster import ClusterAssignmentStore
+from assignsvc.store.claims import ClaimCodec
+from assignsvc.store.cluster import ClusterAssignmentStore, ClusterTransport
 from assignsvc.store.codec import experiment_from_json
 from assignsvc.store.connection import RedisClient, connect
 from assignsvc.store.embedded import EmbeddedRedis
@@ -63,6 +63,7 @@ from assignsvc.store.protocols import AssignmentStore
 from assignsvc.store.rows import BULK_TIMEOUT_S, PREASSIGN_SCRIPT, AssignmentRows, cluster_runner, pipe_runner
 from assignsvc.store.saved_groups import RedisSavedGroupStore
 from assignsvc.store.sticky_cache import StickyCache
+from assignsvc.store.transports import FastPipeTransport, RedisPyTransport
 from assignsvc.store.webhooks import RedisWebhookStore
 from assignsvc.v1 import (
     access_service_pb2,
@@ -176,18 +177,24 @@ async def _release(*owned: Closeable) -> None:
 def _assignment_stores(
     redis: RedisClient, redis_url: str, keys: Keyspace, config: ServerConfig
 ) -> tuple[AssignmentStore, FastScriptPipe | None, AssignmentRows, FastScriptPipe | None]:
-    """The Assign path's store (claims pipelined on the fast pipe unless it is off or on a
-    cluster), and the bulk rows store (export, preassign) on a connection of its own, so
-    that neither queues behind the other."""
-    redis_assignments: RedisAssignmentStore = (
-        ClusterAssignmentStore(redis, keys) if isinstance(redis, RedisCluster) else RedisAssignmentStore(redis, keys)
-    )
+    """The Assign path's store (claims on the fast pipe unless it is off or on a cluster,
+    pipelined unless that is off), and the bulk rows store (export, preassign) on a
+    connection of its own, so that neither queues behind the other."""
+    codec = ClaimCodec(keys)
+    fast_pipe = None
+    redis_assignments: RedisAssignmentStore | ClusterAssignmentStore
+    if isinstance(redis, RedisCluster):  # cluster routing stays with redis-py
+        redis_assignments = ClusterAssignmentStore(redis, keys, ClusterTransport(redis, codec))
+    elif config.redis_pipelines > 0:
+        fast = FastPipeTransport(redis_url, config.redis_timeout_s, codec)
+        redis_assignments, fast_pipe = RedisAssignmentStore(redis, keys, fast), fast.pipe
+    else:
+        redis_assignments = RedisAssignmentStore(redis, keys, RedisPyTransport(redis, codec))
     assignment_store: AssignmentStore = redis_assignments
-    fast_pipe = bulk_pipe = None
     if config.redis_pipelines > 0:
-        if not isinstance(redis, RedisCluster):  # cluster routing stays with redis-py
-            fast_pipe = FastScriptPipe(redis_url, CLAIM_BATCH_SCRIPT, config.redis_timeout_s)
-        assignment_store = PipelinedAssignmentStore(redis_assignments, fast_pipe, max_in_flight=config.redis_pipelines)
+        assignment_store = PipelinedAssignmentStore(
+            redis_assignments, redis_assignments.transport, max_in_flight=config.redis_pipelines
+        )
     if isinstance(redis, RedisCluster):
         return assignment_store, fast_pipe, AssignmentRows(cluster_runner(redis), keys), None
     bulk_timeout_s = max(config.redis_timeout_s, BULK_TIMEOUT_S)

@@ -1,213 +1,31 @@
-"""Sticky assignments in Redis: one Lua script call per Assign.
+"""Sticky assignments in Redis: claims over any ClaimTransport, reads over redis-py.
 
-Each row is a field of a small hash (see store.keys): participant id -> an integer
-packing first_seen_ms and the arm index, which Redis stores in a listpack as a
-compact integer. The script reads before it writes, so the first arm stored wins
-for every caller, on every replica, whatever they proposed.
+Each Assign is one claim script call (store.claims), sent by a transport: redis-py,
+the fast pipe (store.transports) or a Redis Cluster (store.cluster). ClaimingStore
+owns what every transport shares: decoding the replies and the claim's deadline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from redis.asyncio import Redis
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment
-from assignsvc.errors import StoreUnavailableError
-from assignsvc.store.fastpipe import encode_command
+from assignsvc.store.claims import ClaimCodec, ClaimTransport, lookup_claim, sum_arm_counts, to_claim, to_claims
 from assignsvc.store.keys import Keyspace
-from assignsvc.store.protocols import Claim, ClaimKind, ClaimRequest
+from assignsvc.store.protocols import Claim, ClaimRequest
 from assignsvc.store.redis_errors import bounded, store_errors
-
-# Arms are capped at 100 (core.validation); 1024 leaves room without changing the packing.
-ARM_SLOTS = 1024
-
-# One claim, as a Lua function over KEYS[first..last]: KEYS[first] rows at the current
-# version, KEYS[first + 1] its arm counters, the rest rows at each version below
-# min_bucket_version, newest first. `row` is the packed row to write, or "" to only look.
-# Returns {0} absent, {1, row} existing, {2, row, i} blocked (i: the key's index counted
-# from first, 3 for the newest old version), {3} created. The row is read before any
-# write (not HSETNX): a returning participant's claim then runs no write command, so it is
-# answered while Redis refuses writes (maxmemory with noeviction, a read-only replica).
-# Blocked versions are checked first, as GrowthBook does: holding any arm from a
-# version below min_bucket_version blocks, even beside an arm at the current version.
-_CLAIM_FUNCTION = """
-local function claim(first, last, participant, row, arm)
-  for i = first + 2, last do
-    local old = redis.call('HGET', KEYS[i], participant)
-    if old then return {2, old, i - first + 1} end
-  end
-  local current = redis.call('HGET', KEYS[first], participant)
-  if current then return {1, current} end
-  if row == '' then return {0} end
-  redis.call('HSET', KEYS[first], participant, row)
-  redis.call('HINCRBY', KEYS[first + 1], arm, 1)
-  return {3}
-end
-"""
-# One claim per call: KEYS as above; ARGV participant, packed row or "", arm index.
-CLAIM_SCRIPT = _CLAIM_FUNCTION + "return claim(1, #KEYS, ARGV[1], ARGV[2], ARGV[3])\n"
-# Many claims per call, in order (standalone Redis only: the keys span slots). ARGV holds
-# (number of keys, participant, packed row or "", arm index) per claim, KEYS each claim's
-# keys one after another; the reply is the list of each claim's reply. A claim script call
-# costs Redis ~15x a SET (measured: 14.5 us vs 1.0 us per call): one call per
-# CLAIMS_PER_CALL claims is what lets a batch approach the pipelined SET NX GET rate.
-CLAIM_BATCH_SCRIPT = (
-    _CLAIM_FUNCTION
-    + """
-local replies, first = {}, 1
-for j = 1, #ARGV, 4 do
-  local last = first + tonumber(ARGV[j]) - 1
-  replies[#replies + 1] = claim(first, last, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3])
-  first = last + 1
-end
-return replies
-"""
-)
-# Claims per CLAIM_BATCH_SCRIPT call: Redis runs one call at a time, so this bounds how
-# long one call holds it (about 100 x a few us).
-CLAIMS_PER_CALL = 100
+from assignsvc.store.transports import RedisPyTransport
 
 
-def pack_row(first_seen_ms: int, arm_index: int) -> int:
-    """One integer per row: Redis stores it in 9 bytes or fewer inside a listpack."""
-    return first_seen_ms * ARM_SLOTS + arm_index
+class ClaimingStore:
+    """claim() and claim_many() of an AssignmentStore, over one ClaimTransport."""
 
-
-def unpack_row(row: bytes | int) -> tuple[int, int]:
-    """(first_seen_ms, arm_index) from a packed row."""
-    first_seen_ms, arm_index = divmod(int(row), ARM_SLOTS)
-    return first_seen_ms, arm_index
-
-
-def lookup_claim(experiment: Experiment, row: bytes | int | None) -> Claim:
-    """The Claim of a plain HGET of the current version's row (None: nothing stored)."""
-    if row is None:
-        return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
-    first_seen, arm = unpack_row(row)
-    return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
-
-
-def sum_arm_counts(shards: Sequence[dict[bytes, bytes]], arm_count: int) -> list[int]:
-    """Per-arm totals from each shard's counter hash (HGETALL replies)."""
-    counts = [0] * arm_count
-    for shard in shards:
-        for arm, count in shard.items():
-            index = int(arm)
-            if index < arm_count:
-                counts[index] += int(count)
-    return counts
-
-
-# ClaimKeys kept by RedisAssignmentStore (experiment versions); past it, they are built anew.
-MAX_CLAIM_KEY_SETS = 4096
-_SHARD_MARK = "\x00"  # stands for the shard in a key template: no prefix or id holds it
-
-
-class ClaimKeys:
-    """The claim script's KEYS (see CLAIM_SCRIPT) for one experiment version, any participant.
-
-    The names come from Keyspace, built once with a mark for the shard and split there.
-    """
-
-    __slots__ = ("_affixes", "_shards", "count")
-
-    def __init__(self, keys: Keyspace, experiment: Experiment) -> None:
-        experiment_id, version = experiment.id, experiment.bucket_version
-        names = [
-            keys.assignments(experiment_id, _SHARD_MARK, version),
-            keys.arm_counts(experiment_id, _SHARD_MARK, version),
-        ]
-        names += [
-            keys.assignments(experiment_id, _SHARD_MARK, old) for old in reversed(range(experiment.min_bucket_version))
-        ]  # newest first
-        affixes = [name.split(_SHARD_MARK) for name in names]
-        if any(len(parts) != 2 for parts in affixes):
-            raise ValueError(f"a key of experiment {experiment_id!r} holds no single shard mark")
-        self._affixes = [(head, tail) for head, tail in affixes]
-        self._shards = experiment.storage_shards
-        self.count = len(affixes)  # numkeys of the EVALSHA
-
-    def of(self, participant_id: str) -> list[str]:
-        """KEYS for one participant: its shard's rows, counters and older versions' rows."""
-        shard = str(storage_shard(participant_id, self._shards))
-        return [head + shard + tail for head, tail in self._affixes]
-
-
-class RedisAssignmentStore:
-    """AssignmentStore on Redis (standalone; cluster-ready key layout)."""
-
-    def __init__(self, redis: Redis, keys: Keyspace) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._claim = redis.register_script(CLAIM_SCRIPT)
-        self._claim_keys: dict[tuple[str, int, int, int], ClaimKeys] = {}
-
-    def claim_keys(self, experiment: Experiment) -> ClaimKeys:
-        """The claim script's KEYS for any participant of this experiment version (kept per
-        version, so that a claim costs a shard hash and string joins, not Keyspace calls)."""
-        version = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, experiment.storage_shards)
-        found = self._claim_keys.get(version)
-        if found is None:
-            if len(self._claim_keys) >= MAX_CLAIM_KEY_SETS:  # deleted experiments and old versions
-                self._claim_keys.clear()
-            found = self._claim_keys[version] = ClaimKeys(self._keys, experiment)
-        return found
-
-    @staticmethod
-    def _claim_args(participant_id: str, proposed_arm: int | None, now_ms: int) -> list[str | int]:
-        if proposed_arm is None:
-            return [participant_id, "", 0]
-        return [participant_id, pack_row(now_ms, proposed_arm), proposed_arm]
-
-    def claim_call(self, request: ClaimRequest) -> tuple[list[str], list[str | int]]:
-        """(keys, args) of the claim script for one request: for another transport."""
-        experiment, participant_id, proposed, now_ms = request
-        return self.claim_keys(experiment).of(participant_id), self._claim_args(participant_id, proposed, now_ms)
-
-    def claim_commands(self, requests: Sequence[ClaimRequest], batch_script_sha: bytes) -> list[bytes]:
-        """EVALSHA of CLAIM_BATCH_SCRIPT for every CLAIMS_PER_CALL requests, encoded for the
-        fast pipe (claims_from_replies reads their replies); each claim's keys and args are
-        claim_call's."""
-        commands = []
-        last: Experiment | None = None
-        keys = None
-        for start in range(0, len(requests), CLAIMS_PER_CALL):
-            names: list[str] = []
-            args: list[str | int] = []
-            for experiment, participant_id, proposed, now_ms in requests[start : start + CLAIMS_PER_CALL]:
-                if experiment is not last:
-                    keys, last = self.claim_keys(experiment), experiment
-                assert keys is not None
-                names += keys.of(participant_id)
-                args.append(keys.count)
-                args += self._claim_args(participant_id, proposed, now_ms)
-            commands.append(encode_command(b"EVALSHA", batch_script_sha, len(names), *names, *args))
-        return commands
-
-    def claims_from_replies(self, requests: Sequence[ClaimRequest], replies: Sequence[Any]) -> list[Claim]:
-        """The Claims of claim_commands' replies, in order (an error reply raises)."""
-        to_claim = self._to_claim
-        claims: list[Claim] = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise StoreUnavailableError(f"store refused the claim: {reply}")
-            for (experiment, _, proposed, now_ms), one in zip(
-                requests[len(claims) : len(claims) + len(reply)], reply, strict=True
-            ):
-                claims.append(to_claim(experiment, one, now_ms, proposed))
-        if len(claims) != len(requests):
-            raise StoreUnavailableError(f"store answered {len(claims)} of {len(requests)} claims")
-        return claims
-
-    def claim_from_reply(self, request: ClaimRequest, reply: Any) -> Claim:
-        """The Claim for a claim script reply from another transport (an error reply raises)."""
-        if isinstance(reply, Exception):
-            raise StoreUnavailableError(f"store refused the claim: {reply}")
-        experiment, _, proposed, now_ms = request
-        return self._to_claim(experiment, reply, now_ms, proposed)
+    def __init__(self, transport: ClaimTransport) -> None:
+        self.transport = transport
+        self._keys = transport.codec.keys
 
     async def claim(
         self,
@@ -217,40 +35,29 @@ class RedisAssignmentStore:
         now_ms: int,
         timeout_s: float | None = None,
     ) -> Claim:
-        """See AssignmentStore.claim."""
-        keys, args = self.claim_call((experiment, participant_id, proposed_arm, now_ms))
-        with store_errors("claim"):
-            reply = await bounded(self._claim(keys=keys, args=args), timeout_s, "claim")
-        return self._to_claim(experiment, reply, now_ms, proposed_arm)
+        """See AssignmentStore.claim: the one place a lone claim's deadline is kept
+        (PipelinedAssignmentStore keeps its waiters' own, with a timer)."""
+        sent = self.transport.run([(experiment, participant_id, proposed_arm, now_ms)])
+        [reply] = await (sent if timeout_s is None else bounded(sent, timeout_s, "claim"))
+        return to_claim(experiment, reply, now_ms, proposed_arm)
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        """See AssignmentStore.claim_many: one pipeline of EVALSHA, not a transaction
-        (each claim is atomic on its own; together they need not be)."""
-        with store_errors("claim batch"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for request in requests:
-                    keys, args = self.claim_call(request)
-                    await self._claim(keys=keys, args=args, client=pipe)
-                replies = await pipe.execute()
+        """See AssignmentStore.claim_many: one round trip of the transport."""
+        return to_claims(requests, await self.transport.run(requests))
+
+    def _counter_keys(self, experiment: Experiment, bucket_version: int) -> list[str]:
         return [
-            self._to_claim(experiment, reply, now_ms, proposed)
-            for (experiment, _, proposed, now_ms), reply in zip(requests, replies, strict=True)
+            self._keys.arm_counts(experiment.id, shard, bucket_version) for shard in range(experiment.storage_shards)
         ]
 
-    @staticmethod
-    def _to_claim(experiment: Experiment, reply: list[int | bytes], now_ms: int, proposed: int | None) -> Claim:
-        code = int(reply[0])
-        if code == 1:
-            first_seen, arm = unpack_row(reply[1])
-            return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
-        if code == 2:
-            first_seen, arm = unpack_row(reply[1])
-            # KEYS[3] holds version min_bucket_version - 1, KEYS[4] the one before, ...
-            old_version = experiment.min_bucket_version - 1 - (int(reply[2]) - 3)
-            return Claim(ClaimKind.BLOCKED, arm, first_seen, old_version)
-        if code == 3 and proposed is not None:
-            return Claim(ClaimKind.CREATED, proposed, now_ms, experiment.bucket_version)
-        return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
+
+class RedisAssignmentStore(ClaimingStore):
+    """AssignmentStore on a standalone Redis (cluster-ready key layout): claims on
+    `transport` (redis-py unless given), reads on redis-py."""
+
+    def __init__(self, redis: Redis, keys: Keyspace, transport: ClaimTransport | None = None) -> None:
+        super().__init__(transport if transport is not None else RedisPyTransport(redis, ClaimCodec(keys)))
+        self._redis = redis
 
     async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
         """See AssignmentStore.lookup."""
@@ -259,11 +66,6 @@ class RedisAssignmentStore:
         with store_errors("lookup"):
             row = await self._redis.hget(key, participant_id)
         return lookup_claim(experiment, row)  # type: ignore[arg-type]  # bytes: decode_responses is off
-
-    def _counter_keys(self, experiment: Experiment, bucket_version: int) -> list[str]:
-        return [
-            self._keys.arm_counts(experiment.id, shard, bucket_version) for shard in range(experiment.storage_shards)
-        ]
 
     async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
         """See AssignmentStore.arm_counts: one pipelined HGETALL per shard, no row scan."""

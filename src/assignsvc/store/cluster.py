@@ -1,5 +1,5 @@
-"""Redis Cluster: batches that follow MOVED, ASK and TRYAGAIN, and the assignment store on them
-(the experiment store sends its commands through `run_one` too).
+"""Redis Cluster: batches that follow MOVED, ASK and TRYAGAIN, the claim transport and the
+assignment store on them (the experiment store sends its commands through `run_one` too).
 
 Why not leave redirections to redis-py: its asyncio RedisCluster answers an ASK (a
 slot half-way through a migration) by sending ASKING and then the command as two
@@ -31,10 +31,11 @@ from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
 from redis.typing import EncodableT, ScriptTextT
 
 from assignsvc.core.model import Experiment
-from assignsvc.store.assignments import CLAIM_SCRIPT, RedisAssignmentStore, lookup_claim, sum_arm_counts
+from assignsvc.store.assignments import ClaimingStore
+from assignsvc.store.claims import CLAIM_SCRIPT, CLAIM_SHA, ClaimCodec, ClaimTransport, lookup_claim, sum_arm_counts
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimRequest
-from assignsvc.store.redis_errors import bounded, store_errors
+from assignsvc.store.redis_errors import store_errors
 
 Command = tuple[EncodableT, ...]
 
@@ -140,51 +141,42 @@ def _raise_first_error(replies: list[Any]) -> list[Any]:
     return replies
 
 
-class ClusterAssignmentStore(RedisAssignmentStore):
-    """RedisAssignmentStore on a Redis Cluster: every operation is one run_commands batch.
+class ClusterTransport:
+    """Claims on a Redis Cluster: one EVALSHA per claim, one run_commands batch.
 
     The keys of one claim share the hash tag {experiment:shard}, so one slot: the
     claim script runs on one node, atomically, as on a standalone Redis. A batch of
-    claims, or the 4096 counter reads of a stats call, is split by node and sent to
-    every node at once. redis-py's pipe.evalsha() is refused in cluster mode (a
-    script's keys may span slots; a node may lack the script): run_commands sends
-    EVALSHA as a raw command and handles NOSCRIPT itself.
+    claims is split by node and sent to every node at once. redis-py's pipe.evalsha()
+    is refused in cluster mode (a script's keys may span slots; a node may lack the
+    script): run_commands sends EVALSHA as a raw command and handles NOSCRIPT itself.
     """
 
-    def __init__(self, cluster: RedisCluster, keys: Keyspace) -> None:
-        # Not super().__init__(): the base class's standalone client (self._redis) has
-        # no use here, as every method that talks to Redis is overridden. Shared: the
-        # key layout, the claim script and the decoding of its replies.
-        self._keys = keys
-        self._claim = cluster.register_script(CLAIM_SCRIPT)
-        self._claim_keys = {}
+    def __init__(self, cluster: RedisCluster, codec: ClaimCodec) -> None:
+        self.codec = codec
         self._cluster = cluster
 
-    async def claim(
-        self,
-        experiment: Experiment,
-        participant_id: str,
-        proposed_arm: int | None,
-        now_ms: int,
-        timeout_s: float | None = None,
-    ) -> Claim:
-        """See AssignmentStore.claim."""
-        request = (experiment, participant_id, proposed_arm, now_ms)
-        return (await bounded(self.claim_many([request]), timeout_s, "claim"))[0]
-
-    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        """See AssignmentStore.claim_many: one EVALSHA per request, one round trip per node."""
+    async def run(self, claims: Sequence[ClaimRequest]) -> list[Any]:
+        """See ClaimTransport.run."""
         commands = []
-        for request in requests:
-            keys, args = self.claim_call(request)
-            commands.append(("EVALSHA", self._claim.sha, len(keys), *keys, *args))
+        for request in claims:
+            keys, args = self.codec.call(request)
+            commands.append(("EVALSHA", CLAIM_SHA, len(keys), *keys, *args))
         with store_errors("claim batch"):
-            replies = _raise_first_error(await run_commands(self._cluster, commands, CLAIM_SCRIPT))
-        return [self.claim_from_reply(request, reply) for request, reply in zip(requests, replies, strict=True)]
+            return _raise_first_error(await run_commands(self._cluster, commands, CLAIM_SCRIPT))
+
+
+class ClusterAssignmentStore(ClaimingStore):
+    """AssignmentStore on a Redis Cluster: claims on `transport` (a ClusterTransport unless
+    given), reads as run_commands batches (the 4096 counter reads of a stats call are
+    split by node and sent to every node at once)."""
+
+    def __init__(self, cluster: RedisCluster, keys: Keyspace, transport: ClaimTransport | None = None) -> None:
+        super().__init__(transport if transport is not None else ClusterTransport(cluster, ClaimCodec(keys)))
+        self._cluster = cluster
 
     async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
         """See AssignmentStore.lookup."""
-        key = self.claim_keys(experiment).of(participant_id)[0]
+        key = self.transport.codec.claim_keys(experiment).of(participant_id)[0]
         with store_errors("lookup"):
             [row] = _raise_first_error(await run_commands(self._cluster, [("HGET", key, participant_id)]))
         return lookup_claim(experiment, row)

@@ -9,8 +9,9 @@ of every batch in flight with hiredis, in order, on ONE connection: batches from
 concurrent calls are pipelined back to back with no pool and no per-call round trip.
 
 Everything else (admin commands, counters, pub/sub, Redis Cluster, which needs slot
-routing and MOVED/ASK handling) stays on redis-py; server.py uses this client only
-for standalone redis://, rediss:// and unix:// URLs. It handles: unix sockets, TLS,
+routing and MOVED/ASK handling) stays on redis-py; the claim transport
+(store.transports) and bulk rows (store.rows) use it for standalone redis://,
+rediss:// and unix:// URLs. It handles: unix sockets, TLS,
 AUTH (password or username + password), SELECT, NOSCRIPT (script loaded on connect and
 reloaded on demand), timeouts, and reconnects (a broken or timed-out connection fails
 the calls in flight with StoreUnavailableError and the next call reconnects).
@@ -32,7 +33,6 @@ from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, 
 from assignsvc.errors import StoreUnavailableError
 
 Arg = str | int | bytes
-Call = tuple[Sequence[str], Sequence[Arg]]  # (keys, args) of one EVALSHA
 
 
 def encode_command(*parts: Arg) -> bytes:
@@ -164,16 +164,6 @@ class FastScriptPipe:
     def script_sha(self) -> bytes:
         """SHA1 of this pipe's script, for callers that encode their own EVALSHA commands."""
         return self._sha
-
-    async def run_many(self, calls: Sequence[Call]) -> list[Any]:
-        """EVALSHA for each (keys, args), in one write; the replies in order.
-
-        Error replies come back as exception objects in the list (never raised);
-        a NOSCRIPT reply (the server's script cache was flushed) is retried once.
-        """
-        return await self.execute_loading_script(
-            [encode_command(b"EVALSHA", self._sha, len(keys), *keys, *args) for keys, args in calls]
-        )
 
     async def execute_loading_script(self, commands: Sequence[bytes]) -> list[Any]:
         """execute(); the commands answered NOSCRIPT (the server's script cache was flushed)

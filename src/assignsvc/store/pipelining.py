@@ -6,8 +6,9 @@ same event-loop turn has joined) sends the queue as one pipeline of EVALSHA. Whi
 `max_in_flight` pipelines are out, new claims wait and leave together as the next
 one. A lone claim costs one loop turn, no timer: there is no batching delay.
 
-The claims travel on store.fastpipe (one pipelined connection, hiredis parsing) when
-the server uses one (standalone Redis), else on redis-py pipelines (Redis Cluster).
+The claims travel on the wrapped store's transport (store.claims.ClaimTransport): the
+fast pipe (one pipelined connection, hiredis parsing) on a standalone Redis, redis-py,
+or a Redis Cluster's. The store keeps its waiters' deadlines: each is one timer.
 """
 
 from __future__ import annotations
@@ -19,25 +20,29 @@ from collections.abc import Sequence
 from assignsvc.core.model import Experiment
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.metrics import REDIS_CLAIM_DURATION, REDIS_CLAIM_ERRORS
-from assignsvc.store.assignments import RedisAssignmentStore
-from assignsvc.store.fastpipe import FastScriptPipe
-from assignsvc.store.protocols import Claim, ClaimRequest
+from assignsvc.store.claims import ClaimTransport, to_claims
+from assignsvc.store.protocols import AssignmentStore, Claim, ClaimRequest
 
 Waiter = tuple[ClaimRequest, "asyncio.Future[Claim]"]
 
 
 class PipelinedAssignmentStore:
-    """AssignmentStore that groups concurrent claims into pipelines of the wrapped store."""
+    """AssignmentStore that groups concurrent claims into pipelines of the wrapped store.
+
+    With `transport` (the wrapped store's own), claims go straight to it, one call less
+    per round trip on the hot path; without, through the wrapped store's claim and
+    claim_many. Reads always go to the wrapped store.
+    """
 
     def __init__(
         self,
-        inner: RedisAssignmentStore,
-        pipe: FastScriptPipe | None = None,
+        inner: AssignmentStore,
+        transport: ClaimTransport | None = None,
         max_batch: int = 512,
         max_in_flight: int = 4,
     ) -> None:
         self._inner = inner
-        self._pipe = pipe
+        self._transport = transport
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._queue: list[Waiter] = []
@@ -91,10 +96,13 @@ class PipelinedAssignmentStore:
     async def _send(self, batch: list[Waiter]) -> None:
         started = time.perf_counter()
         try:
-            if len(batch) == 1 and self._pipe is None:  # on redis-py, a plain EVALSHA beats a pipeline of one
+            if self._transport is not None:
+                requests = [request for request, _ in batch]
+                claims = to_claims(requests, await self._transport.run(requests))
+            elif len(batch) == 1:
                 claims = [await self._inner.claim(*batch[0][0])]
             else:
-                claims = await self.claim_many([request for request, _ in batch])
+                claims = await self._inner.claim_many([request for request, _ in batch])
             self.pipelines_sent += 1
             REDIS_CLAIM_DURATION.observe(time.perf_counter() - started)
         except BaseException as error:  # every waiter gets the failure (StoreUnavailableError, ...)
@@ -114,12 +122,11 @@ class PipelinedAssignmentStore:
                 self._schedule(asyncio.get_running_loop())
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        """See AssignmentStore.claim_many: one round trip, on the fast pipe when there is one.
-        Sent at once, not queued (a batch is its own pipeline)."""
-        if self._pipe is None:
-            return await self._inner.claim_many(requests)
-        replies = await self._pipe.execute_loading_script(self._inner.claim_commands(requests, self._pipe.script_sha))
-        return self._inner.claims_from_replies(requests, replies)
+        """See AssignmentStore.claim_many: one round trip of the transport (or the wrapped
+        store). Sent at once, not queued (a batch is its own pipeline)."""
+        if self._transport is not None:
+            return to_claims(requests, await self._transport.run(requests))
+        return await self._inner.claim_many(requests)
 
     async def lookup(self, experiment: Experiment, participant_id: str) -> Claim:
         """See AssignmentStore.lookup."""

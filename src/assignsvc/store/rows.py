@@ -19,7 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from assignsvc.core.model import Experiment
 from assignsvc.errors import StoreUnavailableError
-from assignsvc.store.assignments import pack_row, unpack_row
+from assignsvc.store.claims import pack_row, unpack_row
 from assignsvc.store.cluster import run_commands
 from assignsvc.store.fastpipe import Arg, FastScriptPipe, encode_command
 from assignsvc.store.keys import Keyspace

@@ -19,7 +19,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from assignsvc.store import protocols as p
 from assignsvc.store.access import RedisAccessStore
-from assignsvc.store.assignments import CLAIM_BATCH_SCRIPT, RedisAssignmentStore
+from assignsvc.store.assignments import RedisAssignmentStore
+from assignsvc.store.claims import ClaimCodec
 from assignsvc.store.cluster import ClusterAssignmentStore
 from assignsvc.store.connection import connect
 from assignsvc.store.experiments import RedisExperimentStore
@@ -30,6 +31,7 @@ from assignsvc.store.outbox import RedisOutbox
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.rows import PREASSIGN_SCRIPT, AssignmentRows, cluster_runner, pipe_runner
 from assignsvc.store.saved_groups import RedisSavedGroupStore
+from assignsvc.store.transports import FastPipeTransport
 from assignsvc.store.webhooks import RedisWebhookStore
 
 T = TypeVar("T")
@@ -83,11 +85,11 @@ async def open_stores(deployment: Deployment, keys: Keyspace | None = None) -> A
             rows = AssignmentRows(pipe_runner(bulk), keys)
         assignments: p.AssignmentStore = claims
         if deployment.kind == "pipelined":
-            pipe = FastScriptPipe(deployment.url, CLAIM_BATCH_SCRIPT, 5.0)
-            stack.push_async_callback(pipe.close)
-            assignments = PipelinedAssignmentStore(claims, pipe)
+            fast = FastPipeTransport(deployment.url, 5.0, ClaimCodec(keys))
+            stack.push_async_callback(fast.pipe.close)
+            assignments = PipelinedAssignmentStore(RedisAssignmentStore(redis, keys, fast), fast)
         elif deployment.kind == "pipelined-cluster":
-            assignments = PipelinedAssignmentStore(claims)
+            assignments = PipelinedAssignmentStore(claims, claims.transport)
         yield Stores(
             deployment.kind,
             assignments,

@@ -9,7 +9,7 @@ from typing import Any
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Arm, Experiment
-from assignsvc.store.assignments import ARM_SLOTS
+from assignsvc.store.claims import ARM_SLOTS
 from assignsvc.store.protocols import ClaimKind
 from tests.store.contracts.harness import DEPLOYMENTS, Deployment, Stores, run
 

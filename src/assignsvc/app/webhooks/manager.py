@@ -6,15 +6,20 @@ resolves to now) and again by the dispatcher at each send, since DNS can change.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import dataclasses
-import json
 import re
 import secrets
 from collections.abc import Callable, Sequence
 
+from assignsvc.app.shared import (
+    check_id,
+    decode_page_token,
+    encode_page_token,
+    page_of,
+    page_size_of,
+    read_change_write,
+)
 from assignsvc.app.webhooks.http import SendError, resolve_checked
 from assignsvc.core.clock import Clock, wall_clock_ms
 from assignsvc.core.egress import Network, target, url_violations
@@ -26,14 +31,12 @@ from assignsvc.core.events import (
     canonical_json,
     event_filter_violations,
 )
-from assignsvc.core.scoping import datasource_of, local_part, qualify
+from assignsvc.core.scoping import local_part, qualify
 from assignsvc.core.signing import SECRET_BYTES, format_secret
-from assignsvc.errors import ConflictError, FieldViolation, InvalidArgumentError, NotFoundError
+from assignsvc.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from assignsvc.store.outbox import DeliveryRecord
 from assignsvc.store.protocols import Outbox, WebhookStore
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 DEFAULT_GRACE_S = 86_400.0
 MAX_GRACE_S = 7 * 86_400.0
 UPDATABLE = ("url", "events", "enabled", "description", "token", "sign_body")
@@ -41,27 +44,11 @@ _ID = re.compile(r"^wh_[0-9a-f]{16}$")
 _TOKEN = re.compile(r"^[\x21-\x7e]*$")  # visible ASCII: a header value that cannot split headers
 
 
-def _encode_token(after: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    try:
-        after = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        after = None
-    if not isinstance(after, str):
-        raise InvalidArgumentError.single("page_token", "is not a token this API issued")
-    return after
-
-
-def _page_size(size: int) -> int:
-    if size < 0:
-        raise InvalidArgumentError.single("page_size", "must not be negative")
-    return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-CAS_ATTEMPTS = 5
+def webhook_id_violations(webhook_id: str, field: str) -> list[FieldViolation]:
+    """What is wrong with a webhook id (wh_ and 16 hex digits after the datasource), if anything."""
+    if _ID.match(local_part(webhook_id)):
+        return []
+    return [FieldViolation(field, "must be a webhook id: wh_ and 16 hex digits")]
 
 
 class WebhookManager:
@@ -101,7 +88,7 @@ class WebhookManager:
 
     async def get(self, webhook_id: str) -> Webhook:
         """One webhook; NotFoundError if unknown."""
-        self._check_id(webhook_id)
+        check_id(webhook_id_violations, webhook_id, "webhook_id")
         webhook = await self._store.get(webhook_id)
         if webhook is None:
             raise NotFoundError("webhook", webhook_id)
@@ -109,15 +96,11 @@ class WebhookManager:
 
     async def list(self, page_size: int, page_token: str, datasource: str) -> tuple[builtins.list[Webhook], str]:
         """A page of the datasource's webhooks by id and the next page's token ('' at the end)."""
-        size = _page_size(page_size)
-        after = qualify(datasource, _decode_token(page_token)) if page_token else ""
-        remaining = [w for w in await self._store.all() if w.id > after and datasource_of(w.id) == datasource]
-        page = remaining[:size]
-        return page, _encode_token(local_part(page[-1].id)) if len(remaining) > size else ""
+        return page_of(await self._store.all(), page_size, page_token, datasource)
 
     async def update(self, patch: Webhook, paths: Sequence[str]) -> Webhook:
         """Change the masked fields; enabling clears the automatic disable."""
-        self._check_id(patch.id, "webhook.id")
+        check_id(webhook_id_violations, patch.id, "webhook.id")
         unknown = [p for p in paths if p not in UPDATABLE]
         if unknown or not paths:
             what = f"unknown field(s) {', '.join(unknown)}" if unknown else "is empty"
@@ -126,19 +109,20 @@ class WebhookManager:
         changes = {p: getattr(patch, p) for p in paths}
         if "enabled" in paths:
             changes["disabled_reason"] = ""
-        for _ in range(CAS_ATTEMPTS):  # read-change-write; again if someone wrote in between
+
+        async def attempt() -> Webhook | None:
             current = await self.get(patch.id)
             updated = dataclasses.replace(current, **changes, update_time_ms=self._clock())
             saved = await self._store.save(updated, set_enabled="enabled" in paths, read=current)
             if saved is False:
                 raise NotFoundError("webhook", patch.id)
-            if saved:
-                return await self.get(patch.id)
-        raise ConflictError(f"webhook {patch.id!r} kept changing under this update; retry")
+            return await self.get(patch.id) if saved else None
+
+        return await read_change_write(attempt, f"webhook {patch.id!r} kept changing under this update; retry")
 
     async def delete(self, webhook_id: str) -> None:
         """Remove the webhook, its log and its pending deliveries."""
-        self._check_id(webhook_id)
+        check_id(webhook_id_violations, webhook_id, "webhook_id")
         if not await self._store.delete(webhook_id):
             raise NotFoundError("webhook", webhook_id)
 
@@ -148,7 +132,8 @@ class WebhookManager:
         if not 0 <= grace <= MAX_GRACE_S:
             raise InvalidArgumentError.single("grace_period", f"must be between 0 and {MAX_GRACE_S:g} seconds")
         fresh = Secret(format_secret(self._random_bytes(SECRET_BYTES)))
-        for _ in range(CAS_ATTEMPTS):  # read-change-write; again if someone wrote in between
+
+        async def attempt() -> Webhook | None:
             current = await self.get(webhook_id)
             now = self._clock()
             previous = [Secret(current.secrets[0].value, now + int(grace * 1000))] if current.secrets and grace else []
@@ -156,9 +141,9 @@ class WebhookManager:
             saved = await self._store.save(updated, set_enabled=False, read=current)
             if saved is False:
                 raise NotFoundError("webhook", webhook_id)
-            if saved:
-                return updated
-        raise ConflictError(f"webhook {webhook_id!r} kept changing under this rotation; retry")
+            return updated if saved else None
+
+        return await read_change_write(attempt, f"webhook {webhook_id!r} kept changing under this rotation; retry")
 
     async def send_test(self, webhook_id: str) -> str:
         """Queue a webhook.test event for this webhook; the event id."""
@@ -171,17 +156,12 @@ class WebhookManager:
         self, webhook_id: str, page_size: int, page_token: str
     ) -> tuple[builtins.list[DeliveryRecord], str]:
         """A page of the webhook's deliveries, newest first."""
-        size = _page_size(page_size)
-        after = _decode_token(page_token) if page_token else ""
+        size = page_size_of(page_size)
+        after = decode_page_token(page_token) if page_token else ""
         await self.get(webhook_id)
         rows = await self._outbox.deliveries(webhook_id, size + 1, after)
         page = rows[:size]
-        return page, _encode_token(page[-1].id) if len(rows) > size else ""
-
-    @staticmethod
-    def _check_id(webhook_id: str, field: str = "webhook_id") -> None:
-        if not _ID.match(local_part(webhook_id)):
-            raise InvalidArgumentError.single(field, "must be a webhook id: wh_ and 16 hex digits")
+        return page, encode_page_token(page[-1].id) if len(rows) > size else ""
 
     async def _check(self, webhook: Webhook, paths: Sequence[str]) -> None:
         """Every rule of the fields in paths, all violations at once; the URL's address last."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment
-from assignsvc.store.assignments import ARM_SLOTS
+from assignsvc.store.claims import ARM_SLOTS
 from assignsvc.store.memory.shared import SharedState
 from assignsvc.store.protocols import Claim, ClaimKind, ClaimRequest
 from assignsvc.store.rows import ShardRows, StratumCounts
