@@ -322,6 +322,10 @@ def _metrics(
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     running = await create_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before "serving on": a SIGTERM right after it drains
+        loop.add_signal_handler(signum, stop.set)
     where = "embedded at " + running.redis_url if running.embedded else running.redis_url
     state = "" if running.ready.is_set() else "; NOT_SERVING until Redis answers"
     log.info(
@@ -329,10 +333,6 @@ async def serve(config: ServerConfig) -> None:
     )
     if running.metrics is not None:
         log.info("metrics on http://%s:%d/metrics", config.host, running.metrics.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
         log.info(
