@@ -174,6 +174,7 @@ async def _redis(
 
 
 async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> RunningServer:
+    """create_server's steps, each started thing pushed on owned as soon as it started."""
     embedded, redis_url, redis = await _redis(config, owned)
     keys = Keyspace(config.key_prefix)
     experiment_store = RedisExperimentStore(redis, keys)
