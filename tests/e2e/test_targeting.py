@@ -147,7 +147,9 @@ class TestHashAttribute:
         assert (other.arm.id, other.reason) == (first.arm.id, apb.ASSIGNMENT_REASON_STICKY)
         found = _lookup(client, "device", "anyone", {"deviceId": "d-42"})
         assert found is not None and found.arm.id == first.arm.id
-        assert _lookup(client, "device", "d-42") is None  # no attributes: no identity to look up
+        missing = _lookup(client, "device", "d-42")  # no attributes: no identity, answered as Assign does
+        assert missing is not None
+        assert (missing.in_experiment, missing.reason) == (False, apb.ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE)
 
     def test_fallback_and_missing(self, client: Client) -> None:
         client.create("fallback", hash_attribute="deviceId", fallback_attribute="userId")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -204,3 +205,42 @@ class TestText:
     def test_referenced_groups(self) -> None:
         text = '{"$or": [{"id": {"$inGroup": "beta"}}, {"x": {"$not": {"$notInGroup": "staff"}}}]}'
         assert referenced_groups(text) == {"beta", "staff"}
+
+
+class TestJavaScriptRegexes:
+    """Patterns that RE2 reads differently from JavaScript, rewritten to JS's meaning
+    (GrowthBook's JS SDK is the reference; the Python SDK agrees except where noted)."""
+
+    @pytest.mark.parametrize(
+        ("pattern", "text", "expected"),
+        [
+            ("\\u00e9", "café", True),  # refused at create before ("invalid escape sequence")
+            ("[\\u0041-\\u005A]", "Q", True),
+            ("[\\u0041-\\u005A]", "q", False),
+            ("^\\u0063af\\u00E9$", "café", True),
+            ("\\\\u0041", "\\u0041", True),  # an escaped backslash, then a plain "u0041"
+            ("[[:digit:]]", "5", False),  # JS: the class [[:digit:] then a literal ]
+            ("[[:digit:]]", "d]", True),
+            ("[[:digit:]]", ":]", True),
+            ("[^[:alpha:]]", "x", False),
+            ("[^[:alpha:]]", "5]", True),
+            ("[a\\]b]", "]", True),
+            ("a[]b", "ab", False),  # JS's empty class matches nothing
+        ],
+    )
+    def test_agrees_with_growthbook(self, pattern: str, text: str, expected: bool) -> None:
+        condition = {"a": {"$regex": pattern}}
+        assert compile_condition(condition)({"a": text}, GROUPS) is expected
+        with warnings.catch_warnings():  # Python's re warns about "[[" (a possible nested set)
+            warnings.simplefilter("ignore", FutureWarning)
+            assert evalCondition({"a": text}, condition, {}) is expected
+
+    @pytest.mark.parametrize(
+        ("pattern", "text", "expected"),
+        [
+            ("a[^]b", "a\nb", True),  # JS: [^] is any character; Python's re reads [^]b] instead
+            ("\\u12", "u12", True),  # JS: \u not before 4 hex digits is "u"; Python's re refuses it
+        ],
+    )
+    def test_where_the_python_sdk_differs_js_decides(self, pattern: str, text: str, expected: bool) -> None:
+        assert compile_condition({"a": {"$regex": pattern}})({"a": text}, GROUPS) is expected

@@ -29,6 +29,7 @@ from assignsvc.api.status import (
     DRAINING,
     OVERLOADED,
     PERMISSION_DENIED,
+    STARTING,
     UNAUTHENTICATED_INVALID,
     UNAUTHENTICATED_MALFORMED,
     UNAUTHENTICATED_MISSING,
@@ -49,6 +50,13 @@ REQUEST_ID_KEY = "x-request-id"
 DATASOURCE_KEY = "datasource-id"  # Evidential's metadata names
 API_KEY_KEY = "x-api-key"
 QUIET_S = 0.25  # drain: no new call for this long before gRPC's own stop
+# The end of a drain under steady load: gRPC's stop cancels (CANCELLED, never retried) the calls
+# that reached its core but no handler yet. So for HOLD_S before the stop, refusals are held
+# (each client then waits on its refused call instead of sending the next one), and they are
+# answered UNAVAILABLE only once the stop began (clients sent GOAWAY, nothing queued in the
+# core); the stop then waits STOP_TAIL_S for them and for calls still in flight.
+HOLD_S = 0.2
+STOP_TAIL_S = 0.5
 MAX_REQUEST_ID = 128  # a longer client id is cut: it is logged on every line
 
 Behavior = Callable[..., Any]
@@ -65,6 +73,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.record_metrics = record_metrics
         self.in_flight = 0
         self.draining = False
+        self.ready = True  # False while the server starts without its Redis: refuse with STARTING
+        self._held: asyncio.Event | None = None  # set: held refusals may answer (end of a drain)
         self._last_refused = 0.0  # monotonic time of the last call refused while draining
         self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
         self._ids = itertools.count(1)
@@ -80,6 +90,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = details.method
         if handler is None or method.startswith(EXEMPT_PREFIXES):
             return handler
+        if not self.ready:
+            if self.record_metrics:
+                RPC_DURATION.labels(method.rsplit("/", 1)[-1], "UNAVAILABLE").observe(0.0)
+            return _refusing(handler, STARTING)
         request_id, datasource, api_key = _read_metadata(details.invocation_metadata)
         REQUEST_ID.set(request_id or f"{self._id_prefix}{next(self._ids)}")
         if self.key_ring is not None:
@@ -138,6 +152,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Refuse the call (raises) while draining or at the cap."""
         if self.draining:
             self._last_refused = time.monotonic()
+            if self._held is not None:
+                await self._held.wait()
             if self.record_metrics:
                 RPC_DURATION.labels(method, "UNAVAILABLE").observe(0.0)
             await context.abort(DRAINING.code, DRAINING.details, DRAINING.trailing_metadata)
@@ -151,13 +167,24 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         (or the monotonic deadline passes). gRPC's own stop would answer calls still
         queued in its core with CANCELLED (grpc/grpc#41785), which clients do not retry:
         this lets clients see NOT_SERVING (client-side health checking) or UNAVAILABLE
-        (retried on another replica) first."""
+        (retried on another replica) first. Under steady load quiet never comes: the
+        caller then stops gRPC with a tail of STOP_TAIL_S, still refusing at admission."""
         self.draining = True
         self._last_refused = time.monotonic()
         while time.monotonic() < deadline:
             if self.in_flight == 0 and time.monotonic() - self._last_refused >= quiet_s:
                 return
             await asyncio.sleep(0.01)
+
+    def hold_refusals(self) -> None:
+        """From now on, a refused call waits for release_refusals() before its UNAVAILABLE."""
+        if self._held is None:
+            self._held = asyncio.Event()
+
+    def release_refusals(self) -> None:
+        """Answer the held refusals (and every later one at once)."""
+        if self._held is not None:
+            self._held.set()
 
     def _unary(self, method: str, behavior: Behavior) -> Behavior:
         if not self.record_metrics:

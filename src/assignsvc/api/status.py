@@ -159,6 +159,12 @@ OVERLOADED = _refusal(
     OVERLOADED_RETRY_DELAY_S,
 )
 DRAINING = _refusal(code_pb2.UNAVAILABLE, "DRAINING", "server is shutting down; retry on another replica", 0.0)
+STARTING = _refusal(
+    code_pb2.UNAVAILABLE,
+    "STARTING",
+    "server is starting: its Redis has not answered yet; retry on another replica",
+    0.0,
+)
 
 # Authentication refusals (service.interceptors); rate limits carry the key's own delay.
 UNAUTHENTICATED_MISSING = _refusal(

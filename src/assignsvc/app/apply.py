@@ -117,7 +117,7 @@ class ExperimentApplier:
         current = await self._store.get(desired.id)
         if current is None:
             if await self._store.get_archived(desired.id) is not None:
-                raise AlreadyExistsError("experiment", f"{desired.id} (deleted; ids are never reused)")
+                raise AlreadyExistsError("experiment", desired.id, "deleted; ids are never reused")
             new = dataclasses.replace(desired, status=item.status or ExperimentStatus.DRAFT)
             violations = creation_violations(new, prefix)
             if violations:

@@ -338,15 +338,19 @@ class Assigner:
     ) -> AssignmentResult:
         """The forced arm, else the stored arm at the current bucket version; NotFoundError if none.
 
-        With a hash attribute, the row is looked up under that attribute's value. It only
+        With a hash attribute, the row is looked up under that attribute's value (without it:
+        MISSING_HASH_ATTRIBUTE, not in the experiment, as Assign answers). It only
         reads, so no policy applies: a store failure (or the deadline) is StoreUnavailableError."""
         live = self._live(experiment_id, participant_id)
         forced = live.experiment.forced_arms.get(participant_id)
         if forced is not None:
             return self._forced(live.experiment, participant_id, forced)
         unit_id = live.targeting.unit_id(participant_id, attributes or EMPTY_ATTRIBUTES)
-        if unit_id is None:
-            raise NotFoundError("assignment", f"{experiment_id}/{participant_id}")
+        if unit_id is None:  # as Assign answers: no row can be looked up without the attribute
+            experiment = live.experiment
+            return AssignmentResult(
+                experiment.id, participant_id, AssignmentReason.MISSING_HASH_ATTRIBUTE, experiment.bucket_version
+            )
         _check_unit_id(unit_id, live.targeting.hash_attribute)
         budget = self._store_budget(time_remaining_s)
         claim = await bounded(self._store.lookup(live.experiment, unit_id), budget, "lookup")

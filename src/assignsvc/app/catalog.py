@@ -110,8 +110,8 @@ class ExperimentCatalog:
         stored = self.stamp_new(experiment)
         conflict = await self._store.write([(stored, MUST_BE_NEW)], [ChangeEvent(EXPERIMENT_CREATED)])
         if conflict is not None:
-            archived = " (deleted; ids are never reused)" if conflict.found == ARCHIVED else ""
-            raise AlreadyExistsError("experiment", experiment.id + archived)
+            archived = "deleted; ids are never reused" if conflict.found == ARCHIVED else ""
+            raise AlreadyExistsError("experiment", experiment.id, archived)
         self._registry.put(stored)
         return stored
 

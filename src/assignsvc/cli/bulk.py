@@ -131,6 +131,7 @@ class RowWriter:
                     else [row.strata.get(name, "") for name in self._strata]
                 )
                 self._csv.writerow([row.participant_id, row.arm_id, row.bucket_version, first_seen, *strata])
+                self.rows_written += 1
                 continue
             record: dict[str, Any] = {
                 "participant_id": row.participant_id,
@@ -328,7 +329,11 @@ def _messages(
 def preassign(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> int:
     """`assignsvc preassign`: upload a CSV file, print the per-stratum counts."""
     strata_columns = [c.strip() for c in (args.strata_columns or "").split(",") if c.strip()]
-    participants = read_participants(args.file, args.id_column, strata_columns)
+    try:
+        participants = read_participants(args.file, args.id_column, strata_columns)
+    except ConfigError as exc:  # a file that fails validation: exit 1, as `apply` (2 is bad usage)
+        print(f"assignsvc: {exc}", file=sys.stderr)
+        return 1
     progress = Progress(f"preassign {args.experiment}", len(participants))
     stub = bgrpc.BulkAssignmentServiceStub(channel)
     sent_order: list[int] = []

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -627,14 +628,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `assignsvc` command."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _own_usage(parser)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # told with the usage of the command that was given, not the top level's
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args))
     except ConfigError as exc:
         print(f"assignsvc: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `assignsvc export EXP | head`: the reader left, as SIGPIPE would end us
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         return 130
+
+
+def _own_usage(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub)command a default naming its own parser, for main's error message."""
+    parser.set_defaults(usage_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _own_usage(sub)
 
 
 if __name__ == "__main__":

@@ -207,3 +207,48 @@ def literal_search(pattern: str) -> Callable[[str], bool] | None:
     if end:
         return lambda value: value.endswith(text)
     return lambda value: text in value
+
+
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
+_NEVER = r"[^\x00-\x{10FFFF}]"  # JS `[]`: a class that matches nothing
+_ANY = r"[\x00-\x{10FFFF}]"  # JS `[^]`: any character, newlines included
+
+
+def js_regex_for_re2(pattern: str) -> str:
+    """A JavaScript pattern (GrowthBook's JS SDK, the reference) rewritten so that RE2 reads
+    it the same way: `\\uXXXX` becomes `\\x{XXXX}` (RE2 has no `\\u`), a `[` inside a class
+    is a literal (`[[:digit:]]` is `[[:digit:]` then `]` in JS, a POSIX class in RE2), and
+    JS's empty classes `[]` and `[^]` keep their meaning. Anything else is left to RE2."""
+    out: list[str] = []
+    in_class = False
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\" and i + 1 < n:
+            escaped = pattern[i + 1]
+            if escaped == "u" and _HEX4.fullmatch(pattern, i + 2, i + 6):
+                out.append(f"\\x{{{pattern[i + 2 : i + 6]}}}")
+                i += 6
+                continue
+            out.append("u" if escaped == "u" else char + escaped)  # JS: `\u` not before 4 hex digits is "u"
+            i += 2
+            continue
+        if in_class:
+            if char == "]":
+                in_class = False
+            out.append("\\[" if char == "[" else char)
+        elif char == "[":
+            negated = pattern.startswith("^", i + 1)
+            after = i + 2 if negated else i + 1
+            if pattern.startswith("]", after):  # JS's `[]` / `[^]`, where RE2 would read a `]` member
+                out.append(_ANY if negated else _NEVER)
+                i = after + 1
+                continue
+            in_class = True
+            out.append("[^" if negated else "[")
+            i = after
+            continue
+        else:
+            out.append(char)
+        i += 1
+    return "".join(out)

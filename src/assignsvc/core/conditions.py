@@ -37,6 +37,7 @@ from assignsvc.core.condition_values import (
     getter,
     is_in,
     is_number,
+    js_regex_for_re2,
     literal_search,
     padded_version,
     padded_version_text,
@@ -364,7 +365,7 @@ class _Compiler:
         try:
             # The compiled RE2 object's own Match(): re2's Python search() would also map
             # every span back to str offsets, which costs ~20x the match itself here.
-            match = re2.compile(arg, options)._regexp.Match
+            match = re2.compile(js_regex_for_re2(arg), options)._regexp.Match
         except re2.error as exc:
             detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             raise ConditionError(

@@ -92,4 +92,8 @@ def refusal(address: IPAddress, allowed: Sequence[Network]) -> str | None:
     else:
         return None
     shown = f"{address} ({inner})" if inner != address else str(address)
-    return f"resolves to a {kind} address {shown}, which webhooks may not reach"
+    return (
+        f"resolves to a {kind} address {shown}, which webhooks may not reach unless the server allows it: "
+        f"serve --webhook-allow-networks {ipaddress.ip_network(inner)} "
+        f"(or ASSIGNSVC_WEBHOOK_ALLOW_NETWORKS={ipaddress.ip_network(inner)} make run)"
+    )

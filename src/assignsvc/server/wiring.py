@@ -7,18 +7,17 @@ runs until SIGTERM/SIGINT and then drains within the grace period.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
 import signal
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio.cluster import RedisCluster
 
@@ -45,9 +44,9 @@ from assignsvc.app.webhooks import DeliverySettings, SrmWatcher, WebhookDispatch
 from assignsvc.config import SERVER_CHANNEL_OPTIONS, ConfigError, ServerConfig, is_loopback_host
 from assignsvc.core.access import key_digest, well_formed
 from assignsvc.core.retry import RetrySchedule
-from assignsvc.errors import StoreUnavailableError
 from assignsvc.logs import scrub
 from assignsvc.metrics import MetricsEndpoint, ServerCollector, WorkerMetrics
+from assignsvc.server.running import Beside, RunningServer, start_when_redis_answers
 from assignsvc.store import RedisAssignmentStore, RedisExperimentStore
 from assignsvc.store.access import RedisAccessStore
 from assignsvc.store.claims import ClaimCodec
@@ -114,66 +113,6 @@ def delivery_settings(config: ServerConfig) -> DeliverySettings:
     )
 
 
-@dataclass
-class RunningServer:
-    """A started server and everything it owns, for an orderly stop."""
-
-    server: grpc.aio.Server
-    port: int
-    health: HealthServicer
-    registry: ExperimentRegistry
-    redis: RedisClient
-    redis_url: str
-    embedded: EmbeddedRedis | None = None
-    grace_period_s: float = 5.0
-    fast_pipe: FastScriptPipe | None = None
-    bulk_pipe: FastScriptPipe | None = None
-    dispatcher: WebhookDispatcher | None = None
-    srm_watcher: SrmWatcher | None = None
-    interceptor: ServerInterceptor | None = None
-    metrics: MetricsEndpoint | None = None
-    worker_metrics: WorkerMetrics | None = None
-    key_ring: KeyRing | None = None
-    _stopped: bool = field(default=False, repr=False)
-
-    async def stop(self) -> None:
-        """NOT_SERVING at once and refuse new calls (UNAVAILABLE), let in-flight calls
-        finish within the grace period, then release Redis."""
-        if self._stopped:
-            return
-        self._stopped = True
-        deadline = time.monotonic() + self.grace_period_s
-        if self.interceptor is not None:
-            self.interceptor.draining = True
-        await self.health.enter_graceful_shutdown()
-        if self.interceptor is not None:
-            await self.interceptor.quiesce(deadline)
-        await self.server.stop(max(0.0, deadline - time.monotonic()))
-        if self.metrics is not None:
-            self.metrics.stop()
-        if self.worker_metrics is not None:
-            await self.worker_metrics.stop()
-        await _release(self.srm_watcher, self.dispatcher)
-        if self.key_ring is not None:
-            await self.key_ring.stop()
-        await self.registry.stop()
-        await _release(self.fast_pipe, self.bulk_pipe, self.redis, self.embedded)
-
-
-Closeable = SrmWatcher | WebhookDispatcher | FastScriptPipe | EmbeddedRedis | RedisClient | None
-
-
-async def _release(*owned: Closeable) -> None:
-    """Stop or close each, in the order given (None: never started)."""
-    for thing in owned:
-        if isinstance(thing, SrmWatcher | WebhookDispatcher | EmbeddedRedis):
-            await thing.stop()
-        elif isinstance(thing, FastScriptPipe):
-            await thing.close()
-        elif thing is not None:
-            await thing.aclose()
-
-
 def _assignment_stores(
     redis: RedisClient, redis_url: str, keys: Keyspace, config: ServerConfig
 ) -> tuple[AssignmentStore, FastScriptPipe | None, AssignmentRows, FastScriptPipe | None]:
@@ -203,109 +142,122 @@ def _assignment_stores(
 
 
 async def create_server(config: ServerConfig) -> RunningServer:
-    """Start Redis if embedded, load experiments, bind and start the gRPC server."""
+    """Start Redis if embedded, bind and start the gRPC server, load experiments.
+
+    If Redis does not answer, the server still starts: NOT_SERVING, every call refused
+    with UNAVAILABLE (STARTING), retrying in the background until Redis answers
+    (`running.ready` is set then). Everything started goes on one exit stack, so each is
+    released once, in reverse order, on every path (a failed start as well as stop()).
+    """
+    owned = contextlib.AsyncExitStack()
+    await owned.__aenter__()
+    try:
+        return await _start(config, owned)
+    except BaseException:
+        await owned.aclose()
+        raise
+
+
+async def _redis(
+    config: ServerConfig, owned: contextlib.AsyncExitStack
+) -> tuple[EmbeddedRedis | None, str, RedisClient]:
+    """The embedded Redis (started) unless a URL is given, its URL, and a client (connects lazily)."""
     embedded = None
     redis_url = config.redis_url
     if redis_url is None:
         embedded = EmbeddedRedis(config.data_dir)
         redis_url = await embedded.start()
+        owned.push_async_callback(embedded.stop)
     redis = connect(redis_url, config.redis_timeout_s)
-    fast_pipe = bulk_pipe = None
-    dispatcher: WebhookDispatcher | None = None
-    srm_watcher: SrmWatcher | None = None
-    try:
-        keys = Keyspace(config.key_prefix)
-        experiment_store = RedisExperimentStore(redis, keys)
-        group_store = RedisSavedGroupStore(redis, keys)
-        access_store = RedisAccessStore(redis, keys)
-        key_ring = _key_ring(config, access_store)
-        registry = ExperimentRegistry(
-            experiment_store,
-            config.refresh_interval_s,
-            group_store,
-            on_access_change=key_ring.reload if key_ring is not None else None,
-        )
-        await registry.start()
-        assignment_store, fast_pipe, rows, bulk_pipe = _assignment_stores(redis, redis_url, keys, config)
-        catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
-        # Workers of `serve --workers N` bind one port together (workers.py).
-        # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
-        # port would then start silently and take half the connections (with its own Redis,
-        # other arms). Only the workers of one `serve --workers N` may share a port.
-        interceptor = ServerInterceptor(
-            config.max_concurrent_rpcs, record_metrics=config.metrics_port != 0, key_ring=key_ring
-        )
-        server = grpc.aio.server(
-            interceptors=[interceptor],
-            options=[*SERVER_CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)],
-        )
-        # Two timeouts: a claim may wait out pipelines in flight before its own round trip
-        # (store/pipelining.py), and a cluster retries once on a refreshed slot map.
-        assigner = Assigner(
-            registry, assignment_store, cache=StickyCache(config.cache_size), store_timeout_s=2 * config.redis_timeout_s
-        )
-        webhooks, webhook_store, outbox, settings = _webhook_service(redis, keys, config)
-        access = AccessManager(access_store, key_ring)
-        add_services(  # bytes in, bytes out: requests are decoded after authentication (api/handlers.py)
-            server,
-            ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
-            AssignmentServicer(assigner),
-            BulkAssignmentServicer(
-                Exporter(registry, experiment_store, rows),
-                Preassigner(registry, rows),
-                activity=lambda: assigner.served,
-            ),
-            webhooks,
-            SavedGroupServicer(SavedGroupCatalog(registry, group_store)),
-            DatasourceServicer(access),
-            ApiKeyServicer(access),
-        )
-        health = HealthServicer()
-        for name in ("", *SERVICE_NAMES):  # grpc_health starts "" as SERVING: not before we are
-            await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            server,
-        )
-        try:
-            port = _listen(server, config)
-        except RuntimeError as exc:  # grpcio reports a failed bind this way
-            raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
-        await server.start()
-        # Delivery runs beside the server on its loop, never inside an RPC: Assign does not wait for it.
-        dispatcher = WebhookDispatcher(webhook_store, outbox, render_experiment, settings)
-        await dispatcher.start()
-        srm_watcher = SrmWatcher(registry, catalog, outbox, config.srm_threshold, config.srm_check_interval_s)
-        srm_watcher.start()
-        if key_ring is not None:
-            key_ring.start()
-        metrics, worker_metrics = _metrics(config, assigner, interceptor)
-    except BaseException:
-        await _release(srm_watcher, dispatcher, fast_pipe, bulk_pipe, redis, embedded)
-        raise
-    # Redis answered and the registry holds every experiment and group (registry.start()
-    # returned with its change feed live): only now may probes and balancers send traffic.
-    for name in ("", *SERVICE_NAMES):
-        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(
+    owned.push_async_callback(redis.aclose)
+    return embedded, redis_url, redis
+
+
+async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> RunningServer:
+    """create_server's steps, each started thing pushed on owned as soon as it started."""
+    embedded, redis_url, redis = await _redis(config, owned)
+    keys = Keyspace(config.key_prefix)
+    experiment_store = RedisExperimentStore(redis, keys)
+    group_store = RedisSavedGroupStore(redis, keys)
+    access_store = RedisAccessStore(redis, keys)
+    key_ring = _key_ring(config, access_store)
+    registry = ExperimentRegistry(
+        experiment_store,
+        config.refresh_interval_s,
+        group_store,
+        on_access_change=key_ring.reload if key_ring is not None else None,
+    )
+    owned.push_async_callback(registry.stop)
+    assignment_store, fast_pipe, rows, bulk_pipe = _assignment_stores(redis, redis_url, keys, config)
+    for pipe in (fast_pipe, bulk_pipe):
+        if pipe is not None:
+            owned.push_async_callback(pipe.close)
+    catalog = ExperimentCatalog(registry, experiment_store, assignment_store, rows=rows)
+    # Workers of `serve --workers N` bind one port together (workers.py).
+    # gRPC turns SO_REUSEPORT on by default: a second single-process server on a busy
+    # port would then start silently and take half the connections (with its own Redis,
+    # other arms). Only the workers of one `serve --workers N` may share a port.
+    interceptor = ServerInterceptor(
+        config.max_concurrent_rpcs, record_metrics=config.metrics_port != 0, key_ring=key_ring
+    )
+    interceptor.ready = False  # until Redis answered and the registry holds every experiment
+    server = grpc.aio.server(
+        interceptors=[interceptor],
+        options=[*SERVER_CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)],
+    )
+    # Two timeouts: a claim may wait out pipelines in flight before its own round trip
+    # (store/pipelining.py), and a cluster retries once on a refreshed slot map.
+    assigner = Assigner(
+        registry, assignment_store, cache=StickyCache(config.cache_size), store_timeout_s=2 * config.redis_timeout_s
+    )
+    webhooks, webhook_store, outbox, settings = _webhook_service(redis, keys, config)
+    access = AccessManager(access_store, key_ring)
+    add_services(  # bytes in, bytes out: requests are decoded after authentication (api/handlers.py)
         server,
-        port,
-        health,
-        registry,
-        redis,
-        redis_url,
-        embedded,
-        config.grace_period_s,
-        fast_pipe,
-        bulk_pipe,
-        dispatcher,
-        srm_watcher,
-        interceptor,
-        metrics,
-        worker_metrics,
+        ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
+        AssignmentServicer(assigner),
+        BulkAssignmentServicer(
+            Exporter(registry, experiment_store, rows),
+            Preassigner(registry, rows),
+            activity=lambda: assigner.served,
+        ),
+        webhooks,
+        SavedGroupServicer(SavedGroupCatalog(registry, group_store)),
+        DatasourceServicer(access),
+        ApiKeyServicer(access),
+    )
+    health = health_aio.HealthServicer()
+    for name in ("", *SERVICE_NAMES):  # grpc_health starts "" as SERVING: not before we are
+        await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    try:
+        port = _listen(server, config)
+    except RuntimeError as exc:  # grpcio reports a failed bind this way
+        raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
+    await server.start()
+    owned.push_async_callback(server.stop, 0)  # after a drain (RunningServer.stop) a no-op
+    metrics, worker_metrics = _metrics(config, assigner, interceptor)
+    if metrics is not None:
+        owned.callback(metrics.stop)
+    if worker_metrics is not None:
+        owned.push_async_callback(worker_metrics.stop)
+    running = RunningServer(
+        server, port, health, registry, redis, redis_url, interceptor, owned, embedded, config.grace_period_s
+    )
+    running.metrics, running.key_ring = metrics, key_ring
+
+    # Delivery runs beside the server on its loop, never inside an RPC: Assign does not wait for it.
+    beside = Beside(
+        WebhookDispatcher(webhook_store, outbox, render_experiment, settings),
+        SrmWatcher(registry, catalog, outbox, config.srm_threshold, config.srm_check_interval_s),
         key_ring,
     )
+    await start_when_redis_answers(running, beside, ("", *SERVICE_NAMES))
+    return running
 
 
 def _listen(server: grpc.aio.Server, config: ServerConfig) -> int:
@@ -363,23 +315,23 @@ def _metrics(
 
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
-    try:
-        running = await create_server(config)
-    except StoreUnavailableError as exc:
-        raise ConfigError(f"cannot reach Redis: {exc}") from exc
-    where = "embedded at " + running.redis_url if running.embedded else running.redis_url
-    log.info("assignsvc serving on %s:%d (pid %d, redis %s)", config.host, running.port, os.getpid(), scrub(where))
-    if running.metrics is not None:
-        log.info("metrics on http://%s:%d/metrics", config.host, running.metrics.port)
+    running = await create_server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before "serving on": a SIGTERM right after it drains
         loop.add_signal_handler(signum, stop.set)
+    where = "embedded at " + running.redis_url if running.embedded else running.redis_url
+    state = "" if running.ready.is_set() else "; NOT_SERVING until Redis answers"
+    log.info(
+        "assignsvc serving on %s:%d (pid %d, redis %s%s)", config.host, running.port, os.getpid(), scrub(where), state
+    )
+    if running.metrics is not None:
+        log.info("metrics on http://%s:%d/metrics", config.host, running.metrics.port)
     try:
         await stop.wait()
         log.info(
             "stopping: NOT_SERVING, draining %d calls for up to %.1fs",
-            running.interceptor.in_flight if running.interceptor else 0,
+            running.interceptor.in_flight,
             config.grace_period_s,
         )
     finally:

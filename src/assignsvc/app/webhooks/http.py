@@ -41,8 +41,9 @@ class Response:
     headers: Mapping[str, str]
 
 
-async def resolve_checked(host: str, port: int, allowed: Sequence[Network]) -> IPAddress:
-    """The address to connect to; RefusedAddress if any address of the host is refused.
+async def resolve_checked(host: str, port: int, allowed: Sequence[Network]) -> list[IPAddress]:
+    """The addresses to connect to, in the resolver's order; RefusedAddress if any address
+    of the host is refused.
 
     Every address counts, not just the first: a name resolving to one public and one
     private address is refused (the system's resolver order could pick either).
@@ -62,7 +63,7 @@ async def resolve_checked(host: str, port: int, allowed: Sequence[Network]) -> I
         reason = refusal(address, allowed)
         if reason is not None:
             raise RefusedAddressError(f"{host} {reason}")
-    return addresses[0]
+    return list(dict.fromkeys(addresses))  # each once (getaddrinfo repeats them per protocol)
 
 
 async def post(
@@ -72,15 +73,9 @@ async def post(
     parts, host, port = target(url)
     try:
         async with asyncio.timeout(timeout_s):
-            address = await resolve_checked(host, port, allowed)
+            addresses = await resolve_checked(host, port, allowed)
             context = ssl.create_default_context() if parts.scheme == "https" else None
-            reader, writer = await asyncio.open_connection(
-                str(address),
-                port,
-                ssl=context,
-                server_hostname=host if context else None,
-                limit=MAX_HEADER_BYTES,
-            )
+            reader, writer = await _connect(addresses, port, context, host)
             try:
                 writer.write(_request(parts.path or "/", parts.query, parts.netloc.rpartition("@")[2], body, headers))
                 await writer.drain()
@@ -95,6 +90,23 @@ async def post(
         if isinstance(exc, SendError):
             raise
         raise SendError(f"{type(exc).__name__}: {exc}") from None
+
+
+async def _connect(
+    addresses: Sequence[IPAddress], port: int, context: ssl.SSLContext | None, host: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the first checked address that accepts one (each tried in turn, as a
+    browser would: a host with an unreachable IPv6 address still gets its POST over IPv4)."""
+    failure: OSError | None = None
+    for address in addresses:
+        try:
+            return await asyncio.open_connection(
+                str(address), port, ssl=context, server_hostname=host if context else None, limit=MAX_HEADER_BYTES
+            )
+        except OSError as exc:
+            failure = exc
+    assert failure is not None  # resolve_checked returns at least one address
+    raise failure
 
 
 def _request(path: str, query: str, host_header: str, body: bytes, headers: Mapping[str, str]) -> bytes:
