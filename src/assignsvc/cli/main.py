@@ -54,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         webhook_allow_networks=args.webhook_allow_networks,
         srm_threshold=args.srm_threshold,
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
         log_format=args.log_format,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         auth=args.auth,
@@ -469,6 +470,20 @@ def _update_answer_flags(update: argparse.ArgumentParser) -> None:
     update.add_argument("--redis-failure-policy", choices=_POLICIES, help=_POLICY_HELP)
 
 
+def _port_flags(serve: argparse.ArgumentParser) -> None:
+    """The ports beside gRPC's: metrics and the HTTP/JSON API."""
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port, on --host (ASSIGNSVC_METRICS_PORT; default 0: off)",
+    )
+    serve.add_argument("--http-port", type=int, help=_HTTP_PORT_HELP)
+
+
+_HTTP_PORT_HELP = (
+    "serve the HTTP/JSON API (transcoded v1, Evidential's routes, OFREP) on this port, on --host"
+    " (ASSIGNSVC_HTTP_PORT; default 0: off; make run and the image: 8080)"
+)
 _VALUE_HELP = 'the arm\'s value, JSON or a bare string, e.g. treatment=\'{"color": "green"}\' (repeatable)'
 
 
@@ -589,11 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="raise experiment.warning when a RUNNING experiment's "
         "SRM p-value drops below this (ASSIGNSVC_SRM_THRESHOLD, default 0.001)",
     )
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        help="serve Prometheus metrics on this port, on --host (ASSIGNSVC_METRICS_PORT; default 0: off)",
-    )
+    _port_flags(serve)
     serve.add_argument(
         "--log-format",
         choices=("text", "json"),

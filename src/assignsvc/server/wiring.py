@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from assignsvc.api import (
 )
 from assignsvc.api.access_servicer import ApiKeyServicer, DatasourceServicer
 from assignsvc.api.convert import experiment_to_pb
+from assignsvc.api.http import HttpEdge, UseCases, loopback_address, start_http
 from assignsvc.api.interceptors import ServerInterceptor
 from assignsvc.app.access import AccessManager, KeyRing
 from assignsvc.app.apply import ExperimentApplier
@@ -140,6 +142,7 @@ class RunningServer:
     metrics: MetricsEndpoint | None = None
     worker_metrics: WorkerMetrics | None = None
     key_ring: KeyRing | None = None
+    http: HttpEdge | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
@@ -152,6 +155,8 @@ class RunningServer:
         if self.interceptor is not None:
             self.interceptor.draining = True
         await self.health.enter_graceful_shutdown()
+        if self.http is not None:
+            await self.http.stop(deadline)
         if self.interceptor is not None:
             await self.interceptor.quiesce(deadline)
         await self.server.stop(max(0.0, deadline - time.monotonic()))
@@ -274,7 +279,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
             port = _listen(server, config)
         except RuntimeError as exc:  # grpcio reports a failed bind this way
             raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
-        await server.start()
+        grpc_target = await _start_grpc(server, config, port)
         # Delivery runs beside the server on its loop, never inside an RPC: Assign does not wait for it.
         dispatcher = WebhookDispatcher(webhook_store, outbox, render_experiment, settings)
         await dispatcher.start()
@@ -283,6 +288,12 @@ async def create_server(config: ServerConfig) -> RunningServer:
         if key_ring is not None:
             key_ring.start()
         metrics, worker_metrics = _metrics(config, assigner, interceptor)
+        http = await _http(
+            config,
+            UseCases(
+                assigner, catalog, Exporter(registry, experiment_store, rows), key_ring, _ready(health), grpc_target
+            ),
+        )
     except BaseException:
         await _release(srm_watcher, dispatcher, fast_pipe, bulk_pipe, redis, embedded)
         raise
@@ -307,7 +318,45 @@ async def create_server(config: ServerConfig) -> RunningServer:
         metrics,
         worker_metrics,
         key_ring,
+        http,
     )
+
+
+async def _http(config: ServerConfig, use_cases: UseCases) -> HttpEdge | None:
+    """The HTTP/JSON edge on config.http_port (none when 0: off), on this event loop."""
+    if not config.http_port:
+        return None
+    try:
+        return await start_http(
+            use_cases,
+            config.host,
+            config.http_port,
+            max_in_flight=config.max_concurrent_rpcs,
+            record_metrics=config.metrics_port != 0,
+            reuse_port=config.workers > 1,
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot serve HTTP on {config.host}:{config.http_port} (in use?): {exc}") from None
+
+
+async def _start_grpc(server: grpc.aio.Server, config: ServerConfig, port: int) -> str | None:
+    """Start the gRPC server; with HTTP on, also on the address the HTTP edge's transcoded
+    calls reach it at, which is returned (None: HTTP off)."""
+    target = loopback_address(os.getpid(), port) if config.http_port else None
+    if target is not None:
+        server.add_insecure_port(target)
+    await server.start()
+    return target
+
+
+def _ready(health: HealthServicer) -> Callable[[], Awaitable[bool]]:
+    """Readiness as the gRPC health service says it (the server's overall status)."""
+
+    async def ready() -> bool:
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), None)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    return ready
 
 
 def _listen(server: grpc.aio.Server, config: ServerConfig) -> int:

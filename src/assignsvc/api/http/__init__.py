@@ -1,0 +1,49 @@
+"""The HTTP/JSON edge: the v1 API transcoded, Evidential's routes, OFREP, health, OpenAPI.
+
+`start_http` is all the server wiring calls: it builds the aiohttp application on the
+running (grpc.aio) event loop, binds it, and returns the HttpEdge to stop at drain.
+"""
+
+from __future__ import annotations
+
+import grpc
+from aiohttp import web
+
+from assignsvc.api.http import evidential, ofrep, transcode
+from assignsvc.api.http.app import HttpEdge, UseCases
+from assignsvc.api.http.openapi import document
+
+__all__ = ["HttpEdge", "UseCases", "loopback_address", "start_http"]
+
+
+def loopback_address(pid: int, grpc_port: int) -> str:
+    """The address the transcoder dials this process's gRPC server on: an abstract Unix
+    socket (no file, this host only, plaintext whatever TLS the TCP port has); the
+    interceptor still checks every call's key."""
+    return f"unix-abstract:assignsvc-{pid}-{grpc_port}"
+
+
+async def start_http(
+    use_cases: UseCases, host: str, port: int, *, max_in_flight: int, record_metrics: bool, reuse_port: bool
+) -> HttpEdge:
+    """Build every route and serve them on host:port; the running edge."""
+    edge = HttpEdge(use_cases, max_in_flight, record_metrics)
+    openapi = web.json_response(document())
+    edge.app.router.add_get("/openapi.json", lambda request: _copy(openapi))
+    evidential.add_routes(edge)
+    ofrep.add_routes(edge)
+    channel: grpc.aio.Channel | None = None
+    if use_cases.grpc_target is not None:
+        channel = transcode.add_routes(edge, use_cases.grpc_target)
+        edge.on_stop(channel.close)
+    try:
+        await edge.start(host, port, reuse_port=reuse_port)
+    except BaseException:
+        if channel is not None:
+            await channel.close()
+        raise
+    return edge
+
+
+async def _copy(prepared: web.Response) -> web.Response:
+    return web.Response(body=prepared.body, content_type="application/json")
