@@ -46,3 +46,40 @@ def call(
             return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+def http_request(route: Any, message: Any) -> tuple[str, str, bytes | None, str | None]:
+    """(verb, path with query, body, content type) that sends `message` to the RPC of
+    `route` (api.http.routes.Route) as a transcoding client would: path variables from the
+    message, the body the binding names, every other set field as a query parameter."""
+    from urllib.parse import quote, urlencode  # noqa: PLC0415 - only these helpers need them
+
+    from google.protobuf import json_format  # noqa: PLC0415
+
+    document = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    path = route.template
+    for variable in route.variables:
+        value: Any = document
+        for part in variable.split("."):
+            value = value.get(part, "") if isinstance(value, dict) else ""
+        path = path.replace("{" + variable + "}", quote(str(value), safe=""))
+    if route.method.client_streaming:
+        return route.verb, path, json.dumps(document).encode() + b"\n", "application/x-ndjson"
+    if route.body == "*":
+        return route.verb, path, json.dumps(document).encode(), "application/json"
+    body = None
+    if route.body:
+        body = json.dumps(document.pop(route.body, {})).encode()
+    query = []
+    for name, value in document.items():
+        if name in {v.split(".")[0] for v in route.variables} and not isinstance(value, dict | list):
+            continue
+        if isinstance(value, dict):
+            if set(value) == {"paths"}:  # a FieldMask
+                query.append((name, ",".join(value["paths"])))
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            query.append((name, str(item).lower() if isinstance(item, bool) else str(item)))
+    if query:
+        path += "?" + urlencode(query)
+    return route.verb, path, body, "application/json" if body is not None else None

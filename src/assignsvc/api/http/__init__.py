@@ -6,6 +6,8 @@ running (grpc.aio) event loop, binds it, and returns the HttpEdge to stop at dra
 
 from __future__ import annotations
 
+import json
+
 import grpc
 from aiohttp import web
 
@@ -28,8 +30,12 @@ async def start_http(
 ) -> HttpEdge:
     """Build every route and serve them on host:port; the running edge."""
     edge = HttpEdge(use_cases, max_in_flight, record_metrics)
-    openapi = web.json_response(document())
-    edge.app.router.add_get("/openapi.json", lambda request: _copy(openapi))
+    openapi = json.dumps(document()).encode()
+
+    async def serve_openapi(request: web.Request) -> web.Response:
+        return web.Response(body=openapi, content_type="application/json")
+
+    edge.app.router.add_get("/openapi.json", serve_openapi)
     evidential.add_routes(edge)
     ofrep.add_routes(edge)
     channel: grpc.aio.Channel | None = None
@@ -43,7 +49,3 @@ async def start_http(
             await channel.close()
         raise
     return edge
-
-
-async def _copy(prepared: web.Response) -> web.Response:
-    return web.Response(body=prepared.body, content_type="application/json")

@@ -44,7 +44,7 @@ def add_routes(edge: HttpEdge, target: str) -> grpc.aio.Channel:
     """Serve every annotated RPC over HTTP through a channel to `target`; the channel (to close)."""
     channel = grpc.aio.insecure_channel(target)
     for route in all_routes():
-        edge.app.router.add_route(route.verb, route.aiohttp_path, _Call(channel, route))
+        edge.app.router.add_route(route.verb, route.aiohttp_path, _Call(channel, route).handle)
     return channel
 
 
@@ -70,7 +70,7 @@ class _Call:
         else:
             self._stub = channel.unary_unary(path, ser, de)
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         method = self._route.method
         metadata = _metadata(request)
         refused: list[HttpRefusalError] = []  # a bad line, seen by the task gRPC reads requests in
