@@ -68,6 +68,15 @@ def status_from_grpc(code: int, details: str | None, metadata: Any) -> status_pb
     return status_pb2.Status(code=code, message=details or "")
 
 
+def status_from_response(response: web.StreamResponse) -> status_pb2.Status:
+    """The Status a status_response carries (for a refusal met after the answer has begun)."""
+    body = response.body if isinstance(response, web.Response) else None
+    status = status_pb2.Status()
+    if isinstance(body, bytes):
+        json_format.Parse(body, status, ignore_unknown_fields=True)
+    return status
+
+
 def retry_after_s(status: status_pb2.Status) -> int | None:
     """Retry-After in whole seconds (at least 1) when the status carries a RetryInfo."""
     for detail in status.details:

@@ -14,6 +14,7 @@ with `Accept: text/csv`.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -29,7 +30,14 @@ from google.protobuf.message import Message
 from assignsvc.api.http.app import HttpEdge
 from assignsvc.api.http.auth import API_KEY_HEADER, DATASOURCE_HEADER
 from assignsvc.api.http.body import CSV_TYPE, JSON_TYPES, NDJSON_TYPES, lines, read_json, refuse_media_type
-from assignsvc.api.http.errors import HttpRefusalError, bad_request, status_from_grpc, status_json, status_response
+from assignsvc.api.http.errors import (
+    HttpRefusalError,
+    bad_request,
+    status_from_grpc,
+    status_from_response,
+    status_json,
+    status_response,
+)
 from assignsvc.api.http.routes import Route, all_routes
 from assignsvc.logs import REQUEST_ID
 
@@ -80,16 +88,18 @@ class _Call:
                     refuse_media_type(request, (*NDJSON_TYPES, *JSON_TYPES))
                 requests = _keeping(self._streamed_requests(request), refused)
                 if method.server_streaming:
-                    return await self._stream_out(request, self._stub(requests, metadata=metadata))
+                    return await self._stream_out(request, self._stub(requests, metadata=metadata), refused)
                 reply = await self._stub(requests, metadata=metadata, timeout=UNARY_TIMEOUT_S)
                 return _json(reply)
             message = await self._request(request)
             if method.server_streaming:
-                return await self._stream_out(request, self._stub(message, metadata=metadata))
+                return await self._stream_out(request, self._stub(message, metadata=metadata), refused)
             return _json(await self._stub(message, metadata=metadata, timeout=UNARY_TIMEOUT_S))
-        except grpc.aio.AioRpcError as error:
-            if refused:
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as error:
+            if refused:  # gRPC cancelled the call because a line of the body was bad
                 raise refused[0] from None
+            if isinstance(error, asyncio.CancelledError):
+                raise
             return status_response(status_from_grpc(error.code().value[0], error.details(), error.trailing_metadata()))
 
     async def _request(self, request: web.Request) -> Message:
@@ -160,7 +170,7 @@ class _Call:
         self._bind_path(request, message)
         return message
 
-    async def _stream_out(self, request: web.Request, call: Any) -> web.StreamResponse:
+    async def _stream_out(self, request: web.Request, call: Any, refused: list[HttpRefusalError]) -> web.StreamResponse:
         """NDJSON lines (or CSV for an export asked as text/csv); headers go once the first reply is in."""
         as_csv = self._route.method.name == _EXPORT and CSV_TYPE in request.headers.get("Accept", "")
         response = web.StreamResponse(headers={"Content-Type": CSV_TYPE if as_csv else NDJSON})
@@ -171,8 +181,13 @@ class _Call:
                     if as_csv:
                         await response.write(b"participant_id,arm_id,bucket_version,first_seen_time,strata\n")
                 await response.write(_csv_rows(reply) if as_csv else _line({"result": _dict(reply)}))
-        except grpc.aio.AioRpcError as error:
-            status = status_from_grpc(error.code().value[0], error.details(), error.trailing_metadata())
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as error:
+            if isinstance(error, asyncio.CancelledError) and not (refused and response.prepared):
+                raise  # a bad body line before any answer: the handler answers 400
+            if isinstance(error, grpc.aio.AioRpcError) and not refused:
+                status = status_from_grpc(error.code().value[0], error.details(), error.trailing_metadata())
+            else:
+                status = status_from_response(refused[0].response)
             if not response.prepared:
                 return status_response(status)
             await response.write(_line({"error": status_json(status)}))
