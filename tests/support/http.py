@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,17 +35,20 @@ def call(
     raw: bytes | None = None,
     content_type: str | None = "application/json",
 ) -> Reply:
-    """One request; any status is an answer (never raised)."""
+    """One request (content_type None: no Content-Type header at all); any status is an answer."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     sent = dict(headers or {})
     if data is not None and content_type is not None:
         sent.setdefault("Content-Type", content_type)
-    request = urllib.request.Request(url, data=data, method=method, headers=sent)
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
-    except urllib.error.HTTPError as error:
-        return Reply(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request(method, target, body=data, headers=sent)
+        response = connection.getresponse()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
 
 
 def http_request(route: Any, message: Any) -> tuple[str, str, bytes | None, str | None]:

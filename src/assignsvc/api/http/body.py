@@ -51,11 +51,13 @@ async def read_bytes(request: web.Request) -> bytes:
         raise HttpRefusalError(response) from None
 
 
-async def read_json(request: web.Request, *, empty: Any = None) -> Any:
-    """The JSON body (`empty` when there is none); 400/408/413/415 as the module says."""
+async def read_json(request: web.Request, *, empty: Any = None, strict: bool = True) -> Any:
+    """The JSON body (`empty` when there is none); 400/408/413/415 as the module says.
+    strict=False reads JSON whatever the Content-Type (Evidential's routes do)."""
     if not request.can_read_body:
         return empty
-    refuse_media_type(request, JSON_TYPES)
+    if strict:
+        refuse_media_type(request, JSON_TYPES)
     raw = await read_bytes(request)
     if not raw.strip():
         return empty

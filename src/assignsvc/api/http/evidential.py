@@ -210,7 +210,7 @@ class _Evidential:
         """Route 6: as route 5, the properties being the participant's attributes (conditions)."""
         create = _flag(request, "create_if_none", True)
         self._admit(request, _ASSIGN, key_alone=True)
-        body = await read_json(request, empty={})
+        body = await read_json(request, empty={}, strict=False)  # as Evidential: any Content-Type
         if not isinstance(body, dict) or set(body) - {"properties"}:
             raise _unprocessable(["body"], "must be an object with only 'properties'", body)
         attributes: dict[str, Any] = {}
