@@ -13,10 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from google.protobuf import json_format, struct_pb2
 from google.rpc import code_pb2
 
+from assignsvc.api.convert import attributes_from_pb
 from assignsvc.api.http.app import BODY_TIMEOUT_S
 from assignsvc.api.http.errors import HttpRefusalError, bad_request, status_of, status_response
+from assignsvc.errors import InvalidArgumentError
 
 JSON_TYPES = ("application/json", "")
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
@@ -83,3 +86,14 @@ async def lines(request: web.Request) -> AsyncIterator[bytes]:
             raise HttpRefusalError(bad_request("body", f"a line is longer than {MAX_LINE_BYTES} bytes"))
         if line.strip():
             yield line
+
+
+def attributes(document: dict[str, Any], field: str) -> dict[str, Any]:
+    """Participant attributes from JSON under the gRPC edge's own rule (api.convert: 16 KiB,
+    10 levels, finite numbers): InvalidArgumentError otherwise, naming `field`."""
+    struct = struct_pb2.Struct()
+    try:
+        json_format.ParseDict(document, struct)
+    except (json_format.ParseError, TypeError, ValueError) as exc:
+        raise InvalidArgumentError.single(field, f"must be JSON-compatible: {exc}") from None
+    return attributes_from_pb(struct, field)

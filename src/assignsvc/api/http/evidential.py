@@ -23,6 +23,7 @@ from aiohttp import web
 
 from assignsvc.api.http.app import HttpEdge
 from assignsvc.api.http.auth import DATASOURCE_HEADER, Refused, authenticate
+from assignsvc.api.http.body import attributes as body_attributes
 from assignsvc.api.http.body import read_json
 from assignsvc.api.http.errors import HttpRefusalError, status_response
 from assignsvc.api.scope import caller_datasource, local_part, scoped
@@ -227,7 +228,11 @@ class _Evidential:
                     ["body", "properties", i, "value"], "must be a string, number, boolean or null", value
                 )
             attributes[item["field_name"]] = value
-        return await self._answer(request, attributes, create=create, max_age=0)
+        try:
+            checked = body_attributes(attributes, "properties")
+        except InvalidArgumentError as bad:
+            raise _unprocessable(["body", "properties"], bad.message) from None
+        return await self._answer(request, checked, create=create, max_age=0)
 
     async def _answer(
         self, request: web.Request, attributes: dict[str, Any] | None, *, create: bool, max_age: int

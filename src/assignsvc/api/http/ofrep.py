@@ -23,6 +23,7 @@ from aiohttp import web
 
 from assignsvc.api.http.app import HttpEdge
 from assignsvc.api.http.auth import authenticate
+from assignsvc.api.http.body import attributes as body_attributes
 from assignsvc.api.http.body import read_json
 from assignsvc.api.http.errors import HttpRefusalError, status_response
 from assignsvc.api.scope import caller_datasource, local_part, scoped
@@ -111,7 +112,10 @@ class _Ofrep:
             )
         if not isinstance(targeting_key, str):
             raise _EvaluationError(400, "INVALID_CONTEXT", "context.targetingKey must be a string")
-        return targeting_key, attributes
+        try:
+            return targeting_key, body_attributes(attributes, "context")
+        except InvalidArgumentError as bad:
+            raise _EvaluationError(400, "INVALID_CONTEXT", bad.message) from None
 
     async def evaluate(self, request: web.Request) -> web.StreamResponse:
         """POST /ofrep/v1/evaluate/flags/{key}: one flag."""
