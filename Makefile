@@ -26,6 +26,9 @@ test-long: venv ## run the long tests (the 10^5-request fuzz run, 30 s Redis SIG
 proto: venv ## regenerate src/assignsvc/v1 from protos/ (googleapis' imports are vendored there)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
 
+buf: ## buf lint and buf breaking against the previous commit (buf from npm; tests/e2e/test_protos_buf.py runs both too)
+	npx --yes @bufbuild/buf lint && npx --yes @bufbuild/buf breaking protos --against '.git#ref=HEAD~1,subdir=protos'
+
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check src tests benchmarks && $(VENV)/bin/mypy src
 
@@ -38,4 +41,4 @@ soak: venv ## a 10-minute mixed load at 200 calls/s: errors, latency, RSS / fd /
 clean: ## remove the virtualenv, caches and the embedded Redis data dir
 	rm -rf $(VENV) .assignsvc .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv run test test-long proto lint bench soak clean
+.PHONY: help venv run test test-long proto buf lint bench soak clean
