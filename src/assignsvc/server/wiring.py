@@ -20,7 +20,6 @@ import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from redis.asyncio.cluster import RedisCluster
 
 from assignsvc.api import (
@@ -34,6 +33,7 @@ from assignsvc.api.access_servicer import ApiKeyServicer, DatasourceServicer
 from assignsvc.api.convert import experiment_to_pb
 from assignsvc.api.http import HttpEdge, UseCases, loopback_address, start_http
 from assignsvc.api.interceptors import ServerInterceptor
+from assignsvc.api.reflection import enable_reflection
 from assignsvc.app.access import AccessManager, KeyRing
 from assignsvc.app.apply import ExperimentApplier
 from assignsvc.app.assign import Assigner
@@ -271,10 +271,7 @@ async def create_server(config: ServerConfig) -> RunningServer:
         for name in ("", *SERVICE_NAMES):  # grpc_health starts "" as SERVING: not before we are
             await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            server,
-        )
+        enable_reflection((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         try:
             port = _listen(server, config)
         except RuntimeError as exc:  # grpcio reports a failed bind this way
