@@ -91,6 +91,13 @@ class TestExperimentsOverHttp:
         assert patched.status == 200 and patched.json()["experiment"]["name"] == "Checkout"
         stale = call("DELETE", base + f"/v1/experiments/checkout?etag={paused['etag']}")
         assert (stale.status, stale.json()["code"]) == (409, 10)  # ABORTED
+        precondition = call(
+            "POST", base + "/v1/experiments/checkout:resume", {}, headers={"If-Match": f'"{paused["etag"]}"'}
+        )
+        assert (precondition.status, precondition.json()["code"]) == (412, 10)
+        current = call("GET", base + "/v1/experiments/checkout").json()["experiment"]["etag"]
+        resumed = call("POST", base + "/v1/experiments/checkout:resume", {}, headers={"If-Match": f'"{current}"'})
+        assert resumed.status == 200
         listed = call("GET", base + "/v1/experiments?pageSize=1").json()
         assert [e["id"] for e in listed["experiments"]] == ["checkout"]
 

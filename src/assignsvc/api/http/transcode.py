@@ -26,6 +26,7 @@ from aiohttp import web
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+from google.rpc import code_pb2
 
 from assignsvc.api.http.app import HttpEdge
 from assignsvc.api.http.auth import API_KEY_HEADER, DATASOURCE_HEADER
@@ -82,6 +83,7 @@ class _Call:
         method = self._route.method
         metadata = _metadata(request)
         refused: list[HttpRefusalError] = []  # a bad line, seen by the task gRPC reads requests in
+        if_match = False
         try:
             if method.client_streaming:
                 if not (self._route.method.name == _PREASSIGN and request.content_type == CSV_TYPE):
@@ -92,6 +94,7 @@ class _Call:
                 reply = await self._stub(requests, metadata=metadata, timeout=UNARY_TIMEOUT_S)
                 return _json(reply)
             message = await self._request(request)
+            if_match = _if_match(request, message, self._route.body)
             if method.server_streaming:
                 return await self._stream_out(request, self._stub(message, metadata=metadata), refused)
             return _json(await self._stub(message, metadata=metadata, timeout=UNARY_TIMEOUT_S))
@@ -100,7 +103,11 @@ class _Call:
                 raise refused[0] from None
             if isinstance(error, asyncio.CancelledError):
                 raise
-            return status_response(status_from_grpc(error.code().value[0], error.details(), error.trailing_metadata()))
+            status = status_from_grpc(error.code().value[0], error.details(), error.trailing_metadata())
+            response = status_response(status)
+            if status.code == code_pb2.ABORTED and if_match:
+                response.set_status(412)  # the If-Match header's precondition failed (RFC 9110)
+            return response
 
     async def _request(self, request: web.Request) -> Message:
         """The request message: body (as the binding says), query parameters, then path variables."""
@@ -205,6 +212,20 @@ async def _keeping(requests: AsyncIterator[Message], refused: list[HttpRefusalEr
     except HttpRefusalError as refusal:
         refused.append(refusal)
         raise
+
+
+def _if_match(request: web.Request, message: Message, body: str) -> bool:
+    """An If-Match header as the request's etag (top level, else the body message's): a stale
+    one is then 412 instead of 409. True when one was applied."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header or header == "*":
+        return False
+    etag = header.removeprefix("W/").strip('"')
+    for target in (message, getattr(message, body, None) if body not in ("", "*") else None):
+        if target is not None and "etag" in target.DESCRIPTOR.fields_by_name:
+            setattr(target, "etag", etag)  # noqa: B010 - a field found by its descriptor
+            return True
+    return False
 
 
 def _metadata(request: web.Request) -> list[tuple[str, str]]:
