@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +30,7 @@ from assignsvc.api import (
 )
 from assignsvc.api.access_servicer import ApiKeyServicer, DatasourceServicer
 from assignsvc.api.convert import experiment_to_pb
-from assignsvc.api.http import HttpEdge, UseCases, loopback_address, start_http
+from assignsvc.api.http import HttpEdge, UseCases, loopback_address, readiness, serve_http
 from assignsvc.api.interceptors import ServerInterceptor
 from assignsvc.api.reflection import enable_reflection
 from assignsvc.app.access import AccessManager, KeyRing
@@ -285,10 +284,10 @@ async def create_server(config: ServerConfig) -> RunningServer:
         if key_ring is not None:
             key_ring.start()
         metrics, worker_metrics = _metrics(config, assigner, interceptor)
-        http = await _http(
+        http = await serve_http(
             config,
             UseCases(
-                assigner, catalog, Exporter(registry, experiment_store, rows), key_ring, _ready(health), grpc_target
+                assigner, catalog, Exporter(registry, experiment_store, rows), key_ring, readiness(health), grpc_target
             ),
         )
     except BaseException:
@@ -319,23 +318,6 @@ async def create_server(config: ServerConfig) -> RunningServer:
     )
 
 
-async def _http(config: ServerConfig, use_cases: UseCases) -> HttpEdge | None:
-    """The HTTP/JSON edge on config.http_port (none when 0: off), on this event loop."""
-    if not config.http_port:
-        return None
-    try:
-        return await start_http(
-            use_cases,
-            config.host,
-            config.http_port,
-            max_in_flight=config.max_concurrent_rpcs,
-            record_metrics=config.metrics_port != 0,
-            reuse_port=config.workers > 1,
-        )
-    except OSError as exc:
-        raise ConfigError(f"cannot serve HTTP on {config.host}:{config.http_port} (in use?): {exc}") from None
-
-
 async def _start_grpc(server: grpc.aio.Server, config: ServerConfig, port: int) -> str | None:
     """Start the gRPC server; with HTTP on, also on the address the HTTP edge's transcoded
     calls reach it at, which is returned (None: HTTP off)."""
@@ -344,16 +326,6 @@ async def _start_grpc(server: grpc.aio.Server, config: ServerConfig, port: int) 
         server.add_insecure_port(target)
     await server.start()
     return target
-
-
-def _ready(health: HealthServicer) -> Callable[[], Awaitable[bool]]:
-    """Readiness as the gRPC health service says it (the server's overall status)."""
-
-    async def ready() -> bool:
-        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), None)
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-    return ready
 
 
 def _listen(server: grpc.aio.Server, config: ServerConfig) -> int:

@@ -7,15 +7,19 @@ running (grpc.aio) event loop, binds it, and returns the HttpEdge to stop at dra
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 import grpc
 from aiohttp import web
+from grpc_health.v1 import health_pb2
+from grpc_health.v1._async import HealthServicer
 
 from assignsvc.api.http import evidential, ofrep, transcode
 from assignsvc.api.http.app import HttpEdge, UseCases
 from assignsvc.api.http.openapi import document
+from assignsvc.config import ConfigError, ServerConfig
 
-__all__ = ["HttpEdge", "UseCases", "loopback_address", "start_http"]
+__all__ = ["HttpEdge", "UseCases", "loopback_address", "readiness", "serve_http", "start_http"]
 
 
 def loopback_address(pid: int, grpc_port: int) -> str:
@@ -49,3 +53,30 @@ async def start_http(
             await channel.close()
         raise
     return edge
+
+
+async def serve_http(config: ServerConfig, use_cases: UseCases) -> HttpEdge | None:
+    """The HTTP/JSON edge on config.http_port (none when 0: off), on this event loop."""
+    if not config.http_port:
+        return None
+    try:
+        return await start_http(
+            use_cases,
+            config.host,
+            config.http_port,
+            max_in_flight=config.max_concurrent_rpcs,
+            record_metrics=config.metrics_port != 0,
+            reuse_port=config.workers > 1,
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot serve HTTP on {config.host}:{config.http_port} (in use?): {exc}") from None
+
+
+def readiness(health: HealthServicer) -> Callable[[], Awaitable[bool]]:
+    """Readiness as the gRPC health service says it (the server's overall status)."""
+
+    async def ready() -> bool:
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), None)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    return ready
