@@ -69,6 +69,10 @@ class TestRoutes:
         assert call("GET", base + "/readyz").json() == {"status": "SERVING"}
         reply = call("GET", base + "/v1/experiments", headers={"X-Request-Id": "req-42"})
         assert reply.headers["x-request-id"] == "req-42"
+        streamed = call("GET", base + "/v1/experiments/none/assignments", headers={"X-Request-Id": "req-43"})
+        assert streamed.headers["x-request-id"] == "req-43"
+        generated = call("GET", base + "/v1/experiments").headers["x-request-id"]
+        assert generated and generated != call("GET", base + "/v1/experiments").headers["x-request-id"]
 
 
 class TestExperimentsOverHttp:
@@ -142,8 +146,16 @@ class TestExperimentsOverHttp:
         upload = b'{"ids": ["b", "c"]}\n{"ids": ["d"]}\n'
         reply = call("POST", base + "/v1/savedGroups/vip:uploadIds", raw=upload, content_type="application/x-ndjson")
         assert reply.status == 200, reply.body
-        group = call("GET", base + "/v1/savedGroups/vip").json()
-        assert group["savedGroup"]["size"] in ("4", 4, "3", 3)
+        group = call("GET", base + "/v1/savedGroups/vip").json()["savedGroup"]
+        assert group["size"] == "3"  # REPLACE (the default mode): the uploaded ids only
+        added = call(
+            "POST",
+            base + "/v1/savedGroups/vip:uploadIds?mode=UPLOAD_MODE_ADD",
+            raw=b"id\ne\nf\n",
+            content_type="text/csv",
+        )
+        assert added.status == 200, added.body
+        assert call("GET", base + "/v1/savedGroups/vip").json()["savedGroup"]["size"] == "5"
 
 
 class TestBadInput:

@@ -77,6 +77,7 @@ class HttpEdge:
         self._histograms: dict[tuple[str, int], Any] = {}
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES)
+        self.app.on_response_prepare.append(_request_id_header)  # streamed answers too
         self.app.router.add_get("/healthz", _healthz)
         self.app.router.add_get("/readyz", self._readyz)
 
@@ -140,8 +141,6 @@ class HttpEdge:
                 response = await self._answer(request, handler)
             finally:
                 self.in_flight -= 1
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request_id
         if self.record_metrics:
             self._observe(request, response.status, time.perf_counter() - started)
         return response
@@ -169,6 +168,11 @@ class HttpEdge:
         if child is None:
             child = self._histograms[(template, status)] = HTTP_DURATION.labels(template, str(status))
         child.observe(seconds)
+
+
+async def _request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer names its request id (as the logs do)."""
+    response.headers[REQUEST_ID_HEADER] = REQUEST_ID.get()
 
 
 async def _healthz(request: web.Request) -> web.Response:

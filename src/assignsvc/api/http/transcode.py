@@ -45,6 +45,9 @@ from assignsvc.logs import REQUEST_ID
 UNARY_TIMEOUT_S = 60.0
 NDJSON = "application/x-ndjson"
 _PREASSIGN = "PreassignParticipants"
+_UPLOAD = "UploadSavedGroupIds"
+_CSV_METHODS = (_PREASSIGN, _UPLOAD)
+CSV_BATCH = 1000
 _EXPORT = "ExportAssignments"
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 
@@ -86,7 +89,7 @@ class _Call:
         if_match = False
         try:
             if method.client_streaming:
-                if not (self._route.method.name == _PREASSIGN and request.content_type == CSV_TYPE):
+                if not (self._route.method.name in _CSV_METHODS and request.content_type == CSV_TYPE):
                     refuse_media_type(request, (*NDJSON_TYPES, *JSON_TYPES))
                 requests = _keeping(self._streamed_requests(request), refused)
                 if method.server_streaming:
@@ -131,9 +134,13 @@ class _Call:
             setattr(target, leaf, request.match_info[variable.replace(".", "__")])
 
     async def _streamed_requests(self, request: web.Request) -> AsyncIterator[Message]:
-        """Request messages from an NDJSON body (or, for PreassignParticipants, CSV)."""
+        """Request messages from an NDJSON body (or CSV, for PreassignParticipants and UploadSavedGroupIds)."""
         if self._route.method.name == _PREASSIGN and request.content_type == CSV_TYPE:
             async for message in self._csv_preassign(request):
+                yield message
+            return
+        if self._route.method.name == _UPLOAD and request.content_type == CSV_TYPE:
+            async for message in self._csv_ids(request):
                 yield message
             return
         async for line in lines(request):
@@ -162,11 +169,37 @@ class _Call:
             participant = values.pop("participant_id", "")
             batch.setdefault(tuple(sorted(values.items())), []).append(participant)
             count += 1
-            if count >= 1000:
+            if count >= CSV_BATCH:
                 yield self._preassign_message(request, batch)
                 batch, count = {}, 0
         if batch or header is None:
             yield self._preassign_message(request, batch)
+
+    async def _csv_ids(self, request: web.Request) -> AsyncIterator[Message]:
+        """CSV of ids: an `id` column (else the first); query parameters (mode, etag) fill the first message."""
+        first = self._request_class()
+        _parse(_query(request, self._route.method.input_type), first, "")
+        column: int | None = None
+        ids: list[str] = []
+        pending: Message | None = first
+        async for line in lines(request):
+            (row,) = csv.reader([line.decode("utf-8", "replace")])
+            if column is None:
+                column = row.index("id") if "id" in row else 0
+                continue
+            if column < len(row) and row[column]:
+                ids.append(row[column])
+            if len(ids) >= CSV_BATCH:
+                yield self._ids_message(request, pending, ids)
+                pending, ids = None, []
+        if ids or pending is not None:
+            yield self._ids_message(request, pending, ids)
+
+    def _ids_message(self, request: web.Request, message: Message | None, ids: list[str]) -> Message:
+        message = message if message is not None else self._request_class()
+        message.ids.extend(ids)  # type: ignore[attr-defined]
+        self._bind_path(request, message)
+        return message
 
     def _preassign_message(self, request: web.Request, batch: dict[tuple[tuple[str, str], ...], list[str]]) -> Message:
         message = self._request_class()
