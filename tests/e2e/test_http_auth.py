@@ -139,6 +139,9 @@ def test_a_key_alone_names_its_datasource_on_evidential_and_ofrep_routes(tenants
         "POST", _base(tenants) + "/ofrep/v1/evaluate/flags/exp", {"context": {"targetingKey": "p9"}}, headers=key
     )
     assert reply.status == 200 and reply.json()["variant"] in ("a0", "a1")
+    other = {**key, "Datasource-ID": "beta"}  # ignored there, as Evidential ignores it
+    reply = call("GET", _base(tenants) + "/evidential/v1/experiments/exp/assignments/p9", headers=other)
+    assert reply.status == 200 and reply.json()["assignment"]["arm_id"] in ("a0", "a1")
 
 
 def test_scopes_and_refusals_on_evidential_and_ofrep_routes(tenants: Tenants) -> None:

@@ -53,16 +53,16 @@ def authenticate(
     request: web.Request, key_ring: KeyRing | None, method: str, *, key_alone: bool = False
 ) -> Refused | None:
     """None if the request may go on as a call of `method` (/package.Service/Method), its
-    datasource now set; else why not. `key_alone`: without a Datasource-ID header the
-    key's own datasource is used (a datasource key belongs to exactly one)."""
+    datasource now set; else why not. `key_alone`: a datasource key's own datasource is
+    used, whatever Datasource-ID says (a datasource key belongs to exactly one)."""
     if key_ring is None:
         return None
     api_key = request.headers.get(API_KEY_HEADER, "")
     if not api_key:
         return Refused(None, _MISSING)
     datasource = request.headers.get(DATASOURCE_HEADER, "")
-    if key_alone and not datasource:
-        datasource = key_ring.datasource_of(api_key)
+    if key_alone:  # a datasource key names its own; a Datasource-ID header is ignored (as Evidential does)
+        datasource = key_ring.datasource_of(api_key) or datasource
     verdict = key_ring.check(datasource, api_key, *required_scope(method))
     if not isinstance(verdict, tuple):
         CALLER_DATASOURCE.set(datasource)
