@@ -55,7 +55,7 @@ def http_request(route: Any, message: Any) -> tuple[str, str, bytes | None, str 
     """(verb, path with query, body, content type) that sends `message` to the RPC of
     `route` (api.http.routes.Route) as a transcoding client would: path variables from the
     message, the body the binding names, every other set field as a query parameter."""
-    from urllib.parse import quote, urlencode  # noqa: PLC0415 - only these helpers need them
+    from urllib.parse import quote, urlencode  # noqa: PLC0415 - only this function needs them
 
     from google.protobuf import json_format  # noqa: PLC0415
 
