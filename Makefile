@@ -14,8 +14,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## create the virtualenv and install assignsvc with its dev tools
 
-run: venv ## serve on 127.0.0.1:50051 with an embedded, persistent Redis in ./.assignsvc
-	$(VENV)/bin/assignsvc serve
+run: venv ## serve gRPC on 127.0.0.1:50051 and HTTP/JSON on :8080, with an embedded, persistent Redis in ./.assignsvc
+	$(VENV)/bin/assignsvc serve --http-port 8080
 
 test: venv ## run the whole test suite (unit, integration, generated-code drift)
 	$(PY) -m pytest
@@ -23,9 +23,11 @@ test: venv ## run the whole test suite (unit, integration, generated-code drift)
 test-long: venv ## run the long tests (the 10^5-request fuzz run, 30 s Redis SIGKILL/SIGSTOP runs); CI runs them after `make test`
 	$(PY) -m pytest -m long
 
-proto: venv ## regenerate src/assignsvc/v1 from protos/
-	$(PY) -m grpc_tools.protoc -Iprotos -I"$$($(PY) -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')" \
-		--python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
+proto: venv ## regenerate src/assignsvc/v1 from protos/ (googleapis' imports are vendored there)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
+
+buf: ## buf lint and buf breaking against the previous commit (buf from npm; tests/e2e/test_protos_buf.py runs both too)
+	npx --yes @bufbuild/buf lint && npx --yes @bufbuild/buf breaking protos --against '.git#ref=HEAD~1,subdir=protos'
 
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check src tests benchmarks && $(VENV)/bin/mypy src
@@ -39,4 +41,4 @@ soak: venv ## a 10-minute mixed load at 200 calls/s: errors, latency, RSS / fd /
 clean: ## remove the virtualenv, caches and the embedded Redis data dir
 	rm -rf $(VENV) .assignsvc .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv run test test-long proto lint bench soak clean
+.PHONY: help venv run test test-long proto buf lint bench soak clean

@@ -255,6 +255,8 @@ class ServerConfig:
     srm_check_interval_s: float = 60.0
     # Prometheus metrics on their own HTTP port (on `host`); 0 = no metrics endpoint.
     metrics_port: int = 0
+    # The HTTP/JSON API (api/http) on its own port (on `host`); 0 = no HTTP server.
+    http_port: int = 0
     # `text` for people, `json` (one object per line) for log pipelines.
     log_format: str = "text"
     # RPCs served at once (streams count for their whole life); past it, RESOURCE_EXHAUSTED.
@@ -366,8 +368,12 @@ def _operations_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: Se
     metrics_port = _as_number(
         _pick(flags.get("metrics_port"), env, "METRICS_PORT", d.metrics_port) or 0, "ASSIGNSVC_METRICS_PORT", 0, 65535
     )
+    http_port = _as_number(
+        _pick(flags.get("http_port"), env, "HTTP_PORT", d.http_port) or 0, "ASSIGNSVC_HTTP_PORT", 0, 65535
+    )
     return {
         "metrics_port": metrics_port,
+        "http_port": http_port,
         "log_format": log_format,
     }
 

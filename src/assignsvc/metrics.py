@@ -40,6 +40,12 @@ RPC_DURATION = Histogram(
     ["method", "code"],
     buckets=LATENCY_BUCKETS,
 )
+HTTP_DURATION = Histogram(
+    "assignsvc_http_duration_seconds",
+    "HTTP request latency by route (its template, never the raw path) and status (its _count is the request count)",
+    ["route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
 REDIS_CLAIM_DURATION = Histogram(
     "assignsvc_redis_claim_duration_seconds",
     "One pipelined round trip of Assign claims to Redis",

@@ -66,7 +66,7 @@ class TestExperimentFile:
         )
         assert found == {
             "experiments[1].arms[0].weight": "must be a number, got 'abc' (line 6)",
-            "experiments[1].arms[1].colour": "unknown field (known: id, name, weight) (line 7)",
+            "experiments[1].arms[1].colour": "unknown field (known: id, name, weight, value) (line 7)",
             "experiments[1].namespace.range[1]": "must be greater than range_start (line 8)",
             "experiments[1].coverge": "unknown field (did you mean 'coverage'?) (line 9)",
             "experiments[1].status": "must be one of draft, running, paused, stopped, got 'runing'"

@@ -26,6 +26,7 @@ from assignsvc.v1 import assignment_service_pb2 as apb
 from tests.support import Client, assign, free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
+IMAGE_HTTP_PORT = 8080  # the image's ASSIGNSVC_HTTP_PORT
 SRC = ROOT / "src" / "assignsvc"
 DOCKERFILE = ROOT / "Dockerfile"
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -251,7 +252,7 @@ class TestDockerfile:
         assert not gid or (gid.isdigit() and int(gid) != 0)
 
     def test_exposes_the_servers_default_port(self, stages: list[Stage]) -> None:
-        assert stages[-1].all("EXPOSE") == [str(DEFAULT_PORT)]
+        assert stages[-1].all("EXPOSE") == [f"{DEFAULT_PORT} {IMAGE_HTTP_PORT}"]
 
     def test_entrypoint_serves_in_production_mode_with_known_flags(self, stages: list[Stage]) -> None:
         entrypoint = json.loads(stages[-1].all("ENTRYPOINT")[-1])  # exec form: signals reach the server
@@ -268,6 +269,7 @@ class TestDockerfile:
         named = {k for k in env if k.startswith("ASSIGNSVC_")}
         assert named <= variables_read(), named - variables_read()
         assert env["ASSIGNSVC_HOST"] == "0.0.0.0"
+        assert env["ASSIGNSVC_HTTP_PORT"] == str(IMAGE_HTTP_PORT)
 
     def test_build_context_keeps_what_the_build_copies(self, stages: list[Stage]) -> None:
         patterns = [
@@ -413,12 +415,15 @@ class TestKubernetesManifests:
             grace = float(env_names(sidecar, docs).get("ASSIGNSVC_GRACE_PERIOD", {"value": "5"})["value"])
             assert spec.get("terminationGracePeriodSeconds", 30) > grace
 
-    def test_metrics_port_is_a_container_port(self, docs: list[dict[str, Any]]) -> None:
+    @pytest.mark.parametrize("variable", ["ASSIGNSVC_METRICS_PORT", "ASSIGNSVC_HTTP_PORT"])
+    def test_metrics_and_http_ports_are_container_ports(self, docs: list[dict[str, Any]], variable: str) -> None:
         for spec in pod_specs(docs):
             sidecar = next(c for c in containers(spec) if is_assignsvc(c))
-            port = env_names(sidecar, docs).get("ASSIGNSVC_METRICS_PORT", {"value": "0"})["value"]
-            if int(port):
-                assert int(port) in [p["containerPort"] for p in sidecar["ports"]]
+            port = env_names(sidecar, docs).get(variable, {"value": "0"})["value"]
+            assert int(port), f"the sidecar example sets {variable}"
+            assert int(port) in [p["containerPort"] for p in sidecar["ports"]]
+            others = [p["containerPort"] for c in containers(spec) if not is_assignsvc(c) for p in c.get("ports", [])]
+            assert int(port) not in others, "a pod's containers share its ports"
 
     def test_kustomization_lists_existing_files(self, docs: list[dict[str, Any]]) -> None:
         for doc in docs:

@@ -221,6 +221,19 @@ class TestStandardServices:
             "grpc.health.v1.Health",
         } <= names
 
+    def test_reflection_v1_is_served_beside_v1alpha(self, client: Client) -> None:
+        """grpcurl and current clients ask v1 first; its messages are v1alpha's on the wire."""
+        info = client.channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        request = reflection_pb2.ServerReflectionRequest(file_containing_symbol="assignsvc.v1.AssignmentService")
+        replies = list(info(iter([reflection_pb2.ServerReflectionRequest(list_services=""), request]), timeout=10))
+        names = {s.name for s in replies[0].list_services_response.service}
+        assert {"assignsvc.v1.AssignmentService", "grpc.reflection.v1.ServerReflection"} <= names
+        assert replies[1].file_descriptor_response.file_descriptor_proto
+
 
 class TestRedisFailure:
     """Redis down: UNAVAILABLE with RetryInfo, nothing half-written; back when Redis is."""

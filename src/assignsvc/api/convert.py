@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any, TypeVar
 
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -100,7 +100,10 @@ def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experi
     return Experiment(
         id=scoped(msg.id),
         name=msg.name,
-        arms=tuple(Arm(a.id, a.name, a.weight) for a in msg.arms),
+        arms=tuple(
+            Arm(a.id, a.name, a.weight, arm_value_from_pb(a, f"{field}.arms[{i}].value"))
+            for i, a in enumerate(msg.arms)
+        ),
         coverage=msg.coverage if msg.HasField("coverage") else 1.0,
         namespace=namespace,
         seed=msg.seed,
@@ -124,7 +127,7 @@ def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
     msg = epb.Experiment(
         id=local_part(experiment.id),
         name=experiment.name,
-        arms=[epb.Arm(id=a.id, name=a.name, weight=a.weight) for a in experiment.arms],
+        arms=[epb.Arm(id=a.id, name=a.name, weight=a.weight, value=arm_value_to_pb(a)) for a in experiment.arms],
         coverage=experiment.coverage,
         seed=experiment.effective_seed,
         hash_algorithm=_HASH_TO_PB[experiment.hash_algorithm],
@@ -151,6 +154,36 @@ def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
     return msg
 
 
+def arm_value_from_pb(arm: epb.Arm, field: str) -> str:
+    """An arm's value as the model keeps it: compact JSON text, "" when unset or equal to
+    the default (the arm id as a string), so that a value read back and sent again is no change."""
+    if not arm.HasField("value") or arm.value.WhichOneof("kind") is None:
+        return ""
+    value = _value(arm.value, field, 1)
+    if value == arm.id:
+        return ""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def arm_value_to_pb(arm: Arm) -> struct_pb2.Value:
+    """An arm's value as the API shows it (the arm id as a string when none was set)."""
+    return json_format.ParseDict(arm.resolved_value, struct_pb2.Value())
+
+
+# Serialized google.protobuf.Value per arm value text: Assign copies bytes, never parses JSON.
+_VALUE_BYTES: dict[str, bytes] = {}
+_VALUE_CACHE_SIZE = 4096
+
+
+def _value_bytes(text: str) -> bytes:
+    found = _VALUE_BYTES.get(text)
+    if found is None:
+        if len(_VALUE_BYTES) >= _VALUE_CACHE_SIZE:
+            _VALUE_BYTES.clear()
+        found = _VALUE_BYTES[text] = json_format.ParseDict(json.loads(text), struct_pb2.Value()).SerializeToString()
+    return found
+
+
 def fill_assignment(msg: apb.Assignment, result: AssignmentResult, local_id: str | None = None) -> None:
     """Write an assignment answer into an (empty) message in place: the hot path. Filling
     the message its parent already holds is 3.6x faster than building an Assignment, its
@@ -173,6 +206,10 @@ def fill_assignment(msg: apb.Assignment, result: AssignmentResult, local_id: str
         held.id, held.index = arm.id, result.arm_index
         if arm.name:
             held.name = arm.name
+        if arm.value:
+            held.value.MergeFromString(_value_bytes(arm.value))
+        else:
+            held.value.string_value = arm.id
     if result.first_seen_ms:  # forced answers were never stored, so never first seen
         first_seen = msg.first_seen_time
         first_seen.seconds, millis = divmod(result.first_seen_ms, 1000)

@@ -144,6 +144,12 @@ class KeyRing:
         self._used[key.id] = 1
         return grant  # one per key, made at reload: what the call may check again while it runs
 
+    def datasource_of(self, api_key: str) -> str:
+        """The datasource of a live datasource key ("" for an unknown key or an operator key):
+        for HTTP routes where the key alone names the caller (a key belongs to one datasource)."""
+        held = self._by_digest.get(hashlib.sha256(api_key.encode("ascii", "replace")).digest())
+        return "" if held is None else held[1].datasource
+
     def is_live(self, key: ApiKey) -> bool:
         """Whether the key still authenticates (False once a revocation reached this replica)."""
         return key.id in self._live_ids

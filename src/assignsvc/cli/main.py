@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, json_format
 
 from assignsvc import logs
 from assignsvc.api.convert import experiment_to_pb
@@ -51,6 +51,7 @@ SERVE_FLAGS = (
     "webhook_allow_networks",
     "srm_threshold",
     "metrics_port",
+    "http_port",
     "log_format",
     "max_concurrent_rpcs",
     "auth",
@@ -100,6 +101,31 @@ def parse_arms(spec: str) -> list[epb.Arm]:
             raise ConfigError(f"--arms: weight of {arm_id!r} is not a number: {weight!r}") from None
         arms.append(epb.Arm(id=arm_id, weight=value))
     return arms
+
+
+def parse_values(specs: list[str]) -> dict[str, Any]:
+    """['treatment={"color": "green"}', 'control=blue'] -> arm id -> value (JSON, else the text)."""
+    values: dict[str, Any] = {}
+    for spec in specs:
+        arm_id, sep, text = spec.partition("=")
+        if not sep or not arm_id:
+            raise ConfigError(f"--value must look like ARM=VALUE, got {spec!r}")
+        try:
+            values[arm_id] = json.loads(text)
+        except ValueError:
+            values[arm_id] = text  # a bare word is a string value
+    return values
+
+
+def _set_values(arms: Any, values: dict[str, Any]) -> None:
+    """Write --value's values into the arms (messages); an unknown arm id is an error."""
+    known = {a.id for a in arms}
+    for arm_id in values:
+        if arm_id not in known:
+            raise ConfigError(f"--value {arm_id}=...: no arm {arm_id!r}")
+    for arm in arms:
+        if arm.id in values:
+            json_format.ParseDict(values[arm.id], arm.value)
 
 
 def parse_namespace(spec: str) -> epb.Namespace:
@@ -164,6 +190,7 @@ def _experiment_from_args(args: argparse.Namespace) -> epb.Experiment:
         bucket_version=args.bucket_version,
         min_bucket_version=args.min_bucket_version,
     )
+    _set_values(exp.arms, parse_values(args.value))
     exp.hash_algorithm = _enum_value(epb.HashAlgorithm, "HASH_ALGORITHM_", args.hash_algorithm)  # type: ignore[assignment]
     exp.status = _enum_value(epb.ExperimentStatus, "EXPERIMENT_STATUS_", args.status)  # type: ignore[assignment]
     exp.type = _enum_value(epb.ExperimentType, "EXPERIMENT_TYPE_", args.type)  # type: ignore[assignment]
@@ -219,16 +246,21 @@ def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
     patch = epb.Experiment(id=args.id, etag=args.etag or "")
     mask: list[str] = []
     current = None
-    if args.arms is not None or (args.force and not args.clear_forced):
+    if args.arms is not None or args.value or (args.force and not args.clear_forced):
         current = stub.GetExperiment(espb.GetExperimentRequest(experiment_id=args.id), timeout=timeout).experiment
         patch.etag = args.etag or current.etag
     if args.name is not None:
         mask.append("name")
         patch.name = args.name
-    if args.arms is not None:
+    if args.arms is not None or args.value:
         mask.append("arms")
-        names = {a.id: a.name for a in current.arms} if current is not None else {}
-        patch.arms.extend(epb.Arm(id=a.id, name=names.get(a.id, a.id), weight=a.weight) for a in parse_arms(args.arms))
+        assert current is not None
+        kept = {a.id: a for a in current.arms}
+        for a in parse_arms(args.arms) if args.arms is not None else current.arms:
+            arm = patch.arms.add(id=a.id, name=kept[a.id].name if a.id in kept else a.id, weight=a.weight)
+            if a.id in kept:
+                arm.value.CopyFrom(kept[a.id].value)
+        _set_values(patch.arms, parse_values(args.value))
     if args.coverage is not None:
         mask.append("coverage")
         patch.coverage = args.coverage
@@ -426,6 +458,7 @@ _POLICY_HELP = "when Redis fails, Assign answers UNAVAILABLE (fail_closed) or th
 
 
 def _targeting_flags(create: argparse.ArgumentParser) -> None:
+    create.add_argument("--value", action="append", default=[], metavar="ARM=VALUE", help=_VALUE_HELP)
     create.add_argument("--condition", help='eligibility condition, GrowthBook syntax as JSON: \'{"country": "US"}\'')
     create.add_argument("--hash-attribute", help="attribute hashed and stored instead of the participant id")
     create.add_argument("--fallback-attribute", help="attribute used when the hash attribute is missing")
@@ -433,8 +466,26 @@ def _targeting_flags(create: argparse.ArgumentParser) -> None:
 
 
 def _update_answer_flags(update: argparse.ArgumentParser) -> None:
+    update.add_argument("--value", action="append", default=[], metavar="ARM=VALUE", help=_VALUE_HELP)
     update.add_argument("--condition", help="new eligibility condition (JSON), or 'none' to target everyone")
     update.add_argument("--redis-failure-policy", choices=_POLICIES, help=_POLICY_HELP)
+
+
+def _port_flags(serve: argparse.ArgumentParser) -> None:
+    """The ports beside gRPC's: metrics and the HTTP/JSON API."""
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port, on --host (ASSIGNSVC_METRICS_PORT; default 0: off)",
+    )
+    serve.add_argument("--http-port", type=int, help=_HTTP_PORT_HELP)
+
+
+_HTTP_PORT_HELP = (
+    "serve the HTTP/JSON API (transcoded v1, Evidential's routes, OFREP) on this port, on --host"
+    " (ASSIGNSVC_HTTP_PORT; default 0: off; make run and the image: 8080)"
+)
+_VALUE_HELP = 'the arm\'s value, JSON or a bare string, e.g. treatment=\'{"color": "green"}\' (repeatable)'
 
 
 def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
@@ -550,11 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="raise experiment.warning when a RUNNING experiment's "
         "SRM p-value drops below this (ASSIGNSVC_SRM_THRESHOLD, default 0.001)",
     )
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        help="serve Prometheus metrics on this port, on --host (ASSIGNSVC_METRICS_PORT; default 0: off)",
-    )
+    _port_flags(serve)
     serve.add_argument(
         "--log-format",
         choices=("text", "json"),

@@ -202,6 +202,7 @@ _SHOWN_FIELDS: tuple[tuple[str, Callable[[Experiment], str]], ...] = (
     ("name", lambda e: e.name),
     ("arms", lambda e: ", ".join(f"{a.id}:{a.weight!r}" for a in e.arms)),
     ("arm_names", lambda e: ", ".join(f"{a.id}={a.name}" for a in e.arms)),
+    ("arm_values", lambda e: ", ".join(f"{a.id}={a.value or chr(34) + a.id + chr(34)}" for a in e.arms)),
     ("coverage", lambda e: repr(e.coverage)),
     ("namespace", _namespace),
     ("seed", lambda e: e.effective_seed),

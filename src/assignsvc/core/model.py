@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from assignsvc.core.scoping import local_part
 
@@ -50,6 +52,15 @@ class Arm:
     id: str
     name: str
     weight: float
+    # The arm's payload for the application (GrowthBook's variation value), as compact JSON
+    # text of a string, number, boolean or object; "" means the arm id as a string. Never
+    # hashed and never stored with assignments: setting it moves no participant.
+    value: str = ""
+
+    @property
+    def resolved_value(self) -> Any:
+        """The arm's value as a JSON-like Python value (the arm id when none was set)."""
+        return json.loads(self.value) if self.value else self.id
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from assignsvc.core.conditions import ConditionError, parse_condition
 from assignsvc.core.model import Experiment, ExperimentStatus, ExperimentType
@@ -26,6 +27,7 @@ MAX_PARTICIPANT_ID_BYTES = 256
 MAX_FORCED_ARMS = 1000
 MAX_ATTRIBUTE_NAME_BYTES = 256
 WEIGHT_SUM_TOLERANCE = 1e-6
+MAX_ARM_VALUE_BYTES = 8 * 1024
 CREATABLE_STATUSES = (ExperimentStatus.DRAFT, ExperimentStatus.RUNNING)
 
 
@@ -81,6 +83,45 @@ def _arm_violations(experiment: Experiment, prefix: str) -> list[FieldViolation]
     return out
 
 
+def value_kind(value: Any) -> str | None:
+    """An arm value's kind (string, number, boolean, object), or None for anything else."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int | float):
+        return "number" if math.isfinite(value) else None
+    return "object" if isinstance(value, dict) else None
+
+
+def _arm_value_violations(experiment: Experiment, prefix: str) -> list[FieldViolation]:
+    """Every arm value parses to one kind shared by all arms (an application reads one type)."""
+    out: list[FieldViolation] = []
+    kinds: set[str] = set()
+    for i, arm in enumerate(experiment.arms):
+        path = f"{prefix}arms[{i}].value"
+        if len(arm.value.encode()) > MAX_ARM_VALUE_BYTES:
+            out.append(FieldViolation(path, f"must be at most {MAX_ARM_VALUE_BYTES} bytes as JSON"))
+            continue
+        try:
+            kind = value_kind(arm.resolved_value)
+        except ValueError:
+            kind = None
+        if kind is None:
+            out.append(FieldViolation(path, "must be a string, a finite number, a boolean or an object"))
+        else:
+            kinds.add(kind)
+    if len(kinds) > 1:
+        out.append(
+            FieldViolation(
+                f"{prefix}arms",
+                f"arm values must all be of one kind, got {', '.join(sorted(kinds))}"
+                " (an arm without a value has its id, a string)",
+            )
+        )
+    return out
+
+
 def _forced_arm_violations(experiment: Experiment, prefix: str) -> list[FieldViolation]:
     forced = experiment.forced_arms
     if len(forced) > MAX_FORCED_ARMS:
@@ -131,6 +172,7 @@ def experiment_violations(experiment: Experiment, prefix: str = "") -> list[Fiel
     if len(experiment.name.encode()) > MAX_NAME_BYTES:
         out.append(FieldViolation(f"{prefix}name", f"must be at most {MAX_NAME_BYTES} bytes"))
     out += _arm_violations(experiment, prefix)
+    out += _arm_value_violations(experiment, prefix)
     out += _unit_violation(experiment.coverage, f"{prefix}coverage", closed_end=True)
     ns = experiment.namespace
     if ns is not None:

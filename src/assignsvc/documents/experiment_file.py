@@ -7,7 +7,7 @@ one experiment, or a stream of those separated by `---`. One experiment:
     name: Checkout button                    # default: the id
     arms:                                    # 2 to 100, weights summing to 1
       - {id: control, weight: 0.5}
-      - {id: treatment, name: Green button, weight: 0.5}
+      - {id: treatment, name: Green button, weight: 0.5, value: green}  # value: default the id
     coverage: 0.8                            # default 1
     namespace: {id: checkout, range: [0.0, 0.5]}
     seed: checkout-button                    # default: the id (on apply: the stored seed)
@@ -82,7 +82,7 @@ EXPERIMENT_FIELDS = (
     "fallback_attribute",
     "redis_failure_policy",
 )
-ARM_FIELDS = ("id", "name", "weight")
+ARM_FIELDS = ("id", "name", "weight", "value")
 NAMESPACE_FIELDS = ("id", "range")
 MAX_UINT32 = 2**32 - 1
 ROOT = "document"  # the field of a violation about the whole file
@@ -161,7 +161,14 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
     if e.name and e.name != e.id:
         doc["name"] = e.name
     doc["arms"] = [
-        _FlowMap({"id": a.id, **({"name": a.name} if a.name and a.name != a.id else {}), "weight": a.weight})
+        _FlowMap(
+            {
+                "id": a.id,
+                **({"name": a.name} if a.name and a.name != a.id else {}),
+                "weight": a.weight,
+                **({"value": json.loads(a.value)} if a.value else {}),
+            }
+        )
         for a in e.arms
     ]
     if e.coverage != 1.0:
@@ -579,14 +586,26 @@ class _Reader(Reader):
             weight = item.get("weight")
             if weight is None:
                 self.bad(f"{here}.weight", "is required")
+            arm_id = self.text(item.get("id"), f"{here}.id", required=True) or ""
             arms.append(
                 Arm(
-                    self.text(item.get("id"), f"{here}.id", required=True) or "",
+                    arm_id,
                     self.text(item.get("name"), f"{here}.name") or "",
                     self.number(weight, f"{here}.weight"),
+                    self.arm_value(item.get("value"), arm_id, f"{here}.value"),
                 )
             )
         return tuple(arms)
+
+    def arm_value(self, value: object, arm_id: str, path: str) -> str:
+        """An arm's value as compact JSON text ("" when absent or the arm id itself)."""
+        if value is None or value == arm_id:
+            return ""
+        try:
+            return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError):
+            self.bad(path, f"must be a string, a finite number, a boolean or a mapping, got {show(value)}")
+            return ""
 
     def namespace(self, value: object, path: str) -> Namespace | None:
         if value is None:

@@ -190,7 +190,7 @@ def _from_sdk_shape(source: Mapping[str, object], r: _Reader) -> ImportedExperim
             item: Mapping[str, object] = entry if isinstance(entry, Mapping) else {}
             arm_key = r.text(item.get("key"), f"meta[{i}].key")
             name = r.text(item.get("name"), f"meta[{i}].name")
-            variations.append(_Variation(arm_key, None, name, f"meta[{i}].key"))
+            variations.append(_Variation(arm_key, None, name, f"meta[{i}].key", values[i]))
         _check_arm_count(variations, r)
     raw_weights: list[float] | None = None
     weights = r.items(source.get("weights"), "weights")
@@ -290,6 +290,8 @@ class _Variation:
     variation_id: str | None
     name: str | None
     key_field: str
+    # The variation's value (the SDK shape's variations[i], a REST variation's "value"): None when absent.
+    value: object = None
 
 
 def _rest_variations(value: object, r: _Reader) -> list[_Variation] | None:
@@ -308,6 +310,7 @@ def _rest_variations(value: object, r: _Reader) -> list[_Variation] | None:
                 r.text(item.get("variationId"), f"variations[{i}].variationId"),
                 r.text(item.get("name"), f"variations[{i}].name"),
                 f"variations[{i}].key",
+                item.get("value"),
             )
         )
     if len(variations) < len(items):
@@ -490,7 +493,9 @@ def _arms(variations: list[_Variation], weights: tuple[float, ...], r: _Reader) 
         seen.add(arm_id)
         if variation.key is not None and arm_id != variation.key:
             r.note(variation.key_field, f"{variation.key!r} imported as arm id {arm_id!r}")
-        arms.append(Arm(arm_id, _clip(variation.name or variation.key or arm_id), weight))
+        value = variation.value
+        text = "" if value is None or value == arm_id else json.dumps(value, separators=(",", ":"), sort_keys=True)
+        arms.append(Arm(arm_id, _clip(variation.name or variation.key or arm_id), weight, text))
     return tuple(arms)
 
 

@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
 
+from assignsvc.api.http import HttpEdge
 from assignsvc.api.interceptors import HOLD_S, STOP_TAIL_S, ServerInterceptor
 from assignsvc.app.access import KeyRing
 from assignsvc.app.registry import ExperimentRegistry
@@ -45,6 +46,7 @@ class RunningServer:
     grace_period_s: float = 5.0
     metrics: MetricsEndpoint | None = None
     key_ring: KeyRing | None = None
+    http: HttpEdge | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _stopped: bool = field(default=False, repr=False)
 
@@ -59,6 +61,8 @@ class RunningServer:
         self.interceptor.draining = True
         try:
             await self.health.enter_graceful_shutdown()
+            if self.http is not None:
+                await self.http.stop(deadline - HOLD_S)
             await self.interceptor.quiesce(deadline - HOLD_S)
             self.interceptor.hold_refusals()
             await asyncio.sleep(max(0.0, min(HOLD_S, deadline - time.monotonic())))

@@ -18,7 +18,6 @@ import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
 from redis.asyncio.cluster import RedisCluster
 
 from assignsvc.api import (
@@ -31,7 +30,9 @@ from assignsvc.api import (
 from assignsvc.api.access_servicer import ApiKeyServicer, DatasourceServicer
 from assignsvc.api.convert import experiment_to_pb
 from assignsvc.api.handlers import add_services
+from assignsvc.api.http import UseCases, loopback_address, readiness, serve_http
 from assignsvc.api.interceptors import ServerInterceptor
+from assignsvc.api.reflection import enable_reflection
 from assignsvc.app.access import AccessManager, KeyRing
 from assignsvc.app.apply import ExperimentApplier
 from assignsvc.app.assign import Assigner
@@ -230,16 +231,19 @@ async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> Runn
     for name in ("", *SERVICE_NAMES):  # grpc_health starts "" as SERVING: not before we are
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    enable_reflection((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     try:
         port = _listen(server, config)
     except RuntimeError as exc:  # grpcio reports a failed bind this way
         raise ConfigError(f"cannot listen on {config.host}:{config.port} (in use?): {exc}") from None
-    await server.start()
+    grpc_target = await _start_grpc(server, config, port)
     owned.push_async_callback(server.stop, 0)  # after a drain (RunningServer.stop) a no-op
+    use_cases = UseCases(
+        assigner, catalog, Exporter(registry, experiment_store, rows), key_ring, readiness(health), grpc_target
+    )
+    http = await serve_http(config, use_cases)
+    if http is not None:
+        owned.push_async_callback(http.stop, 0.0)  # after a drain (RunningServer.stop) a no-op
     metrics, worker_metrics = _metrics(config, assigner, interceptor)
     if metrics is not None:
         owned.callback(metrics.stop)
@@ -248,7 +252,7 @@ async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> Runn
     running = RunningServer(
         server, port, health, registry, redis, redis_url, interceptor, owned, embedded, config.grace_period_s
     )
-    running.metrics, running.key_ring = metrics, key_ring
+    running.metrics, running.key_ring, running.http = metrics, key_ring, http
 
     # Delivery runs beside the server on its loop, never inside an RPC: Assign does not wait for it.
     beside = Beside(
@@ -258,6 +262,16 @@ async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> Runn
     )
     await start_when_redis_answers(running, beside, ("", *SERVICE_NAMES))
     return running
+
+
+async def _start_grpc(server: grpc.aio.Server, config: ServerConfig, port: int) -> str | None:
+    """Start the gRPC server; with HTTP on, also on the address the HTTP edge's transcoded
+    calls reach it at, which is returned (None: HTTP off)."""
+    target = loopback_address(os.getpid(), port) if config.http_port else None
+    if target is not None:
+        server.add_insecure_port(target)
+    await server.start()
+    return target
 
 
 def _listen(server: grpc.aio.Server, config: ServerConfig) -> int:

@@ -26,7 +26,7 @@ def experiment_to_json(experiment: Experiment) -> str:
         "v": FORMAT_VERSION,
         "id": experiment.id,
         "name": experiment.name,
-        "arms": [{"id": a.id, "name": a.name, "weight": a.weight} for a in experiment.arms],
+        "arms": [_arm_doc(a) for a in experiment.arms],
         "coverage": experiment.coverage,
         "namespace": None if ns is None else {"id": ns.id, "start": ns.start, "end": ns.end},
         "seed": experiment.seed,
@@ -50,6 +50,15 @@ def experiment_to_json(experiment: Experiment) -> str:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
+def _arm_doc(arm: Arm) -> dict[str, Any]:
+    """An arm's stored form; "value" only when one was set, so that an experiment without
+    values is stored byte for byte as before values existed."""
+    doc: dict[str, Any] = {"id": arm.id, "name": arm.name, "weight": arm.weight}
+    if arm.value:
+        doc["value"] = arm.value
+    return doc
+
+
 def experiment_from_json(text: str | bytes) -> Experiment:
     """Parse what experiment_to_json wrote (floats round-trip exactly through JSON)."""
     doc = json.loads(text)
@@ -57,7 +66,8 @@ def experiment_from_json(text: str | bytes) -> Experiment:
     return Experiment(
         id=doc["id"],
         name=doc["name"],
-        arms=tuple(Arm(a["id"], a["name"], float(a["weight"])) for a in doc["arms"]),
+        # written before arm values existed: no "value" key, the arm id is the value
+        arms=tuple(Arm(a["id"], a["name"], float(a["weight"]), a.get("value") or "") for a in doc["arms"]),
         coverage=float(doc["coverage"]),
         namespace=None if ns is None else Namespace(ns["id"], float(ns["start"]), float(ns["end"])),
         seed=doc["seed"],

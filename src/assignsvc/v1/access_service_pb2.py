@@ -22,44 +22,55 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!assignsvc/v1/access_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\nDatasource\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9d\x02\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12)\n\x06scopes\x18\x03 \x03(\x0e\x32\x19.assignsvc.v1.ApiKeyScope\x12\x1b\n\x13requests_per_second\x18\x04 \x01(\x01\x12\r\n\x05\x62urst\x18\x05 \x01(\r\x12\x0c\n\x04hint\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x17\x43reateDatasourceRequest\x12,\n\ndatasource\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Datasource\"H\n\x18\x43reateDatasourceResponse\x12,\n\ndatasource\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Datasource\"\x18\n\x16ListDatasourcesRequest\"H\n\x17ListDatasourcesResponse\x12-\n\x0b\x64\x61tasources\x18\x01 \x03(\x0b\x32\x18.assignsvc.v1.Datasource\"<\n\x13\x43reateApiKeyRequest\x12%\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.assignsvc.v1.ApiKey\"M\n\x14\x43reateApiKeyResponse\x12%\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.assignsvc.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x14\n\x12ListApiKeysRequest\"=\n\x13ListApiKeysResponse\x12&\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x14.assignsvc.v1.ApiKey\")\n\x13RevokeApiKeyRequest\x12\x12\n\napi_key_id\x18\x01 \x01(\t\"=\n\x14RevokeApiKeyResponse\x12%\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.assignsvc.v1.ApiKey*w\n\x0b\x41piKeyScope\x12\x1d\n\x19\x41PI_KEY_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PI_KEY_SCOPE_ASSIGN\x10\x01\x12\x16\n\x12\x41PI_KEY_SCOPE_READ\x10\x02\x12\x17\n\x13\x41PI_KEY_SCOPE_ADMIN\x10\x03\x32\xd6\x01\n\x11\x44\x61tasourceService\x12\x61\n\x10\x43reateDatasource\x12%.assignsvc.v1.CreateDatasourceRequest\x1a&.assignsvc.v1.CreateDatasourceResponse\x12^\n\x0fListDatasources\x12$.assignsvc.v1.ListDatasourcesRequest\x1a%.assignsvc.v1.ListDatasourcesResponse2\x91\x02\n\rApiKeyService\x12U\n\x0c\x43reateApiKey\x12!.assignsvc.v1.CreateApiKeyRequest\x1a\".assignsvc.v1.CreateApiKeyResponse\x12R\n\x0bListApiKeys\x12 .assignsvc.v1.ListApiKeysRequest\x1a!.assignsvc.v1.ListApiKeysResponse\x12U\n\x0cRevokeApiKey\x12!.assignsvc.v1.RevokeApiKeyRequest\x1a\".assignsvc.v1.RevokeApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!assignsvc/v1/access_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\nDatasource\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9d\x02\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12)\n\x06scopes\x18\x03 \x03(\x0e\x32\x19.assignsvc.v1.ApiKeyScope\x12\x1b\n\x13requests_per_second\x18\x04 \x01(\x01\x12\r\n\x05\x62urst\x18\x05 \x01(\r\x12\x0c\n\x04hint\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x17\x43reateDatasourceRequest\x12,\n\ndatasource\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Datasource\"H\n\x18\x43reateDatasourceResponse\x12,\n\ndatasource\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Datasource\"\x18\n\x16ListDatasourcesRequest\"H\n\x17ListDatasourcesResponse\x12-\n\x0b\x64\x61tasources\x18\x01 \x03(\x0b\x32\x18.assignsvc.v1.Datasource\"<\n\x13\x43reateApiKeyRequest\x12%\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.assignsvc.v1.ApiKey\"M\n\x14\x43reateApiKeyResponse\x12%\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.assignsvc.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x14\n\x12ListApiKeysRequest\"=\n\x13ListApiKeysResponse\x12&\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x14.assignsvc.v1.ApiKey\")\n\x13RevokeApiKeyRequest\x12\x12\n\napi_key_id\x18\x01 \x01(\t\"=\n\x14RevokeApiKeyResponse\x12%\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.assignsvc.v1.ApiKey*w\n\x0b\x41piKeyScope\x12\x1d\n\x19\x41PI_KEY_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PI_KEY_SCOPE_ASSIGN\x10\x01\x12\x16\n\x12\x41PI_KEY_SCOPE_READ\x10\x02\x12\x17\n\x13\x41PI_KEY_SCOPE_ADMIN\x10\x03\x32\x95\x02\n\x11\x44\x61tasourceService\x12\x86\x01\n\x10\x43reateDatasource\x12%.assignsvc.v1.CreateDatasourceRequest\x1a&.assignsvc.v1.CreateDatasourceResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x0f/v1/datasources:\ndatasource\x12w\n\x0fListDatasources\x12$.assignsvc.v1.ListDatasourcesRequest\x1a%.assignsvc.v1.ListDatasourcesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/datasources2\xf1\x02\n\rApiKeyService\x12s\n\x0c\x43reateApiKey\x12!.assignsvc.v1.CreateApiKeyRequest\x1a\".assignsvc.v1.CreateApiKeyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x0b/v1/apiKeys:\x07\x61pi_key\x12g\n\x0bListApiKeys\x12 .assignsvc.v1.ListApiKeysRequest\x1a!.assignsvc.v1.ListApiKeysResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/apiKeys\x12\x81\x01\n\x0cRevokeApiKey\x12!.assignsvc.v1.RevokeApiKeyRequest\x1a\".assignsvc.v1.RevokeApiKeyResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/apiKeys/{api_key_id}:revoke:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'assignsvc.v1.access_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APIKEYSCOPE']._serialized_start=1040
-  _globals['_APIKEYSCOPE']._serialized_end=1159
-  _globals['_DATASOURCE']._serialized_start=84
-  _globals['_DATASOURCE']._serialized_end=171
-  _globals['_APIKEY']._serialized_start=174
-  _globals['_APIKEY']._serialized_end=459
-  _globals['_CREATEDATASOURCEREQUEST']._serialized_start=461
-  _globals['_CREATEDATASOURCEREQUEST']._serialized_end=532
-  _globals['_CREATEDATASOURCERESPONSE']._serialized_start=534
-  _globals['_CREATEDATASOURCERESPONSE']._serialized_end=606
-  _globals['_LISTDATASOURCESREQUEST']._serialized_start=608
-  _globals['_LISTDATASOURCESREQUEST']._serialized_end=632
-  _globals['_LISTDATASOURCESRESPONSE']._serialized_start=634
-  _globals['_LISTDATASOURCESRESPONSE']._serialized_end=706
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=708
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=768
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=770
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=847
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=849
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=869
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=871
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=932
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=934
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=975
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=977
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1038
-  _globals['_DATASOURCESERVICE']._serialized_start=1162
-  _globals['_DATASOURCESERVICE']._serialized_end=1376
-  _globals['_APIKEYSERVICE']._serialized_start=1379
-  _globals['_APIKEYSERVICE']._serialized_end=1652
+  _globals['_DATASOURCESERVICE'].methods_by_name['CreateDatasource']._loaded_options = None
+  _globals['_DATASOURCESERVICE'].methods_by_name['CreateDatasource']._serialized_options = b'\202\323\344\223\002\035\"\017/v1/datasources:\ndatasource'
+  _globals['_DATASOURCESERVICE'].methods_by_name['ListDatasources']._loaded_options = None
+  _globals['_DATASOURCESERVICE'].methods_by_name['ListDatasources']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/datasources'
+  _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
+  _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\202\323\344\223\002\026\"\013/v1/apiKeys:\007api_key'
+  _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
+  _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/apiKeys'
+  _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._loaded_options = None
+  _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\202\323\344\223\002$\"\037/v1/apiKeys/{api_key_id}:revoke:\001*'
+  _globals['_APIKEYSCOPE']._serialized_start=1070
+  _globals['_APIKEYSCOPE']._serialized_end=1189
+  _globals['_DATASOURCE']._serialized_start=114
+  _globals['_DATASOURCE']._serialized_end=201
+  _globals['_APIKEY']._serialized_start=204
+  _globals['_APIKEY']._serialized_end=489
+  _globals['_CREATEDATASOURCEREQUEST']._serialized_start=491
+  _globals['_CREATEDATASOURCEREQUEST']._serialized_end=562
+  _globals['_CREATEDATASOURCERESPONSE']._serialized_start=564
+  _globals['_CREATEDATASOURCERESPONSE']._serialized_end=636
+  _globals['_LISTDATASOURCESREQUEST']._serialized_start=638
+  _globals['_LISTDATASOURCESREQUEST']._serialized_end=662
+  _globals['_LISTDATASOURCESRESPONSE']._serialized_start=664
+  _globals['_LISTDATASOURCESRESPONSE']._serialized_end=736
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=738
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=798
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=800
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=877
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=879
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=899
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=901
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=962
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=964
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1005
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1007
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1068
+  _globals['_DATASOURCESERVICE']._serialized_start=1192
+  _globals['_DATASOURCESERVICE']._serialized_end=1469
+  _globals['_APIKEYSERVICE']._serialized_start=1472
+  _globals['_APIKEYSERVICE']._serialized_end=1841
 # @@protoc_insertion_point(module_scope)

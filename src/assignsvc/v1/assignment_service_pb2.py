@@ -22,42 +22,51 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%assignsvc/v1/assignment_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"6\n\x0b\x41ssignedArm\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\r\"\x8a\x02\n\nAssignment\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12\x15\n\rin_experiment\x18\x03 \x01(\x08\x12&\n\x03\x61rm\x18\x04 \x01(\x0b\x32\x19.assignsvc.v1.AssignedArm\x12.\n\x06reason\x18\x05 \x01(\x0e\x32\x1e.assignsvc.v1.AssignmentReason\x12\x33\n\x0f\x66irst_seen_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62ucket_version\x18\x07 \x01(\r\x12\x11\n\tpersisted\x18\x08 \x01(\x08\"k\n\rAssignRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\">\n\x0e\x41ssignResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Assignment\"r\n\x14GetAssignmentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"E\n\x15GetAssignmentResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Assignment\"C\n\x12\x42\x61tchAssignRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.assignsvc.v1.AssignRequest\"m\n\x0c\x41ssignResult\x12.\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.AssignmentH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"B\n\x13\x42\x61tchAssignResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.assignsvc.v1.AssignResult\"q\n\x13StreamAssignRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"B\n\x14StreamAssignResponse\x12*\n\x06result\x18\x01 \x01(\x0b\x32\x1a.assignsvc.v1.AssignResult*\xa2\x04\n\x10\x41ssignmentReason\x12!\n\x1d\x41SSIGNMENT_REASON_UNSPECIFIED\x10\x00\x12$\n ASSIGNMENT_REASON_NEW_ASSIGNMENT\x10\x01\x12\x1c\n\x18\x41SSIGNMENT_REASON_STICKY\x10\x02\x12*\n&ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE\x10\x03\x12+\n\'ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE\x10\x04\x12,\n(ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING\x10\x05\x12\x33\n/ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION\x10\x06\x12%\n!ASSIGNMENT_REASON_NOT_PREASSIGNED\x10\x07\x12\x1c\n\x18\x41SSIGNMENT_REASON_FORCED\x10\x08\x12,\n(ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED\x10\t\x12&\n\"ASSIGNMENT_REASON_EXPERIMENT_ENDED\x10\n\x12\"\n\x1e\x41SSIGNMENT_REASON_NOT_ELIGIBLE\x10\x0b\x12,\n(ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE\x10\x0c\x32\xe1\x02\n\x11\x41ssignmentService\x12\x43\n\x06\x41ssign\x12\x1b.assignsvc.v1.AssignRequest\x1a\x1c.assignsvc.v1.AssignResponse\x12X\n\rGetAssignment\x12\".assignsvc.v1.GetAssignmentRequest\x1a#.assignsvc.v1.GetAssignmentResponse\x12R\n\x0b\x42\x61tchAssign\x12 .assignsvc.v1.BatchAssignRequest\x1a!.assignsvc.v1.BatchAssignResponse\x12Y\n\x0cStreamAssign\x12!.assignsvc.v1.StreamAssignRequest\x1a\".assignsvc.v1.StreamAssignResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%assignsvc/v1/assignment_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"]\n\x0b\x41ssignedArm\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\r\x12%\n\x05value\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"\x8a\x02\n\nAssignment\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12\x15\n\rin_experiment\x18\x03 \x01(\x08\x12&\n\x03\x61rm\x18\x04 \x01(\x0b\x32\x19.assignsvc.v1.AssignedArm\x12.\n\x06reason\x18\x05 \x01(\x0e\x32\x1e.assignsvc.v1.AssignmentReason\x12\x33\n\x0f\x66irst_seen_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62ucket_version\x18\x07 \x01(\r\x12\x11\n\tpersisted\x18\x08 \x01(\x08\"k\n\rAssignRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\">\n\x0e\x41ssignResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Assignment\"r\n\x14GetAssignmentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"E\n\x15GetAssignmentResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.Assignment\"C\n\x12\x42\x61tchAssignRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.assignsvc.v1.AssignRequest\"m\n\x0c\x41ssignResult\x12.\n\nassignment\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.AssignmentH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"B\n\x13\x42\x61tchAssignResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.assignsvc.v1.AssignResult\"q\n\x13StreamAssignRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"B\n\x14StreamAssignResponse\x12*\n\x06result\x18\x01 \x01(\x0b\x32\x1a.assignsvc.v1.AssignResult*\xa2\x04\n\x10\x41ssignmentReason\x12!\n\x1d\x41SSIGNMENT_REASON_UNSPECIFIED\x10\x00\x12$\n ASSIGNMENT_REASON_NEW_ASSIGNMENT\x10\x01\x12\x1c\n\x18\x41SSIGNMENT_REASON_STICKY\x10\x02\x12*\n&ASSIGNMENT_REASON_EXCLUDED_BY_COVERAGE\x10\x03\x12+\n\'ASSIGNMENT_REASON_EXCLUDED_BY_NAMESPACE\x10\x04\x12,\n(ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING\x10\x05\x12\x33\n/ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION\x10\x06\x12%\n!ASSIGNMENT_REASON_NOT_PREASSIGNED\x10\x07\x12\x1c\n\x18\x41SSIGNMENT_REASON_FORCED\x10\x08\x12,\n(ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED\x10\t\x12&\n\"ASSIGNMENT_REASON_EXPERIMENT_ENDED\x10\n\x12\"\n\x1e\x41SSIGNMENT_REASON_NOT_ELIGIBLE\x10\x0b\x12,\n(ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE\x10\x0c\x32\xac\x05\n\x11\x41ssignmentService\x12\x94\x01\n\x06\x41ssign\x12\x1b.assignsvc.v1.AssignRequest\x1a\x1c.assignsvc.v1.AssignResponse\"O\x82\xd3\xe4\x93\x02I\"D/v1/experiments/{experiment_id}/participants/{participant_id}:assign:\x01*\x12\xfe\x01\n\rGetAssignment\x12\".assignsvc.v1.GetAssignmentRequest\x1a#.assignsvc.v1.GetAssignmentResponse\"\xa3\x01\x82\xd3\xe4\x93\x02\x9c\x01\"K/v1/experiments/{experiment_id}/participants/{participant_id}:getAssignment:\x01*ZJ\x12H/v1/experiments/{experiment_id}/participants/{participant_id}/assignment\x12z\n\x0b\x42\x61tchAssign\x12 .assignsvc.v1.BatchAssignRequest\x1a!.assignsvc.v1.BatchAssignResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/assignments:batchAssign:\x01*\x12\x82\x01\n\x0cStreamAssign\x12!.assignsvc.v1.StreamAssignRequest\x1a\".assignsvc.v1.StreamAssignResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/assignments:streamAssign:\x01*(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'assignsvc.v1.assignment_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ASSIGNMENTREASON']._serialized_start=1260
-  _globals['_ASSIGNMENTREASON']._serialized_end=1806
-  _globals['_ASSIGNEDARM']._serialized_start=143
-  _globals['_ASSIGNEDARM']._serialized_end=197
-  _globals['_ASSIGNMENT']._serialized_start=200
-  _globals['_ASSIGNMENT']._serialized_end=466
-  _globals['_ASSIGNREQUEST']._serialized_start=468
-  _globals['_ASSIGNREQUEST']._serialized_end=575
-  _globals['_ASSIGNRESPONSE']._serialized_start=577
-  _globals['_ASSIGNRESPONSE']._serialized_end=639
-  _globals['_GETASSIGNMENTREQUEST']._serialized_start=641
-  _globals['_GETASSIGNMENTREQUEST']._serialized_end=755
-  _globals['_GETASSIGNMENTRESPONSE']._serialized_start=757
-  _globals['_GETASSIGNMENTRESPONSE']._serialized_end=826
-  _globals['_BATCHASSIGNREQUEST']._serialized_start=828
-  _globals['_BATCHASSIGNREQUEST']._serialized_end=895
-  _globals['_ASSIGNRESULT']._serialized_start=897
-  _globals['_ASSIGNRESULT']._serialized_end=1006
-  _globals['_BATCHASSIGNRESPONSE']._serialized_start=1008
-  _globals['_BATCHASSIGNRESPONSE']._serialized_end=1074
-  _globals['_STREAMASSIGNREQUEST']._serialized_start=1076
-  _globals['_STREAMASSIGNREQUEST']._serialized_end=1189
-  _globals['_STREAMASSIGNRESPONSE']._serialized_start=1191
-  _globals['_STREAMASSIGNRESPONSE']._serialized_end=1257
-  _globals['_ASSIGNMENTSERVICE']._serialized_start=1809
-  _globals['_ASSIGNMENTSERVICE']._serialized_end=2162
+  _globals['_ASSIGNMENTSERVICE'].methods_by_name['Assign']._loaded_options = None
+  _globals['_ASSIGNMENTSERVICE'].methods_by_name['Assign']._serialized_options = b'\202\323\344\223\002I\"D/v1/experiments/{experiment_id}/participants/{participant_id}:assign:\001*'
+  _globals['_ASSIGNMENTSERVICE'].methods_by_name['GetAssignment']._loaded_options = None
+  _globals['_ASSIGNMENTSERVICE'].methods_by_name['GetAssignment']._serialized_options = b'\202\323\344\223\002\234\001\"K/v1/experiments/{experiment_id}/participants/{participant_id}:getAssignment:\001*ZJ\022H/v1/experiments/{experiment_id}/participants/{participant_id}/assignment'
+  _globals['_ASSIGNMENTSERVICE'].methods_by_name['BatchAssign']._loaded_options = None
+  _globals['_ASSIGNMENTSERVICE'].methods_by_name['BatchAssign']._serialized_options = b'\202\323\344\223\002 \"\033/v1/assignments:batchAssign:\001*'
+  _globals['_ASSIGNMENTSERVICE'].methods_by_name['StreamAssign']._loaded_options = None
+  _globals['_ASSIGNMENTSERVICE'].methods_by_name['StreamAssign']._serialized_options = b'\202\323\344\223\002!\"\034/v1/assignments:streamAssign:\001*'
+  _globals['_ASSIGNMENTREASON']._serialized_start=1329
+  _globals['_ASSIGNMENTREASON']._serialized_end=1875
+  _globals['_ASSIGNEDARM']._serialized_start=173
+  _globals['_ASSIGNEDARM']._serialized_end=266
+  _globals['_ASSIGNMENT']._serialized_start=269
+  _globals['_ASSIGNMENT']._serialized_end=535
+  _globals['_ASSIGNREQUEST']._serialized_start=537
+  _globals['_ASSIGNREQUEST']._serialized_end=644
+  _globals['_ASSIGNRESPONSE']._serialized_start=646
+  _globals['_ASSIGNRESPONSE']._serialized_end=708
+  _globals['_GETASSIGNMENTREQUEST']._serialized_start=710
+  _globals['_GETASSIGNMENTREQUEST']._serialized_end=824
+  _globals['_GETASSIGNMENTRESPONSE']._serialized_start=826
+  _globals['_GETASSIGNMENTRESPONSE']._serialized_end=895
+  _globals['_BATCHASSIGNREQUEST']._serialized_start=897
+  _globals['_BATCHASSIGNREQUEST']._serialized_end=964
+  _globals['_ASSIGNRESULT']._serialized_start=966
+  _globals['_ASSIGNRESULT']._serialized_end=1075
+  _globals['_BATCHASSIGNRESPONSE']._serialized_start=1077
+  _globals['_BATCHASSIGNRESPONSE']._serialized_end=1143
+  _globals['_STREAMASSIGNREQUEST']._serialized_start=1145
+  _globals['_STREAMASSIGNREQUEST']._serialized_end=1258
+  _globals['_STREAMASSIGNRESPONSE']._serialized_start=1260
+  _globals['_STREAMASSIGNRESPONSE']._serialized_end=1326
+  _globals['_ASSIGNMENTSERVICE']._serialized_start=1878
+  _globals['_ASSIGNMENTSERVICE']._serialized_end=2562
 # @@protoc_insertion_point(module_scope)

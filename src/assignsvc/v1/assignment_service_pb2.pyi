@@ -1,5 +1,6 @@
 import datetime
 
+from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
@@ -42,14 +43,16 @@ ASSIGNMENT_REASON_NOT_ELIGIBLE: AssignmentReason
 ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE: AssignmentReason
 
 class AssignedArm(_message.Message):
-    __slots__ = ("id", "name", "index")
+    __slots__ = ("id", "name", "index", "value")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     index: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
+    value: _struct_pb2.Value
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., index: _Optional[int] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("experiment_id", "participant_id", "in_experiment", "arm", "reason", "first_seen_time", "bucket_version", "persisted")

@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from assignsvc.v1 import experiment_service_pb2 as assignsvc_dot_v1_dot_experiment__service__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*assignsvc/v1/bulk_assignment_service.proto\x12\x0c\x61ssignsvc.v1\x1a%assignsvc/v1/experiment_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n\x18\x45xportAssignmentsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61rm_id\x18\x02 \x01(\t\x12\x1b\n\x0e\x62ucket_version\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x34\n\x10\x66irst_seen_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x66irst_seen_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cresume_token\x18\x06 \x01(\t\x12\x12\n\nchunk_size\x18\x07 \x01(\rB\x11\n\x0f_bucket_version\"\xf6\x01\n\x12\x45xportedAssignment\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61rm_id\x18\x02 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x03 \x01(\r\x12\x33\n\x0f\x66irst_seen_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x06strata\x18\x05 \x03(\x0b\x32,.assignsvc.v1.ExportedAssignment.StrataEntry\x1a-\n\x0bStrataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"h\n\x19\x45xportAssignmentsResponse\x12\x35\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32 .assignsvc.v1.ExportedAssignment\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\"e\n\x1cPreassignParticipantsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12.\n\x06groups\x18\x02 \x03(\x0b\x32\x1e.assignsvc.v1.ParticipantGroup\"\x96\x01\n\x10ParticipantGroup\x12:\n\x06strata\x18\x01 \x03(\x0b\x32*.assignsvc.v1.ParticipantGroup.StrataEntry\x12\x17\n\x0fparticipant_ids\x18\x02 \x03(\t\x1a-\n\x0bStrataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc9\x01\n\x1dPreassignParticipantsResponse\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x02 \x01(\r\x12\x16\n\x0ereceived_count\x18\x03 \x01(\x03\x12\x15\n\rcreated_count\x18\x04 \x01(\x03\x12\x1e\n\x16\x61lready_assigned_count\x18\x05 \x01(\x03\x12*\n\x06strata\x18\x06 \x03(\x0b\x32\x1a.assignsvc.v1.StratumStats2\xf3\x01\n\x15\x42ulkAssignmentService\x12\x66\n\x11\x45xportAssignments\x12&.assignsvc.v1.ExportAssignmentsRequest\x1a\'.assignsvc.v1.ExportAssignmentsResponse0\x01\x12r\n\x15PreassignParticipants\x12*.assignsvc.v1.PreassignParticipantsRequest\x1a+.assignsvc.v1.PreassignParticipantsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*assignsvc/v1/bulk_assignment_service.proto\x12\x0c\x61ssignsvc.v1\x1a%assignsvc/v1/experiment_service.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n\x18\x45xportAssignmentsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61rm_id\x18\x02 \x01(\t\x12\x1b\n\x0e\x62ucket_version\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x34\n\x10\x66irst_seen_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x66irst_seen_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cresume_token\x18\x06 \x01(\t\x12\x12\n\nchunk_size\x18\x07 \x01(\rB\x11\n\x0f_bucket_version\"\xf6\x01\n\x12\x45xportedAssignment\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61rm_id\x18\x02 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x03 \x01(\r\x12\x33\n\x0f\x66irst_seen_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x06strata\x18\x05 \x03(\x0b\x32,.assignsvc.v1.ExportedAssignment.StrataEntry\x1a-\n\x0bStrataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"h\n\x19\x45xportAssignmentsResponse\x12\x35\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32 .assignsvc.v1.ExportedAssignment\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\"e\n\x1cPreassignParticipantsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12.\n\x06groups\x18\x02 \x03(\x0b\x32\x1e.assignsvc.v1.ParticipantGroup\"\x96\x01\n\x10ParticipantGroup\x12:\n\x06strata\x18\x01 \x03(\x0b\x32*.assignsvc.v1.ParticipantGroup.StrataEntry\x12\x17\n\x0fparticipant_ids\x18\x02 \x03(\t\x1a-\n\x0bStrataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc9\x01\n\x1dPreassignParticipantsResponse\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62ucket_version\x18\x02 \x01(\r\x12\x16\n\x0ereceived_count\x18\x03 \x01(\x03\x12\x15\n\rcreated_count\x18\x04 \x01(\x03\x12\x1e\n\x16\x61lready_assigned_count\x18\x05 \x01(\x03\x12*\n\x06strata\x18\x06 \x03(\x0b\x32\x1a.assignsvc.v1.StratumStats2\xec\x02\n\x15\x42ulkAssignmentService\x12\x9b\x01\n\x11\x45xportAssignments\x12&.assignsvc.v1.ExportAssignmentsRequest\x1a\'.assignsvc.v1.ExportAssignmentsResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/experiments/{experiment_id}/assignments0\x01\x12\xb4\x01\n\x15PreassignParticipants\x12*.assignsvc.v1.PreassignParticipantsRequest\x1a+.assignsvc.v1.PreassignParticipantsResponse\"@\x82\xd3\xe4\x93\x02:\"5/v1/experiments/{experiment_id}/assignments:preassign:\x01*(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,22 +38,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPORTEDASSIGNMENT_STRATAENTRY']._serialized_options = b'8\001'
   _globals['_PARTICIPANTGROUP_STRATAENTRY']._loaded_options = None
   _globals['_PARTICIPANTGROUP_STRATAENTRY']._serialized_options = b'8\001'
-  _globals['_EXPORTASSIGNMENTSREQUEST']._serialized_start=133
-  _globals['_EXPORTASSIGNMENTSREQUEST']._serialized_end=396
-  _globals['_EXPORTEDASSIGNMENT']._serialized_start=399
-  _globals['_EXPORTEDASSIGNMENT']._serialized_end=645
-  _globals['_EXPORTEDASSIGNMENT_STRATAENTRY']._serialized_start=600
-  _globals['_EXPORTEDASSIGNMENT_STRATAENTRY']._serialized_end=645
-  _globals['_EXPORTASSIGNMENTSRESPONSE']._serialized_start=647
-  _globals['_EXPORTASSIGNMENTSRESPONSE']._serialized_end=751
-  _globals['_PREASSIGNPARTICIPANTSREQUEST']._serialized_start=753
-  _globals['_PREASSIGNPARTICIPANTSREQUEST']._serialized_end=854
-  _globals['_PARTICIPANTGROUP']._serialized_start=857
-  _globals['_PARTICIPANTGROUP']._serialized_end=1007
-  _globals['_PARTICIPANTGROUP_STRATAENTRY']._serialized_start=600
-  _globals['_PARTICIPANTGROUP_STRATAENTRY']._serialized_end=645
-  _globals['_PREASSIGNPARTICIPANTSRESPONSE']._serialized_start=1010
-  _globals['_PREASSIGNPARTICIPANTSRESPONSE']._serialized_end=1211
-  _globals['_BULKASSIGNMENTSERVICE']._serialized_start=1214
-  _globals['_BULKASSIGNMENTSERVICE']._serialized_end=1457
+  _globals['_BULKASSIGNMENTSERVICE'].methods_by_name['ExportAssignments']._loaded_options = None
+  _globals['_BULKASSIGNMENTSERVICE'].methods_by_name['ExportAssignments']._serialized_options = b'\202\323\344\223\002-\022+/v1/experiments/{experiment_id}/assignments'
+  _globals['_BULKASSIGNMENTSERVICE'].methods_by_name['PreassignParticipants']._loaded_options = None
+  _globals['_BULKASSIGNMENTSERVICE'].methods_by_name['PreassignParticipants']._serialized_options = b'\202\323\344\223\002:\"5/v1/experiments/{experiment_id}/assignments:preassign:\001*'
+  _globals['_EXPORTASSIGNMENTSREQUEST']._serialized_start=163
+  _globals['_EXPORTASSIGNMENTSREQUEST']._serialized_end=426
+  _globals['_EXPORTEDASSIGNMENT']._serialized_start=429
+  _globals['_EXPORTEDASSIGNMENT']._serialized_end=675
+  _globals['_EXPORTEDASSIGNMENT_STRATAENTRY']._serialized_start=630
+  _globals['_EXPORTEDASSIGNMENT_STRATAENTRY']._serialized_end=675
+  _globals['_EXPORTASSIGNMENTSRESPONSE']._serialized_start=677
+  _globals['_EXPORTASSIGNMENTSRESPONSE']._serialized_end=781
+  _globals['_PREASSIGNPARTICIPANTSREQUEST']._serialized_start=783
+  _globals['_PREASSIGNPARTICIPANTSREQUEST']._serialized_end=884
+  _globals['_PARTICIPANTGROUP']._serialized_start=887
+  _globals['_PARTICIPANTGROUP']._serialized_end=1037
+  _globals['_PARTICIPANTGROUP_STRATAENTRY']._serialized_start=630
+  _globals['_PARTICIPANTGROUP_STRATAENTRY']._serialized_end=675
+  _globals['_PREASSIGNPARTICIPANTSRESPONSE']._serialized_start=1040
+  _globals['_PREASSIGNPARTICIPANTSRESPONSE']._serialized_end=1241
+  _globals['_BULKASSIGNMENTSERVICE']._serialized_start=1244
+  _globals['_BULKASSIGNMENTSERVICE']._serialized_end=1608
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from assignsvc.v1 import experiment_service_pb2 as _experiment_service_pb2
+from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor

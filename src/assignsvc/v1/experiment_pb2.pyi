@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -53,14 +54,16 @@ REDIS_FAILURE_POLICY_FAIL_CLOSED: RedisFailurePolicy
 REDIS_FAILURE_POLICY_FAIL_OPEN: RedisFailurePolicy
 
 class Arm(_message.Message):
-    __slots__ = ("id", "name", "weight")
+    __slots__ = ("id", "name", "weight", "value")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     weight: float
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+    value: _struct_pb2.Value
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., weight: _Optional[float] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class Namespace(_message.Message):
     __slots__ = ("id", "range_start", "range_end")

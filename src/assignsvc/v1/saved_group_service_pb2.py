@@ -22,44 +22,57 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&assignsvc/v1/saved_group_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n\nSavedGroup\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\"U\n\x17\x43reateSavedGroupRequest\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\x12\x0b\n\x03ids\x18\x02 \x03(\t\"I\n\x18\x43reateSavedGroupResponse\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\".\n\x14GetSavedGroupRequest\x12\x16\n\x0esaved_group_id\x18\x01 \x01(\t\"F\n\x15GetSavedGroupResponse\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\"?\n\x16ListSavedGroupsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListSavedGroupsResponse\x12.\n\x0csaved_groups\x18\x01 \x03(\x0b\x32\x18.assignsvc.v1.SavedGroup\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x80\x01\n\x17UpdateSavedGroupRequest\x12\x16\n\x0esaved_group_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x07\x61\x64\x64_ids\x18\x04 \x03(\t\x12\x12\n\nremove_ids\x18\x05 \x03(\tB\x07\n\x05_name\"I\n\x18UpdateSavedGroupResponse\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\"w\n\x1aUploadSavedGroupIdsRequest\x12\x16\n\x0esaved_group_id\x18\x01 \x01(\t\x12&\n\x04mode\x18\x02 \x01(\x0e\x32\x18.assignsvc.v1.UploadMode\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x0b\n\x03ids\x18\x04 \x03(\t\"b\n\x1bUploadSavedGroupIdsResponse\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\x12\x14\n\x0creceived_ids\x18\x02 \x01(\x04\"?\n\x17\x44\x65leteSavedGroupRequest\x12\x16\n\x0esaved_group_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65leteSavedGroupResponse*W\n\nUploadMode\x12\x1b\n\x17UPLOAD_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13UPLOAD_MODE_REPLACE\x10\x01\x12\x13\n\x0fUPLOAD_MODE_ADD\x10\x02\x32\xe4\x04\n\x11SavedGroupService\x12\x61\n\x10\x43reateSavedGroup\x12%.assignsvc.v1.CreateSavedGroupRequest\x1a&.assignsvc.v1.CreateSavedGroupResponse\x12X\n\rGetSavedGroup\x12\".assignsvc.v1.GetSavedGroupRequest\x1a#.assignsvc.v1.GetSavedGroupResponse\x12^\n\x0fListSavedGroups\x12$.assignsvc.v1.ListSavedGroupsRequest\x1a%.assignsvc.v1.ListSavedGroupsResponse\x12\x61\n\x10UpdateSavedGroup\x12%.assignsvc.v1.UpdateSavedGroupRequest\x1a&.assignsvc.v1.UpdateSavedGroupResponse\x12l\n\x13UploadSavedGroupIds\x12(.assignsvc.v1.UploadSavedGroupIdsRequest\x1a).assignsvc.v1.UploadSavedGroupIdsResponse(\x01\x12\x61\n\x10\x44\x65leteSavedGroup\x12%.assignsvc.v1.DeleteSavedGroupRequest\x1a&.assignsvc.v1.DeleteSavedGroupResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&assignsvc/v1/saved_group_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n\nSavedGroup\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\"U\n\x17\x43reateSavedGroupRequest\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\x12\x0b\n\x03ids\x18\x02 \x03(\t\"I\n\x18\x43reateSavedGroupResponse\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\".\n\x14GetSavedGroupRequest\x12\x16\n\x0esaved_group_id\x18\x01 \x01(\t\"F\n\x15GetSavedGroupResponse\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\"?\n\x16ListSavedGroupsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListSavedGroupsResponse\x12.\n\x0csaved_groups\x18\x01 \x03(\x0b\x32\x18.assignsvc.v1.SavedGroup\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x80\x01\n\x17UpdateSavedGroupRequest\x12\x16\n\x0esaved_group_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x07\x61\x64\x64_ids\x18\x04 \x03(\t\x12\x12\n\nremove_ids\x18\x05 \x03(\tB\x07\n\x05_name\"I\n\x18UpdateSavedGroupResponse\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\"w\n\x1aUploadSavedGroupIdsRequest\x12\x16\n\x0esaved_group_id\x18\x01 \x01(\t\x12&\n\x04mode\x18\x02 \x01(\x0e\x32\x18.assignsvc.v1.UploadMode\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x0b\n\x03ids\x18\x04 \x03(\t\"b\n\x1bUploadSavedGroupIdsResponse\x12-\n\x0bsaved_group\x18\x01 \x01(\x0b\x32\x18.assignsvc.v1.SavedGroup\x12\x14\n\x0creceived_ids\x18\x02 \x01(\x04\"?\n\x17\x44\x65leteSavedGroupRequest\x12\x16\n\x0esaved_group_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65leteSavedGroupResponse*W\n\nUploadMode\x12\x1b\n\x17UPLOAD_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13UPLOAD_MODE_REPLACE\x10\x01\x12\x13\n\x0fUPLOAD_MODE_ADD\x10\x02\x32\xd5\x06\n\x11SavedGroupService\x12}\n\x10\x43reateSavedGroup\x12%.assignsvc.v1.CreateSavedGroupRequest\x1a&.assignsvc.v1.CreateSavedGroupResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/savedGroups:\x01*\x12\x82\x01\n\rGetSavedGroup\x12\".assignsvc.v1.GetSavedGroupRequest\x1a#.assignsvc.v1.GetSavedGroupResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/savedGroups/{saved_group_id}\x12w\n\x0fListSavedGroups\x12$.assignsvc.v1.ListSavedGroupsRequest\x1a%.assignsvc.v1.ListSavedGroupsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/savedGroups\x12\x8e\x01\n\x10UpdateSavedGroup\x12%.assignsvc.v1.UpdateSavedGroupRequest\x1a&.assignsvc.v1.UpdateSavedGroupResponse\"+\x82\xd3\xe4\x93\x02%2 /v1/savedGroups/{saved_group_id}:\x01*\x12\xa3\x01\n\x13UploadSavedGroupIds\x12(.assignsvc.v1.UploadSavedGroupIdsRequest\x1a).assignsvc.v1.UploadSavedGroupIdsResponse\"5\x82\xd3\xe4\x93\x02/\"*/v1/savedGroups/{saved_group_id}:uploadIds:\x01*(\x01\x12\x8b\x01\n\x10\x44\x65leteSavedGroup\x12%.assignsvc.v1.DeleteSavedGroupRequest\x1a&.assignsvc.v1.DeleteSavedGroupResponse\"(\x82\xd3\xe4\x93\x02\"* /v1/savedGroups/{saved_group_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'assignsvc.v1.saved_group_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPLOADMODE']._serialized_start=1223
-  _globals['_UPLOADMODE']._serialized_end=1310
-  _globals['_SAVEDGROUP']._serialized_start=90
-  _globals['_SAVEDGROUP']._serialized_end=254
-  _globals['_CREATESAVEDGROUPREQUEST']._serialized_start=256
-  _globals['_CREATESAVEDGROUPREQUEST']._serialized_end=341
-  _globals['_CREATESAVEDGROUPRESPONSE']._serialized_start=343
-  _globals['_CREATESAVEDGROUPRESPONSE']._serialized_end=416
-  _globals['_GETSAVEDGROUPREQUEST']._serialized_start=418
-  _globals['_GETSAVEDGROUPREQUEST']._serialized_end=464
-  _globals['_GETSAVEDGROUPRESPONSE']._serialized_start=466
-  _globals['_GETSAVEDGROUPRESPONSE']._serialized_end=536
-  _globals['_LISTSAVEDGROUPSREQUEST']._serialized_start=538
-  _globals['_LISTSAVEDGROUPSREQUEST']._serialized_end=601
-  _globals['_LISTSAVEDGROUPSRESPONSE']._serialized_start=603
-  _globals['_LISTSAVEDGROUPSRESPONSE']._serialized_end=701
-  _globals['_UPDATESAVEDGROUPREQUEST']._serialized_start=704
-  _globals['_UPDATESAVEDGROUPREQUEST']._serialized_end=832
-  _globals['_UPDATESAVEDGROUPRESPONSE']._serialized_start=834
-  _globals['_UPDATESAVEDGROUPRESPONSE']._serialized_end=907
-  _globals['_UPLOADSAVEDGROUPIDSREQUEST']._serialized_start=909
-  _globals['_UPLOADSAVEDGROUPIDSREQUEST']._serialized_end=1028
-  _globals['_UPLOADSAVEDGROUPIDSRESPONSE']._serialized_start=1030
-  _globals['_UPLOADSAVEDGROUPIDSRESPONSE']._serialized_end=1128
-  _globals['_DELETESAVEDGROUPREQUEST']._serialized_start=1130
-  _globals['_DELETESAVEDGROUPREQUEST']._serialized_end=1193
-  _globals['_DELETESAVEDGROUPRESPONSE']._serialized_start=1195
-  _globals['_DELETESAVEDGROUPRESPONSE']._serialized_end=1221
-  _globals['_SAVEDGROUPSERVICE']._serialized_start=1313
-  _globals['_SAVEDGROUPSERVICE']._serialized_end=1925
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['CreateSavedGroup']._loaded_options = None
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['CreateSavedGroup']._serialized_options = b'\202\323\344\223\002\024\"\017/v1/savedGroups:\001*'
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['GetSavedGroup']._loaded_options = None
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['GetSavedGroup']._serialized_options = b'\202\323\344\223\002\"\022 /v1/savedGroups/{saved_group_id}'
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['ListSavedGroups']._loaded_options = None
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['ListSavedGroups']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/savedGroups'
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['UpdateSavedGroup']._loaded_options = None
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['UpdateSavedGroup']._serialized_options = b'\202\323\344\223\002%2 /v1/savedGroups/{saved_group_id}:\001*'
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['UploadSavedGroupIds']._loaded_options = None
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['UploadSavedGroupIds']._serialized_options = b'\202\323\344\223\002/\"*/v1/savedGroups/{saved_group_id}:uploadIds:\001*'
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['DeleteSavedGroup']._loaded_options = None
+  _globals['_SAVEDGROUPSERVICE'].methods_by_name['DeleteSavedGroup']._serialized_options = b'\202\323\344\223\002\"* /v1/savedGroups/{saved_group_id}'
+  _globals['_UPLOADMODE']._serialized_start=1253
+  _globals['_UPLOADMODE']._serialized_end=1340
+  _globals['_SAVEDGROUP']._serialized_start=120
+  _globals['_SAVEDGROUP']._serialized_end=284
+  _globals['_CREATESAVEDGROUPREQUEST']._serialized_start=286
+  _globals['_CREATESAVEDGROUPREQUEST']._serialized_end=371
+  _globals['_CREATESAVEDGROUPRESPONSE']._serialized_start=373
+  _globals['_CREATESAVEDGROUPRESPONSE']._serialized_end=446
+  _globals['_GETSAVEDGROUPREQUEST']._serialized_start=448
+  _globals['_GETSAVEDGROUPREQUEST']._serialized_end=494
+  _globals['_GETSAVEDGROUPRESPONSE']._serialized_start=496
+  _globals['_GETSAVEDGROUPRESPONSE']._serialized_end=566
+  _globals['_LISTSAVEDGROUPSREQUEST']._serialized_start=568
+  _globals['_LISTSAVEDGROUPSREQUEST']._serialized_end=631
+  _globals['_LISTSAVEDGROUPSRESPONSE']._serialized_start=633
+  _globals['_LISTSAVEDGROUPSRESPONSE']._serialized_end=731
+  _globals['_UPDATESAVEDGROUPREQUEST']._serialized_start=734
+  _globals['_UPDATESAVEDGROUPREQUEST']._serialized_end=862
+  _globals['_UPDATESAVEDGROUPRESPONSE']._serialized_start=864
+  _globals['_UPDATESAVEDGROUPRESPONSE']._serialized_end=937
+  _globals['_UPLOADSAVEDGROUPIDSREQUEST']._serialized_start=939
+  _globals['_UPLOADSAVEDGROUPIDSREQUEST']._serialized_end=1058
+  _globals['_UPLOADSAVEDGROUPIDSRESPONSE']._serialized_start=1060
+  _globals['_UPLOADSAVEDGROUPIDSRESPONSE']._serialized_end=1158
+  _globals['_DELETESAVEDGROUPREQUEST']._serialized_start=1160
+  _globals['_DELETESAVEDGROUPREQUEST']._serialized_end=1223
+  _globals['_DELETESAVEDGROUPRESPONSE']._serialized_start=1225
+  _globals['_DELETESAVEDGROUPRESPONSE']._serialized_end=1251
+  _globals['_SAVEDGROUPSERVICE']._serialized_start=1343
+  _globals['_SAVEDGROUPSERVICE']._serialized_end=2196
 # @@protoc_insertion_point(module_scope)

@@ -22,58 +22,75 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"assignsvc/v1/webhook_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x02\n\x07Webhook\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\r\n\x05token\x18\x06 \x01(\t\x12\x11\n\thas_token\x18\x07 \x01(\x08\x12\x11\n\tsign_body\x18\x08 \x01(\x08\x12\x0e\n\x06secret\x18\t \x01(\t\x12\x17\n\x0f\x64isabled_reason\x18\n \x01(\t\x12\x15\n\rfailed_events\x18\x0b \x01(\x05\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x1bprevious_secret_expire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x01\n\x0f\x44\x65liveryAttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fresponse_status\x18\x03 \x01(\x05\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xa9\x02\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.assignsvc.v1.DeliveryState\x12\x15\n\rattempt_count\x18\x05 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08\x61ttempts\x18\x08 \x03(\x0b\x32\x1d.assignsvc.v1.DeliveryAttempt\x12\x0f\n\x07payload\x18\t \x01(\t\">\n\x14\x43reateWebhookRequest\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"?\n\x15\x43reateWebhookResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"\'\n\x11GetWebhookRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\"<\n\x12GetWebhookResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"<\n\x13ListWebhooksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x14ListWebhooksResponse\x12\'\n\x08webhooks\x18\x01 \x03(\x0b\x32\x15.assignsvc.v1.Webhook\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"o\n\x14UpdateWebhookRequest\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"?\n\x15UpdateWebhookResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"*\n\x14\x44\x65leteWebhookRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteWebhookResponse\"a\n\x1aRotateWebhookSecretRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12/\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"E\n\x1bRotateWebhookSecretResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"*\n\x14SendTestEventRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\")\n\x15SendTestEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"R\n\x15ListDeliveriesRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x16ListDeliveriesResponse\x12*\n\ndeliveries\x18\x01 \x03(\x0b\x32\x16.assignsvc.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa0\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x03\x12\x1a\n\x16\x44\x45LIVERY_STATE_DROPPED\x10\x04\x32\xe9\x05\n\x0eWebhookService\x12X\n\rCreateWebhook\x12\".assignsvc.v1.CreateWebhookRequest\x1a#.assignsvc.v1.CreateWebhookResponse\x12O\n\nGetWebhook\x12\x1f.assignsvc.v1.GetWebhookRequest\x1a .assignsvc.v1.GetWebhookResponse\x12U\n\x0cListWebhooks\x12!.assignsvc.v1.ListWebhooksRequest\x1a\".assignsvc.v1.ListWebhooksResponse\x12X\n\rUpdateWebhook\x12\".assignsvc.v1.UpdateWebhookRequest\x1a#.assignsvc.v1.UpdateWebhookResponse\x12X\n\rDeleteWebhook\x12\".assignsvc.v1.DeleteWebhookRequest\x1a#.assignsvc.v1.DeleteWebhookResponse\x12j\n\x13RotateWebhookSecret\x12(.assignsvc.v1.RotateWebhookSecretRequest\x1a).assignsvc.v1.RotateWebhookSecretResponse\x12X\n\rSendTestEvent\x12\".assignsvc.v1.SendTestEventRequest\x1a#.assignsvc.v1.SendTestEventResponse\x12[\n\x0eListDeliveries\x12#.assignsvc.v1.ListDeliveriesRequest\x1a$.assignsvc.v1.ListDeliveriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"assignsvc/v1/webhook_service.proto\x12\x0c\x61ssignsvc.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x02\n\x07Webhook\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\r\n\x05token\x18\x06 \x01(\t\x12\x11\n\thas_token\x18\x07 \x01(\x08\x12\x11\n\tsign_body\x18\x08 \x01(\x08\x12\x0e\n\x06secret\x18\t \x01(\t\x12\x17\n\x0f\x64isabled_reason\x18\n \x01(\t\x12\x15\n\rfailed_events\x18\x0b \x01(\x05\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x1bprevious_secret_expire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x01\n\x0f\x44\x65liveryAttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fresponse_status\x18\x03 \x01(\x05\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xa9\x02\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.assignsvc.v1.DeliveryState\x12\x15\n\rattempt_count\x18\x05 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08\x61ttempts\x18\x08 \x03(\x0b\x32\x1d.assignsvc.v1.DeliveryAttempt\x12\x0f\n\x07payload\x18\t \x01(\t\">\n\x14\x43reateWebhookRequest\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"?\n\x15\x43reateWebhookResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"\'\n\x11GetWebhookRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\"<\n\x12GetWebhookResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"<\n\x13ListWebhooksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x14ListWebhooksResponse\x12\'\n\x08webhooks\x18\x01 \x03(\x0b\x32\x15.assignsvc.v1.Webhook\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"o\n\x14UpdateWebhookRequest\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"?\n\x15UpdateWebhookResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"*\n\x14\x44\x65leteWebhookRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteWebhookResponse\"a\n\x1aRotateWebhookSecretRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12/\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"E\n\x1bRotateWebhookSecretResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.assignsvc.v1.Webhook\"*\n\x14SendTestEventRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\")\n\x15SendTestEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"R\n\x15ListDeliveriesRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x16ListDeliveriesResponse\x12*\n\ndeliveries\x18\x01 \x03(\x0b\x32\x16.assignsvc.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa0\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x03\x12\x1a\n\x16\x44\x45LIVERY_STATE_DROPPED\x10\x04\x32\xa9\x08\n\x0eWebhookService\x12w\n\rCreateWebhook\x12\".assignsvc.v1.CreateWebhookRequest\x1a#.assignsvc.v1.CreateWebhookResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/webhooks:\x07webhook\x12r\n\nGetWebhook\x12\x1f.assignsvc.v1.GetWebhookRequest\x1a .assignsvc.v1.GetWebhookResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/webhooks/{webhook_id}\x12k\n\x0cListWebhooks\x12!.assignsvc.v1.ListWebhooksRequest\x1a\".assignsvc.v1.ListWebhooksResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/webhooks\x12\x84\x01\n\rUpdateWebhook\x12\".assignsvc.v1.UpdateWebhookRequest\x1a#.assignsvc.v1.UpdateWebhookResponse\"*\x82\xd3\xe4\x93\x02$2\x19/v1/webhooks/{webhook.id}:\x07webhook\x12{\n\rDeleteWebhook\x12\".assignsvc.v1.DeleteWebhookRequest\x1a#.assignsvc.v1.DeleteWebhookResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/webhooks/{webhook_id}\x12\x9d\x01\n\x13RotateWebhookSecret\x12(.assignsvc.v1.RotateWebhookSecretRequest\x1a).assignsvc.v1.RotateWebhookSecretResponse\"1\x82\xd3\xe4\x93\x02+\"&/v1/webhooks/{webhook_id}:rotateSecret:\x01*\x12\x8c\x01\n\rSendTestEvent\x12\".assignsvc.v1.SendTestEventRequest\x1a#.assignsvc.v1.SendTestEventResponse\"2\x82\xd3\xe4\x93\x02,\"\'/v1/webhooks/{webhook_id}:sendTestEvent:\x01*\x12\x89\x01\n\x0eListDeliveries\x12#.assignsvc.v1.ListDeliveriesRequest\x1a$.assignsvc.v1.ListDeliveriesResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/webhooks/{webhook_id}/deliveriesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'assignsvc.v1.webhook_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATE']._serialized_start=2053
-  _globals['_DELIVERYSTATE']._serialized_end=2213
-  _globals['_WEBHOOK']._serialized_start=152
-  _globals['_WEBHOOK']._serialized_end=520
-  _globals['_DELIVERYATTEMPT']._serialized_start=523
-  _globals['_DELIVERYATTEMPT']._serialized_end=683
-  _globals['_DELIVERY']._serialized_start=686
-  _globals['_DELIVERY']._serialized_end=983
-  _globals['_CREATEWEBHOOKREQUEST']._serialized_start=985
-  _globals['_CREATEWEBHOOKREQUEST']._serialized_end=1047
-  _globals['_CREATEWEBHOOKRESPONSE']._serialized_start=1049
-  _globals['_CREATEWEBHOOKRESPONSE']._serialized_end=1112
-  _globals['_GETWEBHOOKREQUEST']._serialized_start=1114
-  _globals['_GETWEBHOOKREQUEST']._serialized_end=1153
-  _globals['_GETWEBHOOKRESPONSE']._serialized_start=1155
-  _globals['_GETWEBHOOKRESPONSE']._serialized_end=1215
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=1217
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=1277
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=1279
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=1367
-  _globals['_UPDATEWEBHOOKREQUEST']._serialized_start=1369
-  _globals['_UPDATEWEBHOOKREQUEST']._serialized_end=1480
-  _globals['_UPDATEWEBHOOKRESPONSE']._serialized_start=1482
-  _globals['_UPDATEWEBHOOKRESPONSE']._serialized_end=1545
-  _globals['_DELETEWEBHOOKREQUEST']._serialized_start=1547
-  _globals['_DELETEWEBHOOKREQUEST']._serialized_end=1589
-  _globals['_DELETEWEBHOOKRESPONSE']._serialized_start=1591
-  _globals['_DELETEWEBHOOKRESPONSE']._serialized_end=1614
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=1616
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=1713
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=1715
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=1784
-  _globals['_SENDTESTEVENTREQUEST']._serialized_start=1786
-  _globals['_SENDTESTEVENTREQUEST']._serialized_end=1828
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=1830
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=1871
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1873
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1955
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1957
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2050
-  _globals['_WEBHOOKSERVICE']._serialized_start=2216
-  _globals['_WEBHOOKSERVICE']._serialized_end=2961
+  _globals['_WEBHOOKSERVICE'].methods_by_name['CreateWebhook']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['CreateWebhook']._serialized_options = b'\202\323\344\223\002\027\"\014/v1/webhooks:\007webhook'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['GetWebhook']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['GetWebhook']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/webhooks/{webhook_id}'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhooks']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhooks']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/webhooks'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['UpdateWebhook']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['UpdateWebhook']._serialized_options = b'\202\323\344\223\002$2\031/v1/webhooks/{webhook.id}:\007webhook'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['DeleteWebhook']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['DeleteWebhook']._serialized_options = b'\202\323\344\223\002\033*\031/v1/webhooks/{webhook_id}'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['RotateWebhookSecret']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['RotateWebhookSecret']._serialized_options = b'\202\323\344\223\002+\"&/v1/webhooks/{webhook_id}:rotateSecret:\001*'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['SendTestEvent']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['SendTestEvent']._serialized_options = b'\202\323\344\223\002,\"\'/v1/webhooks/{webhook_id}:sendTestEvent:\001*'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['ListDeliveries']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['ListDeliveries']._serialized_options = b'\202\323\344\223\002&\022$/v1/webhooks/{webhook_id}/deliveries'
+  _globals['_DELIVERYSTATE']._serialized_start=2083
+  _globals['_DELIVERYSTATE']._serialized_end=2243
+  _globals['_WEBHOOK']._serialized_start=182
+  _globals['_WEBHOOK']._serialized_end=550
+  _globals['_DELIVERYATTEMPT']._serialized_start=553
+  _globals['_DELIVERYATTEMPT']._serialized_end=713
+  _globals['_DELIVERY']._serialized_start=716
+  _globals['_DELIVERY']._serialized_end=1013
+  _globals['_CREATEWEBHOOKREQUEST']._serialized_start=1015
+  _globals['_CREATEWEBHOOKREQUEST']._serialized_end=1077
+  _globals['_CREATEWEBHOOKRESPONSE']._serialized_start=1079
+  _globals['_CREATEWEBHOOKRESPONSE']._serialized_end=1142
+  _globals['_GETWEBHOOKREQUEST']._serialized_start=1144
+  _globals['_GETWEBHOOKREQUEST']._serialized_end=1183
+  _globals['_GETWEBHOOKRESPONSE']._serialized_start=1185
+  _globals['_GETWEBHOOKRESPONSE']._serialized_end=1245
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=1247
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=1307
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=1309
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=1397
+  _globals['_UPDATEWEBHOOKREQUEST']._serialized_start=1399
+  _globals['_UPDATEWEBHOOKREQUEST']._serialized_end=1510
+  _globals['_UPDATEWEBHOOKRESPONSE']._serialized_start=1512
+  _globals['_UPDATEWEBHOOKRESPONSE']._serialized_end=1575
+  _globals['_DELETEWEBHOOKREQUEST']._serialized_start=1577
+  _globals['_DELETEWEBHOOKREQUEST']._serialized_end=1619
+  _globals['_DELETEWEBHOOKRESPONSE']._serialized_start=1621
+  _globals['_DELETEWEBHOOKRESPONSE']._serialized_end=1644
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=1646
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=1743
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=1745
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=1814
+  _globals['_SENDTESTEVENTREQUEST']._serialized_start=1816
+  _globals['_SENDTESTEVENTREQUEST']._serialized_end=1858
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=1860
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=1901
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1903
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1985
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1987
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2080
+  _globals['_WEBHOOKSERVICE']._serialized_start=2246
+  _globals['_WEBHOOKSERVICE']._serialized_end=3311
 # @@protoc_insertion_point(module_scope)
