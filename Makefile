@@ -3,6 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/assignsvc/v1/*.proto)
+# protoc with the include path of the generated code: protos/, then googleapis' status.proto from its Python package.
+PROTOC = $(PY) -m grpc_tools.protoc -Iprotos -I"$$($(PY) -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')"
+# buf (protobuf lint) from npm, pinned, in a project-local folder ignored by git.
+BUF_VERSION := 1.75.0
+TOOLS := .tools
+BUF := $(TOOLS)/node_modules/.bin/buf
+# The coverage floor of `make test`: a few points under the measured total.
+COVERAGE_FLOOR := 80
 
 .DEFAULT_GOAL := help
 
@@ -17,18 +25,22 @@ venv: $(VENV)/.installed ## create the virtualenv and install assignsvc with its
 run: venv ## serve on 127.0.0.1:50051 with an embedded, persistent Redis in ./.assignsvc
 	$(VENV)/bin/assignsvc serve
 
-test: venv ## run the whole test suite (unit, integration, generated-code drift)
-	$(PY) -m pytest
+$(TOOLS)/buf-$(BUF_VERSION).installed:
+	npm install --no-save --no-package-lock --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION) && touch $@
+
+test: venv ## run the whole test suite (unit, store, end to end, generated-code drift) and print the coverage
+	$(PY) -m pytest --cov=assignsvc --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 test-long: venv ## run the long tests (the 10^5-request fuzz run, 30 s Redis SIGKILL/SIGSTOP runs); CI runs them after `make test`
 	$(PY) -m pytest -m long
 
 proto: venv ## regenerate src/assignsvc/v1 from protos/
-	$(PY) -m grpc_tools.protoc -Iprotos -I"$$($(PY) -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')" \
-		--python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
+	$(PROTOC) --python_out=src --pyi_out=src --grpc_python_out=src $(PROTOS)
 
-lint: venv ## ruff and mypy --strict
-	$(VENV)/bin/ruff check src tests benchmarks && $(VENV)/bin/mypy src
+check: venv $(TOOLS)/buf-$(BUF_VERSION).installed ## format, lint (complexity included), mypy --strict on src and tests, buf lint of protos/assignsvc
+	$(VENV)/bin/ruff format --check src tests benchmarks && $(VENV)/bin/ruff check src tests benchmarks && $(VENV)/bin/mypy src tests && $(PROTOC) --include_imports --include_source_info --descriptor_set_out=$(TOOLS)/protos.binpb $(PROTOS) && $(BUF) lint $(TOOLS)/protos.binpb --path assignsvc
+
+lint: check ## the same as `make check`
 
 bench: venv ## run the benchmark suite (prints tables, writes benchmarks/results/*.json)
 	$(PY) benchmarks/run_all.py
@@ -36,7 +48,7 @@ bench: venv ## run the benchmark suite (prints tables, writes benchmarks/results
 soak: venv ## a 10-minute mixed load at 200 calls/s: errors, latency, RSS / fd / Redis memory drift (SOAK_ARGS="--duration 60")
 	$(PY) benchmarks/soak.py $(SOAK_ARGS)
 
-clean: ## remove the virtualenv, caches and the embedded Redis data dir
-	rm -rf $(VENV) .assignsvc .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove the virtualenv, the npm tools, caches and the embedded Redis data dir
+	rm -rf $(VENV) $(TOOLS) .assignsvc .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv run test test-long proto lint bench soak clean
+.PHONY: help venv run test test-long proto check lint bench soak clean

@@ -30,6 +30,7 @@ EXPERIMENT = Experiment(id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b",
 def run(factory: Callable[[Redis], Awaitable[T]], url: str) -> T:
     async def main() -> T:
         redis = connect(url, timeout_s=2.0)
+        assert isinstance(redis, Redis)
         try:
             return await factory(redis)
         finally:
@@ -60,7 +61,7 @@ class TestAssignmentStore:
     """claim(): the first stored arm wins, atomically, and is returned forever."""
 
     def test_first_claim_creates_then_sticks(self, redis_url: str) -> None:
-        async def scenario(redis: Redis) -> list[object]:
+        async def scenario(redis: Redis) -> list[Claim]:
             store = RedisAssignmentStore(redis, Keyspace())
             first = await store.claim(EXPERIMENT, "alice", 1, 1_000)
             second = await store.claim(EXPERIMENT, "alice", 0, 2_000)
@@ -75,7 +76,7 @@ class TestAssignmentStore:
         assert absent.kind is ClaimKind.ABSENT and bob.kind is ClaimKind.ABSENT
 
     def test_concurrent_conflicting_claims_agree(self, redis_url: str) -> None:
-        async def scenario(redis: Redis) -> tuple[list[object], dict[bytes, bytes]]:
+        async def scenario(redis: Redis) -> tuple[list[Claim], dict[bytes | str, bytes | str]]:
             store = RedisAssignmentStore(redis, Keyspace())
             claims = await asyncio.gather(*(store.claim(EXPERIMENT, "carol", i % 2, 10 + i) for i in range(64)))
             shard = storage_shard("carol", EXPERIMENT.storage_shards)
@@ -83,15 +84,15 @@ class TestAssignmentStore:
             return list(claims), counts
 
         claims, counts = run(scenario, redis_url)
-        assert len({c.arm_index for c in claims}) == 1  # type: ignore[attr-defined]
-        assert [c.kind for c in claims].count(ClaimKind.CREATED) == 1  # type: ignore[attr-defined]
+        assert len({c.arm_index for c in claims}) == 1
+        assert [c.kind for c in claims].count(ClaimKind.CREATED) == 1
         assert sum(int(v) for v in counts.values()) == 1
 
     def test_versions_are_separate_and_min_version_blocks(self, redis_url: str) -> None:
         v1 = dataclasses.replace(EXPERIMENT, bucket_version=1)
         v1_min = dataclasses.replace(EXPERIMENT, bucket_version=2, min_bucket_version=1)
 
-        async def scenario(redis: Redis) -> list[object]:
+        async def scenario(redis: Redis) -> list[Claim]:
             store = RedisAssignmentStore(redis, Keyspace())
             await store.claim(EXPERIMENT, "dave", 0, 1)
             fresh = await store.claim(v1, "dave", 1, 2)  # a new version re-buckets
@@ -161,6 +162,7 @@ class TestAssignmentStore:
 
             server = await asyncio.start_server(silent, "127.0.0.1", 0)
             redis = connect(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout_s=2.0)
+            assert isinstance(redis, Redis)
             store = RedisAssignmentStore(redis, Keyspace())
             started = asyncio.get_running_loop().time()
             try:
