@@ -9,7 +9,7 @@ PROTOC = $(PY) -m grpc_tools.protoc -Iprotos -I"$$($(PY) -c 'import google.rpc.s
 BUF_VERSION := 1.75.0
 TOOLS := .tools
 BUF := $(TOOLS)/node_modules/.bin/buf
-# The coverage floor of `make test`: a few points under the measured total.
+# The coverage floor of `make test`: a few points under the measured total (see docs/development.md).
 COVERAGE_FLOOR := 80
 
 .DEFAULT_GOAL := help
@@ -42,6 +42,9 @@ check: venv $(TOOLS)/buf-$(BUF_VERSION).installed ## format, lint (complexity in
 
 lint: check ## the same as `make check`
 
+docs-config: venv ## regenerate the configuration reference in docs/operations.md from src/assignsvc/config.py
+	$(PY) -m assignsvc.config_reference docs/operations.md
+
 bench: venv ## run the benchmark suite (prints tables, writes benchmarks/results/*.json)
 	$(PY) benchmarks/run_all.py
 
@@ -51,4 +54,4 @@ soak: venv ## a 10-minute mixed load at 200 calls/s: errors, latency, RSS / fd /
 clean: ## remove the virtualenv, the npm tools, caches and the embedded Redis data dir
 	rm -rf $(VENV) $(TOOLS) .assignsvc .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv run test test-long proto check lint bench soak clean
+.PHONY: help venv run test test-long proto check lint docs-config bench soak clean
