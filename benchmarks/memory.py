@@ -14,7 +14,7 @@ Redis' own per-key overhead and the per-arm counters, i.e. everything the layout
 costs. The target is <= 48 bytes; the rows stay compact only while each shard hash
 is a listpack (<= hash-max-listpack-entries rows, values <= hash-max-listpack-value
 bytes): with 4096 shards per bucket version that is up to 2M assignments per
-experiment version at the embedded server's 512 (see README, Performance).
+experiment version at the embedded server's 512 (see docs/performance.md).
 """
 
 from __future__ import annotations
