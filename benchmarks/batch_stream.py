@@ -14,7 +14,7 @@ for several interleaved rounds:
 
     python benchmarks/batch_stream.py [--rounds 3] [--duration 3]
 
-Targets (issue: hot path): BatchAssign >= 50% of the pipelined SET NX GET rate;
+Targets: BatchAssign >= 50% of the pipelined SET NX GET rate;
 StreamAssign >= 2x unary Assign at concurrency 1. Medians over rounds are reported.
 """
 

@@ -1,7 +1,7 @@
 """Redis memory per stored assignment: our sharded-hash layout against one key per assignment.
 
 Starts a private Redis with the embedded service's settings, stores N assignments
-(20-byte participant ids, as the issue specifies) through the real claim script
+(20-byte participant ids, the size the target is stated for) through the real claim script
 (RedisAssignmentStore.claim_many, batches of 1000), and reads INFO memory's
 used_memory before and after. Then, on an emptied server, stores the same N rows as
 one string key per assignment (`as:a:EXP:PARTICIPANT` -> packed row), the obvious
@@ -14,7 +14,7 @@ Redis' own per-key overhead and the per-arm counters, i.e. everything the layout
 costs. The target is <= 48 bytes; the rows stay compact only while each shard hash
 is a listpack (<= hash-max-listpack-entries rows, values <= hash-max-listpack-value
 bytes): with 4096 shards per bucket version that is up to 2M assignments per
-experiment version at the embedded server's 512 (see README, Performance).
+experiment version at the embedded server's 512 (see docs/performance.md).
 """
 
 from __future__ import annotations

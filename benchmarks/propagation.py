@@ -15,7 +15,7 @@ Assign reads, so "serves the new etag" means "Assign uses the new definition".
 
 How to read the figure:
 - **p50 / p90 / p99 / max**: ms from the writer's reply to the first poll that saw
-  the new etag on another replica (nearest-rank percentiles). The issue's target is
+  the new etag on another replica (nearest-rank percentiles). The target is
   p99 < 100 ms.
 - A sample is an upper bound with the resolution of one poll: the replica applied
   the change somewhere between the previous poll's read and the one that saw it. The

@@ -67,7 +67,7 @@ def client_channel_options() -> list[tuple[str, Any]]:
     ]
 
 
-# Server limits (README, Operations). Requests: BatchAssign's 1000 items with attributes
+# Server limits (docs/operations.md, Load shedding and limits). Requests: BatchAssign's 1000 items with attributes
 # and PreassignParticipants' upload messages stay far below 16 MiB; responses the same.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SERVER_CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -105,7 +105,7 @@ class Tenants:
 
 
 def _create_key(
-    channel: grpc.Channel, datasource: str, scopes: list[int], as_key: str, **fields: Any
+    channel: grpc.Channel, datasource: str, scopes: list[xpb.ApiKeyScope], as_key: str, **fields: Any
 ) -> xpb.CreateApiKeyResponse:
     stub = xgrpc.ApiKeyServiceStub(channel)
     request = xpb.CreateApiKeyRequest(api_key=xpb.ApiKey(name="t", scopes=scopes, **fields))
@@ -490,7 +490,7 @@ class TestKeys:
             assign(request, metadata=metadata)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert error_reason(caught.value) == "RATE_LIMITED"
-        status = rpc_status.from_call(caught.value)  # type: ignore[arg-type]
+        status = rpc_status.from_call(caught.value)
         assert status is not None
         info = error_details_pb2.RetryInfo()
         assert any(d.Unpack(info) for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR))
@@ -520,7 +520,7 @@ class TestKeys:
     def test_bad_key_requests_get_field_violations(self, tenants: Tenants) -> None:
         for key, field in [
             (xpb.ApiKey(), "api_key.scopes"),
-            (xpb.ApiKey(scopes=[7]), "api_key.scopes[0]"),
+            (xpb.ApiKey(scopes=[cast("xpb.ApiKeyScope", 7)]), "api_key.scopes[0]"),  # no such scope
             (xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=5), "api_key.burst"),
             (
                 xpb.ApiKey(scopes=[xpb.API_KEY_SCOPE_READ], requests_per_second=-1, burst=1),
@@ -546,7 +546,8 @@ class TestKeys:
 
     def test_redis_holds_no_raw_key(self, tenants: Tenants) -> None:
         """Every value of every key in Redis, read by type, and each key's DUMP, searched for every secret."""
-        client = redis.Redis.from_url(tenants.redis_url)
+        # Any: redis-py types every reply as bytes | str whatever the client decodes; this one gives bytes.
+        client: Any = redis.Redis.from_url(tenants.redis_url)
         secrets = [s.encode() for s in (*tenants.keys.values(), OPERATOR_KEY)]
         seen = 0
         for name in client.scan_iter(count=1000):

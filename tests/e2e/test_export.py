@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -38,7 +39,7 @@ def row_of(message: bpb.ExportedAssignment) -> Row:
     return message.participant_id, message.arm_id, message.bucket_version, ms
 
 
-def export(client: Client, experiment: str, **fields: object) -> tuple[list[Row], list[bpb.ExportAssignmentsResponse]]:
+def export(client: Client, experiment: str, **fields: Any) -> tuple[list[Row], list[bpb.ExportAssignmentsResponse]]:
     chunks = list(
         client.bulk.ExportAssignments(bpb.ExportAssignmentsRequest(experiment_id=experiment, **fields), timeout=60)
     )

@@ -3,6 +3,7 @@ delete, the schedule window, re-randomization, min_bucket_version, forced arms a
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,7 @@ def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
     return err.value
 
 
-def status_rpc(client: Client, action: str) -> Callable[[str, str], epb.Experiment]:
+def status_rpc(client: Client, action: str) -> Callable[..., epb.Experiment]:
     """The Start/Pause/Resume/Stop RPC named by action, as f(experiment_id, etag)."""
     stub = client.experiments
     rpcs = {
@@ -45,7 +46,11 @@ def status_rpc(client: Client, action: str) -> Callable[[str, str], epb.Experime
         "stop": (stub.StopExperiment, espb.StopExperimentRequest),
     }
     method, request = rpcs[action]
-    return lambda experiment_id, etag="": method(request(experiment_id=experiment_id, etag=etag)).experiment
+
+    def call(experiment_id: str, etag: str = "") -> epb.Experiment:
+        return method(request(experiment_id=experiment_id, etag=etag)).experiment
+
+    return call
 
 
 # How to reach each status from DRAFT, and the one allowed move out of it per action.
@@ -171,7 +176,7 @@ class TestUpdate:
         assign(client, "arms", "alice")
         two = [epb.Arm(id="a0", weight=0.5), epb.Arm(id="a1", weight=0.5)]
         for arms in (two, [three[1], three[0], three[2]], [*three[:2], epb.Arm(id="renamed", weight=0.3)]):
-            err = rpc_error(lambda arms=arms: update(client, epb.Experiment(id="arms", arms=arms), "arms"))
+            err = rpc_error(functools.partial(update, client, epb.Experiment(id="arms", arms=arms), "arms"))
             assert err.code() is grpc.StatusCode.FAILED_PRECONDITION
             assert error_reason(err) == "ARMS_LOCKED"
         reweighted = [
@@ -426,7 +431,7 @@ class TestApply:
         assert bad_request_fields(err) == ["experiments[2].arms"]
         assert get(client, "keep").coverage == 1.0
         for missing in ("fresh", "bad"):
-            assert rpc_error(lambda missing=missing: get(client, missing)).code() is grpc.StatusCode.NOT_FOUND
+            assert rpc_error(functools.partial(get, client, missing)).code() is grpc.StatusCode.NOT_FOUND
 
     def test_refused_transition_and_duplicates_change_nothing(self, client: Client) -> None:
         apply(client, definition("s"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -133,7 +134,7 @@ class TestAssign:
 
     def test_excluded_participants_are_not_stored(self, client: Client) -> None:
         client.create("half", coverage=0.5, namespace=epb.Namespace(id="ns", range_start=0.0, range_end=0.5))
-        reasons = {}
+        reasons: dict[int, list[str]] = {}
         for i in range(300):
             result = assign(client, "half", f"p{i}")
             reasons.setdefault(result.reason, []).append(f"p{i}")
@@ -177,7 +178,7 @@ class TestAssign:
         self, client: Client, experiment_id: str, participant_id: str, code: grpc.StatusCode, field: str | None
     ) -> None:
         client.create("e")
-        ids = {"experiment_id": experiment_id, "participant_id": participant_id}
+        ids: dict[str, Any] = {"experiment_id": experiment_id, "participant_id": participant_id}
         for call, request in [
             (client.assignments.Assign, apb.AssignRequest(**ids)),
             (client.assignments.GetAssignment, apb.GetAssignmentRequest(**ids)),

@@ -4,6 +4,7 @@ Redis with persistence across restarts, a clean stop on SIGTERM, and `--workers`
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -72,7 +73,7 @@ class TestReplicas:
             created = clients[0].create("pushed-update")
             get = espb.GetExperimentRequest(experiment_id="pushed-update")
             for reader in clients[1:]:
-                wait_until(lambda c=reader: _exists(c, get), timeout_s=2.0)
+                wait_until(functools.partial(_exists, reader, get), timeout_s=2.0)
             before = apb.AssignRequest(experiment_id="pushed-update", participant_id="before")
             assert clients[1].assignments.Assign(before).assignment.reason == apb.ASSIGNMENT_REASON_NEW_ASSIGNMENT
 
@@ -89,7 +90,11 @@ class TestReplicas:
             assert updated.etag != created.etag
             assert updated.HasField("coverage") and updated.coverage == 0.0
             for reader in clients[1:]:
-                wait_until(lambda c=reader: _etag_and_coverage(c, get) == (updated.etag, 0.0), timeout_s=2.0)
+
+                def caught_up(c: Client = reader) -> bool:
+                    return _etag_and_coverage(c, get) == (updated.etag, 0.0)
+
+                wait_until(caught_up, timeout_s=2.0)
             # Assign reads the same in-memory definition: nobody new gets in, stored arms stay.
             for i, reader in enumerate(clients[1:], 1):
                 after = apb.AssignRequest(experiment_id="pushed-update", participant_id=f"after-{i}")
@@ -98,7 +103,11 @@ class TestReplicas:
 
             clients[1].experiments.DeleteExperiment(espb.DeleteExperimentRequest(experiment_id="pushed-update"))
             for other in (clients[0], clients[2]):
-                wait_until(lambda c=other: _assign_code(c, before) is grpc.StatusCode.NOT_FOUND, timeout_s=2.0)
+
+                def deleted(c: Client = other) -> bool:
+                    return _assign_code(c, before) is grpc.StatusCode.NOT_FOUND
+
+                wait_until(deleted, timeout_s=2.0)
                 assert not _exists(other, get)
             for c in clients:
                 c.channel.close()
@@ -356,7 +365,7 @@ def _clients_on_every_worker(port: int, pids: set[int], experiment: str | None =
     if experiment is None:
         next(iter(by_worker.values()))[0].create(name, weights=(0.25, 0.25, 0.25, 0.25))
     for clients in by_worker.values():
-        wait_until(lambda c=clients[0]: _exists(c, espb.GetExperimentRequest(experiment_id=name)))
+        wait_until(functools.partial(_exists, clients[0], espb.GetExperimentRequest(experiment_id=name)))
     return by_worker
 
 

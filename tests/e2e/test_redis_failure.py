@@ -1,4 +1,4 @@
-"""Redis failing under Assign load: SIGKILL + restart, SIGSTOP + SIGCONT (issue 8, item 3).
+"""Redis failing under Assign load: SIGKILL + restart, SIGSTOP + SIGCONT.
 
 A live server on a Redis of the test's own (its port, its data dir), two experiments (one
 FAIL_CLOSED, one FAIL_OPEN), and ChaosLoad's Assign / BatchAssign calls with a deadline.

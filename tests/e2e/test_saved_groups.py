@@ -36,7 +36,11 @@ def _create(client: Client, group_id: str, ids: list[str]) -> gpb.SavedGroup:
 
 
 def _upload(
-    client: Client, group_id: str, chunks: list[list[str]], mode: int = gpb.UPLOAD_MODE_REPLACE, etag: str = ""
+    client: Client,
+    group_id: str,
+    chunks: list[list[str]],
+    mode: gpb.UploadMode = gpb.UPLOAD_MODE_REPLACE,
+    etag: str = "",
 ) -> gpb.UploadSavedGroupIdsResponse:
     def messages() -> Iterator[gpb.UploadSavedGroupIdsRequest]:
         for i, chunk in enumerate(chunks):

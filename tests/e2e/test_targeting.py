@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import grpc
 import pytest
@@ -297,8 +298,9 @@ class TestReviewFixes:
     @pytest.mark.parametrize("field", ["condition", "hash_attribute"])
     def test_preassigned_experiments_refuse_targeting(self, client: Client, field: str) -> None:
         value = json.dumps({"country": "US"}) if field == "condition" else "deviceId"
+        fields: dict[str, Any] = {field: value}
         with pytest.raises(grpc.RpcError) as err:
-            client.create("pre", type=epb.EXPERIMENT_TYPE_PREASSIGNED, **{field: value})
+            client.create("pre", type=epb.EXPERIMENT_TYPE_PREASSIGNED, **fields)
         assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert list(bad_request(err.value)) == [f"experiment.{field}"]
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -126,12 +127,14 @@ class TestClusterUrl:
         assert ServerConfig.load({"ASSIGNSVC_REDIS_URL": "rediss+cluster://h:1"}).redis_url == "rediss+cluster://h:1"
 
 
-def run_on(url: str, scenario: object, **connect_args: object) -> object:
-    async def main() -> object:
-        cluster = connect(url, timeout_s=2.0, **connect_args)  # type: ignore[arg-type]
+def run_on(url: str, scenario: Callable[[RedisCluster], Awaitable[Any]], **connect_args: Any) -> Any:
+    """Run `scenario` on a fresh cluster client; its result is whatever the test unpacks."""
+
+    async def main() -> Any:
+        cluster = connect(url, timeout_s=2.0, **connect_args)
         assert isinstance(cluster, RedisCluster)
         try:
-            return await scenario(cluster)  # type: ignore[operator]
+            return await scenario(cluster)
         finally:
             await cluster.aclose()
 
@@ -143,7 +146,7 @@ class TestClusterStores:
     feed that survives losing its node."""
 
     def test_claim_many_reloads_a_script_that_a_node_lost(self, cluster_url: str) -> None:
-        async def scenario(cluster: RedisCluster) -> list[list[object]]:
+        async def scenario(cluster: RedisCluster) -> list[list[Any]]:
             store = ClusterAssignmentStore(cluster, Keyspace())
             first = await store.claim_many([(EXPERIMENT, f"p{i}", i % 2, 1) for i in range(300)])
             for node in nodes_of(cluster_url):
@@ -151,10 +154,10 @@ class TestClusterStores:
             again = await store.claim_many([(EXPERIMENT, f"p{i}", 0, 2) for i in range(300)])
             return [first, again, [await store.arm_counts(EXPERIMENT, 0)]]
 
-        first, again, [counts] = run_on(cluster_url, scenario)  # type: ignore[misc]
-        assert {c.kind for c in first} == {ClaimKind.CREATED}  # type: ignore[attr-defined]
-        assert {c.kind for c in again} == {ClaimKind.EXISTING}  # type: ignore[attr-defined]
-        assert [c.arm_index for c in again] == [i % 2 for i in range(300)]  # type: ignore[attr-defined]
+        first, again, [counts] = run_on(cluster_url, scenario)
+        assert {c.kind for c in first} == {ClaimKind.CREATED}
+        assert {c.kind for c in again} == {ClaimKind.EXISTING}
+        assert [c.arm_index for c in again] == [i % 2 for i in range(300)]
         assert counts == [150, 150]
 
     def test_a_burst_waits_for_a_connection_instead_of_failing(self, cluster_url: str) -> None:
@@ -165,8 +168,8 @@ class TestClusterStores:
             pools = [len(node._connections) for node in cluster.get_nodes()]  # redis-py's per-node pool
             return [*claims, *looked], pools
 
-        results, pools = run_on(cluster_url, scenario, max_connections=4)  # type: ignore[misc]
-        assert {c.arm_index for c in results} == {1}  # type: ignore[attr-defined]
+        results, pools = run_on(cluster_url, scenario, max_connections=4)
+        assert {c.arm_index for c in results} == {1}
         assert max(pools) <= 4
 
     def test_an_unreachable_cluster_is_store_unavailable(self) -> None:
@@ -196,12 +199,13 @@ class TestClusterStores:
             second = subscribed_node()
             await store.write([(dataclasses.replace(EXPERIMENT, revision=1), MUST_BE_NEW)])
             notice = await asyncio.wait_for(anext(feed), 5)
+            assert isinstance(feed, AsyncGenerator)  # an async generator, so it can be closed
             await feed.aclose()
             return [first, second, notice]
 
-        first, second, notice = run_on(cluster_url, scenario)  # type: ignore[misc]
+        first, second, notice = run_on(cluster_url, scenario)
         assert first != second
-        assert notice.experiment_ids == ("exp",)  # type: ignore[attr-defined]
+        assert notice.experiment_ids == ("exp",)
 
 
 class TestClusterServer:
@@ -343,10 +347,10 @@ class TestResharding:
             after = await burst(store, 3)  # MOVED
             return [moved, during[-1], after[-1], await store.get("exp")]
 
-        moved, during, after, final = run_on(cluster_url, scenario)  # type: ignore[misc]
-        assert len(moved) == 4  # type: ignore[arg-type]  # experiments, archive, revision, events
+        moved, during, after, final = run_on(cluster_url, scenario)
+        assert len(moved) == 4  # experiments, archive, revision, events
         assert during is None and after is None  # both compare-and-set writes went through
-        assert final.revision == 4  # type: ignore[attr-defined]
+        assert final.revision == 4
 
 
 class TestClusterBulk:

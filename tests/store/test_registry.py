@@ -28,7 +28,8 @@ async def _until(predicate: object, timeout_s: float = 5.0) -> None:
 
 def test_pushed_writes_and_a_lost_message(redis_url: str) -> None:
     async def scenario() -> None:
-        redis: Redis = connect(redis_url, timeout_s=2.0)
+        redis = connect(redis_url, timeout_s=2.0)
+        assert isinstance(redis, Redis)
         keys = Keyspace()
         store = RedisExperimentStore(redis, keys)
         registry = ExperimentRegistry(store, refresh_interval_s=3600)  # polling cannot help here
@@ -59,7 +60,8 @@ def test_a_store_that_lost_writes_is_the_truth_again(redis_url: str) -> None:
     older state. Every replica then serves what Redis holds, not the lost version."""
 
     async def scenario() -> None:
-        redis: Redis = connect(redis_url, timeout_s=2.0)
+        redis = connect(redis_url, timeout_s=2.0)
+        assert isinstance(redis, Redis)
         keys = Keyspace()
         store = RedisExperimentStore(redis, keys)
         registry = ExperimentRegistry(store, refresh_interval_s=3600)
@@ -75,6 +77,7 @@ def test_a_store_that_lost_writes_is_the_truth_again(redis_url: str) -> None:
             await store.write([(renamed, 1)])
             await _until(lambda: registry.get("base").experiment.name == "lost")  # type: ignore[union-attr]
             # the failover: Redis comes back with the snapshot taken before the rename
+            assert snapshot_json is not None and snapshot_revision is not None
             await redis.hset(keys.experiments, "base", snapshot_json)
             await redis.set(keys.experiments_revision, snapshot_revision)
             await registry.refresh()

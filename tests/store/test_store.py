@@ -30,6 +30,7 @@ EXPERIMENT = Experiment(id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b",
 def run(factory: Callable[[Redis], Awaitable[T]], url: str) -> T:
     async def main() -> T:
         redis = connect(url, timeout_s=2.0)
+        assert isinstance(redis, Redis)
         try:
             return await factory(redis)
         finally:
@@ -90,6 +91,7 @@ class TestAssignmentStore:
 
             server = await asyncio.start_server(silent, "127.0.0.1", 0)
             redis = connect(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout_s=2.0)
+            assert isinstance(redis, Redis)
             store = RedisAssignmentStore(redis, Keyspace())
             started = asyncio.get_running_loop().time()
             try:

@@ -168,7 +168,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
 
 def bad_request_fields(error: grpc.RpcError) -> list[str]:
     """The field names of the google.rpc.BadRequest detail of a failed call."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None, "no rich status details"
     fields = []
     for detail in status.details:
@@ -181,7 +181,7 @@ def bad_request_fields(error: grpc.RpcError) -> list[str]:
 
 def bad_request(error: grpc.RpcError) -> dict[str, str]:
     """Field -> description of the google.rpc.BadRequest detail of a failed call."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None, "no rich status details"
     out: dict[str, str] = {}
     for detail in status.details:
@@ -194,7 +194,7 @@ def bad_request(error: grpc.RpcError) -> dict[str, str]:
 
 def error_reason(error: grpc.RpcError) -> str:
     """The google.rpc.ErrorInfo reason of a failed call."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None, "no rich status details"
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

@@ -79,13 +79,15 @@ def _scalar(field: descriptor.FieldDescriptor) -> st.SearchStrategy[Any]:
         plausible = st.sampled_from([0.0, 0.5, 1.0, 0.25])
         return plausible | st.floats(width=32 if kind == FD.TYPE_FLOAT else 64)
     if kind == FD.TYPE_ENUM:
+        assert field.enum_type is not None
         return st.sampled_from([v.number for v in field.enum_type.values]) | st.integers(-3, 50)
     low, high = _INTS[kind]
     return st.integers(0, 3) | st.integers(low, high)
 
 
 def _well_known(desc: descriptor.Descriptor) -> st.SearchStrategy[Message] | None:
-    cls = message_factory.GetMessageClass(desc)
+    # A class built at run time: its fields' keyword arguments are unknown to the type checker.
+    cls: Any = message_factory.GetMessageClass(desc)
     name = desc.full_name
     if name == "google.protobuf.Struct":
         return st.dictionaries(st.text(max_size=8), json_value, max_size=4).map(lambda d: _struct(cls, d))
@@ -116,12 +118,14 @@ def messages(desc: descriptor.Descriptor, depth: int = 0) -> st.SearchStrategy[M
         if field.type == FD.TYPE_MESSAGE:
             if depth >= 3:
                 continue
-            if field.message_type.GetOptions().map_entry:
-                key, val = field.message_type.fields_by_name["key"], field.message_type.fields_by_name["value"]
+            message_type = field.message_type
+            assert message_type is not None
+            if message_type.GetOptions().map_entry:
+                key, val = message_type.fields_by_name["key"], message_type.fields_by_name["value"]
                 if val.type != FD.TYPE_MESSAGE:
                     optional[field.name] = st.dictionaries(_scalar(key), _scalar(val), max_size=3)
                 continue
-            inner = messages(field.message_type, depth + 1)
+            inner = messages(message_type, depth + 1)
         else:
             inner = _scalar(field)
         optional[field.name] = st.lists(inner, max_size=4) if field.is_repeated else inner

@@ -122,13 +122,13 @@ class _DownStore:
         raise StoreUnavailableError("store unavailable: connection refused")
 
     async def claim(self, *request: object, **timeout: object) -> Claim:
-        return await self._fail()  # type: ignore[no-any-return]
+        return await self._fail()
 
     async def claim_many(self, requests: object) -> list[Claim]:
-        return await self._fail()  # type: ignore[no-any-return]
+        return await self._fail()
 
     async def lookup(self, *request: object) -> Claim:
-        return await self._fail()  # type: ignore[no-any-return]
+        return await self._fail()
 
 
 def _assigner(store: _DownStore | PipelinedAssignmentStore, *experiments: Experiment) -> Assigner:

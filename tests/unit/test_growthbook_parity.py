@@ -8,6 +8,7 @@ each through the SDK's full GrowthBook.run(), so migrating users keep their arms
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import growthbook.core as gbcore
 import pytest
@@ -35,7 +36,7 @@ def random_id(rng: random.Random) -> str:
     return "user-" + "".join(mixed)
 
 
-def random_config(rng: random.Random, index: int) -> tuple[Experiment, GBExperiment]:
+def random_config(rng: random.Random, index: int) -> tuple[Experiment, GBExperiment[Any]]:
     n = rng.randint(2, 5)
     raw = [rng.random() + 0.01 for _ in range(n)]
     weights = [w / sum(raw) for w in raw]
@@ -67,12 +68,12 @@ def random_config(rng: random.Random, index: int) -> tuple[Experiment, GBExperim
     return ours, theirs
 
 
-def oracle(exp: GBExperiment, participant_id: str) -> int:
+def oracle(exp: GBExperiment[Any], participant_id: str) -> int:
     """The SDK's bucketing functions composed exactly as its run() composes them."""
     if exp.namespace and not gbcore.inNamespace(participant_id, exp.namespace):
         return -1
     n = gbcore.gbhash(exp.seed or exp.key, participant_id, exp.hashVersion)
-    assert n is not None
+    assert n is not None and exp.coverage is not None
     ranges = gbcore.getBucketRanges(len(exp.variations), exp.coverage, exp.weights)
     return gbcore.chooseVariation(n, ranges)
 
@@ -112,5 +113,6 @@ class TestGrowthBookParity:
             expected = result.variationId if result.inExperiment else -1
             assert decision.arm_index == expected, pid
             if decision.outcome is Outcome.EXCLUDED_BY_NAMESPACE:
+                assert theirs.namespace is not None
                 assert not gbcore.inNamespace(pid, theirs.namespace)
         gb.destroy()

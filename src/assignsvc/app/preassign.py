@@ -143,14 +143,7 @@ async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[s
             if known is None:
                 known = strata[items] = (stratum_key(attributes), _strata_violations(attributes, "strata"))
             key, strata_problems = known
-            if strata_problems or (
-                participants and not (min(map(len, participants)) > 0 and max(map(len, participants)) <= FAST_ID_CHARS)
-            ):
-                for offset, participant in enumerate(participants):
-                    field = f"participants[{position + offset}]"
-                    problems = participant_id_violations(participant, f"{field}.participant_id")
-                    problems += [FieldViolation(f"{field}.{v.field}", v.description) for v in strata_problems]
-                    violations += problems[: MAX_REPORTED_VIOLATIONS - len(violations)]
+            violations += _bad_rows(participants, position, strata_problems, MAX_REPORTED_VIOLATIONS - len(violations))
             setdefault = strata_of.setdefault
             for offset, participant in enumerate(participants):
                 if setdefault(participant, key) != key and len(violations) < MAX_REPORTED_VIOLATIONS:
@@ -173,6 +166,24 @@ async def _collect(batches: AsyncIterator[Sequence[ParticipantGroup]]) -> dict[s
     for participant, key in strata_of.items():
         by_stratum[key].append(participant)
     return by_stratum
+
+
+def _bad_rows(
+    participants: Sequence[str], position: int, strata_problems: list[FieldViolation], room: int
+) -> list[FieldViolation]:
+    """At most `room` violations of one group's rows (numbered from `position`); each row is
+    checked only when the group's strata are bad or some id's length is out of range."""
+    if not strata_problems and (
+        not participants or (min(map(len, participants)) > 0 and max(map(len, participants)) <= FAST_ID_CHARS)
+    ):
+        return []
+    found: list[FieldViolation] = []
+    for offset, participant in enumerate(participants):
+        field = f"participants[{position + offset}]"
+        problems = participant_id_violations(participant, f"{field}.participant_id")
+        problems += [FieldViolation(f"{field}.{v.field}", v.description) for v in strata_problems]
+        found += problems[: room - len(found)]
+    return found
 
 
 def _strata_violations(attributes: Mapping[str, str], field: str) -> list[FieldViolation]:

@@ -367,7 +367,7 @@ def register(
     sub: Any, connection: argparse.ArgumentParser, client: argparse.ArgumentParser, wrap: Callable[..., Any]
 ) -> None:
     """Add the export and preassign subcommands; `wrap` turns a command into a client runner.
-    export takes --output FILE (as the issue's users asked), so not the -o of `client`."""
+    export takes --output FILE (what its users asked for), so not the -o of `client`."""
     exp = sub.add_parser(
         "export",
         parents=[connection],

@@ -644,7 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[client],
         help="create or update the experiments of a YAML/JSON file",
         description="Create or update every experiment of FILE at once, all or nothing "
-        "(the format: README, 'Experiments as files').",
+        "(the format: docs/experiments.md, 'Experiments as files').",
     )
     apply.add_argument("file", metavar="FILE", help="experiment file (YAML or JSON; GrowthBook JSON too); '-' = stdin")
     apply.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")

@@ -253,7 +253,8 @@ class _Compiler:
             return lambda actual, groups: actual is expected
         return lambda actual, groups: strict_deep_equal(expected, actual)
 
-    def operator(self, op: str, arg: Any, path: str, depth: int) -> _ValueTest:  # noqa: PLR0911, PLR0912 - one branch per operator
+    def operator(self, op: str, arg: Any, path: str, depth: int) -> _ValueTest:
+        """The test of one operator on a value: comparisons here, the rest in _other."""
         if op in ("$eq", "$ne"):
             return self._equality(op, arg)
         if op in ("$lt", "$lte", "$gt", "$gte"):
@@ -263,6 +264,11 @@ class _Compiler:
         if op in ("$in", "$nin", "$ini", "$nini"):
             values = self._list(arg, path)
             return self._membership(op, values)
+        return self._other(op, arg, path, depth)
+
+    def _other(self, op: str, arg: Any, path: str, depth: int) -> _ValueTest:  # noqa: PLR0911 - one return per operator
+        """Operators on arrays, presence, type, negation, patterns and saved groups; split
+        from operator() so that each stays one short table of branches."""
         if op in ("$all", "$alli"):
             items = self._list(arg, path)
             tests = [self.value(v, f"{path}[{i}]", depth + 1, op == "$alli") for i, v in enumerate(items)]

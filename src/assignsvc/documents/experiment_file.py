@@ -175,14 +175,7 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
         doc["coverage"] = e.coverage
     if e.namespace is not None:
         doc["namespace"] = _FlowMap({"id": e.namespace.id, "range": [e.namespace.start, e.namespace.end]})
-    if e.seed and e.seed != e.id:
-        doc["seed"] = e.seed
-    if e.hash_algorithm is not HashAlgorithm.MURMUR3:
-        doc["hash_algorithm"] = e.hash_algorithm.value
-    if e.bucket_version:
-        doc["bucket_version"] = e.bucket_version
-    if e.min_bucket_version:
-        doc["min_bucket_version"] = e.min_bucket_version
+    doc |= _hashing_document(e)
     doc["status"] = e.status.value
     if e.type is not ExperimentType.ONLINE:
         doc["type"] = e.type.value
@@ -195,6 +188,21 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
     doc |= _targeting_document(e)
     if e.redis_failure_policy is not RedisFailurePolicy.FAIL_CLOSED:
         doc["redis_failure_policy"] = e.redis_failure_policy.value
+    return doc
+
+
+def _hashing_document(e: Experiment) -> dict[str, Any]:
+    """The hashing fields that differ from their defaults (split out to keep one short
+    branch per field in each function)."""
+    doc: dict[str, Any] = {}
+    if e.seed and e.seed != e.id:
+        doc["seed"] = e.seed
+    if e.hash_algorithm is not HashAlgorithm.MURMUR3:
+        doc["hash_algorithm"] = e.hash_algorithm.value
+    if e.bucket_version:
+        doc["bucket_version"] = e.bucket_version
+    if e.min_bucket_version:
+        doc["min_bucket_version"] = e.min_bucket_version
     return doc
 
 
