@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -14,15 +15,15 @@ from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import Cli, Client, assign, bad_request_fields
 
 
-def _value(python: object) -> struct_pb2.Value:
+def _value(python: Any) -> struct_pb2.Value:
     return json_format.ParseDict(python, struct_pb2.Value())
 
 
 def test_assign_returns_the_arm_value_and_the_arm_id_by_default(client: Client) -> None:
     created = client.create("colors")
-    assert [json_format.MessageToDict(a.value) for a in created.arms] == ["a0", "a1"]
+    assert [cast(object, json_format.MessageToDict(a.value)) for a in created.arms] == ["a0", "a1"]
     answer = assign(client, "colors", "p1")
-    assert json_format.MessageToDict(answer.arm.value) == answer.arm.id
+    assert cast(object, json_format.MessageToDict(answer.arm.value)) == answer.arm.id
 
 
 def test_object_values_reach_assign_batch_and_get(client: Client) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -38,7 +39,7 @@ def violations(body: dict[str, object]) -> list[str]:
     return [v["field"] for d in details if d["@type"] == BAD_REQUEST for v in d["fieldViolations"]]
 
 
-def create(base: str, experiment_id: str, **fields: object) -> dict[str, object]:
+def create(base: str, experiment_id: str, **fields: object) -> dict[str, Any]:
     body = {"id": experiment_id, "arms": TWO_ARMS, "status": "EXPERIMENT_STATUS_RUNNING", **fields}
     reply = call("POST", base + "/v1/experiments", body)
     assert reply.status == 200, reply.body

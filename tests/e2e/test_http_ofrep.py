@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from openfeature import api
@@ -38,7 +39,7 @@ def create(base: str, experiment_id: str, arms: list[dict[str, object]], **field
     assert call("POST", base + "/v1/experiments", body).status == 200
 
 
-def evaluate(base: str, key: str, body: object, **kwargs: object) -> tuple[int, dict[str, object]]:
+def evaluate(base: str, key: str, body: object, **kwargs: object) -> tuple[int, dict[str, Any]]:
     reply = call("POST", f"{base}/ofrep/v1/evaluate/flags/{key}", body, **kwargs)  # type: ignore[arg-type]
     return reply.status, reply.json() if reply.body else {}
 

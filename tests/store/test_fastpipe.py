@@ -72,7 +72,7 @@ class TestTransports:
             pipe = FastScriptPipe(redis_url, SCRIPT, 2.0, name="one-connection-test")
             try:
                 batches = [[([f"c{b}"], [f"{b}-{i}"]) for i in range(50)] for b in range(40)]
-                results = await asyncio.gather(*(evalsha(pipe, batch) for batch in batches))  # type: ignore[arg-type]
+                results = await asyncio.gather(*(evalsha(pipe, batch) for batch in batches))
                 checker = redis.Redis.from_url(redis_url)
                 clients = [c for c in checker.client_list() if c.get("name") == "one-connection-test"]
                 checker.close()

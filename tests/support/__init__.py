@@ -20,7 +20,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from assignsvc.config import ServerConfig
-from assignsvc.server.wiring import RunningServer, create_server
+from assignsvc.server import RunningServer, create_server
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import bulk_assignment_service_pb2_grpc as bgrpc

@@ -5,8 +5,8 @@ tests/store/contracts/test_access.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
@@ -28,7 +28,7 @@ class World:
         self.manager = AccessManager(self.stores.access, self.ring, clock=lambda: self.now_ms)
 
 
-def run(body: Callable[[World], Awaitable[T]]) -> T:
+def run(body: Callable[[World], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(body(World()))
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
@@ -45,7 +45,7 @@ class World:
         return [e.type for e in await self.stores.outbox.read_events("test", 100)]
 
 
-def run(body: Callable[[World], Awaitable[T]]) -> T:
+def run(body: Callable[[World], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(body(World()))
 
 

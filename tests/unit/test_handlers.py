@@ -4,9 +4,10 @@ method's kind, and the error for an undecodable body names the field at fault.""
 from __future__ import annotations
 
 import inspect
+from typing import Any, cast
 
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import descriptor, struct_pb2
 from google.protobuf.message import DecodeError
 
 from assignsvc.api import (
@@ -70,19 +71,19 @@ class TestLocate:
 
     def test_a_string_with_bad_utf8(self) -> None:
         raw = apb.AssignRequest(experiment_id="e", participant_id="@@").SerializeToString().replace(b"@@", b"\xc3(")
-        assert locate(apb.AssignRequest.DESCRIPTOR, raw) == "participant_id"
+        assert locate(_descriptor(apb.AssignRequest), raw) == "participant_id"
 
     def test_an_item_of_a_repeated_message(self) -> None:
         batch = apb.BatchAssignRequest(requests=[apb.AssignRequest(participant_id=p) for p in ("a", "b", "@@")])
         raw = batch.SerializeToString().replace(b"@@", b"\xc3(")
-        assert locate(apb.BatchAssignRequest.DESCRIPTOR, raw) == "requests[2].participant_id"
+        assert locate(_descriptor(apb.BatchAssignRequest), raw) == "requests[2].participant_id"
 
     def test_a_repeated_string_and_a_map(self) -> None:
         ids = gpb.UploadSavedGroupIdsRequest(ids=["a", "@@"]).SerializeToString().replace(b"@@", b"\xc3(")
-        assert locate(gpb.UploadSavedGroupIdsRequest.DESCRIPTOR, ids) == "ids[1]"
+        assert locate(_descriptor(gpb.UploadSavedGroupIdsRequest), ids) == "ids[1]"
         group = bpb.PreassignParticipantsRequest(groups=[bpb.ParticipantGroup(strata={"k": "@@"})])
         raw = group.SerializeToString().replace(b"@@", b"\xc3(")
-        assert locate(bpb.PreassignParticipantsRequest.DESCRIPTOR, raw) == "groups[0].strata"
+        assert locate(_descriptor(bpb.PreassignParticipantsRequest), raw) == "groups[0].strata"
 
     def test_a_struct_past_the_depth_limit_is_named_not_entered(self) -> None:
         inner = struct_pb2.Struct()
@@ -92,14 +93,14 @@ class TestLocate:
             inner = outer
         request = apb.AssignRequest(experiment_id="e")
         request.attributes.CopyFrom(inner)
-        assert locate(apb.AssignRequest.DESCRIPTOR, request.SerializeToString()) == "attributes"
+        assert locate(_descriptor(apb.AssignRequest), request.SerializeToString()) == "attributes"
 
     def test_a_field_cut_short(self) -> None:
-        assert locate(espb.GetExperimentRequest.DESCRIPTOR, b"\x0a\x05ab") == "experiment_id"
+        assert locate(_descriptor(espb.GetExperimentRequest), b"\x0a\x05ab") == "experiment_id"
 
     @pytest.mark.parametrize("raw", [b"\xff", b"\x0f", b"\x80" * 12, b""])
     def test_broken_framing_names_no_field(self, raw: bytes) -> None:
-        assert locate(espb.GetExperimentRequest.DESCRIPTOR, raw) == ""
+        assert locate(_descriptor(espb.GetExperimentRequest), raw) == ""
 
 
 class TestMalformed:
@@ -107,14 +108,14 @@ class TestMalformed:
 
     def test_a_field_found(self) -> None:
         raw = bytes.fromhex("0a02c328")
-        error = malformed(apb.AssignRequest.DESCRIPTOR, raw, _decode_error(apb.AssignRequest, raw))
+        error = malformed(_descriptor(apb.AssignRequest), raw, _decode_error(apb.AssignRequest, raw))
         assert error.reason == "MALFORMED_REQUEST"
         assert [(v.field, v.description) for v in error.violations] == [
             ("experiment_id", "is not valid UTF-8 (does not decode as assignsvc.v1.AssignRequest)")
         ]
 
     def test_no_field_found(self) -> None:
-        error = malformed(apb.AssignRequest.DESCRIPTOR, b"\xff", _decode_error(apb.AssignRequest, b"\xff"))
+        error = malformed(_descriptor(apb.AssignRequest), b"\xff", _decode_error(apb.AssignRequest, b"\xff"))
         assert error.violations == []
         assert error.message == (
             "malformed request: is not valid protobuf wire format (does not decode as assignsvc.v1.AssignRequest)"
@@ -122,5 +123,10 @@ class TestMalformed:
 
     def test_a_stream_message(self) -> None:
         raw = b"\xff"
-        error = malformed(apb.AssignRequest.DESCRIPTOR, raw, _decode_error(apb.AssignRequest, raw), "messages[3]")
+        error = malformed(_descriptor(apb.AssignRequest), raw, _decode_error(apb.AssignRequest, raw), "messages[3]")
         assert [v.field for v in error.violations] == ["messages[3]"]
+
+
+def _descriptor(message_type: Any) -> descriptor.Descriptor:
+    """A message type's descriptor as the stubs type it (they also allow upb's class)."""
+    return cast(descriptor.Descriptor, message_type.DESCRIPTOR)

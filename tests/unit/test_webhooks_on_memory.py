@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import pytest
@@ -80,7 +80,7 @@ class World:
         )
 
 
-def run(receiver: Receiver, body: Callable[[World], Awaitable[T]], **settings: Any) -> T:
+def run(receiver: Receiver, body: Callable[[World], Coroutine[Any, Any, T]], **settings: Any) -> T:
     return asyncio.run(body(World(receiver, **settings)))
 
 

@@ -235,6 +235,17 @@ def _list(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> No
     out.print_experiments(experiments, args.output, as_list=True)
 
 
+def _patch_arms(args: argparse.Namespace, current: epb.Experiment, patch: epb.Experiment) -> None:
+    """The arms of an update: --arms (names and values of existing arms kept) or the
+    current arms, with --value applied."""
+    kept = {a.id: a for a in current.arms}
+    for a in parse_arms(args.arms) if args.arms is not None else current.arms:
+        arm = patch.arms.add(id=a.id, name=kept[a.id].name if a.id in kept else a.id, weight=a.weight)
+        if a.id in kept:
+            arm.value.CopyFrom(kept[a.id].value)
+    _set_values(patch.arms, parse_values(args.value))
+
+
 def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     """UpdateExperiment with a field mask of exactly the flags given.
 
@@ -255,12 +266,7 @@ def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
     if args.arms is not None or args.value:
         mask.append("arms")
         assert current is not None
-        kept = {a.id: a for a in current.arms}
-        for a in parse_arms(args.arms) if args.arms is not None else current.arms:
-            arm = patch.arms.add(id=a.id, name=kept[a.id].name if a.id in kept else a.id, weight=a.weight)
-            if a.id in kept:
-                arm.value.CopyFrom(kept[a.id].value)
-        _set_values(patch.arms, parse_values(args.value))
+        _patch_arms(args, current, patch)
     if args.coverage is not None:
         mask.append("coverage")
         patch.coverage = args.coverage

@@ -76,7 +76,7 @@ async def open_stores(deployment: Deployment, keys: Keyspace | None = None) -> A
         redis = connect(deployment.url, timeout_s=5.0)
         stack.push_async_callback(redis.aclose)
         if isinstance(redis, RedisCluster):
-            claims: RedisAssignmentStore = ClusterAssignmentStore(redis, keys)
+            claims: RedisAssignmentStore | ClusterAssignmentStore = ClusterAssignmentStore(redis, keys)
             rows = AssignmentRows(cluster_runner(redis), keys)
         else:
             claims = RedisAssignmentStore(redis, keys)
@@ -84,7 +84,7 @@ async def open_stores(deployment: Deployment, keys: Keyspace | None = None) -> A
             stack.push_async_callback(bulk.close)
             rows = AssignmentRows(pipe_runner(bulk), keys)
         assignments: p.AssignmentStore = claims
-        if deployment.kind == "pipelined":
+        if deployment.kind == "pipelined" and not isinstance(redis, RedisCluster):
             fast = FastPipeTransport(deployment.url, 5.0, ClaimCodec(keys))
             stack.push_async_callback(fast.pipe.close)
             assignments = PipelinedAssignmentStore(RedisAssignmentStore(redis, keys, fast), fast)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any
 
 from assignsvc.core.saved_groups import SavedGroup
 from assignsvc.store.protocols import MISSING, MUST_BE_NEW, ChangeNotice, WriteConflict
@@ -30,7 +31,7 @@ async def members(stores: Stores, group_id: str) -> tuple[set[bytes], int]:
 def test_writes_are_compare_and_set_on_the_revision(deployment: Deployment) -> None:
     v2 = dataclasses.replace(GROUP, revision=2, update_time_ms=9)
 
-    async def scenario(stores: Stores) -> list[object]:
+    async def scenario(stores: Stores) -> list[Any]:
         groups = stores.groups
         created = await groups.write(GROUP.id, MUST_BE_NEW, "create", description=GROUP, add=["a", "b", "c"])
         again = await groups.write(GROUP.id, MUST_BE_NEW, "create", description=GROUP, add=["x"])
@@ -50,7 +51,7 @@ def test_writes_are_compare_and_set_on_the_revision(deployment: Deployment) -> N
 
 
 def test_delete_removes_the_description_and_the_ids(deployment: Deployment) -> None:
-    async def scenario(stores: Stores) -> list[object]:
+    async def scenario(stores: Stores) -> list[Any]:
         groups = stores.groups
         await groups.write(GROUP.id, MUST_BE_NEW, "create", description=GROUP, add=["a"])
         stale = await groups.write(GROUP.id, 3, "delete")
@@ -68,7 +69,7 @@ def test_delete_removes_the_description_and_the_ids(deployment: Deployment) -> N
 def test_a_staged_upload_replaces_or_joins_the_ids(deployment: Deployment) -> None:
     big = [f"id{i:06d}" for i in range(SCAN_BATCH + 5)]
 
-    async def scenario(stores: Stores) -> list[object]:
+    async def scenario(stores: Stores) -> list[Any]:
         groups = stores.groups
         await groups.write(GROUP.id, MUST_BE_NEW, "create", description=GROUP, add=["old"])
         await groups.stage("u1", big[:7000])
