@@ -4,12 +4,14 @@ README shows (times aside: they are the moment the arm was stored)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import free_port
 from tests.support.processes import serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +86,37 @@ def test_the_make_targets_the_readme_names_exist() -> None:
     named = set(re.findall(r"(?:^|`)make ([a-z-]+)", README.read_text(), re.MULTILINE))
     assert named >= {"run", "test"}
     assert named <= targets
+
+
+def http_block(text: str) -> list[str]:
+    """The README's HTTP/JSON and OpenFeature curl commands, continuation lines joined."""
+    section = text.split("### Over HTTP/JSON and OpenFeature", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_http_examples_answer_one_arm_three_ways(redis_url: str, tmp_path: Path) -> None:
+    """The README's curl lines, as written but for the port, agree on the participant's arm."""
+    commands = http_block(README.read_text())
+    assert len(commands) == 3 and all(c.startswith("curl ") and "127.0.0.1:8080" in c for c in commands)
+    http_port = free_port()
+    with serve("--redis-url", redis_url, "--http-port", str(http_port)) as server:
+        env = {**os.environ, "ASSIGNSVC_TARGET": server.target}
+        create = [sys.executable, "-m", "assignsvc", "experiments", "create", "checkout-button"]
+        subprocess.run([*create, "--arms", "control,treatment", "--status", "running"], check=True, env=env)
+        answers = []
+        for command in commands:
+            ran = subprocess.run(
+                ["bash", "-c", command.replace("127.0.0.1:8080", f"127.0.0.1:{http_port}") + " --fail-with-body"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=tmp_path,
+            )
+            assert ran.returncode == 0, f"{command}\n{ran.stdout}{ran.stderr}"
+            answers.append(json.loads(ran.stdout))
+    transcoded, evidential, ofrep = answers
+    arm = transcoded["assignment"]["arm"]["id"]
+    assert arm in {"control", "treatment"}
+    assert evidential["assignment"]["arm_id"] == arm and ofrep["variant"] == arm and ofrep["value"] == arm
