@@ -74,7 +74,9 @@ SERVE = (
         "grace_period_s",
         "--grace-period",
         "ASSIGNSVC_GRACE_PERIOD",
-        "drain time on SIGTERM/SIGINT; keep it below the pod's termination grace period",
+        "drain time on SIGTERM/SIGINT: new calls refused with UNAVAILABLE, calls in flight finish; under steady "
+        "load the last 0.2 s hold refusals until gRPC's stop began, which then waits up to 0.5 s more, so no "
+        "accepted call ends CANCELLED; keep grace + 1 s below the pod's termination grace period",
         unit=" s",
     ),
     Setting(
@@ -90,6 +92,15 @@ SERVE = (
         "ASSIGNSVC_METRICS_PORT",
         "Prometheus text format at `http://HOST:PORT/metrics`",
         note="(off)",
+    ),
+    Setting(
+        "http_port",
+        "--http-port",
+        "ASSIGNSVC_HTTP_PORT",
+        "the HTTP/JSON API on `HOST:PORT`: the v1 API transcoded, Evidential's routes under `/evidential/v1`, "
+        "OFREP under `/ofrep/v1`, `/healthz`, `/readyz`, `/openapi.json` ([http.md](http.md)); same keys, scopes, "
+        "rate limits and drain as gRPC; `--max-concurrent-rpcs` caps its requests in flight too (then 503)",
+        note="(off; `make run` and the image: `8080`)",
     ),
     Setting(
         "max_concurrent_rpcs",
