@@ -166,3 +166,20 @@ def test_scopes_and_refusals_on_evidential_and_ofrep_routes(tenants: Tenants) ->
         "GET", base + "/evidential/v1/experiments", headers={**_headers(tenants, "beta-read"), "Datasource-ID": "alpha"}
     )
     assert foreign.status == 403
+
+
+def test_a_refused_client_stream_is_a_refusal_every_time(tenants: Tenants) -> None:
+    """A streamed body the key may not send is 401 each time, never a 500: refused before the
+    stream opens (a server ending a client stream mid-body left the client INTERNAL)."""
+    body = b'{"experiment_id": "x", "participant_id": "p"}\n' * 3
+    statuses = {
+        call(
+            "POST",
+            _base(tenants) + "/v1/assignments:streamAssign",
+            headers={"X-API-Key": "hello", "Datasource-ID": "alpha"},
+            raw=body,
+            content_type="application/x-ndjson",
+        ).status
+        for _ in range(40)
+    }
+    assert statuses == {401}

@@ -15,6 +15,7 @@ with `Accept: text/csv`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -29,7 +30,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2
 
 from assignsvc.api.http.app import HttpEdge
-from assignsvc.api.http.auth import API_KEY_HEADER, DATASOURCE_HEADER
+from assignsvc.api.http.auth import API_KEY_HEADER, DATASOURCE_HEADER, authenticate
 from assignsvc.api.http.body import CSV_TYPE, JSON_TYPES, NDJSON_TYPES, lines, read_json, refuse_media_type
 from assignsvc.api.http.errors import (
     HttpRefusalError,
@@ -40,6 +41,7 @@ from assignsvc.api.http.errors import (
     status_response,
 )
 from assignsvc.api.http.routes import Route, all_routes
+from assignsvc.app.access import KeyRing
 from assignsvc.logs import REQUEST_ID
 
 UNARY_TIMEOUT_S = 60.0
@@ -56,7 +58,7 @@ def add_routes(edge: HttpEdge, target: str) -> grpc.aio.Channel:
     """Serve every annotated RPC over HTTP through a channel to `target`; the channel (to close)."""
     channel = grpc.aio.insecure_channel(target)
     for route in all_routes():
-        edge.app.router.add_route(route.verb, route.aiohttp_path, _Call(channel, route).handle)
+        edge.app.router.add_route(route.verb, route.aiohttp_path, _Call(channel, route, edge.use_cases.key_ring).handle)
     return channel
 
 
@@ -67,8 +69,9 @@ def _message_class(descriptor: Descriptor) -> type[Message]:
 class _Call:
     """The HTTP handler of one route."""
 
-    def __init__(self, channel: grpc.aio.Channel, route: Route) -> None:
+    def __init__(self, channel: grpc.aio.Channel, route: Route, key_ring: KeyRing | None) -> None:
         self._route = route
+        self._key_ring = key_ring
         method = route.method
         self._request_class = _message_class(method.input_type)
         response_class = _message_class(method.output_type)
@@ -89,13 +92,23 @@ class _Call:
         if_match = False
         try:
             if method.client_streaming:
+                # Refused before the call opens: a server that ends a client stream while its
+                # body is still being sent leaves the client INTERNAL ("Internal error from
+                # Core"), not the refusal. The gRPC interceptor checks the key again.
+                refusal = authenticate(request, self._key_ring, self._route.full_method)
+                if refusal is not None:
+                    return status_response(refusal.status)
                 if not (self._route.method.name in _CSV_METHODS and request.content_type == CSV_TYPE):
                     refuse_media_type(request, (*NDJSON_TYPES, *JSON_TYPES))
-                requests = _keeping(self._streamed_requests(request), refused)
-                if method.server_streaming:
-                    return await self._stream_out(request, self._stub(requests, metadata=metadata), refused)
-                reply = await self._stub(requests, metadata=metadata, timeout=UNARY_TIMEOUT_S)
-                return _json(reply)
+                pump = _BodyPump(self._streamed_requests(request))
+                try:
+                    requests = _keeping(pump.messages(), refused)
+                    if method.server_streaming:
+                        return await self._stream_out(request, self._stub(requests, metadata=metadata), refused)
+                    reply = await self._stub(requests, metadata=metadata, timeout=UNARY_TIMEOUT_S)
+                    return _json(reply)
+                finally:
+                    await pump.close()
             message = await self._request(request)
             if_match = _if_match(request, message, self._route.body)
             if method.server_streaming:
@@ -235,6 +248,43 @@ class _Call:
             await response.prepare(request)
         await response.write_eof()
         return response
+
+
+class _BodyPump:
+    """Reads a streamed body in a task of its own, from which gRPC's request consumer takes
+    messages through a small queue. The handler stops that read before it returns: a call
+    that ended early (refused, failed) would otherwise leave a read of the body pending in
+    gRPC's consumer task, and aiohttp, draining the rest of the body, fails the request with
+    a 500 ("readany() called while another coroutine is already waiting")."""
+
+    def __init__(self, source: AsyncIterator[Message]) -> None:
+        self._queue: asyncio.Queue[Message | Exception | None] = asyncio.Queue(maxsize=16)
+        self._task = asyncio.create_task(self._run(source), name="assignsvc-http-body")
+
+    async def _run(self, source: AsyncIterator[Message]) -> None:
+        try:
+            async for message in source:
+                await self._queue.put(message)
+        except Exception as exc:  # a bad line (HttpRefusalError) or a broken body: raised where it is read
+            await self._queue.put(exc)
+            return
+        await self._queue.put(None)
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """The body's messages, in order; what the read raised is raised here."""
+        while (item := await self._queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def close(self) -> None:
+        """Stop reading the body, and end `messages` for a consumer still waiting on it."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
 
 
 async def _keeping(requests: AsyncIterator[Message], refused: list[HttpRefusalError]) -> AsyncIterator[Message]:
