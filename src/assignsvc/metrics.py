@@ -194,13 +194,13 @@ class MultiProcessEndpoint:
     def __init__(self, host: str, port: int, path: Path) -> None:
         self.path = path
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]  # no annotations upstream
+        multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call, unused-ignore]  # no annotations upstream
         self._http, self._thread = start_http_server(port, addr=host, registry=registry)
         self.port = int(self._http.server_address[1])
 
     def worker_exited(self, pid: int) -> None:
         """Drop a dead worker's live gauge (RPCs in flight); its counters stay in the sums."""
-        multiprocess.mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]  # as above
+        multiprocess.mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call, unused-ignore]  # as above
 
     def stop(self) -> None:
         """Stop serving."""

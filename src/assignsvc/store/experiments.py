@@ -132,7 +132,7 @@ class RedisExperimentStore:
         """One plain command, routed as _script routes scripts."""
         if isinstance(self._redis, RedisCluster):
             return await run_one(self._redis, command)
-        return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in redis-py
 
     async def write(
         self, writes: Sequence[tuple[Experiment, Expected]], events: Sequence[ChangeEvent] = ()
@@ -211,7 +211,7 @@ class RedisExperimentStore:
                     if isinstance(data, bytes):
                         yield parse_notice(data)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # unannotated before redis-py 8
             if node is not None:
                 await node.aclose()
 

@@ -113,7 +113,7 @@ class RedisSavedGroupStore:
     async def _command(self, *command: EncodableT) -> Any:
         if isinstance(self._redis, RedisCluster):
             return await run_one(self._redis, command)
-        return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in redis-py
 
     async def write(
         self,

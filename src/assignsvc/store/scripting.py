@@ -34,4 +34,4 @@ class Scripts:
         """One plain command's reply."""
         if isinstance(self.redis, RedisCluster):
             return await run_one(self.redis, command)
-        return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in redis-py
