@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assignsvc.cli.main import parse_attributes
+from assignsvc.cli.experiments import parse_attributes
 from assignsvc.config import ConfigError
 from assignsvc.documents.experiment_file import dump_experiment, read_experiments
 from tests.support import Cli
