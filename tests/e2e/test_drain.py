@@ -19,6 +19,7 @@ from assignsvc.config import client_channel_options
 from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import assignment_service_pb2 as apb
 from tests.support import Client, free_port
+from tests.support.http import call
 from tests.support.processes import ServeProcess
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -247,8 +248,8 @@ class TestStartWithoutRedis:
     UNAVAILABLE (STARTING), and serves once Redis answers."""
 
     def test_serves_once_redis_answers(self, tmp_path: Path) -> None:
-        redis_port = free_port()
-        proc = ServeProcess("--redis-url", f"redis://127.0.0.1:{redis_port}")
+        redis_port, http_port = free_port(), free_port()
+        proc = ServeProcess("--redis-url", f"redis://127.0.0.1:{redis_port}", "--http-port", str(http_port))
         redis_server = RedisServerProcess(tmp_path, port=redis_port, appendonly=False)
         try:
             assert "NOT_SERVING until Redis answers" in "".join(proc.log)
@@ -262,6 +263,16 @@ class TestStartWithoutRedis:
                     )
                 assert refused.code is grpc.StatusCode.UNAVAILABLE
                 assert refused.details is not None and "Redis has not answered" in refused.details
+            base = f"http://127.0.0.1:{http_port}"
+            for method, path in (  # every route family answers as RPCs do: retry elsewhere
+                ("POST", "/v1/experiments/e/participants/p:assign"),
+                ("GET", "/evidential/v1/experiments/e/assignments/p"),
+                ("POST", "/ofrep/v1/evaluate/flags/e"),
+            ):
+                reply = call(method, base + path, {"context": {"targetingKey": "p"}} if method == "POST" else None)
+                assert reply.status == 503, (path, reply.body)
+                assert "Redis has not answered" in reply.json()["message"], (path, reply.body)
+                assert reply.headers.get("retry-after"), path
             redis_server.start()
             wait_serving(proc.port)
             client = Client.connect(proc.target)

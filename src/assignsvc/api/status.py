@@ -159,12 +159,8 @@ OVERLOADED = _refusal(
     OVERLOADED_RETRY_DELAY_S,
 )
 DRAINING = _refusal(code_pb2.UNAVAILABLE, "DRAINING", "server is shutting down; retry on another replica", 0.0)
-STARTING = _refusal(
-    code_pb2.UNAVAILABLE,
-    "STARTING",
-    "server is starting: its Redis has not answered yet; retry on another replica",
-    0.0,
-)
+STARTING_MESSAGE = "server is starting: its Redis has not answered yet; retry on another replica"
+STARTING = _refusal(code_pb2.UNAVAILABLE, "STARTING", STARTING_MESSAGE, 0.0)
 
 # Authentication refusals (service.interceptors); rate limits carry the key's own delay.
 UNAUTHENTICATED_MISSING = _refusal(

@@ -239,7 +239,13 @@ async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> Runn
     grpc_target = await _start_grpc(server, config, port)
     owned.push_async_callback(server.stop, 0)  # after a drain (RunningServer.stop) a no-op
     use_cases = UseCases(
-        assigner, catalog, Exporter(registry, experiment_store, rows), key_ring, readiness(health), grpc_target
+        assigner,
+        catalog,
+        Exporter(registry, experiment_store, rows),
+        key_ring,
+        readiness(health),
+        grpc_target,
+        serving=lambda: interceptor.ready,
     )
     http = await serve_http(config, use_cases)
     if http is not None:

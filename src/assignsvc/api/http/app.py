@@ -1,6 +1,6 @@
 """The HTTP server: one aiohttp application on grpc.aio's event loop, beside the gRPC port.
 
-One middleware does what the gRPC interceptor does for RPCs: request ids, drain and
+One middleware does what the gRPC interceptor does for RPCs: request ids, start, drain and
 in-flight refusals (503 with Retry-After instead of an unbounded queue), per-route latency
 histograms, and the last word on errors: a domain error is its Status, aiohttp's own
 refusals (404, 405, 413) become Status JSON too, and anything else is logged and answered
@@ -23,7 +23,9 @@ from typing import Any
 from aiohttp import web
 from google.rpc import code_pb2
 
+from assignsvc.api.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from assignsvc.api.http.errors import HttpRefusalError, error_response, status_of, status_response
+from assignsvc.api.status import STARTING_MESSAGE
 from assignsvc.app.access import KeyRing
 from assignsvc.app.assign import Assigner
 from assignsvc.app.catalog import ExperimentCatalog
@@ -59,13 +61,18 @@ class UseCases:
     ready: Callable[[], Awaitable[bool]]
     # The gRPC server's own address, for the transcoded API's calls (None: not transcoded).
     grpc_target: str | None = None
+    # False while the server starts without its Redis: routes answer 503 (STARTING), as RPCs do.
+    serving: Callable[[], bool] = lambda: True
 
 
 class HttpEdge:
     """The HTTP server's state: its runner, in-flight count and drain flag."""
 
-    def __init__(self, use_cases: UseCases, max_in_flight: int, record_metrics: bool) -> None:
+    def __init__(
+        self, use_cases: UseCases, max_in_flight: int, record_metrics: bool, limits: ConnectionLimits | None = None
+    ) -> None:
         self.use_cases = use_cases
+        self.connections = ConnectionGuard(limits or ConnectionLimits())
         self.max_in_flight = max_in_flight
         self.record_metrics = record_metrics
         self.in_flight = 0
@@ -85,7 +92,7 @@ class HttpEdge:
         """Bind and serve; the port bound (port 0 picks a free one)."""
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT_S)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+        site = GuardedSite(runner, host, port, self.connections, reuse_port=reuse_port or None, backlog=1024)
         try:
             await site.start()
         except BaseException:
@@ -122,6 +129,7 @@ class HttpEdge:
             request.headers.get(REQUEST_ID_HEADER, "")[:MAX_REQUEST_ID] or f"{self._id_prefix}{next(self._ids)}"
         )
         REQUEST_ID.set(request_id)
+        self.connections.headers_received(request.transport)
         started = time.perf_counter()
         if request.path in OPEN_PATHS:
             response = await handler(request)
@@ -129,6 +137,10 @@ class HttpEdge:
             response = status_response(
                 status_of(code_pb2.UNAVAILABLE, "DRAINING", "server is shutting down; retry on another replica"),
                 {"Retry-After": DRAIN_RETRY_AFTER_S},
+            )
+        elif not self.use_cases.serving():
+            response = status_response(
+                status_of(code_pb2.UNAVAILABLE, "STARTING", STARTING_MESSAGE), {"Retry-After": DRAIN_RETRY_AFTER_S}
             )
         elif self.max_in_flight and self.in_flight >= self.max_in_flight:
             response = status_response(
