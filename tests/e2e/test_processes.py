@@ -24,6 +24,7 @@ from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import Client, free_port, wait_until
+from tests.support.http import call
 from tests.support.metrics import scrape, value
 from tests.support.processes import ServeProcess, serve, serve_many
 
@@ -202,11 +203,13 @@ class TestWorkers:
     """`serve --workers N`: N processes on one port under a supervisor that owns the embedded Redis."""
 
     def test_three_workers_share_one_port_and_every_participant_keeps_one_arm(self, tmp_path: Path) -> None:
-        with serve("--workers", "3", "--data-dir", str(tmp_path / "data")) as supervisor:
+        http_port = free_port()
+        with serve("--workers", "3", "--data-dir", str(tmp_path / "data"), "--http-port", str(http_port)) as supervisor:
             workers = _worker_pids(supervisor)
             assert sorted(workers) == [1, 2, 3] and len(set(workers.values())) == 3
-            for pid in workers.values():  # each worker holds its own listening socket on the port
+            for pid in workers.values():  # each worker holds its own listening sockets on the ports
                 assert _listening(supervisor.port) & _socket_inodes(pid), f"worker pid {pid} does not listen"
+                assert _listening(http_port) & _socket_inodes(pid), f"worker pid {pid} does not serve HTTP"
             descendants = _children(supervisor.process.pid)
             assert set(workers.values()) < descendants  # the embedded Redis is a child too
 
@@ -217,6 +220,13 @@ class TestWorkers:
                 espb.GetExperimentStatsRequest(experiment_id="spread")
             )
             assert stats.total_assignments == 100
+            lookup = by_worker[workers[1]][0].assignments.GetAssignment
+            for i in range(30):  # a connection each: the kernel spreads them over the workers' HTTP edges
+                path = f"/v1/experiments/spread/participants/p{i}:getAssignment"
+                reply = call("POST", f"http://127.0.0.1:{http_port}{path}", {})
+                stored = lookup(apb.GetAssignmentRequest(experiment_id="spread", participant_id=f"p{i}")).assignment
+                assert reply.status == 200, reply.body
+                assert reply.json()["assignment"]["arm"]["id"] == stored.arm.id
             _close(by_worker)
 
             assert supervisor.stop() == 0
