@@ -72,7 +72,6 @@ class WebhookManager:
     async def create(self, webhook: Webhook, datasource: str) -> Webhook:
         """Validate, give it an id (in the datasource) and a secret, store it enabled."""
         await self._check(webhook, UPDATABLE)
-        _check_carried(webhook, UPDATABLE)
         now = self._clock()
         stored = dataclasses.replace(
             webhook,
@@ -115,7 +114,8 @@ class WebhookManager:
         async def attempt() -> Webhook | None:
             current = await self.get(patch.id)
             updated = dataclasses.replace(current, **changes, update_time_ms=self._clock())
-            _check_carried(updated, paths)
+            if ("format" in paths) != ("events" in paths):  # both in paths: checked with the rest
+                _check_carried(updated, paths)
             saved = await self._store.save(updated, set_enabled="enabled" in paths, read=current)
             if saved is False:
                 raise NotFoundError("webhook", patch.id)
@@ -175,6 +175,8 @@ class WebhookManager:
             violations += event_filter_violations(list(webhook.events))
         if "format" in paths:
             violations += format_violations(webhook.format)
+        if "format" in paths and "events" in paths and not format_violations(webhook.format):
+            violations += filter_violations(webhook.format, webhook.events)
         if "description" in paths and len(webhook.description) > MAX_DESCRIPTION_LENGTH:
             violations.append(
                 FieldViolation("webhook.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
@@ -196,8 +198,8 @@ class WebhookManager:
 
 
 def _check_carried(webhook: Webhook, paths: Sequence[str]) -> None:
-    """The event filter names only events the webhook's format carries. When the update
-    changes the format alone, the violation is the format's (the filter is not in the request)."""
+    """After an update of the format or the filter alone: the filter names only events the
+    format carries. A new format is the violation when the stored filter does not fit it."""
     violations = filter_violations(webhook.format, webhook.events)
     if violations and "events" not in paths:
         cannot = [e for e in webhook.events if e not in carried(webhook.format)]
