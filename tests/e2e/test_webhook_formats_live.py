@@ -17,6 +17,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
+from assignsvc.cli.main import main
 from assignsvc.config import ServerConfig
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
@@ -263,3 +264,25 @@ class TestBadFormat:
         [violation] = [v for d in status["details"] if d["@type"].endswith("BadRequest") for v in d["fieldViolations"]]
         assert violation["field"] == "webhook.events[0]"
         assert "it carries: experiment.created, experiment.updated" in violation["description"]
+
+
+class TestCli:
+    """`webhooks add|update --format`, shown by get and list; a bad one exits 1 naming the field."""
+
+    def test_format(self, live_server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+        def run(*argv: str) -> tuple[int, str]:
+            capsys.readouterr()
+            code = main([*argv, "--target", live_server.target])
+            return code, capsys.readouterr().out
+
+        with seed_receiver(CHECKS["eppo"]) as receiver:
+            code, text = run("webhooks", "add", receiver.url_for("hook"), "--format", "eppo", "-o", "json")
+            created = json.loads(text)
+            assert code == 0 and created["format"] == "eppo"
+            code, text = run("webhooks", "update", created["id"], "--format", "growthbook")
+            assert code == 0 and "format                  growthbook" in text
+            code, text = run("webhooks", "list")
+            assert code == 0 and "growthbook" in text and "FORMAT" in text
+            bad = ["webhooks", "add", receiver.url_for("x"), "--format", "nope", "--target", live_server.target]
+            assert main(bad) == 1
+        assert "webhook.format" in capsys.readouterr().err
