@@ -159,7 +159,7 @@ class WebhookDispatcher:
                 deliveries = []
             await self._outbox.fan_out(event, deliveries, self._clock())
             for dropped in (d for d in deliveries if d.not_sent):
-                log.info("webhook %s: %s %s", dropped.webhook_id, dropped.event_id, dropped.not_sent)
+                log.debug("webhook %s: %s %s", dropped.webhook_id, dropped.event_id, dropped.not_sent)
                 WEBHOOK_DELIVERIES.labels("dropped").inc()
         return len(events)
 
