@@ -250,6 +250,9 @@ class ServerConfig:
     # A webhook is disabled after this many events in a row were given up on; 0 = never.
     webhook_disable_after: int = 5
     webhook_poll_interval_s: float = 0.25
+    # This deployment's HTTP base URL as receivers reach it (https://assign.example.com);
+    # the evidential webhook format's experiment_url starts with it ("" = a path only).
+    public_url: str = ""
     # experiment.warning (srm) is raised when a RUNNING experiment's p-value drops below this.
     srm_threshold: float = 0.001
     srm_check_interval_s: float = 60.0
@@ -355,7 +358,12 @@ def _auth_settings(env: Mapping[str, str], flags: Mapping[str, Any], host: str) 
 def _webhook_settings(env: Mapping[str, str], flags: Mapping[str, Any], d: ServerConfig) -> dict[str, Any]:
     allow = _pick(flags.get("webhook_allow_networks"), env, "WEBHOOK_ALLOW_NETWORKS", "")
     schedule = _pick(flags.get("webhook_retry_schedule"), env, "WEBHOOK_RETRY_SCHEDULE", None)
+    public_url = str(_pick(flags.get("public_url"), env, "PUBLIC_URL", d.public_url)).rstrip("/")
+    parts = urlsplit(public_url)
+    if public_url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment):
+        raise ConfigError(f"ASSIGNSVC_PUBLIC_URL must be an http(s) base URL, got {public_url!r}")
     return {
+        "public_url": public_url,
         "webhook_allow_networks": parse_networks(str(allow)),
         "webhook_retry_schedule": d.webhook_retry_schedule if schedule is None else parse_schedule(str(schedule)),
     }

@@ -202,6 +202,13 @@ VARIABLES = (
         unit=" s",
     ),
     Setting(
+        "public_url",
+        "",
+        "ASSIGNSVC_PUBLIC_URL",
+        "this deployment's HTTP base URL as webhook receivers reach it; the `evidential` webhook format's "
+        "`experiment_url` starts with it (unset: the path alone)",
+    ),
+    Setting(
         "srm_check_interval_s",
         "",
         "ASSIGNSVC_SRM_CHECK_INTERVAL",

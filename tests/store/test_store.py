@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -12,6 +13,7 @@ from typing import TypeVar
 import pytest
 from redis.asyncio import Redis
 
+from assignsvc.core.events import Webhook
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Arm, Experiment
 from assignsvc.errors import StoreUnavailableError
@@ -22,6 +24,7 @@ from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
 from assignsvc.store.protocols import Claim
 from assignsvc.store.transports import FastPipeTransport
+from assignsvc.store.webhooks import RedisWebhookStore
 
 T = TypeVar("T")
 EXPERIMENT = Experiment(id="exp", name="exp", arms=(Arm("a", "a", 0.5), Arm("b", "b", 0.5)))
@@ -191,3 +194,25 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 return {3}
 """
+
+
+class TestWebhooksStoredBeforeFormats:
+    """A webhook stored before formats existed reads as the assignsvc format and saves again."""
+
+    def test_old_config_reads_and_updates(self, redis_url: str) -> None:
+        async def body(redis: Redis) -> tuple[Webhook | None, bool | None, Webhook | None]:
+            keys = Keyspace("old-wh")
+            store = RedisWebhookStore(redis, keys)
+            old: dict[str, object] = {"id": "wh_00000000000000aa", "url": "https://93.184.216.34/h", "events": []}
+            old.update(description="", secrets=[], token="", sign_body=False, create_time_ms=1, update_time_ms=1)
+            hook_id = str(old["id"])
+            await redis.hset(keys.webhook(hook_id), mapping={"config": json.dumps(old, sort_keys=True), "enabled": 1})
+            await redis.zadd(keys.webhook_index, {hook_id: 0})
+            read = await store.get(hook_id)
+            assert read is not None
+            saved = await store.save(dataclasses.replace(read, description="d"), set_enabled=False, read=read)
+            return read, saved, await store.get(hook_id)
+
+        read, saved, after = run(body, redis_url)
+        assert read is not None and read.format == "assignsvc"
+        assert saved is True and after is not None and after.description == "d"

@@ -114,6 +114,14 @@ class TestRetrySchedule:
             ServerConfig.load({"ASSIGNSVC_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/33"})
         with pytest.raises(ConfigError, match="SRM_THRESHOLD"):
             ServerConfig.load({"ASSIGNSVC_SRM_THRESHOLD": "2"})
+        for bad in ("assign.example.com", "ftp://assign.example.com", "https://x.example/?a=1"):
+            with pytest.raises(ConfigError, match="PUBLIC_URL"):
+                ServerConfig.load({"ASSIGNSVC_PUBLIC_URL": bad})
+
+    def test_public_url(self) -> None:
+        config = ServerConfig.load({"ASSIGNSVC_PUBLIC_URL": "https://assign.example.com/base/"})
+        assert config.public_url == "https://assign.example.com/base"
+        assert ServerConfig.load({}).public_url == ""
 
     def test_durations(self) -> None:
         assert [parse_duration(s) for s in ("500ms", "5s", "2m", "1h", "1d", "7")] == [0.5, 5, 120, 3600, 86400, 7]

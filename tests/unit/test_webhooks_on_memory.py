@@ -51,7 +51,7 @@ class Receiver:
 
 
 class World:
-    def __init__(self, receiver: Receiver, disable_after: int = 5) -> None:
+    def __init__(self, receiver: Receiver, disable_after: int = 5, schedule: RetrySchedule | None = None) -> None:
         self.clock = Clock()
         self.stores = MemoryStores.create(self.clock)
         counter = iter(range(1, 1_000))
@@ -61,7 +61,8 @@ class World:
             clock=self.clock,
             random_bytes=lambda n: next(counter).to_bytes(n, "big"),
         )
-        settings = DeliverySettings(schedule=RetrySchedule((10.0,), jitter=0.0), disable_after=disable_after)
+        schedule = schedule or RetrySchedule((10.0,), jitter=0.0)
+        settings = DeliverySettings(schedule=schedule, disable_after=disable_after)
         self.dispatcher = WebhookDispatcher(
             self.stores.webhooks,
             self.stores.outbox,
@@ -220,3 +221,78 @@ class TestDelivery:
         [sent] = receiver.bodies
         assert sent["type"] == "webhook.test" and sent["id"] == event_id
         assert sent["data"]["object"] == {"webhook_id": "wh_0000000000000001"}
+
+
+class TestFormats:
+    """A webhook's format: checked against its filter, and events it cannot carry are logged as dropped."""
+
+    def test_an_event_the_format_cannot_carry_is_logged_as_dropped(self) -> None:
+        async def body(world: World) -> list[Any]:
+            await world.stores.outbox.ensure_group()
+            hook = await world.manager.create(dataclasses.replace(HOOK, events=(), format="evidential"), "default")
+            await world.created()  # not a draft: committed, so Evidential's experiment.created
+            updated = dataclasses.replace(EXPERIMENT, name="renamed", revision=2)
+            await world.stores.experiments.write([(updated, 1)], [ChangeEvent("experiment.updated")])
+            assert await world.dispatcher.fan_out_once() == 2
+            assert await world.dispatcher.deliver_once() == 1  # only the created one is due
+            page, _ = await world.manager.deliveries(hook.id, 10, "")
+            return page
+
+        receiver = Receiver(200)
+        dropped, sent = run(receiver, body)
+        assert [b["type"] for b in receiver.bodies] == ["experiment.created"]
+        assert receiver.bodies[0]["experiment_id"] == "exp" and "experiment_url" in receiver.bodies[0]
+        assert sent.state == "succeeded"
+        assert (dropped.state, dropped.event_type, dropped.attempt, dropped.payload) == (
+            "dropped",
+            "experiment.updated",
+            0,
+            "",
+        )
+        assert dropped.attempts[0]["error"] == "not sent: the evidential format has no event for experiment.updated"
+
+    def test_bad_format_and_filters(self) -> None:
+        async def body(world: World) -> list[InvalidArgumentError]:
+            manager, errors = world.manager, []
+            for webhook in (
+                dataclasses.replace(HOOK, format="svix"),
+                dataclasses.replace(HOOK, format="evidential", events=("experiment.updated",)),
+            ):
+                with pytest.raises(InvalidArgumentError) as caught:
+                    await manager.create(webhook, "default")
+                errors.append(caught.value)
+            made = await manager.create(dataclasses.replace(HOOK, events=("experiment.warning",)), "default")
+            with pytest.raises(InvalidArgumentError) as caught:
+                await manager.update(dataclasses.replace(made, format="intelligems"), ["format"])
+            errors.append(caught.value)
+            changed = await manager.update(
+                dataclasses.replace(made, format="intelligems", events=("experiment.created",)), ["format", "events"]
+            )
+            assert (changed.format, changed.events) == ("intelligems", ("experiment.created",))
+            return errors
+
+        unknown, filtered, format_only = run(Receiver(), body)
+        assert [v.field for v in unknown.violations] == ["webhook.format"]
+        assert "assignsvc, evidential, eppo, intelligems, growthbook" in unknown.violations[0].description
+        assert [v.field for v in filtered.violations] == ["webhook.events[0]"]
+        assert "carries: experiment.created, experiment.status.updated" in filtered.violations[0].description
+        assert [v.field for v in format_only.violations] == ["webhook.format"]
+        assert "experiment.warning" in format_only.violations[0].description
+
+    def test_intelligems_gives_up_after_five_attempts(self) -> None:
+        async def body(world: World) -> Any:
+            await world.stores.outbox.ensure_group()
+            hook = await world.manager.create(dataclasses.replace(HOOK, format="intelligems"), "default")
+            await world.created()
+            await world.dispatcher.fan_out_once()
+            for _ in range(5):
+                assert await world.dispatcher.deliver_once() == 1
+                world.clock.now_ms += 100_000
+            assert await world.dispatcher.deliver_once() == 0
+            [record] = (await world.manager.deliveries(hook.id, 10, ""))[0]
+            return record
+
+        receiver = Receiver(*[500] * 5)
+        record = run(receiver, body, schedule=RetrySchedule((1.0,) * 9, jitter=0.0))
+        assert record.state == "failed" and record.attempt == 5
+        assert all(b["action_type"] == "create" for b in receiver.bodies)

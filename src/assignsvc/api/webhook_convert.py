@@ -6,7 +6,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from assignsvc.api.scope import local_part, scoped
-from assignsvc.core.events import Webhook
+from assignsvc.core.events import DEFAULT_FORMAT, Webhook
 from assignsvc.store.outbox import DeliveryRecord
 from assignsvc.v1 import webhook_service_pb2 as wpb
 
@@ -34,6 +34,7 @@ def webhook_from_pb(msg: wpb.Webhook) -> Webhook:
         description=msg.description,
         token=msg.token,
         sign_body=msg.sign_body,
+        format=msg.format or DEFAULT_FORMAT,
     )
 
 
@@ -47,6 +48,7 @@ def webhook_to_pb(webhook: Webhook, *, with_secret: bool = False) -> wpb.Webhook
         description=webhook.description,
         has_token=bool(webhook.token),
         sign_body=webhook.sign_body,
+        format=webhook.format,
         disabled_reason=webhook.disabled_reason,
         failed_events=webhook.failed_events,
         create_time=_ts(webhook.create_time_ms),

@@ -15,6 +15,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 
 from assignsvc.cli import output as out
 from assignsvc.config import ConfigError, parse_duration
+from assignsvc.core.webhook_formats import FORMATS
 from assignsvc.documents.experiment_file import format_time
 from assignsvc.v1 import webhook_service_pb2 as wpb
 from assignsvc.v1 import webhook_service_pb2_grpc as wgrpc
@@ -38,10 +39,17 @@ def print_webhooks(messages: list[Any], output: str, *, as_list: bool) -> None:
         out.emit(docs if as_list else docs[0], output)
         return
     rows = [
-        [m.id, "yes" if m.enabled else "no", ",".join(m.events) or "all", m.url, m.disabled_reason or out.NONE]
+        [
+            m.id,
+            "yes" if m.enabled else "no",
+            m.format or "assignsvc",
+            ",".join(m.events) or "all",
+            m.url,
+            m.disabled_reason or out.NONE,
+        ]
         for m in messages
     ]
-    print(out.table(["ID", "ENABLED", "EVENTS", "URL", "DISABLED REASON"], rows))
+    print(out.table(["ID", "ENABLED", "FORMAT", "EVENTS", "URL", "DISABLED REASON"], rows))
     for m in messages:
         if m.secret:
             print(f"secret of {m.id} (shown only now): {m.secret}")
@@ -55,6 +63,7 @@ def print_webhook_details(m: Any, output: str) -> None:
     fields = [
         ("id", m.id),
         ("url", m.url),
+        ("format", m.format or "assignsvc"),
         ("events", ", ".join(m.events) or "all"),
         ("enabled", "yes" if m.enabled else "no"),
         ("disabled_reason", m.disabled_reason or out.NONE),
@@ -103,6 +112,7 @@ def _add(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> Non
         description=args.description or "",
         token=args.token or "",
         sign_body=args.sign_body,
+        format=args.format or "",
     )
     reply = wgrpc.WebhookServiceStub(channel).CreateWebhook(wpb.CreateWebhookRequest(webhook=webhook), timeout=timeout)
     print_webhooks([reply.webhook], args.output, as_list=False)
@@ -137,6 +147,8 @@ def _update(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
         patch.token, mask = args.token, [*mask, "token"]
     if args.sign_body is not None:
         patch.sign_body, mask = args.sign_body == "on", [*mask, "sign_body"]
+    if args.format is not None:
+        patch.format, mask = args.format, [*mask, "format"]
     if not mask:
         raise ConfigError("webhooks update: nothing to change (see --help)")
     request = wpb.UpdateWebhookRequest(webhook=patch, update_mask=field_mask_pb2.FieldMask(paths=mask))
@@ -184,6 +196,7 @@ def _delete(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> 
 def add_commands(sub: Any, client: argparse.ArgumentParser, wrap: Wrap) -> None:
     """The `webhooks` subcommands, on the parser `sub` of `assignsvc webhooks`."""
     events_help = "comma-separated event types (default: all), e.g. experiment.created,experiment.warning"
+    format_help = f"the body's shape: {', '.join(FORMATS)} (default assignsvc; see docs/webhooks.md)"
 
     def command(name: str, text: str, run: Command, *positional: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = sub.add_parser(name, parents=[client], help=text)
@@ -197,6 +210,7 @@ def add_commands(sub: Any, client: argparse.ArgumentParser, wrap: Wrap) -> None:
     add.add_argument("--description")
     add.add_argument("--token", help="send this value as the Webhook-Token header")
     add.add_argument("--sign-body", action="store_true", help="add a hex HMAC-SHA256 `signature` of data to bodies")
+    add.add_argument("--format", help=format_help)
     command("list", "list every webhook", _list)
     command("get", "show one webhook (why it was disabled, if it was)", _get, "id")
     update = command("update", "change the fields named by the flags given", _update, "id")
@@ -208,6 +222,7 @@ def add_commands(sub: Any, client: argparse.ArgumentParser, wrap: Wrap) -> None:
     update.add_argument("--description")
     update.add_argument("--token", help="'' removes it")
     update.add_argument("--sign-body", choices=("on", "off"))
+    update.add_argument("--format", help=format_help)
     command("test", "send a webhook.test event", _test, "id")
     command("deliveries", "the delivery log, newest first", _deliveries, "id").add_argument(
         "--limit", type=int, default=50, help="at most this many deliveries (default 50)"

@@ -39,6 +39,9 @@ EVENT_TYPES = (
 # core.lifecycle.Action value -> the `action` of experiment.status.updated.
 STATUS_ACTIONS = {"start": "started", "pause": "paused", "resume": "resumed", "stop": "stopped"}
 
+# The body format of webhooks stored before formats existed (and the default).
+DEFAULT_FORMAT = "assignsvc"
+
 MAX_DESCRIPTION_LENGTH = 500
 MAX_TOKEN_LENGTH = 512
 
@@ -138,6 +141,7 @@ class Webhook:
     secrets: tuple[Secret, ...] = ()
     token: str = ""  # sent as Webhook-Token when set (Evidential's style)
     sign_body: bool = False  # adds `signature`: hex HMAC-SHA256 of the JSON `data` (Eppo's style)
+    format: str = DEFAULT_FORMAT  # the body's shape: see core.webhook_formats
     disabled_reason: str = ""
     failed_events: int = 0  # events given up on in a row; reset by any success
     create_time_ms: int = 0
@@ -149,10 +153,13 @@ class Webhook:
 
 
 def webhook_to_dict(webhook: Webhook) -> dict[str, Any]:
-    """Stored form (JSON object)."""
+    """Stored form (JSON object). The default format is left out, so a webhook stored
+    before formats existed reads back to the same JSON (the stores compare it on save)."""
     raw = dataclasses.asdict(webhook)
     raw["events"] = list(webhook.events)
     raw["secrets"] = [dataclasses.asdict(s) for s in webhook.secrets]
+    if webhook.format == DEFAULT_FORMAT:
+        del raw["format"]
     return raw
 
 

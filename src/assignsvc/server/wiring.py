@@ -111,6 +111,7 @@ def delivery_settings(config: ServerConfig) -> DeliverySettings:
         disable_after=config.webhook_disable_after,
         allowed=tuple(ipaddress.ip_network(n) for n in config.webhook_allow_networks),
         poll_interval_s=config.webhook_poll_interval_s,
+        public_url=config.public_url,
     )
 
 

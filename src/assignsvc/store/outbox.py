@@ -30,16 +30,21 @@ GROUP = "webhooks"
 LOG_LIMIT = 1000  # finished deliveries kept per webhook (the newest)
 
 # KEYS: events, due, then (delivery, log) per delivery. ARGV: group, entry id, now, then
-# (id, webhook id, event id, event type, payload) per delivery.
+# (id, webhook id, event id, event type, payload, attempts) per delivery. Attempts '' is a
+# delivery to make; otherwise it is recorded as dropped with those attempts (the reason).
 _FANOUT = """
-local n = (#ARGV - 3) / 5
+local n = (#ARGV - 3) / 6
 for j = 0, n - 1 do
-  local dk, lk, a = KEYS[3 + 2 * j], KEYS[4 + 2 * j], 4 + 5 * j
+  local dk, lk, a = KEYS[3 + 2 * j], KEYS[4 + 2 * j], 4 + 6 * j
   if redis.call('EXISTS', dk) == 0 then
     redis.call('HSET', dk, 'webhook_id', ARGV[a + 1], 'event_id', ARGV[a + 2], 'event_type', ARGV[a + 3],
       'payload', ARGV[a + 4], 'created_ms', ARGV[3], 'state', 'pending', 'attempt', 0,
       'next_ms', ARGV[3], 'lease', '', 'attempts', '[]')
-    redis.call('ZADD', KEYS[2], ARGV[3], ARGV[a])
+    if ARGV[a + 5] == '' then
+      redis.call('ZADD', KEYS[2], ARGV[3], ARGV[a])
+    else
+      redis.call('HSET', dk, 'state', 'dropped', 'next_ms', '', 'attempts', ARGV[a + 5])
+    end
     redis.call('ZADD', lk, 0, ARGV[a])
   end
 end
@@ -166,6 +171,13 @@ class NewDelivery:
     event_id: str
     event_type: str
     payload: str
+    # Set when the webhook gets nothing for this event (its format has no name for it):
+    # recorded at once as dropped, with this as the error the log shows.
+    not_sent: str = ""
+
+    def drop_record(self, now_ms: int) -> list[dict[str, Any]]:
+        """The attempts list of a delivery dropped before any attempt."""
+        return [{"attempt": 0, "error": self.not_sent, "latency_ms": 0, "status": 0, "time_ms": now_ms}]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -273,7 +285,8 @@ class RedisOutbox:
         args: list[str | int] = [GROUP, event.entry_id, now_ms]
         for d in deliveries:
             keys += [self._keys.delivery(d.id), self._keys.webhook_log(d.webhook_id)]
-            args += [d.id, d.webhook_id, d.event_id, d.event_type, d.payload]
+            attempts = json.dumps(d.drop_record(now_ms), sort_keys=True) if d.not_sent else ""
+            args += [d.id, d.webhook_id, d.event_id, d.event_type, d.payload, attempts]
         with store_errors("fan out a webhook event"):
             await self._run.run(self._fanout, keys, args)
 

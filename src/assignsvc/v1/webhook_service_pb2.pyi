@@ -27,7 +27,7 @@ DELIVERY_STATE_FAILED: DeliveryState
 DELIVERY_STATE_DROPPED: DeliveryState
 
 class Webhook(_message.Message):
-    __slots__ = ("id", "url", "events", "enabled", "description", "token", "has_token", "sign_body", "secret", "disabled_reason", "failed_events", "create_time", "update_time", "previous_secret_expire_time")
+    __slots__ = ("id", "url", "events", "enabled", "description", "token", "has_token", "sign_body", "secret", "disabled_reason", "failed_events", "create_time", "update_time", "previous_secret_expire_time", "format")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class Webhook(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     events: _containers.RepeatedScalarFieldContainer[str]
@@ -56,7 +57,8 @@ class Webhook(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     previous_secret_expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., token: _Optional[str] = ..., has_token: _Optional[bool] = ..., sign_body: _Optional[bool] = ..., secret: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., failed_events: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    format: str
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., token: _Optional[str] = ..., has_token: _Optional[bool] = ..., sign_body: _Optional[bool] = ..., secret: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., failed_events: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[str] = ...) -> None: ...
 
 class DeliveryAttempt(_message.Message):
     __slots__ = ("attempt", "time", "response_status", "latency", "error")

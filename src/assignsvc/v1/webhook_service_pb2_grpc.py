@@ -106,7 +106,7 @@ class WebhookServiceServicer:
 
     def UpdateWebhook(self, request, context):
         """Changes the fields named in update_mask: url, events, enabled, description, token,
-        sign_body. Enabling a webhook clears its disabled_reason and failure count.
+        sign_body, format. Enabling a webhook clears its disabled_reason and failure count.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

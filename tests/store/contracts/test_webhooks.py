@@ -149,6 +149,23 @@ class TestOutbox:
         assert lost["attempt"] == 1 and lost["time_ms"] == 1_500 and lost["status"] == 0 and "lost" in lost["error"]
         assert made == {"attempt": 2, "status": 200}
 
+    def test_a_delivery_not_sent_is_logged_as_dropped_and_never_claimed(self, deployment: Deployment) -> None:
+        async def body(stores: Stores) -> list[Any]:
+            assert await stores.webhooks.create(HOOK)
+            skipped = dataclasses.replace(delivery("a"), payload="", not_sent="not sent: no event for it")
+            await fanned_out(stores, skipped, delivery("b"))
+            claimed = await stores.outbox.claim(5_000, 500, 10, "t")
+            return [claimed, await stores.outbox.deliveries(HOOK.id, 10, "")]
+
+        claimed, log = run(deployment, body)
+        assert [c.id for c in claimed] == [delivery("b").id]
+        [sent, dropped] = sorted(log, key=lambda r: r.id, reverse=True)
+        assert (sent.id, sent.state) == (delivery("b").id, "pending")
+        assert (dropped.state, dropped.attempt, dropped.next_ms, dropped.payload) == ("dropped", 0, None, "")
+        assert dropped.attempts == [
+            {"attempt": 0, "error": "not sent: no event for it", "latency_ms": 0, "status": 0, "time_ms": 1_000}
+        ]
+
     def test_retry_is_due_again_at_its_time(self, deployment: Deployment) -> None:
         async def body(stores: Stores) -> list[Any]:
             outbox = stores.outbox

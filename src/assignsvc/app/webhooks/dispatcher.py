@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import json
 import logging
 import os
@@ -28,10 +27,11 @@ from typing import Any
 from assignsvc.app.webhooks.http import Response, SendError, post
 from assignsvc.core.clock import Clock, wall_clock_ms
 from assignsvc.core.egress import Network
-from assignsvc.core.events import WEBHOOK_TEST, Webhook, canonical_json, envelope, event_data, matches
+from assignsvc.core.events import WEBHOOK_TEST, Webhook, matches
 from assignsvc.core.retry import RetrySchedule, parse_retry_after
 from assignsvc.core.scoping import DEFAULT_DATASOURCE, datasource_of, local_part
-from assignsvc.core.signing import body_signature, standard_headers
+from assignsvc.core.signing import standard_headers
+from assignsvc.core.webhook_formats import Event, Rendered, evidential_experiment_url, limits, render, rfc3339, signed
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.metrics import WEBHOOK_DELIVERIES
 from assignsvc.store.outbox import ClaimedDelivery, NewDelivery, StreamEvent
@@ -55,6 +55,7 @@ class DeliverySettings:
     poll_interval_s: float = 0.25
     concurrency: int = 16
     lease_margin_s: float = 5.0  # beyond the timeout: connect, Redis round trips, a slow event loop
+    public_url: str = ""  # this server's HTTP base URL, for the evidential format's experiment_url
 
     @property
     def lease_ms(self) -> int:
@@ -62,10 +63,6 @@ class DeliverySettings:
         how long an event may stay unacknowledged before another replica takes it over
         (fan-out takes milliseconds: only a dead replica leaves one that long)."""
         return int((self.timeout_s + max(self.lease_margin_s, self.timeout_s)) * 1000)
-
-
-def _rfc3339(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def consumer_name() -> str:
@@ -161,23 +158,37 @@ class WebhookDispatcher:
                 )
                 deliveries = []
             await self._outbox.fan_out(event, deliveries, self._clock())
+            for dropped in (d for d in deliveries if d.not_sent):
+                log.debug("webhook %s: %s %s", dropped.webhook_id, dropped.event_id, dropped.not_sent)
+                WEBHOOK_DELIVERIES.labels("dropped").inc()
         return len(events)
 
     def _deliveries(self, event: StreamEvent, webhooks: Sequence[Webhook]) -> list[NewDelivery]:
+        """One delivery per webhook the event is for, its body in the webhook's format (a
+        format with no name for the event gives a delivery recorded as dropped)."""
         event_id = "evt_" + event.ordinal
+        experiment: Mapping[str, Any] | None = None
         if event.type == WEBHOOK_TEST:
             targets = [w for w in webhooks if w.id == event.target]
-            data: dict[str, Any] = {"object": json.loads(event.detail)}
+            owner = datasource_of(event.target)
+            detail: dict[str, Any] = {"object": json.loads(event.detail)}
         else:
             owner = datasource_of(json.loads(event.experiment)["id"]) if event.experiment else DEFAULT_DATASOURCE
             targets = [
                 w for w in webhooks if w.enabled and matches(w.events, event.type) and datasource_of(w.id) == owner
             ]
-            data = event_data(self._render(event.experiment) if event.experiment else None, json.loads(event.detail))
-        payload = canonical_json(envelope(event_id, event.type, _rfc3339(event.time_ms), data))
-        return [
-            NewDelivery(f"msg_{event.ordinal}_{local_part(w.id)}", w.id, event_id, event.type, payload) for w in targets
-        ]
+            experiment = self._render(event.experiment) if event.experiment else None
+            detail = json.loads(event.detail)
+        local_id = local_part(str((experiment or {}).get("id", "")))
+        url = evidential_experiment_url(self._settings.public_url, local_id) if experiment else ""
+        facts = Event(event_id, event.type, event.time_ms, experiment, detail, owner, url)
+        bodies: dict[str, Rendered] = {}
+        out = []
+        for w in targets:
+            rendered = bodies.get(w.format) or bodies.setdefault(w.format, render(w.format, facts))
+            delivery_id = f"msg_{event.ordinal}_{local_part(w.id)}"
+            out.append(NewDelivery(delivery_id, w.id, event_id, event.type, rendered.body, rendered.not_sent))
+        return out
 
     # --- delivery -------------------------------------------------------------------------
 
@@ -226,18 +237,16 @@ class WebhookDispatcher:
         """(HTTP status or 0, error or '', seconds asked by Retry-After)."""
         now_ms = self._clock()
         keys = webhook.live_secrets(now_ms)
-        body = claimed.payload
-        if webhook.sign_body and keys:
-            data = json.loads(body)["data"]
-            body = body[:-1] + ',"signature":' + json.dumps(body_signature(keys[0], canonical_json(data))) + "}"
+        body, extra = signed(webhook.format, claimed.payload, keys[0] if keys else None, sign_body=webhook.sign_body)
         raw = body.encode()
         headers = standard_headers(keys, claimed.id, self._signing_clock() // 1000, raw)
+        headers.update(extra)
         if webhook.token:
             headers["Webhook-Token"] = webhook.token
+        cap = limits(webhook.format).timeout_s
+        timeout_s = self._settings.timeout_s if cap is None else min(cap, self._settings.timeout_s)
         try:
-            response = await self._send(
-                webhook.url, raw, headers, timeout_s=self._settings.timeout_s, allowed=self._settings.allowed
-            )
+            response = await self._send(webhook.url, raw, headers, timeout_s=timeout_s, allowed=self._settings.allowed)
         except SendError as exc:
             return 0, str(exc), None
         if 200 <= response.status < 300:
@@ -265,10 +274,13 @@ class WebhookDispatcher:
             await self._complete(claimed, "succeeded", record)
             return
         if status == 410:
-            reason = f"disabled: the receiver answered 410 Gone at {_rfc3339(self._clock())}"
+            reason = f"disabled: the receiver answered 410 Gone at {rfc3339(self._clock())}"
             await self._complete(claimed, "gone", record, reason=reason)
             return
         wait = self._settings.schedule.compute(claimed.attempt, self._rand())
+        most = limits(webhook.format).max_attempts
+        if most is not None and claimed.attempt >= most:
+            wait = None
         if wait is not None:
             if retry_after is not None:
                 wait = retry_after

@@ -33,13 +33,14 @@ from assignsvc.core.events import (
 )
 from assignsvc.core.scoping import local_part, qualify
 from assignsvc.core.signing import SECRET_BYTES, format_secret
+from assignsvc.core.webhook_formats import carried, filter_violations, format_violations
 from assignsvc.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from assignsvc.store.outbox import DeliveryRecord
 from assignsvc.store.protocols import Outbox, WebhookStore
 
 DEFAULT_GRACE_S = 86_400.0
 MAX_GRACE_S = 7 * 86_400.0
-UPDATABLE = ("url", "events", "enabled", "description", "token", "sign_body")
+UPDATABLE = ("url", "events", "enabled", "description", "token", "sign_body", "format")
 _ID = re.compile(r"^wh_[0-9a-f]{16}$")
 _TOKEN = re.compile(r"^[\x21-\x7e]*$")  # visible ASCII: a header value that cannot split headers
 
@@ -113,6 +114,8 @@ class WebhookManager:
         async def attempt() -> Webhook | None:
             current = await self.get(patch.id)
             updated = dataclasses.replace(current, **changes, update_time_ms=self._clock())
+            if ("format" in paths) != ("events" in paths):  # both in paths: checked with the rest
+                _check_carried(updated, paths)
             saved = await self._store.save(updated, set_enabled="enabled" in paths, read=current)
             if saved is False:
                 raise NotFoundError("webhook", patch.id)
@@ -170,6 +173,10 @@ class WebhookManager:
             violations += url_violations(webhook.url)
         if "events" in paths:
             violations += event_filter_violations(list(webhook.events))
+        if "format" in paths:
+            violations += format_violations(webhook.format)
+        if "format" in paths and "events" in paths and not format_violations(webhook.format):
+            violations += filter_violations(webhook.format, webhook.events)
         if "description" in paths and len(webhook.description) > MAX_DESCRIPTION_LENGTH:
             violations.append(
                 FieldViolation("webhook.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
@@ -188,3 +195,20 @@ class WebhookManager:
                 violations.append(FieldViolation("webhook.url", str(exc)))
         if violations:
             raise InvalidArgumentError(violations)
+
+
+def _check_carried(webhook: Webhook, paths: Sequence[str]) -> None:
+    """After an update of the format or the filter alone: the filter names only events the
+    format carries. A new format is the violation when the stored filter does not fit it."""
+    violations = filter_violations(webhook.format, webhook.events)
+    if violations and "events" not in paths:
+        cannot = [e for e in webhook.events if e not in carried(webhook.format)]
+        violations = [
+            FieldViolation(
+                "webhook.format",
+                f"the {webhook.format} format has no event for {', '.join(cannot)} in the webhook's filter;"
+                f" it carries: {', '.join(carried(webhook.format))} (change `events` in the same update)",
+            )
+        ]
+    if violations:
+        raise InvalidArgumentError(violations)

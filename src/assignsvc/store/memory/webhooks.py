@@ -143,10 +143,14 @@ class MemoryOutbox:
         self._state.check("fan out a webhook event")
         tables = self._tables
         for new in deliveries:
-            if new.id not in tables.deliveries:
+            if new.id in tables.deliveries:
+                continue
+            if new.not_sent:
+                tables.deliveries[new.id] = _Delivery(new, now_ms, "dropped", attempts=new.drop_record(now_ms))
+            else:
                 tables.deliveries[new.id] = _Delivery(new, now_ms, next_ms=now_ms)
                 tables.due[new.id] = now_ms
-                tables.logs.setdefault(new.webhook_id, set()).add(new.id)
+            tables.logs.setdefault(new.webhook_id, set()).add(new.id)
         self._state.events.retire(event.entry_id)
 
     async def claim(self, now_ms: int, lease_ms: int, limit: int, token: str) -> list[ClaimedDelivery]:
