@@ -28,7 +28,12 @@ run: venv ## serve gRPC on 127.0.0.1:50051 and HTTP/JSON on :8080, with an embed
 $(TOOLS)/buf-$(BUF_VERSION).installed:
 	npm install --no-save --no-package-lock --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION) && touch $@
 
-test: venv ## run the whole test suite (unit, store, end to end, generated-code drift) and print the coverage
+# GrowthBook's JS SDK, the reference of tests/unit/test_js_parity.py, when npm is here (else that test skips, saying so).
+JS_ORACLE := tests/support/js/node_modules/.installed
+$(JS_ORACLE): tests/support/js/package.json
+	if command -v npm >/dev/null; then npm install --no-audit --no-fund --ignore-scripts --prefix tests/support/js && touch $@; fi
+
+test: venv $(JS_ORACLE) ## run the whole test suite (unit, store, end to end, generated-code drift) and print the coverage
 	$(PY) -m pytest --cov=assignsvc --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 test-long: venv ## run the long tests (the 10^5-request fuzz run, 30 s Redis SIGKILL/SIGSTOP runs); CI runs them after `make test`
