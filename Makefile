@@ -28,7 +28,10 @@ run: venv ## serve gRPC on 127.0.0.1:50051 and HTTP/JSON on :8080, with an embed
 $(TOOLS)/buf-$(BUF_VERSION).installed:
 	npm install --no-save --no-package-lock --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION) && touch $@
 
-test: venv ## run the whole test suite (unit, store, end to end, generated-code drift) and print the coverage
+browser-deps: ## install Debian's chromium and chromium-driver for the console's browser tests (skipped when both are there; sudo when not root)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+
+test: venv browser-deps ## run the whole test suite (unit, store, end to end, generated-code drift) and print the coverage
 	$(PY) -m pytest --cov=assignsvc --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 test-long: venv ## run the long tests (the 10^5-request fuzz run, 30 s Redis SIGKILL/SIGSTOP runs); CI runs them after `make test`
@@ -57,4 +60,4 @@ soak: venv ## a 10-minute mixed load at 200 calls/s: errors, latency, RSS / fd /
 clean: ## remove the virtualenv, the npm tools, caches and the embedded Redis data dir
 	rm -rf $(VENV) $(TOOLS) .assignsvc .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv run test test-long proto buf check lint docs-config bench soak clean
+.PHONY: help venv run browser-deps test test-long proto buf check lint docs-config bench soak clean

@@ -1,0 +1,148 @@
+"""The console in a real headless Chromium, walking what a person does: sign in, create an
+experiment (the API's violations shown next to the fields), start it, watch the per-arm
+counts and chart follow assignments made through the API, reweight, stop, download the
+assignments and find the export's rows, add a webhook to a local receiver, send a test
+event and see it SUCCEEDED in the delivery log, create a key, revoke it and be signed out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from assignsvc.v1 import experiment_service_pb2, webhook_service_pb2
+from tests.browser.conftest import Console
+from tests.browser.pages import choose, css, field, fill, go, heading, present, screenshot, sign_in, texts, until
+from tests.support.webhook_receiver import receiver
+
+PARTICIPANTS = 60
+
+
+def _chart_counts(browser: WebDriver) -> dict[str, int]:
+    """Stored assignments per arm as the chart's accessible title states them."""
+    title = present(browser, "#allocation svg title").get_attribute("textContent") or ""
+    counts = {}
+    for part in title.split(": ", 1)[1].split("; "):
+        arm, rest = part.split(": ", 1)
+        counts[arm] = int(rest.split(" ", 1)[0])
+    return counts
+
+
+def _stop_takes_a_released_arm() -> bool:
+    return "released_arm_id" in experiment_service_pb2.StopExperimentRequest.DESCRIPTOR.fields_by_name
+
+
+def test_create_start_assign_reweight_stop_download(browser: WebDriver, console: Console, downloads: Path) -> None:
+    sign_in(browser, console, "alpha")
+    css(browser, "a.button[href='#/experiments/new']").click()
+    heading(browser, "New experiment")
+    fill(browser, field("experiment.id"), "checkout")
+    fill(browser, field("experiment.name"), "Checkout button")
+    fill(browser, field("experiment.arms[1].weight"), "0.7")
+    fill(browser, field("experiment.arms[1].value"), '{"color": "green"}')
+    fill(browser, field("experiment.arms[0].value"), '{"color": "grey"}')
+    css(browser, "#create-form button[type=submit]").click()
+    note = css(browser, '[data-field="experiment.arms"] .violation')
+    assert "weights must sum to 1" in note.text  # the API's own message, next to the arms
+
+    fill(browser, field("experiment.arms[1].weight"), "0.5")
+    css(browser, "#create-form button[type=submit]").click()
+    heading(browser, "Checkout button")
+    assert css(browser, ".title [data-status]").text == "draft"
+    assert texts(browser, "#arms td code") == ['{"color":"grey"}', '{"color":"green"}']
+    css(browser, "#action-start").click()
+    until(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".title [data-status]").text == "running")
+
+    for i in range(PARTICIPANTS):
+        console.ok("POST", f"/v1/experiments/checkout/participants/user-{i}:assign", {})
+    stats = console.ok("GET", "/v1/experiments/checkout/stats")
+    expected = {arm["armId"]: int(arm.get("assignments", 0)) for arm in stats["arms"]}
+    assert sum(expected.values()) == PARTICIPANTS
+    until(browser, lambda b: _chart_counts(b) == expected, "the chart follows the stored counts")
+    assert css(browser, "#allocation [data-srm]").get_attribute("data-srm") in ("healthy", "warning")
+    screenshot(browser, "console-experiment.png")
+
+    fill(browser, field("experiment.arms[0].weight"), "0.2")
+    fill(browser, field("experiment.arms[1].weight"), "0.8")
+    css(browser, "#reweight-form button[type=submit]").click()
+    until(browser, lambda b: [t for t in texts(b, "#arms td.n")] == ["20.0%", "80.0%"], "new weights shown")
+    assert _chart_counts(browser) == expected  # stored participants keep their arm
+    assert texts(browser, "#arms td code") == ['{"color":"grey"}', '{"color":"green"}']  # values kept
+
+    if _stop_takes_a_released_arm():
+        choose(browser, field("released_arm_id"), "treatment")
+    css(browser, "#stop-form button[type=submit]").click()
+    until(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".title [data-status]").text == "stopped")
+
+    css(browser, "#download-csv").click()
+    downloaded = downloads / "checkout-assignments.csv"
+    until(browser, lambda b: downloaded.exists() and downloaded.stat().st_size > 0, "the CSV download")
+    export = console.call("GET", "/v1/experiments/checkout/assignments", headers={"Accept": "text/csv"})
+    assert export.status == 200
+    assert sorted(downloaded.read_text().splitlines()) == sorted(export.body.decode().splitlines())
+    assert len(list(csv.DictReader(io.StringIO(downloaded.read_text())))) == PARTICIPANTS
+
+    css(browser, "#download-json").click()
+    as_json = downloads / "checkout-assignments.json"
+    until(browser, lambda b: as_json.exists() and as_json.stat().st_size > 0, "the JSON download")
+    rows = {(r["participantId"], r["armId"]) for r in json.loads(as_json.read_text())["assignments"]}
+    assert rows == {(r["participant_id"], r["arm_id"]) for r in csv.DictReader(io.StringIO(downloaded.read_text()))}
+
+
+def test_webhook_test_event_succeeds_in_the_delivery_log(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console, "alpha")
+    with receiver() as hook:
+        go(browser, console, "#/webhooks", "Webhooks")
+        fill(browser, field("webhook.url"), hook.url)
+        fill(browser, field("webhook.description"), "Recent events")
+        if "format" in webhook_service_pb2.Webhook.DESCRIPTOR.fields_by_name:
+            choose(browser, field("webhook.format"), "evidential")
+        css(browser, "#webhook-form input[value='webhook.test']").click()
+        css(browser, "#webhook-form button[type=submit]").click()
+        secret = css(browser, ".secret .secret-value").text
+        assert secret.startswith("whsec_")
+        css(browser, "#webhooks tbody a").click()
+        css(browser, "#send-test").click()
+        row = "#delivery-log tr[data-state='succeeded']"
+        until(browser, lambda b: "webhook.test" in css(b, row).text, "a SUCCEEDED test delivery")
+        assert css(browser, row + " td:nth-child(5)").text == "200"
+        assert any(b"webhook.test" in r.body for r in hook.received())
+        screenshot(browser, "console-deliveries.png")
+
+        css(browser, "#rotate-secret").click()
+        rotated = css(browser, "#webhook-result .secret-value").text
+        assert rotated.startswith("whsec_") and rotated != secret
+
+
+def test_a_revoked_key_signs_the_console_out(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console, "alpha")
+    go(browser, console, "#/keys", "API keys")
+    fill(browser, field("api_key.name"), "laptop")
+    css(browser, "#key-form input[value='admin']").click()
+    css(browser, "#key-form button[type=submit]").click()
+    secret = css(browser, ".secret .secret-value").text
+    assert secret
+
+    sign_in(browser, console, "alpha", secret)  # the new key works
+    go(browser, console, "#/keys", "API keys")
+    key_row = until(
+        browser,
+        lambda b: next(r for r in b.find_elements(By.CSS_SELECTOR, "#keys tbody tr") if "laptop" in r.text),
+    )
+    revoke = key_row.find_element(By.CSS_SELECTOR, "[data-revoke]")
+    revoke.click()
+    revoke.click()  # confirm
+
+    def signed_out(b: WebDriver) -> bool:
+        if b.find_elements(By.ID, "signin-reason"):
+            return True
+        b.find_element(By.CSS_SELECTOR, "#nav a[href='#/experiments']").click()
+        return False
+
+    until(browser, signed_out, "the sign-in page")
+    assert "Signed out" in css(browser, "#signin-reason").text
+    assert browser.execute_script("return sessionStorage.length") == 1  # only the reason: no key kept
