@@ -71,7 +71,7 @@ def add_routes(app: web.Application) -> None:
     assets = load_assets()
 
     async def redirect(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPMovedPermanently(PREFIX + "/")
+        return web.Response(status=301, headers={"Location": PREFIX + "/"})
 
     async def serve(request: web.Request) -> web.StreamResponse:
         asset = assets.get(request.match_info.get("name") or "index.html")

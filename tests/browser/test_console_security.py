@@ -1,0 +1,116 @@
+"""The console's security and reach in a real headless Chromium: every value a tenant
+controls is shown as text (a payload with <script>, quotes and event handlers runs nothing
+and adds no element), a datasource's key never shows another's data, a wrong key returns to
+the sign-in page with the API's reason, and the pages work by keyboard and at phone width."""
+
+from __future__ import annotations
+
+import json
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.browser.conftest import Console
+from tests.browser.pages import css, go, heading, pwned, sign_in, texts, until
+from tests.support.webhook_receiver import receiver
+
+PAYLOAD = '<script>window.__pwned=1</script>"\'><img src=x onerror="window.__pwned=2">'
+
+
+def _injected(browser: WebDriver) -> int:
+    """Elements a payload parsed as markup would have added to the page."""
+    return len(browser.find_elements(By.CSS_SELECTOR, "main script, main img, main iframe"))
+
+
+def test_tenant_values_are_shown_as_text_and_nothing_runs(browser: WebDriver, console: Console) -> None:
+    arms = [
+        {"id": "a", "name": PAYLOAD, "weight": 0.5, "value": PAYLOAD},
+        {"id": "b", "weight": 0.5, "value": "<b onmouseover=alert(1)>b</b>"},
+    ]
+    condition = '{"country": "' + PAYLOAD.replace('"', '\\"') + '"}'
+    console.ok("POST", "/v1/experiments", {"id": "xss", "name": PAYLOAD, "arms": arms, "condition": condition})
+    with receiver() as hook:
+        created = console.ok("POST", "/v1/webhooks", {"url": hook.url + "?q=%3Cscript%3E", "description": PAYLOAD})
+    webhook_id = created["webhook"]["id"]
+
+    sign_in(browser, console, "alpha")
+    link = css(browser, "#experiments tr[data-experiment-id='xss'] a")
+    assert link.text == PAYLOAD
+    assert _injected(browser) == 0
+    link.click()
+    heading(browser, PAYLOAD)
+    assert texts(browser, "#arms td code")[0] == '"' + PAYLOAD.replace('"', '\\"') + '"'
+    assert json.loads(css(browser, "pre.condition").text) == {"country": PAYLOAD}
+    assert _injected(browser) == 0
+
+    go(browser, console, "#/webhooks", "Webhooks")
+    assert PAYLOAD in css(browser, f"#webhooks tr[data-webhook-id='{webhook_id}']").text
+    go(browser, console, f"#/webhooks/{webhook_id}", f"Webhook {webhook_id}")
+    assert PAYLOAD in css(browser, ".facts").text
+    assert _injected(browser) == 0
+    assert pwned(browser) is None
+
+
+def test_a_key_sees_only_its_own_datasource(browser: WebDriver, console: Console) -> None:
+    arms = [{"id": "a", "weight": 0.5}, {"id": "b", "weight": 0.5}]
+    console.ok("POST", "/v1/experiments", {"id": "beta-only", "arms": arms}, datasource="beta")
+    with receiver() as hook:
+        beta_hook = console.ok("POST", "/v1/webhooks", {"url": hook.url}, datasource="beta")["webhook"]["id"]
+
+    sign_in(browser, console, "alpha")
+    assert browser.find_elements(By.CSS_SELECTOR, "tr[data-experiment-id='beta-only']") == []
+    browser.get(console.url + "#/experiments/beta-only")
+    assert "not found" in css(browser, "main .error").text
+    go(browser, console, "#/webhooks", "Webhooks")
+    assert browser.find_elements(By.CSS_SELECTOR, f"tr[data-webhook-id='{beta_hook}']") == []
+
+    sign_in(browser, console, "beta")  # the same pages do show beta's own data
+    css(browser, "tr[data-experiment-id='beta-only']")
+    go(browser, console, "#/webhooks", "Webhooks")
+    css(browser, f"tr[data-webhook-id='{beta_hook}']")
+
+
+def test_a_wrong_key_returns_to_sign_in_with_the_reason(browser: WebDriver, console: Console) -> None:
+    browser.get(console.url + "#/signin")
+    css(browser, "#signin-form [data-field='api_key']").send_keys(console.keys["beta"])  # beta's key, for alpha
+    css(browser, "#signin-form [data-field='datasource']").clear()
+    css(browser, "#signin-form [data-field='datasource']").send_keys("alpha")
+    css(browser, "#signin-form button[type=submit]").click()
+    reason = css(browser, "#signin-reason").text
+    assert reason.startswith("Signed out:") and "key" in reason
+    assert browser.execute_script("return sessionStorage.getItem('assignsvc.console.credentials')") is None
+
+
+def test_keyboard_only_sign_in_and_navigation(browser: WebDriver, console: Console) -> None:
+    browser.get(console.url + "#/signin")
+    css(browser, "#signin-form")
+    keys = ActionChains(browser)
+    keys.key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys("alpha")  # focus starts in the form
+    keys.send_keys(Keys.TAB, console.keys["alpha"], Keys.ENTER).perform()
+    heading(browser, "Experiments")
+    css(browser, "#filter").send_keys("xss")
+    until(browser, lambda b: texts(b, "#experiments tbody tr:not([hidden]) a") == [PAYLOAD], "the filter")
+    link = css(browser, "#experiments tbody tr:not([hidden]) a")
+    ActionChains(browser).send_keys(Keys.TAB).perform()  # from the filter to the status select
+    assert browser.switch_to.active_element.get_attribute("id") == "filter-status"
+    link.send_keys(Keys.ENTER)
+    heading(browser, PAYLOAD)
+
+
+def test_pages_fit_a_phone(browser: WebDriver, console: Console) -> None:
+    size = browser.get_window_size()
+    browser.set_window_size(390, 844)
+    try:
+        sign_in(browser, console, "alpha")
+        for path, title in (("#/experiments", "Experiments"), ("#/experiments/xss", PAYLOAD), ("#/keys", "API keys")):
+            go(browser, console, path, title)
+            overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+            wide = browser.execute_script(
+                "return [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > "
+                "window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id)"
+            )
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px: {wide}"
+    finally:
+        browser.set_window_size(size["width"], size["height"])
