@@ -1,6 +1,7 @@
 // An experiment's lifecycle actions and its assignment downloads, each one call of the /v1 API.
 import { api, seg, stream, text } from "./api.js";
 import { confirmButton, errorBox, h } from "./dom.js";
+import { hasField } from "./features.js";
 import { checkbox, field, onSubmit } from "./form.js";
 
 const STATUS = "EXPERIMENT_STATUS_";
@@ -12,14 +13,14 @@ function lifecycle(e, verb, label, body, done) {
   };
 }
 
-function stopForm(e, run) {
-  const select = field("Released arm (optional)", "released_arm_id", {
+function stopForm(e, run, releasable) {
+  const select = releasable && field("Released arm (optional)", "released_arm_id", {
     tag: "select",
     options: [h("option", { value: "" }, "none"), (e.arms || []).map((arm) => h("option", { value: arm.id }, arm.id))],
   });
   const form = h("form", { class: "inline", id: "stop-form" }, select, h("button", { type: "submit" }, "Stop"));
   return onSubmit(form, async (data) => {
-    const released = data.get("released_arm_id");
+    const released = releasable && data.get("released_arm_id");
     await lifecycle(e, "stop", "Stopped", released ? { releasedArmId: released } : {}, run.done)();
   });
 }
@@ -40,7 +41,8 @@ function rerandomizeForm(e, run) {
 }
 
 /** The buttons the experiment's status allows, with the API's answer shown in place. */
-export function actions(e, refresh) {
+export async function actions(e, refresh) {
+  const releasable = await hasField("assignsvc.v1.StopExperimentRequest", "releasedArmId");
   const status = String(e.status || "").replace(STATUS, "");
   const message = h("div", { role: "status", id: "action-result" });
   const run = async (action) => {
@@ -70,7 +72,7 @@ export function actions(e, refresh) {
     "section",
     { class: "actions", "aria-label": "Actions" },
     h("div", { class: "buttons" }, buttons, remove),
-    status === "RUNNING" || status === "PAUSED" ? stopForm(e, run) : null,
+    status === "RUNNING" || status === "PAUSED" ? stopForm(e, run, releasable) : null,
     status !== "DRAFT" ? rerandomizeForm(e, run) : null,
     message,
   );

@@ -191,7 +191,7 @@ export async function detailPage(id, refresh, onLeave) {
     "div",
     { class: "experiment", "data-experiment-id": e.id },
     h("div", { class: "title" }, h("h1", { tabindex: "-1" }, e.name || e.id), statusBadge(e)),
-    actions(e, refresh),
+    await actions(e, refresh),
     await allocationSection(e, onLeave),
     h("section", {}, h("h2", {}, "Arms"), armsTable(e), reweightForm(e, refresh)),
     phasesTable(e),

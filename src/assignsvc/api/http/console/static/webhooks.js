@@ -1,6 +1,7 @@
 // Webhooks: the list, a form to add one, and one webhook's page with its delivery log.
 import { all, api, seg } from "./api.js";
 import { confirmButton, enumName, errorBox, facts, h, secretPanel, table, time } from "./dom.js";
+import { hasField } from "./features.js";
 import { checkbox, field, onSubmit } from "./form.js";
 
 const EVENTS = [
@@ -14,14 +15,14 @@ const EVENTS = [
 ];
 const FORMATS = ["assignsvc", "evidential", "eppo", "intelligems", "growthbook"];
 
-function addForm(onCreated) {
+function addForm(onCreated, formats) {
   const form = h(
     "form",
     { id: "webhook-form", novalidate: true },
     h("h2", {}, "Add a webhook"),
     field("URL", "webhook.url", { type: "url", required: true, placeholder: "https://example.com/hooks/assignsvc" }),
     field("Description", "webhook.description"),
-    field("Format", "webhook.format", {
+    formats && field("Payload format", "webhook.format", {
       tag: "select",
       options: [h("option", { value: "" }, "the server's default"), FORMATS.map((f) => h("option", { value: f }, f))],
     }),
@@ -65,10 +66,11 @@ export async function listPage() {
     );
   };
   await load();
+  const formats = await hasField("assignsvc.v1.Webhook", "format");
   const form = addForm((webhook) => {
     created.replaceChildren(secretPanel(`Signing secret of ${webhook.id}`, webhook.secret || ""));
     load().catch((error) => error.signedOut || list.replaceChildren(errorBox(error)));
-  });
+  }, formats);
   return h("div", {}, h("h1", { tabindex: "-1" }, "Webhooks"), created, list, form);
 }
 
