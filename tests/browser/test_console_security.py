@@ -16,7 +16,13 @@ from tests.browser.conftest import Console
 from tests.browser.pages import css, go, heading, pwned, sign_in, texts, until
 from tests.support.webhook_receiver import receiver
 
+LONG_NAME = "Unbroken" + "x" * 120  # no break opportunity: the page must wrap it itself
 PAYLOAD = '<script>window.__pwned=1</script>"\'><img src=x onerror="window.__pwned=2">'
+
+
+def _experiment(console: Console, experiment_id: str, name: str) -> None:
+    arms = [{"id": "a", "weight": 0.5}, {"id": "b", "weight": 0.5}]
+    console.ok("POST", "/v1/experiments", {"id": experiment_id, "name": name, "arms": arms})
 
 
 def _injected(browser: WebDriver) -> int:
@@ -84,27 +90,32 @@ def test_a_wrong_key_returns_to_sign_in_with_the_reason(browser: WebDriver, cons
 
 
 def test_keyboard_only_sign_in_and_navigation(browser: WebDriver, console: Console) -> None:
+    _experiment(console, "keyboard", "Reached by keyboard")
     browser.get(console.url + "#/signin")
     css(browser, "#signin-form")
     keys = ActionChains(browser)
     keys.key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys("alpha")  # focus starts in the form
     keys.send_keys(Keys.TAB, console.keys["alpha"], Keys.ENTER).perform()
     heading(browser, "Experiments")
-    css(browser, "#filter").send_keys("xss")
-    until(browser, lambda b: texts(b, "#experiments tbody tr:not([hidden]) a") == [PAYLOAD], "the filter")
-    link = css(browser, "#experiments tbody tr:not([hidden]) a")
+    css(browser, "#filter").send_keys("keyboard")
+    until(browser, lambda b: texts(b, "#experiments tbody tr:not([hidden]) a") == ["Reached by keyboard"], "filter")
     ActionChains(browser).send_keys(Keys.TAB).perform()  # from the filter to the status select
     assert browser.switch_to.active_element.get_attribute("id") == "filter-status"
-    link.send_keys(Keys.ENTER)
-    heading(browser, PAYLOAD)
+    css(browser, "#experiments tbody tr:not([hidden]) a").send_keys(Keys.ENTER)
+    heading(browser, "Reached by keyboard")
 
 
 def test_pages_fit_a_phone(browser: WebDriver, console: Console) -> None:
+    _experiment(console, "phone", LONG_NAME)
     size = browser.get_window_size()
     browser.set_window_size(390, 844)
     try:
         sign_in(browser, console, "alpha")
-        for path, title in (("#/experiments", "Experiments"), ("#/experiments/xss", PAYLOAD), ("#/keys", "API keys")):
+        for path, title in (
+            ("#/experiments", "Experiments"),
+            ("#/experiments/phone", LONG_NAME),
+            ("#/keys", "API keys"),
+        ):
             go(browser, console, path, title)
             overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
             wide = browser.execute_script(
