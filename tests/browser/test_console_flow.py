@@ -13,6 +13,7 @@ from pathlib import Path
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
 
 from assignsvc.v1 import experiment_service_pb2, webhook_service_pb2
 from tests.browser.conftest import Console
@@ -172,3 +173,43 @@ def test_a_revoked_key_signs_the_console_out(browser: WebDriver, console: Consol
     until(browser, signed_out, "the sign-in page")
     assert "Signed out" in css(browser, "#signin-reason").text
     assert browser.execute_script("return sessionStorage.length") == 1  # only the reason: no key kept
+
+
+def test_every_lifecycle_action_and_a_refusal_by_its_field(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console, "alpha")
+    go(browser, console, "#/experiments/new", "New experiment")
+    fill(browser, field("experiment.id"), "lifecycle")
+    fill(browser, field("experiment.arms[0].id"), "bad id!")
+    css(browser, "#create-form button[type=submit]").click()
+    note = css(browser, "#create-form .violation")
+    arm_id_input = css(browser, field("experiment.arms[0].id"))
+    assert arm_id_input.get_attribute("aria-invalid") == "true"
+    assert note.find_element(By.XPATH, "preceding-sibling::*[1]") == arm_id_input  # right by the arm's id
+    fill(browser, field("experiment.arms[0].id"), "control")
+    css(browser, "#create-form button[type=submit]").click()
+    heading(browser, "lifecycle")
+
+    def status_after(button: str, status: str) -> None:
+        css(browser, button).click()
+        until(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".title [data-status]").text == status, status)
+
+    status_after("#action-start", "running")
+    status_after("#action-pause", "paused")
+    status_after("#action-resume", "running")
+    css(browser, "#rerandomize-form button[type=submit]").click()
+    until(browser, lambda b: len(Select(b.find_element(By.ID, "bucket-version")).options) == 2, "bucket version 1")
+    assert console.ok("GET", "/v1/experiments/lifecycle")["experiment"]["bucketVersion"] == 1
+
+    console.ok("PATCH", "/v1/experiments/lifecycle?updateMask=name", {"name": "renamed elsewhere"})
+    css(browser, "#action-pause").click()  # the page's etag is stale now: refused, nothing changes
+    assert "etag" in css(browser, "#action-result .error").text.lower()
+    assert console.ok("GET", "/v1/experiments/lifecycle")["experiment"]["status"] == "EXPERIMENT_STATUS_RUNNING"
+
+    browser.refresh()
+    heading(browser, "renamed elsewhere")
+    delete = css(browser, "#action-delete")
+    delete.click()
+    delete.click()  # confirmed
+    heading(browser, "Experiments")
+    assert browser.find_elements(By.CSS_SELECTOR, "tr[data-experiment-id='lifecycle']") == []
+    assert console.call("GET", "/v1/experiments/lifecycle").status == 404
