@@ -71,7 +71,7 @@ def _download_and_compare(browser: WebDriver, console: Console, downloads: Path)
     export = console.call("GET", "/v1/experiments/checkout/assignments", headers={"Accept": "text/csv"})
     assert export.status == 200
     assert sorted(downloaded.read_text().splitlines()) == sorted(export.body.decode().splitlines())
-    assert len(list(csv.DictReader(io.StringIO(downloaded.read_text())))) == PARTICIPANTS
+    assert len(list(csv.DictReader(io.StringIO(downloaded.read_text())))) == 2 * PARTICIPANTS
 
     css(browser, "#download-json").click()
     as_json = downloads / "checkout-assignments.json"
@@ -92,7 +92,6 @@ def test_create_start_assign_reweight_stop_download(browser: WebDriver, console:
     assert sum(expected.values()) == PARTICIPANTS
     until(browser, lambda b: _chart_counts(b) == expected, "the chart follows the stored counts")
     assert css(browser, "#allocation [data-srm]").get_attribute("data-srm") in ("healthy", "warning")
-    screenshot(browser, "console-experiment.png")
 
     fill(browser, field("experiment.arms[0].weight"), "0.2")
     fill(browser, field("experiment.arms[1].weight"), "0.8")
@@ -102,6 +101,10 @@ def test_create_start_assign_reweight_stop_download(browser: WebDriver, console:
         until(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#allocation [data-phase]")) == 2, "2 phases")
     assert _chart_counts(browser) == expected  # stored participants keep their arm
     assert texts(browser, "#arms td code") == ['{"color":"grey"}', '{"color":"green"}']  # values kept
+    for i in range(PARTICIPANTS, 2 * PARTICIPANTS):
+        console.ok("POST", f"/v1/experiments/checkout/participants/user-{i}:assign", {})
+    until(browser, lambda b: sum(_chart_counts(b).values()) == 2 * PARTICIPANTS, "the new participants counted")
+    screenshot(browser, "console-experiment.png")
 
     releasable = _stop_takes_a_released_arm()
     offered = browser.find_elements(By.CSS_SELECTOR, field("released_arm_id"))

@@ -52,7 +52,7 @@ export function srmBadge(stats) {
 
 /** Phase sections: the stats' `phases` when the API returns them, else the one bucket version. */
 export function allocation(stats) {
-  const phases = stats.phases && stats.phases.length ? [...stats.phases].reverse() : null;
+  const phases = stats.phases && stats.phases.length ? [...stats.phases].sort((a, b) => (b.phase || 0) - (a.phase || 0)) : null;
   if (!phases) {
     const title = `Bucket version ${stats.bucketVersion || 0}`;
     return [

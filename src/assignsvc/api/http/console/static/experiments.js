@@ -22,6 +22,12 @@ async function statsOf(id) {
   }
 }
 
+/** The current phase, when the server keeps phases (proto3 JSON leaves a 0 out). */
+function phaseOf(experiment) {
+  const kept = experiment.phase !== undefined || (experiment.phases && experiment.phases.length);
+  return kept ? String(experiment.phase || 0) : "";
+}
+
 function armsText(experiment) {
   return (experiment.arms || []).map((arm) => `${arm.id} ${percent(arm.weight)}`).join(", ");
 }
@@ -36,7 +42,7 @@ function listRow(experiment, stats) {
     h("td", {}, enumName(experiment.type, "EXPERIMENT_TYPE_")),
     h("td", {}, armsText(experiment)),
     h("td", { class: "n" }, percent(experiment.coverage ?? 1)),
-    h("td", { class: "n" }, experiment.phase === undefined ? "—" : String(experiment.phase)),
+    h("td", { class: "n" }, phaseOf(experiment) || "—"),
     h("td", { class: "n", "data-assignments": "" }, stats ? String(Number(stats.totalAssignments || 0)) : "—"),
     h("td", {}, stats ? srmBadge(stats) : "—"),
   );
@@ -98,7 +104,7 @@ function configuration(e) {
     ["Id", e.id],
     ["Type", enumName(e.type, "EXPERIMENT_TYPE_")],
     ["Coverage", percent(e.coverage ?? 1)],
-    ["Current phase", e.phase === undefined ? "" : String(e.phase)],
+    ["Current phase", phaseOf(e)],
     ["Released arm", e.releasedArmId || ""],
     ["Bucket version", String(e.bucketVersion || 0)],
     ["Min bucket version", String(e.minBucketVersion || 0)],
