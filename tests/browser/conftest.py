@@ -77,6 +77,7 @@ def console(redis_process: RedisServerProcess, tmp_path_factory: pytest.TempPath
         operator_key=OPERATOR_KEY,
         webhook_allow_networks=("127.0.0.0/8",),
         webhook_poll_interval_s=0.05,
+        webhook_retry_schedule=(0.2, 0.2),  # a refused delivery is retried at once
     )
     with running_server(config) as server:
         assert server.running is not None and server.running.http is not None

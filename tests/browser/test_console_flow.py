@@ -18,7 +18,7 @@ from selenium.webdriver.support.ui import Select
 from assignsvc.v1 import experiment_service_pb2, webhook_service_pb2
 from tests.browser.conftest import Console
 from tests.browser.pages import choose, css, field, fill, go, heading, present, screenshot, sign_in, texts, until
-from tests.support.webhook_receiver import receiver
+from tests.support.webhook_receiver import Answer, receiver
 
 PARTICIPANTS = 60
 
@@ -91,7 +91,8 @@ def test_create_start_assign_reweight_stop_download(browser: WebDriver, console:
     expected = {arm["armId"]: int(arm.get("assignments", 0)) for arm in stats["arms"]}
     assert sum(expected.values()) == PARTICIPANTS
     until(browser, lambda b: _chart_counts(b) == expected, "the chart follows the stored counts")
-    assert css(browser, "#allocation [data-srm]").get_attribute("data-srm") in ("healthy", "warning")
+    srm = "#allocation [data-srm]"
+    until(browser, lambda b: b.find_element(By.CSS_SELECTOR, srm).get_attribute("data-srm") in ("healthy", "warning"))
 
     fill(browser, field("experiment.arms[0].weight"), "0.2")
     fill(browser, field("experiment.arms[1].weight"), "0.8")
@@ -99,7 +100,7 @@ def test_create_start_assign_reweight_stop_download(browser: WebDriver, console:
     until(browser, lambda b: [t for t in texts(b, "#arms td.n")] == ["20.0%", "80.0%"], "new weights shown")
     if _stats_have_phases():  # the reweight started a phase: one chart each
         until(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#allocation [data-phase]")) == 2, "2 phases")
-    assert _chart_counts(browser) == expected  # stored participants keep their arm
+    until(browser, lambda b: _chart_counts(b) == expected, "stored participants keep their arm")
     assert texts(browser, "#arms td code") == ['{"color":"grey"}', '{"color":"green"}']  # values kept
     for i in range(PARTICIPANTS, 2 * PARTICIPANTS):
         console.ok("POST", f"/v1/experiments/checkout/participants/user-{i}:assign", {})
@@ -136,11 +137,15 @@ def test_webhook_test_event_succeeds_in_the_delivery_log(browser: WebDriver, con
         if formats:
             assert "intelligems" in css(browser, "#webhooks tbody tr").text
         css(browser, "#webhooks tbody a").click()
+        hook.script(Answer(status=503))  # the first attempt is refused, the retry succeeds
         css(browser, "#send-test").click()
         row = "#delivery-log tr[data-state='succeeded']"
         until(browser, lambda b: "webhook.test" in css(b, row).text, "a SUCCEEDED test delivery")
-        assert css(browser, row + " td:nth-child(5)").text == "200"
-        assert len(hook.received()) == 1  # the receiver got the test event once
+        assert css(browser, row + " td:nth-child(5)").text == "200"  # the last attempt's status
+        css(browser, row + " details summary").click()
+        attempts = texts(browser, row + " details li")
+        assert len(attempts) == 2 and "503" in attempts[0] and "200" in attempts[1]
+        assert len(hook.received()) == 2
         screenshot(browser, "console-deliveries.png")
 
         css(browser, "#rotate-secret").click()

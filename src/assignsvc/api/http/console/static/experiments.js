@@ -172,11 +172,16 @@ async function allocationSection(e, onLeave) {
   for (let v = e.bucketVersion || 0; v >= 0; v -= 1) versions.push(v);
   const picker = h("select", { id: "bucket-version" }, versions.map((v) => h("option", { value: v }, `bucket version ${v}`)));
   const body = h("div", {});
+  let shown = "";
   const load = async () => {
     try {
       const query = picker.value === String(e.bucketVersion || 0) ? undefined : { bucketVersion: picker.value };
-      body.replaceChildren(...allocation(await api("GET", `/v1/experiments/${seg(e.id)}/stats`, { query })));
+      const stats = await api("GET", `/v1/experiments/${seg(e.id)}/stats`, { query });
+      const seen = JSON.stringify([picker.value, stats]);
+      if (seen !== shown) body.replaceChildren(...allocation(stats)); // redrawn only when it changed
+      shown = seen;
     } catch (error) {
+      shown = "";
       if (!error.signedOut) body.replaceChildren(errorBox(error));
     }
   };

@@ -78,6 +78,19 @@ function duration(value) {
   return value ? `${Math.round(parseFloat(value) * 1000)} ms` : "—";
 }
 
+function attemptList(attempts) {
+  return h(
+    "details",
+    {},
+    h("summary", {}, String(attempts.length)),
+    h(
+      "ol",
+      { class: "attempts" },
+      attempts.map((a) => h("li", {}, `${time(a.time)}: ${a.responseStatus || "no answer"}, ${duration(a.latency)}${a.error ? `, ${a.error}` : ""}`)),
+    ),
+  );
+}
+
 function deliveryRow(d) {
   const attempts = d.attempts || [];
   const last = attempts[attempts.length - 1] || {};
@@ -88,7 +101,7 @@ function deliveryRow(d) {
     h("td", {}, time(d.createTime)),
     h("td", {}, d.eventType || ""),
     h("td", {}, h("span", { class: `badge delivery-${state}` }, state)),
-    h("td", { class: "n" }, String(d.attemptCount || 0)),
+    h("td", { class: "n" }, attempts.length > 1 ? attemptList(attempts) : String(d.attemptCount || 0)),
     h("td", { class: "n" }, last.responseStatus ? String(last.responseStatus) : "—"),
     h("td", { class: "n" }, duration(last.latency)),
     h("td", {}, d.nextAttemptTime ? time(d.nextAttemptTime) : "—"),
@@ -100,8 +113,11 @@ export async function detailPage(id, refresh, onLeave) {
   const { webhook: w } = await api("GET", `/v1/webhooks/${seg(id)}`);
   const log = h("div", { id: "deliveries", "aria-live": "polite" });
   const message = h("div", { role: "status", id: "webhook-result" });
+  let shown = "";
   const loadLog = async () => {
     const deliveries = (await api("GET", `/v1/webhooks/${seg(id)}/deliveries`, { query: { pageSize: "50" } })).deliveries || [];
+    if (JSON.stringify(deliveries) === shown) return; // redrawn only when it changed
+    shown = JSON.stringify(deliveries);
     log.replaceChildren(
       deliveries.length
         ? table(["Created", "Event", "State", "Attempts", "Status", "Latency", "Next retry", "Error"], deliveries.map(deliveryRow), { id: "delivery-log" })
