@@ -82,6 +82,11 @@ def pwned(browser: WebDriver) -> Any:
     return browser.execute_script("return window.__pwned === undefined ? null : window.__pwned")
 
 
+def csp_violations(browser: WebDriver) -> Any:
+    """What the page's Content-Security-Policy refused since it loaded (the console needs nothing refused)."""
+    return browser.execute_script("return window.__csp")
+
+
 def screenshot(browser: WebDriver, name: str) -> None:
     """A full-page screenshot into docs/images/ (linked from docs/console.md)."""
     IMAGES.mkdir(parents=True, exist_ok=True)

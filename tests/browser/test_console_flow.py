@@ -17,7 +17,20 @@ from selenium.webdriver.support.ui import Select
 
 from assignsvc.v1 import experiment_service_pb2, webhook_service_pb2
 from tests.browser.conftest import Console
-from tests.browser.pages import choose, css, field, fill, go, heading, present, screenshot, sign_in, texts, until
+from tests.browser.pages import (
+    choose,
+    csp_violations,
+    css,
+    field,
+    fill,
+    go,
+    heading,
+    present,
+    screenshot,
+    sign_in,
+    texts,
+    until,
+)
 from tests.support.webhook_receiver import Answer, receiver
 
 PARTICIPANTS = 60
@@ -106,6 +119,7 @@ def test_create_start_assign_reweight_stop_download(browser: WebDriver, console:
         console.ok("POST", f"/v1/experiments/checkout/participants/user-{i}:assign", {})
     until(browser, lambda b: sum(_chart_counts(b).values()) == 2 * PARTICIPANTS, "the new participants counted")
     screenshot(browser, "console-experiment.png")
+    assert csp_violations(browser) == []
 
     releasable = _stop_takes_a_released_arm()
     offered = browser.find_elements(By.CSS_SELECTOR, field("released_arm_id"))
@@ -147,6 +161,7 @@ def test_webhook_test_event_succeeds_in_the_delivery_log(browser: WebDriver, con
         assert len(attempts) == 2 and "503" in attempts[0] and "200" in attempts[1]
         assert len(hook.received()) == 2
         screenshot(browser, "console-deliveries.png")
+        assert csp_violations(browser) == []
 
         css(browser, "#rotate-secret").click()
         rotated = css(browser, "#webhook-result .secret-value").text

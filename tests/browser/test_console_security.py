@@ -13,7 +13,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.browser.conftest import Console
-from tests.browser.pages import css, go, heading, pwned, sign_in, texts, until
+from tests.browser.pages import csp_violations, css, go, heading, pwned, sign_in, texts, until
 from tests.support.webhook_receiver import receiver
 
 LONG_NAME = "Unbroken" + "x" * 120  # no break opportunity: the page must wrap it itself
@@ -57,6 +57,7 @@ def test_tenant_values_are_shown_as_text_and_nothing_runs(browser: WebDriver, co
     assert PAYLOAD in css(browser, ".facts").text
     assert _injected(browser) == 0
     assert pwned(browser) is None
+    assert csp_violations(browser) == []  # nothing was even tried
 
 
 def test_a_key_sees_only_its_own_datasource(browser: WebDriver, console: Console) -> None:
