@@ -79,6 +79,20 @@ def test_a_key_sees_only_its_own_datasource(browser: WebDriver, console: Console
     css(browser, f"tr[data-webhook-id='{beta_hook}']")
 
 
+def test_the_key_stays_in_session_storage_until_sign_out(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console, "alpha")
+    assert console.keys["alpha"] not in browser.current_url
+    assert browser.execute_script("return document.cookie") == ""
+    stored = browser.execute_script("return sessionStorage.getItem('assignsvc.console.credentials')")
+    assert json.loads(stored) == {"datasource": "alpha", "apiKey": console.keys["alpha"]}
+    css(browser, "#signout").click()
+    heading(browser, "Sign in")
+    assert browser.find_elements(By.ID, "signin-reason") == []  # signed out by choice: no reason shown
+    assert browser.execute_script("return sessionStorage.length") == 0
+    browser.get(console.url + "#/experiments")  # a page needs signing in again
+    heading(browser, "Sign in")
+
+
 def test_a_wrong_key_returns_to_sign_in_with_the_reason(browser: WebDriver, console: Console) -> None:
     browser.get(console.url + "#/signin")
     css(browser, "#signin-form [data-field='api_key']").send_keys(console.keys["beta"])  # beta's key, for alpha
