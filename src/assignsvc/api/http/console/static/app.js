@@ -78,7 +78,9 @@ async function draw() {
   }
   main.setAttribute("aria-busy", "true");
   try {
-    const view = await route[1](hash.match(route[0]), draw, (leave) => leaving.push(leave));
+    // A view left before it finished drawing stops its timers at once.
+    const onLeave = (leave) => (mine === drawn ? leaving.push(leave) : leave());
+    const view = await route[1](hash.match(route[0]), draw, onLeave);
     if (mine !== drawn) return;
     main.replaceChildren(view);
     const heading = main.querySelector("h1");
