@@ -33,7 +33,10 @@ JS_ORACLE := tests/support/js/node_modules/.installed
 $(JS_ORACLE): tests/support/js/package.json
 	if command -v npm >/dev/null; then npm install --no-audit --no-fund --ignore-scripts --prefix tests/support/js && touch $@; fi
 
-test: venv $(JS_ORACLE) ## run the whole test suite (unit, store, end to end, generated-code drift) and print the coverage
+browser-deps: ## install Debian's chromium and chromium-driver for the console's browser tests (skipped when both are there; sudo when not root)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+
+test: venv browser-deps $(JS_ORACLE) ## run the whole test suite (unit, store, end to end, generated-code drift) and print the coverage
 	$(PY) -m pytest --cov=assignsvc --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 test-long: venv ## run the long tests (the 10^5-request fuzz run, 30 s Redis SIGKILL/SIGSTOP runs); CI runs them after `make test`
@@ -62,4 +65,4 @@ soak: venv ## a 10-minute mixed load at 200 calls/s: errors, latency, RSS / fd /
 clean: ## remove the virtualenv, the npm tools, caches and the embedded Redis data dir
 	rm -rf $(VENV) $(TOOLS) .assignsvc .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv run test test-long proto buf check lint docs-config bench soak clean
+.PHONY: help venv run browser-deps test test-long proto buf check lint docs-config bench soak clean

@@ -1,4 +1,4 @@
-"""The HTTP/JSON edge: the v1 API transcoded, Evidential's routes, OFREP, health, OpenAPI.
+"""The HTTP/JSON edge: the v1 API transcoded, Evidential's routes, OFREP, health, OpenAPI, the console.
 
 `start_http` is all the server wiring calls: it builds the aiohttp application on the
 running (grpc.aio) event loop, binds it, and returns the HttpEdge to stop at drain.
@@ -14,7 +14,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
-from assignsvc.api.http import evidential, ofrep, transcode
+from assignsvc.api.http import console, evidential, ofrep, transcode
 from assignsvc.api.http.app import HttpEdge, UseCases
 from assignsvc.api.http.openapi import document
 from assignsvc.config import ConfigError, ServerConfig
@@ -42,6 +42,7 @@ async def start_http(
     edge.app.router.add_get("/openapi.json", serve_openapi)
     evidential.add_routes(edge)
     ofrep.add_routes(edge)
+    console.add_routes(edge.app)
     channel: grpc.aio.Channel | None = None
     if use_cases.grpc_target is not None:
         channel = transcode.add_routes(edge, use_cases.grpc_target)
