@@ -39,6 +39,9 @@ browser-deps: ## install Debian's chromium and chromium-driver for the console's
 test: venv browser-deps $(JS_ORACLE) ## run the whole test suite (unit, store, end to end, generated-code drift) and print the coverage
 	$(PY) -m pytest --cov=assignsvc --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
+screenshots: venv browser-deps ## renew the console screenshots in docs/images (the browser flow test takes them)
+	ASSIGNSVC_SCREENSHOTS=docs/images $(PY) -m pytest tests/browser/test_console_flow.py -q
+
 test-long: venv ## run the long tests (the 10^5-request fuzz run, 30 s Redis SIGKILL/SIGSTOP runs); CI runs them after `make test`
 	$(PY) -m pytest -m long
 
@@ -65,4 +68,4 @@ soak: venv ## a 10-minute mixed load at 200 calls/s: errors, latency, RSS / fd /
 clean: ## remove the virtualenv, the npm tools, caches and the embedded Redis data dir
 	rm -rf $(VENV) $(TOOLS) .assignsvc .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv run browser-deps test test-long proto buf check lint docs-config bench soak clean
+.PHONY: help venv run browser-deps screenshots test test-long proto buf check lint docs-config bench soak clean
