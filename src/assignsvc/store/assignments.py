@@ -13,7 +13,16 @@ from redis.asyncio import Redis
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment
-from assignsvc.store.claims import ClaimCodec, ClaimTransport, lookup_claim, sum_arm_counts, to_claim, to_claims
+from assignsvc.store.claims import (
+    ClaimCodec,
+    ClaimTransport,
+    PhaseCounts,
+    lookup_claim,
+    sum_phase_counts,
+    to_claim,
+    to_claims,
+    total_counts,
+)
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimRequest
 from assignsvc.store.redis_errors import bounded, store_errors
@@ -45,6 +54,14 @@ class ClaimingStore:
         """See AssignmentStore.claim_many: one round trip of the transport."""
         return to_claims(requests, await self.transport.run(requests))
 
+    async def phase_counts(self, experiment: Experiment, bucket_version: int) -> PhaseCounts:
+        """See AssignmentStore.phase_counts (each store reads its counters its own way)."""
+        raise NotImplementedError
+
+    async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
+        """See AssignmentStore.arm_counts: phase_counts summed over the phases."""
+        return total_counts(await self.phase_counts(experiment, bucket_version), len(experiment.arms))
+
     def _counter_keys(self, experiment: Experiment, bucket_version: int) -> list[str]:
         return [
             self._keys.arm_counts(experiment.id, shard, bucket_version) for shard in range(experiment.storage_shards)
@@ -67,14 +84,14 @@ class RedisAssignmentStore(ClaimingStore):
             row = await self._redis.hget(key, participant_id)
         return lookup_claim(experiment, row)  # type: ignore[arg-type]  # bytes: decode_responses is off
 
-    async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
-        """See AssignmentStore.arm_counts: one pipelined HGETALL per shard, no row scan."""
+    async def phase_counts(self, experiment: Experiment, bucket_version: int) -> PhaseCounts:
+        """See AssignmentStore.phase_counts: one pipelined HGETALL per shard, no row scan."""
         with store_errors("read arm counts"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in self._counter_keys(experiment, bucket_version):
                     pipe.hgetall(key)
                 shards = await pipe.execute()
-        return sum_arm_counts(shards, len(experiment.arms))
+        return sum_phase_counts(shards, len(experiment.arms))
 
     async def has_assignments(self, experiment: Experiment) -> bool:
         """See AssignmentStore.has_assignments: EXISTS over every counter key, per version."""
