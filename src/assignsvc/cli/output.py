@@ -105,8 +105,8 @@ def print_experiments(messages: Sequence[Any], output: str, *, as_list: bool) ->
 
 def _phase(m: Any) -> str:
     """The current phase and since when (phase 0 began with the experiment)."""
-    if not m.phases:
-        return str(m.phase)
+    if not m.phase:
+        return "0"
     return f"{m.phase} (since {format_time(m.phases[-1].start_time.ToMilliseconds())})"
 
 
