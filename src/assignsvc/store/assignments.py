@@ -54,14 +54,6 @@ class ClaimingStore:
         """See AssignmentStore.claim_many: one round trip of the transport."""
         return to_claims(requests, await self.transport.run(requests))
 
-    async def phase_counts(self, experiment: Experiment, bucket_version: int) -> PhaseCounts:
-        """See AssignmentStore.phase_counts (each store reads its counters its own way)."""
-        raise NotImplementedError
-
-    async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
-        """See AssignmentStore.arm_counts: phase_counts summed over the phases."""
-        return total_counts(await self.phase_counts(experiment, bucket_version), len(experiment.arms))
-
     def _counter_keys(self, experiment: Experiment, bucket_version: int) -> list[str]:
         return [
             self._keys.arm_counts(experiment.id, shard, bucket_version) for shard in range(experiment.storage_shards)
@@ -83,6 +75,10 @@ class RedisAssignmentStore(ClaimingStore):
         with store_errors("lookup"):
             row = await self._redis.hget(key, participant_id)
         return lookup_claim(experiment, row)  # type: ignore[arg-type]  # bytes: decode_responses is off
+
+    async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
+        """See AssignmentStore.arm_counts: phase_counts summed over the phases."""
+        return total_counts(await self.phase_counts(experiment, bucket_version), len(experiment.arms))
 
     async def phase_counts(self, experiment: Experiment, bucket_version: int) -> PhaseCounts:
         """See AssignmentStore.phase_counts: one pipelined HGETALL per shard, no row scan."""

@@ -40,6 +40,7 @@ from assignsvc.store.claims import (
     PhaseCounts,
     lookup_claim,
     sum_phase_counts,
+    total_counts,
 )
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimRequest
@@ -188,6 +189,10 @@ class ClusterAssignmentStore(ClaimingStore):
         with store_errors("lookup"):
             [row] = _raise_first_error(await run_commands(self._cluster, [("HGET", key, participant_id)]))
         return lookup_claim(experiment, row)
+
+    async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
+        """See AssignmentStore.arm_counts: phase_counts summed over the phases."""
+        return total_counts(await self.phase_counts(experiment, bucket_version), len(experiment.arms))
 
     async def phase_counts(self, experiment: Experiment, bucket_version: int) -> PhaseCounts:
         """See AssignmentStore.phase_counts: HGETALL of every shard's counters, every node at once."""
