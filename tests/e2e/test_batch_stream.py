@@ -153,6 +153,7 @@ PARITY_KINDS: dict[str, dict[str, object]] = {
     "paused": {"forced_arms": {"f1": "a0"}},  # paused once a few participants are stored
     "blocked": {},  # rerandomized with block_previous_participants once a few are stored
     "ended": {},  # its end_time set in the past once a few are stored
+    "released": {},  # stopped with arm a1 released once a few are stored
 }
 
 
@@ -179,6 +180,8 @@ def parity_setup(client: Client) -> list[str]:
                 )
             elif kind == "ended":
                 update(client, epb.Experiment(id=name, end_time=Timestamp(seconds=int(time.time()) - 60)), "end_time")
+            elif kind == "released":
+                client.experiments.StopExperiment(espb.StopExperimentRequest(experiment_id=name, released_arm_id="a1"))
     return old
 
 
@@ -271,6 +274,7 @@ class TestBatchAssignParity:
             apb.ASSIGNMENT_REASON_EXPERIMENT_NOT_RUNNING,
             apb.ASSIGNMENT_REASON_EXPERIMENT_ENDED,
             apb.ASSIGNMENT_REASON_BLOCKED_BY_MIN_BUCKET_VERSION,
+            apb.ASSIGNMENT_REASON_RELEASED,
         }
         assert codes >= {grpc.StatusCode.INVALID_ARGUMENT.value[0], grpc.StatusCode.NOT_FOUND.value[0]}
 

@@ -28,6 +28,7 @@ from assignsvc.v1 import assignment_service_pb2_grpc as agrpc
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import Cli, Client, ServerThread
+from tests.support.hashing import hashed_to
 
 
 def violations(text: str | bytes) -> dict[str, str]:
@@ -278,6 +279,25 @@ class TestLifecycleCommands:
         assert again.code == 1
         assert again.err.startswith("error: FAILED_PRECONDITION: cannot start experiment 'life': it is STOPPED")
 
+    def test_stop_with_release_ships_an_arm_to_everyone(self, cli: Cli, client: Client) -> None:
+        create(cli, "ship", "--status", "running")
+        assert cli("assign", "ship", "holder").code == 0
+        bad = cli("experiments", "stop", "ship", "--release", "nope")
+        assert bad.code == 1 and "INVALID_ARGUMENT" in bad.err and "released_arm_id" in bad.err
+        ran = cli("experiments", "stop", "ship", "--release", "treatment")
+        assert ran.code == 0, ran.err
+        assert re.search(r"^ship\s+stopped\s", ran.out, re.MULTILINE)
+        shown = cli("experiments", "get", "ship").out
+        assert re.search(r"^released_arm\s+treatment$", shown, re.MULTILINE)
+        assert re.search(r"^phase\s+0$", shown, re.MULTILINE)
+        for participant in ("holder", "newcomer"):
+            answer = cli("assign", "ship", participant)
+            assert answer.out == f"{participant} -> treatment (released to everyone; not in the experiment)\n"
+        assert cli("experiments", "stop", "ship", "--release", "control").code == 0  # changed while stopped
+        assert get(client, "ship").released_arm_id == "control"
+        again = cli("experiments", "stop", "ship")
+        assert again.code == 1 and "FAILED_PRECONDITION" in again.err
+
     def test_start_twice_and_stale_etag(self, cli: Cli, client: Client) -> None:
         create(cli, "twice")
         etag = get(client, "twice").etag
@@ -328,12 +348,22 @@ class TestStatsAndOutput:
         assert counts["control"] + counts["treatment"] == counts["total"] == 200
         assert lines[1].split()[3] == "50.00%" and lines[1].index("50.00%") == lines[2].index("50.00%")
         assert lines[4].startswith("SRM p-value: ") and "WARNING" not in ran.out
-        # Weights may change under stored rows: the counts now contradict them.
+        # A weight change under stored rows starts phase 1: each phase is tested against its own weights.
         assert cli("experiments", "update", "st", "--arms", "control:0.99,treatment:0.01").code == 0
+        phased = cli("experiments", "stats", "st")
+        assert "WARNING" not in phased.out
+        assert re.search(r"^phase 0 \(since .*\):$", phased.out, re.MULTILINE)
+        assert re.search(r"^phase 1 \(since .*, current\):$", phased.out, re.MULTILINE)
+        assert "SRM p-value: n/a (bucket version 0, phase 1: no assignments" in phased.out
+        assert phased.out.rstrip().endswith("total, every phase: 200")
+        # Only treatment's participants arrive in phase 1: a real mismatch, warned about.
+        for participant in hashed_to("st", (0.99, 0.01), 1, 30, "late"):
+            assign(client, "st", participant)
         warned = cli("experiments", "stats", "st")
         assert "WARNING: sample ratio mismatch" in warned.out
         as_json = json.loads(cli("experiments", "stats", "st", "-o", "json").out)
-        assert as_json["srm_warning"] is True and int(as_json["total_assignments"]) == 200
+        assert as_json["srm_warning"] is True and int(as_json["total_assignments"]) == 230
+        assert [int(p["total_assignments"]) for p in as_json["phases"]] == [200, 30]
         missing = cli("experiments", "stats", "nope")
         assert missing.code == 1 and "NOT_FOUND" in missing.err
 

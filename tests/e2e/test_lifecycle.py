@@ -17,6 +17,7 @@ from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from tests.support import Client, assign, assign_all, bad_request_fields, error_reason, stats
+from tests.support.hashing import hashed_to
 
 S = epb.ExperimentStatus
 
@@ -333,18 +334,33 @@ class TestStats:
         assert counted.HasField("srm_p_value") and 0.0 <= counted.srm_p_value <= 1.0
         assert counted.srm_warning == (counted.srm_p_value < 0.001)
 
-    def test_srm_flags_a_split_that_does_not_match_the_weights(self, client: Client) -> None:
+    def test_a_weight_change_starts_a_phase_instead_of_a_false_alarm(self, client: Client) -> None:
         client.create("srm", weights=(0.5, 0.5))
         assign_all(client, "srm", [f"x{i}" for i in range(2000)])
-        healthy = stats(client, "srm")
-        assert not healthy.srm_warning
-        # the weights change after the fact: the stored 50/50 split is now a mismatch against 90/10
-        update(
+        assert not stats(client, "srm").srm_warning
+        moved = update(
             client, epb.Experiment(id="srm", arms=[epb.Arm(id="a0", weight=0.9), epb.Arm(id="a1", weight=0.1)]), "arms"
         )
-        skewed = stats(client, "srm")
+        assert moved.phase == 1 and [list(p.weights) for p in moved.phases] == [[0.5, 0.5], [0.9, 0.1]]
+        assign_all(client, "srm", [f"y{i}" for i in range(2000)])  # new participants, at the true 90/10 rate
+        counted = stats(client, "srm")
+        assert not counted.srm_warning and counted.srm_p_value > 0.001
+        assert [a.weight for a in counted.arms] == [0.9, 0.1] and sum(a.assignments for a in counted.arms) == 2000
+        assert counted.total_assignments == 4000
+        assert [(p.phase, p.total_assignments, p.srm_warning) for p in counted.phases] == [
+            (0, 2000, False),
+            (1, 2000, False),
+        ]
+        assert [a.weight for a in counted.phases[0].arms] == [0.5, 0.5]
+        assert list(counted.phases[1].arms) == list(counted.arms)
+
+    def test_srm_flags_a_real_imbalance_inside_a_phase(self, client: Client) -> None:
+        client.create("skew", weights=(0.5, 0.5))
+        assign_all(client, "skew", hashed_to("skew", (0.5, 0.5), 0, 300, "x"))  # arm a1's participants lost
+        skewed = stats(client, "skew")
         assert skewed.srm_warning and skewed.srm_p_value < 1e-6
-        assert [a.weight for a in skewed.arms] == [0.9, 0.1]
+        assert [a.assignments for a in skewed.arms] == [300, 0]
+        assert [p.srm_warning for p in skewed.phases] == [True]
 
     def test_empty_experiment_has_no_p_value(self, client: Client) -> None:
         client.create("empty")

@@ -21,7 +21,17 @@ from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import webhook_service_pb2 as wpb
 from assignsvc.v1 import webhook_service_pb2_grpc as wgrpc
-from tests.support import Client, ServerThread, assign, bad_request_fields, running_server, wait_until
+from tests.support import (
+    Client,
+    ServerThread,
+    assign,
+    assign_all,
+    bad_request_fields,
+    running_server,
+    stats,
+    wait_until,
+)
+from tests.support.hashing import hashed_to
 from tests.support.webhook_receiver import Answer, Receiver, receiver
 
 
@@ -104,9 +114,7 @@ class TestEveryEvent:
         time.sleep(0.5)
         assert len(hook.received()) == 9  # once per change, nothing repeated
 
-    def test_srm_warning_once_per_bucket_version(
-        self, live: tuple[Client, wgrpc.WebhookServiceStub], hook: Receiver
-    ) -> None:
+    def test_srm_warning_once_per_phase(self, live: tuple[Client, wgrpc.WebhookServiceStub], hook: Receiver) -> None:
         client, stub = live
         webhook = create_hook(stub, hook.url, events=["experiment.warning"])
         client.create("srm")
@@ -116,13 +124,40 @@ class TestEveryEvent:
         client.experiments.UpdateExperiment(
             espb.UpdateExperimentRequest(experiment=skewed, update_mask=field_mask_pb2.FieldMask(paths=["arms"]))
         )
+        for participant in hashed_to("srm", (0.9, 0.1), 1, 100, "q"):  # only a1's participants arrive
+            assign(client, "srm", participant)
         wait_until(lambda: len(hook.received()) == 1, 10)
         time.sleep(0.6)  # several more checks by the watcher: still one warning
         [body] = bodies(hook, webhook.secret)
         warning = body["data"]["warning"]
         assert body["type"] == "experiment.warning" and warning["type"] == "srm"
-        assert sum(warning["counts"].values()) == 300 and warning["p_value"] < 0.01
-        assert warning["bucket_version"] == 0 and body["data"]["object"]["id"] == "srm"
+        assert warning["counts"]["a0"] == 0 and 0 < warning["counts"]["a1"] <= 100  # phase 1's counts only
+        assert warning["p_value"] < 0.01
+        assert warning["expected_weights"] == {"a0": 0.9, "a1": 0.1}
+        assert (warning["bucket_version"], warning["phase"]) == (0, 1) and body["data"]["object"]["id"] == "srm"
+
+    def test_a_weight_change_raises_no_warning(
+        self, live: tuple[Client, wgrpc.WebhookServiceStub], hook: Receiver
+    ) -> None:
+        client, stub = live
+        webhook = create_hook(stub, hook.url, events=["experiment.warning"])
+        client.create("phased")
+        assign_all(client, "phased", [f"p{i}" for i in range(2000)])
+        moved = epb.Experiment(id="phased", arms=[epb.Arm(id="a0", weight=0.9), epb.Arm(id="a1", weight=0.1)])
+        client.experiments.UpdateExperiment(
+            espb.UpdateExperimentRequest(experiment=moved, update_mask=field_mask_pb2.FieldMask(paths=["arms"]))
+        )
+        assign_all(client, "phased", [f"q{i}" for i in range(2000)])  # at the true 90/10 rate
+        # The watcher checks experiments in id order: once it warns about this later one,
+        # it has checked "phased" with every assignment above counted.
+        client.create("zz-canary")
+        assign_all(client, "zz-canary", hashed_to("zz-canary", (0.5, 0.5), 0, 300, "c"))
+        wait_until(lambda: len(hook.received()) == 1, 10)
+        [body] = bodies(hook, webhook.secret)
+        assert body["data"]["object"]["id"] == "zz-canary"
+        logged = stub.ListDeliveries(wpb.ListDeliveriesRequest(webhook_id=webhook.id)).deliveries
+        assert [d.event_type for d in logged] == ["experiment.warning"]  # none for "phased", ever
+        assert not stats(client, "phased").srm_warning
 
     def test_apply_raises_the_events_of_each_change(
         self, live: tuple[Client, wgrpc.WebhookServiceStub], hook: Receiver

@@ -216,3 +216,25 @@ class TestWebhooksStoredBeforeFormats:
         read, saved, after = run(body, redis_url)
         assert read is not None and read.format == "assignsvc"
         assert saved is True and after is not None and after.description == "d"
+
+
+class TestPhaseCounters:
+    """Counters written before phases (field = arm index) are phase 0's; later phases add fields."""
+
+    def test_plain_arm_fields_read_as_phase_zero(self, redis_url: str) -> None:
+        async def scenario(redis: Redis) -> tuple[set[bytes | str], set[bytes | str], dict[int, list[int]]]:
+            keys = Keyspace()
+            store = RedisAssignmentStore(redis, keys)
+            small = dataclasses.replace(EXPERIMENT, storage_shards=1)
+            counters = keys.arm_counts(small.id, 0, 0)
+            await redis.hset(counters, mapping={"0": 7, "1": 4})  # as every earlier version wrote them
+            await store.claim(small, "now-0", 1, 5)
+            before = set(await redis.hkeys(counters))
+            await store.claim(dataclasses.replace(small, phase=1, phase_start_ms=9), "now-1", 0, 10)
+            after = set(await redis.hkeys(counters))
+            return before, after, await store.phase_counts(small, 0)
+
+        before, after, phases = run(scenario, redis_url)
+        assert before == {b"0", b"1"}  # phase 0 writes the fields it always wrote
+        assert after == {b"0", b"1", b"1024"}
+        assert phases == {0: [7, 5], 1: [1, 0]}

@@ -284,6 +284,17 @@ class TestMapping:
     def test_status(self, status: str, expected: ExperimentStatus) -> None:
         assert from_growthbook(payload(status=status)).experiment.status is expected
 
+    def test_a_stopped_experiments_released_variation_is_its_released_arm(self) -> None:
+        shipped = from_growthbook(payload(status="stopped", resultSummary={"releasedVariationId": "var_1x"}))
+        assert shipped.experiment.released_arm_id == "1" and shipped.notes == ()
+        running = from_growthbook(payload(status="running", resultSummary={"releasedVariationId": "var_1x"}))
+        assert running.experiment.released_arm_id == ""  # GrowthBook releases only once stopped
+        unknown = from_growthbook(payload(status="stopped", resultSummary={"releasedVariationId": "var_9"}))
+        assert unknown.experiment.released_arm_id == ""
+        assert unknown.notes == (
+            "resultSummary.releasedVariationId: 'var_9' names no variation: imported with no released arm",
+        )
+
     def test_seed_is_always_explicit(self) -> None:
         assert from_growthbook(payload(seed="")).experiment.seed == "checkout-cta"
         assert from_growthbook(payload(seed="other")).experiment.seed == "other"

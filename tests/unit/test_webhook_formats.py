@@ -256,10 +256,9 @@ class TestGrowthBook:
     def test_phases_and_released_arm_pass_through(self) -> None:
         phased = {
             **EXPERIMENT,
-            "phases": [
-                {"number": 0, "start_time": "2026-11-01T00:00:00Z", "end_time": "2026-11-05T00:00:00Z",
-                 "weights": [0.5, 0.5]},
-                {"number": 1, "start_time": "2026-11-05T00:00:00Z"},
+            "phases": [  # as the Experiment message's JSON names them (Phase)
+                {"phase": 0, "start_time": "2026-11-01T00:00:00Z", "weights": [0.5, 0.5], "coverage": 0.8},
+                {"phase": 1, "start_time": "2026-11-05T00:00:00Z", "weights": [0.25, 0.75], "coverage": 0.8},
             ],
             "released_arm_id": "green",
         }  # fmt: skip
@@ -269,6 +268,7 @@ class TestGrowthBook:
         assert first["dateEnded"] == "2026-11-05T00:00:00Z"
         assert [s["weight"] for s in current["trafficSplit"]] == [0.25, 0.75]
         assert current["dateStarted"] == "2026-11-05T00:00:00Z"
+        assert (first["name"], current["name"]) == ("Phase 0", "Phase 1")
         assert shape["resultSummary"]["releasedVariationId"] == "green"
 
     def test_warning(self) -> None:

@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from assignsvc.api.scope import local_part, scoped
 from assignsvc.app.apply import ApplyAction, ApplyOutcome
 from assignsvc.app.assign import AssignmentResult
-from assignsvc.app.catalog import ExperimentStats, format_etag
+from assignsvc.app.catalog import ExperimentStats, PhaseStats, format_etag
 from assignsvc.core.model import (
     Arm,
     AssignmentReason,
@@ -23,6 +23,7 @@ from assignsvc.core.model import (
     ExperimentType,
     HashAlgorithm,
     Namespace,
+    Phase,
     RedisFailurePolicy,
 )
 from assignsvc.errors import InvalidArgumentError
@@ -119,7 +120,22 @@ def experiment_from_pb(msg: epb.Experiment, field: str = "experiment") -> Experi
         hash_attribute=msg.hash_attribute,
         fallback_attribute=msg.fallback_attribute,
         redis_failure_policy=_enum(_POLICY_FROM_PB, msg.redis_failure_policy, f"{field}.redis_failure_policy"),
+        released_arm_id=msg.released_arm_id,
     )
+
+
+def _namespace_pb(ns: Namespace) -> epb.Namespace:
+    return epb.Namespace(id=ns.id, range_start=ns.start, range_end=ns.end)
+
+
+def phase_to_pb(phase: Phase) -> epb.Phase:
+    """One phase as the API shows it."""
+    msg = epb.Phase(
+        phase=phase.number, start_time=_timestamp(phase.start_time_ms), weights=phase.weights, coverage=phase.coverage
+    )
+    if phase.namespace is not None:
+        msg.namespace.CopyFrom(_namespace_pb(phase.namespace))
+    return msg
 
 
 def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
@@ -143,10 +159,12 @@ def experiment_to_pb(experiment: Experiment) -> epb.Experiment:
         hash_attribute=experiment.hash_attribute,
         fallback_attribute=experiment.fallback_attribute,
         redis_failure_policy=_POLICY_TO_PB[experiment.redis_failure_policy],
+        phase=experiment.phase,
+        phases=[phase_to_pb(p) for p in experiment.phases],
+        released_arm_id=experiment.released_arm_id,
     )
     if experiment.namespace is not None:
-        ns = experiment.namespace
-        msg.namespace.CopyFrom(epb.Namespace(id=ns.id, range_start=ns.start, range_end=ns.end))
+        msg.namespace.CopyFrom(_namespace_pb(experiment.namespace))
     if experiment.start_time_ms is not None:
         msg.start_time.CopyFrom(_timestamp(experiment.start_time_ms))
     if experiment.end_time_ms is not None:
@@ -201,7 +219,8 @@ def fill_assignment(msg: apb.Assignment, result: AssignmentResult, local_id: str
         msg.persisted = True
     arm = result.arm
     if arm is not None:
-        msg.in_experiment = True
+        if result.reason is not AssignmentReason.RELEASED:  # a released arm is everyone's
+            msg.in_experiment = True
         held = msg.arm
         held.id, held.index = arm.id, result.arm_index
         if arm.name:
@@ -260,17 +279,33 @@ def status_from_pb(value: int, field: str) -> ExperimentStatus | None:
     return None if value == 0 else _enum(_STATUS_FROM_PB, value, field)
 
 
-def _arm_stats(arms: tuple[Arm, ...], counts: list[int]) -> list[espb.ArmStats]:
+def _arm_stats(
+    arms: tuple[Arm, ...], counts: list[int], weights: tuple[float, ...] | None = None
+) -> list[espb.ArmStats]:
     total = sum(counts)
     return [
         espb.ArmStats(
             arm_id=arm.id,
             assignments=count,
-            weight=arm.weight,
+            weight=arm.weight if weights is None else weights[i],
             observed_fraction=count / total if total else 0.0,
         )
-        for arm, count in zip(arms, counts, strict=True)
+        for i, (arm, count) in enumerate(zip(arms, counts, strict=True))
     ]
+
+
+def _phase_stats(arms: tuple[Arm, ...], stats: PhaseStats) -> espb.PhaseStats:
+    phase = stats.phase
+    msg = espb.PhaseStats(
+        phase=phase.number,
+        start_time=_timestamp(phase.start_time_ms),
+        arms=_arm_stats(arms, stats.counts, phase.weights),
+        total_assignments=stats.total,
+        srm_warning=stats.srm_warning,
+    )
+    if stats.srm_p_value is not None:
+        msg.srm_p_value = stats.srm_p_value
+    return msg
 
 
 def strata_to_pb(arms: tuple[Arm, ...], strata: list[StratumCounts]) -> list[espb.StratumStats]:
@@ -286,14 +321,16 @@ def strata_to_pb(arms: tuple[Arm, ...], strata: list[StratumCounts]) -> list[esp
 
 
 def stats_to_pb(stats: ExperimentStats) -> espb.GetExperimentStatsResponse:
-    """The API's view of an experiment's counters and SRM test."""
+    """The API's view of an experiment's counters and SRM test: top-level arms and SRM
+    are the current phase's, total_assignments every phase's."""
     msg = espb.GetExperimentStatsResponse(
         experiment_id=local_part(stats.experiment.id),
         bucket_version=stats.bucket_version,
         total_assignments=stats.total,
         srm_warning=stats.srm_warning,
-        arms=_arm_stats(stats.experiment.arms, stats.counts),
+        arms=_arm_stats(stats.experiment.arms, stats.current.counts, stats.current.phase.weights),
         strata=strata_to_pb(stats.experiment.arms, stats.strata),
+        phases=[_phase_stats(stats.experiment.arms, p) for p in stats.phases],
     )
     if stats.srm_p_value is not None:
         msg.srm_p_value = stats.srm_p_value

@@ -24,9 +24,7 @@ from assignsvc.v1 import experiment_service_pb2 as pb
 from assignsvc.v1 import experiment_service_pb2_grpc as pb_grpc
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-StatusRequest: TypeAlias = (
-    pb.StartExperimentRequest | pb.PauseExperimentRequest | pb.ResumeExperimentRequest | pb.StopExperimentRequest
-)
+StatusRequest: TypeAlias = pb.StartExperimentRequest | pb.PauseExperimentRequest | pb.ResumeExperimentRequest
 
 
 class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
@@ -103,7 +101,8 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
     async def StopExperiment(  # noqa: N802 - gRPC method name
         self, request: pb.StopExperimentRequest, context: Context
     ) -> pb.StopExperimentResponse:
-        return pb.StopExperimentResponse(experiment=await self._change_status(request, Action.STOP))
+        stopped = await self._catalog.stop(scoped(request.experiment_id), request.etag, request.released_arm_id)
+        return pb.StopExperimentResponse(experiment=experiment_to_pb(stopped))
 
     @maps_domain_errors
     async def RerandomizeExperiment(  # noqa: N802 - gRPC method name

@@ -169,13 +169,14 @@ class ExperimentApplier:
             hash_attribute=desired.hash_attribute,
             fallback_attribute=desired.fallback_attribute,
             redis_failure_policy=desired.redis_failure_policy,
+            released_arm_id=desired.released_arm_id,
         )
         updated = lifecycle.with_default_names(updated, current)
         locked = lifecycle.arms_reshaped(current, updated) or lifecycle.identity_changed(current, updated)
         has_rows = locked and await self._assignments.has_assignments(current)
         lifecycle.check_update(base, updated, has_assignments=has_rows, prefix=prefix)
         self._catalog.check_groups(updated, f"{prefix}condition")
-        return updated
+        return await self._catalog.phased(current, updated)
 
 
 def _duplicate_id_violations(desired: Sequence[Desired]) -> list[FieldViolation]:

@@ -67,8 +67,8 @@ class AssignmentResult(NamedTuple):
 
     @property
     def in_experiment(self) -> bool:
-        """True when the participant has an arm."""
-        return self.arm is not None
+        """True when the participant has an arm of the experiment (a released arm is everyone's)."""
+        return self.arm is not None and self.reason is not AssignmentReason.RELEASED
 
 
 _EXCLUSION = {
@@ -280,6 +280,8 @@ class Assigner:
         """Everything before the store: validation, forced arm, identity, cache, condition, hashing."""
         live = _admit(scope, participant_id)
         experiment = live.experiment
+        if experiment.released_arm_id:
+            return released_answer(experiment, participant_id)
         forced = experiment.forced_arms.get(participant_id)
         if forced is not None:
             return self._forced(experiment, participant_id, forced)
@@ -342,6 +344,8 @@ class Assigner:
         MISSING_HASH_ATTRIBUTE, not in the experiment, as Assign answers). It only
         reads, so no policy applies: a store failure (or the deadline) is StoreUnavailableError."""
         live = self._live(experiment_id, participant_id)
+        if live.experiment.released_arm_id:
+            return released_answer(live.experiment, participant_id)
         forced = live.experiment.forced_arms.get(participant_id)
         if forced is not None:
             return self._forced(live.experiment, participant_id, forced)
@@ -395,6 +399,19 @@ class Assigner:
             first_seen_ms=claim.first_seen_ms,
             persisted=True,
         )
+
+
+def released_answer(experiment: Experiment, participant_id: str) -> AssignmentResult:
+    """A stopped experiment's released arm, for everyone: nothing read, written or counted."""
+    index = experiment.arm_index(experiment.released_arm_id)  # validated to exist when stored
+    return AssignmentResult(
+        experiment.id,
+        participant_id,
+        AssignmentReason.RELEASED,
+        experiment.bucket_version,
+        arm=experiment.arms[index],
+        arm_index=index,
+    )
 
 
 def store_failure_answer(pending: PendingClaim, error: StoreUnavailableError) -> AssignmentResult:

@@ -15,7 +15,7 @@ from assignsvc.core.clock import Clock, wall_clock_ms
 from assignsvc.core.conditions import referenced_groups
 from assignsvc.core.events import EXPERIMENT_CREATED, canonical_json, change_events
 from assignsvc.core.lifecycle import Action
-from assignsvc.core.model import Experiment, ExperimentType
+from assignsvc.core.model import Experiment, ExperimentStatus, ExperimentType, Phase
 from assignsvc.core.scoping import datasource_of, qualify
 from assignsvc.core.stats import SRM_WARNING_P, srm_p_value
 from assignsvc.core.validation import creation_violations, experiment_id_violations, experiment_violations
@@ -25,6 +25,7 @@ from assignsvc.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
+from assignsvc.store.claims import total_counts
 from assignsvc.store.protocols import (
     ARCHIVED,
     MUST_BE_NEW,
@@ -57,24 +58,59 @@ def new_seed() -> str:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ExperimentStats:
-    """Stored assignments per arm at one bucket version, and the SRM test on them."""
+class PhaseStats:
+    """Stored assignments per arm made in one phase, and the SRM test against its weights."""
 
-    experiment: Experiment
-    bucket_version: int
+    phase: Phase
     counts: list[int]
-    srm_p_value: float | None
-    strata: list[StratumCounts] = dataclasses.field(default_factory=list)  # PREASSIGNED only
 
     @property
     def total(self) -> int:
-        """All stored assignments at this bucket version."""
+        """All assignments stored in this phase."""
         return sum(self.counts)
 
     @property
+    def srm_p_value(self) -> float | None:
+        """The SRM p-value of this phase's counts against this phase's weights."""
+        return srm_p_value(self.counts, self.phase.weights)
+
+    @property
     def srm_warning(self) -> bool:
-        """True when the split is very unlikely under the configured weights."""
-        return self.srm_p_value is not None and self.srm_p_value < SRM_WARNING_P
+        """True when the split is very unlikely under the phase's weights."""
+        p = self.srm_p_value
+        return p is not None and p < SRM_WARNING_P
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExperimentStats:
+    """Stored assignments per arm at one bucket version, per phase, and the SRM test of
+    the current phase (a split change starts a phase: older counts ran another split)."""
+
+    experiment: Experiment
+    bucket_version: int
+    counts: list[int]  # every phase
+    phases: list[PhaseStats]  # every phase of the experiment, oldest first; the last is the current one
+    strata: list[StratumCounts] = dataclasses.field(default_factory=list)  # PREASSIGNED only
+
+    @property
+    def current(self) -> PhaseStats:
+        """The current phase's counts."""
+        return self.phases[-1]
+
+    @property
+    def total(self) -> int:
+        """All stored assignments at this bucket version, in every phase."""
+        return sum(self.counts)
+
+    @property
+    def srm_p_value(self) -> float | None:
+        """The current phase's SRM p-value."""
+        return self.current.srm_p_value
+
+    @property
+    def srm_warning(self) -> bool:
+        """The current phase's SRM verdict."""
+        return self.current.srm_warning
 
 
 # A change computed from the current stored experiment (may read the store).
@@ -169,15 +205,38 @@ class ExperimentCatalog:
             has_rows = locked and await self._assignments.has_assignments(current)
             lifecycle.check_update(current, updated, has_assignments=has_rows, prefix="experiment.")
             self.check_groups(updated, "experiment.condition")
-            return updated
+            return await self.phased(current, updated)
 
         return await self._modify(patch.id, etag, change, id_field="experiment.id")
+
+    async def phased(self, current: Experiment, updated: Experiment) -> Experiment:
+        """`updated` in a new phase if it changes the split of an experiment with assignments
+        (core.lifecycle.next_phase); as it is otherwise."""
+        if lifecycle.split_changed(current, updated) and await self._assignments.has_assignments(current):
+            return lifecycle.next_phase(current, updated, self._clock())
+        return updated
 
     async def change_status(self, experiment_id: str, action: Action, etag: str) -> Experiment:
         """Start, pause, resume or stop (core.lifecycle.TRANSITIONS)."""
 
         async def change(current: Experiment) -> Experiment:
             return dataclasses.replace(current, status=lifecycle.next_status(current, action))
+
+        return await self._modify(experiment_id, etag, change)
+
+    async def stop(self, experiment_id: str, etag: str, released_arm_id: str = "") -> Experiment:
+        """Stop, releasing an arm to everyone if one is named; on a stopped experiment,
+        change the released arm (stopping again with none named is refused, as before)."""
+
+        async def change(current: Experiment) -> Experiment:
+            status = current.status
+            if not (released_arm_id and status is ExperimentStatus.STOPPED):
+                status = lifecycle.next_status(current, Action.STOP)
+            updated = dataclasses.replace(current, status=status, released_arm_id=released_arm_id)
+            violations = experiment_violations(updated)
+            if violations:
+                raise InvalidArgumentError(violations)
+            return updated
 
         return await self._modify(experiment_id, etag, change)
 
@@ -208,20 +267,22 @@ class ExperimentCatalog:
     async def stats(
         self, experiment_id: str, bucket_version: int | None, *, with_strata: bool = True
     ) -> ExperimentStats:
-        """Per-arm counters summed over the shards, and the SRM p-value against the weights
-        (and, for preassigned experiments unless with_strata is False, the per-stratum counts)."""
+        """Per-arm counters summed over the shards, per phase with each phase's SRM p-value
+        against its weights (and, for preassigned experiments unless with_strata is False,
+        the per-stratum counts)."""
         experiment = self.get(experiment_id)
         version = experiment.bucket_version if bucket_version is None else bucket_version
         if version > experiment.bucket_version:
             raise InvalidArgumentError.single(
                 "bucket_version", f"must be at most the current bucket version {experiment.bucket_version}"
             )
-        counts = await self._assignments.arm_counts(experiment, version)
-        p_value = srm_p_value(counts, [a.weight for a in experiment.arms])
+        by_phase = await self._assignments.phase_counts(experiment, version)
+        empty = [0] * len(experiment.arms)
+        phases = [PhaseStats(phase, by_phase.get(phase.number, empty)) for phase in experiment.phases]
         strata = []
         if with_strata and experiment.type is ExperimentType.PREASSIGNED and self._rows is not None:
             strata = await self._rows.stratum_totals(experiment, version)
-        return ExperimentStats(experiment, version, counts, p_value, strata)
+        return ExperimentStats(experiment, version, total_counts(by_phase, len(experiment.arms)), phases, strata)
 
     async def _modify(
         self, experiment_id: str, etag: str, change: Change, id_field: str = "experiment_id"

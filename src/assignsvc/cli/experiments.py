@@ -267,7 +267,10 @@ _STATUS_CHANGES = {
 def _change_status(channel: grpc.Channel, args: argparse.Namespace, timeout: float) -> None:
     method, request_type, _ = _STATUS_CHANGES[args.action]
     call = getattr(egrpc.ExperimentServiceStub(channel), method)
-    reply = call(request_type(experiment_id=args.id, etag=args.etag or ""), timeout=timeout)
+    fields = {"experiment_id": args.id, "etag": args.etag or ""}
+    if args.action == "stop" and args.release:
+        fields["released_arm_id"] = args.release
+    reply = call(request_type(**fields), timeout=timeout)
     out.print_experiments([reply.experiment], args.output, as_list=False)
 
 
@@ -399,6 +402,18 @@ def _update_answer_flags(update: argparse.ArgumentParser) -> None:
 _VALUE_HELP = 'the arm\'s value, JSON or a bare string, e.g. treatment=\'{"color": "green"}\' (repeatable)'
 
 
+def _status_commands(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """start, pause, resume and stop (which may release an arm)."""
+    for action, (_, _, transition) in _STATUS_CHANGES.items():
+        change = sub.add_parser(action, parents=parents, help=f"{action} an experiment ({transition})")
+        change.add_argument("id")
+        if action == "stop":
+            change.add_argument(
+                "--release", metavar="ARM", help="answer every participant this arm from now on (ship the winner)"
+            )
+        change.set_defaults(run=client_command(_change_status))
+
+
 def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     etag = argparse.ArgumentParser(add_help=False)
     etag.add_argument("--etag", help="act only if the experiment still has this etag (else ABORTED)")
@@ -448,10 +463,7 @@ def _experiment_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     delete = sub.add_parser("delete", parents=[client, etag], help="archive an experiment (its id is never reused)")
     delete.add_argument("id")
     delete.set_defaults(run=client_command(_delete))
-    for action, (_, _, transition) in _STATUS_CHANGES.items():
-        change = sub.add_parser(action, parents=[client, etag], help=f"{action} an experiment ({transition})")
-        change.add_argument("id")
-        change.set_defaults(run=client_command(_change_status))
+    _status_commands(sub, [client, etag])
     rerandomize = sub.add_parser(
         "rerandomize", parents=[client, etag], help="new bucket version and seed: everyone is bucketed afresh"
     )

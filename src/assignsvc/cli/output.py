@@ -103,6 +103,13 @@ def print_experiments(messages: Sequence[Any], output: str, *, as_list: bool) ->
     print(table(["ID", "STATUS", "HASH", "COVERAGE", "VERSION", "ETAG", "ARMS"], rows, right=(3, 4, 5)))
 
 
+def _phase(m: Any) -> str:
+    """The current phase and since when (phase 0 began with the experiment)."""
+    if not m.phase:
+        return "0"
+    return f"{m.phase} (since {format_time(m.phases[-1].start_time.ToMilliseconds())})"
+
+
 def print_experiment_details(message: Any, output: str) -> None:
     """One experiment, every field on its own line (`experiments get`)."""
     if output != "table":
@@ -131,6 +138,8 @@ def print_experiment_details(message: Any, output: str) -> None:
             " then ".join(a for a in (m.hash_attribute, m.fallback_attribute) if a) or "(participant id)",
         ),
         ("redis_failure", enum_name(m, "redis_failure_policy", "REDIS_FAILURE_POLICY_")),
+        ("phase", _phase(m)),
+        ("released_arm", m.released_arm_id or NONE),
         ("created", format_time(m.create_time.ToMilliseconds())),
         ("updated", format_time(m.update_time.ToMilliseconds())),
         ("etag", m.etag),
@@ -148,6 +157,9 @@ def print_assignment(assignment: Any, output: str) -> None:
         return
     a = assignment
     reason = enum_name(a, "reason", "ASSIGNMENT_REASON_")
+    if reason == "released":
+        print(f"{a.participant_id} -> {a.arm.id} (released to everyone; not in the experiment)")
+        return
     if not a.in_experiment:
         print(f"{a.participant_id} -> not in experiment ({reason})")
         return
@@ -161,28 +173,39 @@ def print_assignment(assignment: Any, output: str) -> None:
 
 
 def print_stats(stats: Any, output: str) -> None:
-    """Per-arm counts, observed and configured shares, total, and the SRM verdict."""
+    """Per-arm counts, observed and configured shares, total, and the SRM verdict; one
+    block per phase once the split changed (each tested against its own weights)."""
     if output != "table":
         emit(as_dict(stats), output)
         return
-    rows = [
-        [arm.arm_id, str(arm.assignments), f"{arm.observed_fraction:.2%}", f"{arm.weight:.2%}"] for arm in stats.arms
-    ]
-    rows.append(["total", str(stats.total_assignments), "", ""])
-    print(table(["ARM", "ASSIGNMENTS", "OBSERVED", "WEIGHT"], rows, right=(1, 2, 3)))
-    if stats.HasField("srm_p_value"):
-        print(f"SRM p-value: {stats.srm_p_value:.4g} (bucket version {stats.bucket_version})")
+    version = f"bucket version {stats.bucket_version}"
+    if len(stats.phases) > 1:
+        for phase in stats.phases:
+            current = ", current" if phase is stats.phases[-1] else ""
+            print(f"phase {phase.phase} (since {format_time(phase.start_time.ToMilliseconds())}{current}):")
+            _print_counts(phase, f"{version}, phase {phase.phase}")
+        print(f"total, every phase: {stats.total_assignments}")
     else:
-        print(
-            f"SRM p-value: n/a (bucket version {stats.bucket_version}: no assignments,"
-            " or fewer than 2 arms with weight)"
-        )
+        _print_counts(stats, version)
     print_strata(stats.strata)
     if stats.srm_warning:
         print(
             f"WARNING: sample ratio mismatch (p < {SRM_WARNING_P:g}): this split is very unlikely under the"
             " configured weights; find the cause (assignment, logging, targeting) before trusting results"
         )
+
+
+def _print_counts(stats: Any, where: str) -> None:
+    """One table of arm counts (a stats reply or one of its phases) and its SRM p-value."""
+    rows = [
+        [arm.arm_id, str(arm.assignments), f"{arm.observed_fraction:.2%}", f"{arm.weight:.2%}"] for arm in stats.arms
+    ]
+    rows.append(["total", str(stats.total_assignments), "", ""])
+    print(table(["ARM", "ASSIGNMENTS", "OBSERVED", "WEIGHT"], rows, right=(1, 2, 3)))
+    if stats.HasField("srm_p_value"):
+        print(f"SRM p-value: {stats.srm_p_value:.4g} ({where})")
+    else:
+        print(f"SRM p-value: n/a ({where}: no assignments, or fewer than 2 arms with weight)")
 
 
 def print_strata(strata: Sequence[Any]) -> None:

@@ -82,29 +82,29 @@ def event_data(experiment: Mapping[str, Any] | None, detail: Mapping[str, Any]) 
 
 
 # Fields whose change has its own event rather than experiment.updated.
-_OWN_EVENT_FIELDS = {"status", "bucket_version", "seed", "min_bucket_version"}
+_OWN_EVENT_FIELDS = {"status", "bucket_version", "seed", "min_bucket_version", "released_arm_id"}
 
 
 def change_events(current: Experiment, updated: Experiment) -> list[tuple[str, dict[str, Any]]]:
     """(type, extra data) of every event one stored change raises, in a fixed order.
 
-    A status change is experiment.status.updated (with `action`), a new bucket version
+    A status change or a released arm is experiment.status.updated (with `action`, and
+    `released_arm` while one is released), a new bucket version
     experiment.rerandomized, and any other field change experiment.updated listing
     the changes: `assignsvc apply` may do all three in one write.
     """
     changes = lifecycle.diff(current, updated)
     out: list[tuple[str, dict[str, Any]]] = []
-    if current.status is not updated.status:
+    released = current.released_arm_id != updated.released_arm_id
+    if current.status is not updated.status or released:
         action = lifecycle.action_between(current.status, updated.status)
-        out.append(
-            (
-                EXPERIMENT_STATUS_UPDATED,
-                {
-                    "action": STATUS_ACTIONS[action.value] if action else "",
-                    "previous_status": current.status.name,
-                },
-            )
-        )
+        detail = {
+            "action": STATUS_ACTIONS[action.value] if action else "released",
+            "previous_status": current.status.name,
+        }
+        if released or updated.released_arm_id:  # the shipped arm ("" when a release is withdrawn)
+            detail["released_arm"] = updated.released_arm_id
+        out.append((EXPERIMENT_STATUS_UPDATED, detail))
     if current.bucket_version != updated.bucket_version:
         out.append((EXPERIMENT_RERANDOMIZED, {"previous_bucket_version": current.bucket_version}))
     other = [c for c in changes if c[0] not in _OWN_EVENT_FIELDS]

@@ -98,6 +98,9 @@ def _phases(experiment: Mapping[str, Any], arms: Sequence[Mapping[str, Any]]) ->
     if not isinstance(earlier, list) or not earlier:
         return [current]
     mapped = [_phase(p, arms, experiment) for p in earlier[:-1] if isinstance(p, Mapping)]
+    for phase, following in zip(mapped, earlier[1:], strict=False):  # a phase ends when the next starts
+        if phase["dateEnded"] is None and isinstance(following, Mapping):
+            phase["dateEnded"] = following.get("start_time")
     last = earlier[-1]
     if isinstance(last, Mapping):
         current["dateStarted"] = last.get("start_time") or current["dateStarted"]
@@ -132,7 +135,7 @@ def _phase(
 
 
 def _phase_name(phase: Mapping[str, Any], index: int) -> str:
-    number = phase.get("number", index)
+    number = phase.get("phase", phase.get("number", index))
     return str(phase.get("name") or f"Phase {number}")
 
 

@@ -53,6 +53,7 @@ UPDATABLE_FIELDS = (
     "hash_attribute",
     "fallback_attribute",
     "redis_failure_policy",
+    "released_arm_id",
 )
 # Fields that decide who a participant is: locked like the arms (see check_update).
 IDENTITY_FIELDS = ("hash_attribute", "fallback_attribute")
@@ -139,6 +140,38 @@ def arms_reshaped(current: Experiment, updated: Experiment) -> bool:
     return [a.id for a in current.arms] != [a.id for a in updated.arms]
 
 
+def split_changed(current: Experiment, updated: Experiment) -> bool:
+    """True if the traffic split changed: weights, coverage or namespace."""
+    return current.current_phase.weights != updated.current_phase.weights or (current.coverage, current.namespace) != (
+        updated.coverage,
+        updated.namespace,
+    )
+
+
+def next_phase(current: Experiment, updated: Experiment, now_ms: int) -> Experiment:
+    """`updated` in a new phase from now_ms, `current`'s phase kept in the history.
+
+    For a split change of an experiment with stored assignments: its counters so far
+    were drawn under the old split, so the SRM test must not compare them to the new one.
+    """
+    return dataclasses.replace(
+        updated,
+        phase=current.phase + 1,
+        phase_start_ms=now_ms,
+        past_phases=(*current.past_phases, current.current_phase),
+    )
+
+
+def check_release(updated: Experiment) -> None:
+    """A released arm is answered to everyone: only a STOPPED experiment may have one."""
+    if updated.released_arm_id and updated.status is not ExperimentStatus.STOPPED:
+        raise FailedPreconditionError(
+            "RELEASE_NEEDS_STOP",
+            f"cannot release arm {updated.released_arm_id!r} of experiment {local_part(updated.id)!r}: it is"
+            f" {updated.status.name} (stop it first, or release in the StopExperiment call itself)",
+        )
+
+
 def check_update(current: Experiment, updated: Experiment, *, has_assignments: bool, prefix: str = "") -> None:
     """Raise unless `updated` is a valid successor of `current`.
 
@@ -156,6 +189,7 @@ def check_update(current: Experiment, updated: Experiment, *, has_assignments: b
             violations.append(FieldViolation(f"{prefix}{name}", f"cannot change: {_HOW_TO_CHANGE[name]}"))
     if violations:
         raise InvalidArgumentError(violations)
+    check_release(updated)
     if not has_assignments and current.status is not ExperimentStatus.RUNNING:
         return
     why = "it has stored assignments" if has_assignments else "it is RUNNING"
@@ -218,6 +252,7 @@ _SHOWN_FIELDS: tuple[tuple[str, Callable[[Experiment], str]], ...] = (
     ("hash_attribute", lambda e: e.hash_attribute),
     ("fallback_attribute", lambda e: e.fallback_attribute),
     ("redis_failure_policy", lambda e: e.redis_failure_policy.name),
+    ("released_arm_id", lambda e: e.released_arm_id),
 )
 
 

@@ -73,6 +73,18 @@ class Namespace:
 
 
 @dataclass(frozen=True, slots=True)
+class Phase:
+    """One traffic split an experiment ran: each phase's assignments are counted apart and
+    tested against its own weights (a split change would make the old counts look wrong)."""
+
+    number: int
+    start_time_ms: int
+    weights: tuple[float, ...]  # in arm order (arms cannot change once assignments exist)
+    coverage: float
+    namespace: Namespace | None
+
+
+@dataclass(frozen=True, slots=True)
 class Experiment:
     """A validated experiment definition (see core.validation for the rules)."""
 
@@ -107,10 +119,29 @@ class Experiment:
     fallback_attribute: str = ""
     # Assign's answer when Redis fails; decides answers only, never a stored arm or a hash.
     redis_failure_policy: RedisFailurePolicy = RedisFailurePolicy.FAIL_CLOSED
+    # The current phase (core.lifecycle.next_phase): 0 until a split change with stored
+    # assignments; phase_start_ms is unused for phase 0 (it began with the experiment).
+    phase: int = 0
+    phase_start_ms: int = 0
+    past_phases: tuple[Phase, ...] = ()  # the phases before the current one, oldest first
+    # The arm every participant is answered once STOPPED (the shipped winner); "" = none.
+    released_arm_id: str = ""
 
     def arm_index(self, arm_id: str) -> int:
         """Position of the arm with that id, or -1."""
         return next((i for i, arm in enumerate(self.arms) if arm.id == arm_id), -1)
+
+    @property
+    def current_phase(self) -> Phase:
+        """The phase running now, with the split it runs."""
+        start = self.phase_start_ms if self.phase else self.create_time_ms
+        weights = tuple(a.weight for a in self.arms)
+        return Phase(self.phase, start, weights, self.coverage, self.namespace)
+
+    @property
+    def phases(self) -> tuple[Phase, ...]:
+        """Every phase, oldest first; the last is the current one."""
+        return (*self.past_phases, self.current_phase)
 
     @property
     def effective_seed(self) -> str:
@@ -134,3 +165,4 @@ class AssignmentReason(enum.Enum):
     EXPERIMENT_ENDED = "experiment_ended"
     NOT_ELIGIBLE = "not_eligible"
     MISSING_HASH_ATTRIBUTE = "missing_hash_attribute"
+    RELEASED = "released"

@@ -191,6 +191,10 @@ def experiment_violations(experiment: Experiment, prefix: str = "") -> list[Fiel
     if start is not None and end is not None and end <= start:
         out.append(FieldViolation(f"{prefix}end_time", "must be after start_time"))
     out += targeting_violations(experiment, prefix)
+    released = experiment.released_arm_id
+    if released and experiment.arm_index(released) < 0:
+        arms = ", ".join(a.id for a in experiment.arms)
+        out.append(FieldViolation(f"{prefix}released_arm_id", f"{released!r} is not an arm (arms: {arms})"))
     return out
 
 
@@ -199,4 +203,6 @@ def creation_violations(experiment: Experiment, prefix: str = "") -> list[FieldV
     out = experiment_violations(experiment, prefix)
     if experiment.status not in CREATABLE_STATUSES:
         out.append(FieldViolation(f"{prefix}status", "a new experiment must be DRAFT or RUNNING"))
+    if experiment.released_arm_id:
+        out.append(FieldViolation(f"{prefix}released_arm_id", "only a stopped experiment releases an arm"))
     return out

@@ -132,7 +132,7 @@ NAMES: dict[str, dict[str, Namer]] = {
         EXPERIMENT_UPDATED: "update",
         EXPERIMENT_RERANDOMIZED: "update",
         EXPERIMENT_STATUS_UPDATED: _action(
-            {"started": "start", "resumed": "start", "paused": "pause", "stopped": "end"}
+            {"started": "start", "resumed": "start", "paused": "pause", "stopped": "end", "released": "update"}
         ),
         EXPERIMENT_DELETED: "delete",
         WEBHOOK_TEST: "test",

@@ -23,6 +23,7 @@ one experiment, or a stream of those separated by `---`. One experiment:
     hash_attribute: deviceId                 # default: the participant id
     fallback_attribute: userId
     redis_failure_policy: fail_open          # fail_closed (default) | fail_open
+    released_arm_id: treatment               # stopped only: everyone gets this arm
 
 A GrowthBook experiment (REST object, webhook body or SDK shape) may stand wherever an
 experiment may: documents.growthbook maps it. Reading raises only InvalidArgumentError,
@@ -81,6 +82,7 @@ EXPERIMENT_FIELDS = (
     "hash_attribute",
     "fallback_attribute",
     "redis_failure_policy",
+    "released_arm_id",
 )
 ARM_FIELDS = ("id", "name", "weight", "value")
 NAMESPACE_FIELDS = ("id", "range")
@@ -188,6 +190,8 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
     doc |= _targeting_document(e)
     if e.redis_failure_policy is not RedisFailurePolicy.FAIL_CLOSED:
         doc["redis_failure_policy"] = e.redis_failure_policy.value
+    if e.released_arm_id:
+        doc["released_arm_id"] = e.released_arm_id
     return doc
 
 
@@ -502,6 +506,7 @@ class _Reader(Reader):
                 item.get("redis_failure_policy"), at["redis_failure_policy"], RedisFailurePolicy
             )
             or RedisFailurePolicy.FAIL_CLOSED,
+            released_arm_id=self.text(item.get("released_arm_id"), at["released_arm_id"]) or "",
         )
         self.rules(experiment, path, before)
         return FileExperiment(experiment, status, path)

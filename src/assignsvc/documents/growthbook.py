@@ -538,6 +538,7 @@ def _build(  # noqa: PLR0917 - one call per front end, each argument a (value, G
         return None
     if experiment_id != key_value:
         r.note(key_field, f"{key_value!r} imported as experiment id {experiment_id!r} (the seed keeps every arm)")
+    released = _released_arm(source.get("resultSummary"), variations, arms, status, r)
     experiment = Experiment(
         id=experiment_id,
         name=_clip(name or key_value),
@@ -552,8 +553,24 @@ def _build(  # noqa: PLR0917 - one call per front end, each argument a (value, G
         condition=condition,
         hash_attribute="" if hash_attribute == "id" else hash_attribute,
         fallback_attribute=fallback,
+        released_arm_id=released,
     )
     return ImportedExperiment(experiment, hash_attribute, tuple(r.notes))
+
+
+def _released_arm(
+    summary: object, variations: list[_Variation], arms: tuple[Arm, ...], status: ExperimentStatus, r: _Reader
+) -> str:
+    """The arm of a stopped experiment's resultSummary.releasedVariationId (GrowthBook's
+    shipped variation, answered to everyone), or ""."""
+    released = summary.get("releasedVariationId") if isinstance(summary, Mapping) else None
+    if not released or status is not ExperimentStatus.STOPPED:
+        return ""
+    for variation, arm in zip(variations, arms, strict=True):
+        if released in (variation.variation_id, variation.key):
+            return arm.id
+    r.note("resultSummary.releasedVariationId", f"{show(released)} names no variation: imported with no released arm")
+    return ""
 
 
 def _id_of(text: str | None, limit: int) -> str:

@@ -13,7 +13,16 @@ from redis.asyncio import Redis
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment
-from assignsvc.store.claims import ClaimCodec, ClaimTransport, lookup_claim, sum_arm_counts, to_claim, to_claims
+from assignsvc.store.claims import (
+    ClaimCodec,
+    ClaimTransport,
+    PhaseCounts,
+    lookup_claim,
+    sum_phase_counts,
+    to_claim,
+    to_claims,
+    total_counts,
+)
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimRequest
 from assignsvc.store.redis_errors import bounded, store_errors
@@ -68,13 +77,17 @@ class RedisAssignmentStore(ClaimingStore):
         return lookup_claim(experiment, row)  # type: ignore[arg-type]  # bytes: decode_responses is off
 
     async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
-        """See AssignmentStore.arm_counts: one pipelined HGETALL per shard, no row scan."""
+        """See AssignmentStore.arm_counts: phase_counts summed over the phases."""
+        return total_counts(await self.phase_counts(experiment, bucket_version), len(experiment.arms))
+
+    async def phase_counts(self, experiment: Experiment, bucket_version: int) -> PhaseCounts:
+        """See AssignmentStore.phase_counts: one pipelined HGETALL per shard, no row scan."""
         with store_errors("read arm counts"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in self._counter_keys(experiment, bucket_version):
                     pipe.hgetall(key)
                 shards = await pipe.execute()
-        return sum_arm_counts(shards, len(experiment.arms))
+        return sum_phase_counts(shards, len(experiment.arms))
 
     async def has_assignments(self, experiment: Experiment) -> bool:
         """See AssignmentStore.has_assignments: EXISTS over every counter key, per version."""

@@ -25,6 +25,8 @@ Row = TypeVar("Row", bound=tuple[Any, ...])
 
 # Arms are capped at 100 (core.validation); 1024 leaves room without changing the packing.
 ARM_SLOTS = 1024
+# Per-phase counts, one dict per bucket version: phase -> assignments per arm index.
+PhaseCounts = dict[int, list[int]]
 
 # One claim, as a Lua function over KEYS[first..last]: KEYS[first] rows at the current
 # version, KEYS[first + 1] its arm counters, the rest rows at each version below
@@ -49,7 +51,8 @@ local function claim(first, last, participant, row, arm)
   return {3}
 end
 """
-# One claim per call: KEYS as above; ARGV participant, packed row or "", arm index.
+# One claim per call: KEYS as above; ARGV participant, packed row or "", counter field
+# (counter_field: the arm index in phase 0, so counters written before phases are phase 0's).
 CLAIM_SCRIPT = _CLAIM_FUNCTION + "return claim(1, #KEYS, ARGV[1], ARGV[2], ARGV[3])\n"
 # Many claims per call, in order (standalone Redis only: the keys span slots). ARGV holds
 # (number of keys, participant, packed row or "", arm index) per claim, KEYS each claim's
@@ -105,15 +108,26 @@ def lookup_claim(experiment: Experiment, row: bytes | int | None) -> Claim:
     return Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version)
 
 
-def sum_arm_counts(shards: Sequence[dict[bytes, bytes]], arm_count: int) -> list[int]:
-    """Per-arm totals from each shard's counter hash (HGETALL replies)."""
-    counts = [0] * arm_count
+def counter_field(phase: int, arm_index: int) -> int:
+    """The counter hash field that counts an arm's new assignments in a phase; phase 0's
+    is the arm index itself, which is what every counter written before phases holds."""
+    return phase * ARM_SLOTS + arm_index
+
+
+def sum_phase_counts(shards: Sequence[dict[bytes, bytes]] | Sequence[dict[int, int]], arm_count: int) -> PhaseCounts:
+    """phase -> per-arm totals from each shard's counter hash (HGETALL replies)."""
+    counts: PhaseCounts = {}
     for shard in shards:
-        for arm, count in shard.items():
-            index = int(arm)
+        for name, count in shard.items():
+            phase, index = divmod(int(name), ARM_SLOTS)
             if index < arm_count:
-                counts[index] += int(count)
+                counts.setdefault(phase, [0] * arm_count)[index] += int(count)
     return counts
+
+
+def total_counts(phases: PhaseCounts, arm_count: int) -> list[int]:
+    """Per-arm totals over every phase."""
+    return [sum(counts[i] for counts in phases.values()) for i in range(arm_count)]
 
 
 # ClaimKeys kept by a ClaimCodec (experiment versions); past it, they are built anew.
@@ -172,7 +186,8 @@ class ClaimCodec:
     def call(self, request: ClaimRequest) -> tuple[list[str], list[str | int]]:
         """(KEYS, ARGV) of CLAIM_SCRIPT for one request."""
         experiment, participant_id, proposed, now_ms = request
-        return self.claim_keys(experiment).of(participant_id), _claim_args(participant_id, proposed, now_ms)
+        keys = self.claim_keys(experiment).of(participant_id)
+        return keys, _claim_args(participant_id, proposed, now_ms, experiment.phase)
 
     def batch_calls(self, requests: Sequence[ClaimRequest]) -> list[tuple[list[str], list[str | int]]]:
         """(KEYS, ARGV) of CLAIM_BATCH_SCRIPT for every CLAIMS_PER_CALL requests, in order."""
@@ -188,15 +203,15 @@ class ClaimCodec:
                 assert keys is not None
                 names += keys.of(participant_id)
                 args.append(keys.count)
-                args += _claim_args(participant_id, proposed, now_ms)
+                args += _claim_args(participant_id, proposed, now_ms, experiment.phase)
             calls.append((names, args))
         return calls
 
 
-def _claim_args(participant_id: str, proposed_arm: int | None, now_ms: int) -> list[str | int]:
+def _claim_args(participant_id: str, proposed_arm: int | None, now_ms: int, phase: int) -> list[str | int]:
     if proposed_arm is None:
         return [participant_id, "", 0]
-    return [participant_id, pack_row(now_ms, proposed_arm), proposed_arm]
+    return [participant_id, pack_row(now_ms, proposed_arm), counter_field(phase, proposed_arm)]
 
 
 def to_claim(experiment: Experiment, reply: list[int | bytes], now_ms: int, proposed: int | None) -> Claim:

@@ -32,7 +32,16 @@ from redis.typing import EncodableT, ScriptTextT
 
 from assignsvc.core.model import Experiment
 from assignsvc.store.assignments import ClaimingStore
-from assignsvc.store.claims import CLAIM_SCRIPT, CLAIM_SHA, ClaimCodec, ClaimTransport, lookup_claim, sum_arm_counts
+from assignsvc.store.claims import (
+    CLAIM_SCRIPT,
+    CLAIM_SHA,
+    ClaimCodec,
+    ClaimTransport,
+    PhaseCounts,
+    lookup_claim,
+    sum_phase_counts,
+    total_counts,
+)
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimRequest
 from assignsvc.store.redis_errors import store_errors
@@ -182,11 +191,15 @@ class ClusterAssignmentStore(ClaimingStore):
         return lookup_claim(experiment, row)
 
     async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
-        """See AssignmentStore.arm_counts: HGETALL of every shard's counters, every node at once."""
+        """See AssignmentStore.arm_counts: phase_counts summed over the phases."""
+        return total_counts(await self.phase_counts(experiment, bucket_version), len(experiment.arms))
+
+    async def phase_counts(self, experiment: Experiment, bucket_version: int) -> PhaseCounts:
+        """See AssignmentStore.phase_counts: HGETALL of every shard's counters, every node at once."""
         commands = [("HGETALL", key) for key in self._counter_keys(experiment, bucket_version)]
         with store_errors("read arm counts"):
             shards = _raise_first_error(await run_commands(self._cluster, commands))
-        return sum_arm_counts(shards, len(experiment.arms))
+        return sum_phase_counts(shards, len(experiment.arms))
 
     async def has_assignments(self, experiment: Experiment) -> bool:
         """See AssignmentStore.has_assignments: EXISTS of every counter key, per version."""

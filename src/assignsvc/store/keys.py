@@ -74,9 +74,11 @@ class Keyspace:
         """String with a TTL: some replica did the periodic job `name` this period."""
         return f"{self.prefix}:{{meta}}:turn:{name}"
 
-    def srm_marker(self, experiment_id: str, bucket_version: int) -> str:
-        """String set once the SRM warning for this experiment and bucket version was raised."""
-        return f"{self.prefix}:{{meta}}:srm:{experiment_id}:{bucket_version}"
+    def srm_marker(self, experiment_id: str, bucket_version: int, phase: int = 0) -> str:
+        """String set once the SRM warning for this experiment, bucket version and phase was
+        raised (phase 0's is the key of before phases, so a warning raised then stays raised)."""
+        key = f"{self.prefix}:{{meta}}:srm:{experiment_id}:{bucket_version}"
+        return f"{key}:{phase}" if phase else key
 
     @property
     def saved_groups(self) -> str:

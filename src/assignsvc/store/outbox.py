@@ -364,8 +364,11 @@ class RedisOutbox:
         with store_errors("take a turn"):
             return bool(await self._run.command("SET", self._keys.turn(name), "1", "NX", "PX", period_ms))
 
-    async def warn_once(self, experiment_id: str, bucket_version: int, experiment_json: str, detail: str) -> bool:
-        """Append experiment.warning unless already raised for this bucket version; True if appended."""
-        keys = [self._keys.srm_marker(experiment_id, bucket_version), self._keys.events]
+    async def warn_once(
+        self, experiment_id: str, bucket_version: int, experiment_json: str, detail: str, phase: int = 0
+    ) -> bool:
+        """Append experiment.warning unless already raised for this bucket version and phase;
+        True if appended."""
+        keys = [self._keys.srm_marker(experiment_id, bucket_version, phase), self._keys.events]
         with store_errors("raise an experiment warning"):
             return bool(await self._run.run(self._warn_once, keys, [experiment_json, detail]))

@@ -136,6 +136,10 @@ class PipelinedAssignmentStore:
         """See AssignmentStore.arm_counts."""
         return await self._inner.arm_counts(experiment, bucket_version)
 
+    async def phase_counts(self, experiment: Experiment, bucket_version: int) -> dict[int, list[int]]:
+        """See AssignmentStore.phase_counts."""
+        return await self._inner.phase_counts(experiment, bucket_version)
+
     async def has_assignments(self, experiment: Experiment) -> bool:
         """See AssignmentStore.has_assignments."""
         return await self._inner.has_assignments(experiment)

@@ -73,6 +73,11 @@ class AssignmentStore(Protocol):
         """Stored assignments per arm index at one bucket version (exact counters)."""
         ...
 
+    async def phase_counts(self, experiment: Experiment, bucket_version: int) -> dict[int, list[int]]:
+        """phase -> stored assignments per arm index at one bucket version (each assignment
+        is counted in the phase the experiment was in when it was stored)."""
+        ...
+
     async def has_assignments(self, experiment: Experiment) -> bool:
         """True if any assignment is stored, at any bucket version."""
         ...
@@ -277,8 +282,11 @@ class Outbox(Protocol):
         """True for the first replica to ask in each period of period_ms."""
         ...
 
-    async def warn_once(self, experiment_id: str, bucket_version: int, experiment_json: str, detail: str) -> bool:
-        """Record experiment.warning unless already recorded for this bucket version; True if recorded."""
+    async def warn_once(
+        self, experiment_id: str, bucket_version: int, experiment_json: str, detail: str, phase: int = 0
+    ) -> bool:
+        """Record experiment.warning unless already recorded for this bucket version and phase;
+        True if recorded."""
         ...
 
 

@@ -19,7 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from assignsvc.core.model import Experiment
 from assignsvc.errors import StoreUnavailableError
-from assignsvc.store.claims import pack_row, unpack_row
+from assignsvc.store.claims import ARM_SLOTS, counter_field, pack_row, unpack_row
 from assignsvc.store.cluster import run_commands
 from assignsvc.store.fastpipe import Arg, FastScriptPipe, encode_command
 from assignsvc.store.keys import Keyspace
@@ -42,7 +42,7 @@ ROWS_PER_CALL = 256
 BULK_TIMEOUT_S = 10.0
 
 # KEYS[1] rows, KEYS[2] arm counters, KEYS[3] participant -> stratum, KEYS[4] stratum counters.
-# ARGV: the number of groups G; G headers (count n, arm index, stratum id or "", packed
+# ARGV: the number of groups G; G headers (count n, counter field, stratum id or "", packed
 # row), one per group of rows sharing an arm and a stratum; then every group's
 # participant ids, in header order (distinct; at most ROWS_PER_CALL in all, so every
 # unpack() stays far below the ~8000 values Lua takes).
@@ -230,7 +230,7 @@ class AssignmentRows:
                     if len(ids) + len(part) > ROWS_PER_CALL:
                         commands.append(("EVALSHA", PREASSIGN_SHA, 4, *keys, len(headers) // 4, *headers, *ids))
                         headers, ids = [], []
-                    headers += (len(part), arm, stratum, pack_row(now_ms, arm))
+                    headers += (len(part), counter_field(experiment.phase, arm), stratum, pack_row(now_ms, arm))
                     ids += part
             if ids:
                 commands.append(("EVALSHA", PREASSIGN_SHA, 4, *keys, len(headers) // 4, *headers, *ids))
@@ -251,8 +251,9 @@ class AssignmentRows:
             for field, count in as_dict(reply).items():
                 stratum, _, arm = field.decode().rpartition(":")
                 counts = totals.setdefault(stratum, [0] * len(experiment.arms))
-                if int(arm) < len(counts):
-                    counts[int(arm)] += int(count)
+                index = int(arm) % ARM_SLOTS  # counter_field: every phase counts in the stratum
+                if index < len(counts):
+                    counts[index] += int(count)
         return totals
 
     async def strata(self, experiment: Experiment) -> dict[str, str]:

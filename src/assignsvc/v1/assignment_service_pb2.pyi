@@ -28,6 +28,7 @@ class AssignmentReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ASSIGNMENT_REASON_EXPERIMENT_ENDED: _ClassVar[AssignmentReason]
     ASSIGNMENT_REASON_NOT_ELIGIBLE: _ClassVar[AssignmentReason]
     ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE: _ClassVar[AssignmentReason]
+    ASSIGNMENT_REASON_RELEASED: _ClassVar[AssignmentReason]
 ASSIGNMENT_REASON_UNSPECIFIED: AssignmentReason
 ASSIGNMENT_REASON_NEW_ASSIGNMENT: AssignmentReason
 ASSIGNMENT_REASON_STICKY: AssignmentReason
@@ -41,6 +42,7 @@ ASSIGNMENT_REASON_EXPERIMENT_NOT_STARTED: AssignmentReason
 ASSIGNMENT_REASON_EXPERIMENT_ENDED: AssignmentReason
 ASSIGNMENT_REASON_NOT_ELIGIBLE: AssignmentReason
 ASSIGNMENT_REASON_MISSING_HASH_ATTRIBUTE: AssignmentReason
+ASSIGNMENT_REASON_RELEASED: AssignmentReason
 
 class AssignedArm(_message.Message):
     __slots__ = ("id", "name", "index", "value")

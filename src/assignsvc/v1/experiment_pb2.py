@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ssignsvc/v1/experiment.proto\x12\x0c\x61ssignsvc.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n\x03\x41rm\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12%\n\x05value\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"?\n\tNamespace\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0brange_start\x18\x02 \x01(\x01\x12\x11\n\trange_end\x18\x03 \x01(\x01\"\xb1\x06\n\nExperiment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1f\n\x04\x61rms\x18\x03 \x03(\x0b\x32\x11.assignsvc.v1.Arm\x12\x15\n\x08\x63overage\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12*\n\tnamespace\x18\x05 \x01(\x0b\x32\x17.assignsvc.v1.Namespace\x12\x0c\n\x04seed\x18\x06 \x01(\t\x12\x33\n\x0ehash_algorithm\x18\x07 \x01(\x0e\x32\x1b.assignsvc.v1.HashAlgorithm\x12\x16\n\x0e\x62ucket_version\x18\x08 \x01(\r\x12\x1a\n\x12min_bucket_version\x18\t \x01(\r\x12.\n\x06status\x18\n \x01(\x0e\x32\x1e.assignsvc.v1.ExperimentStatus\x12*\n\x04type\x18\x0b \x01(\x0e\x32\x1c.assignsvc.v1.ExperimentType\x12.\n\nstart_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x0b\x66orced_arms\x18\x10 \x03(\x0b\x32(.assignsvc.v1.Experiment.ForcedArmsEntry\x12\x0c\n\x04\x65tag\x18\x11 \x01(\t\x12\x11\n\tcondition\x18\x12 \x01(\t\x12\x16\n\x0ehash_attribute\x18\x13 \x01(\t\x12\x1a\n\x12\x66\x61llback_attribute\x18\x14 \x01(\t\x12>\n\x14redis_failure_policy\x18\x15 \x01(\x0e\x32 .assignsvc.v1.RedisFailurePolicy\x1a\x31\n\x0f\x46orcedArmsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_coverage*\x8f\x01\n\rHashAlgorithm\x12\x1e\n\x1aHASH_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1a\n\x16HASH_ALGORITHM_MURMUR3\x10\x01\x12 \n\x1cHASH_ALGORITHM_GROWTHBOOK_V1\x10\x02\x12 \n\x1cHASH_ALGORITHM_GROWTHBOOK_V2\x10\x03*\xae\x01\n\x10\x45xperimentStatus\x12!\n\x1d\x45XPERIMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPERIMENT_STATUS_DRAFT\x10\x01\x12\x1d\n\x19\x45XPERIMENT_STATUS_RUNNING\x10\x02\x12\x1c\n\x18\x45XPERIMENT_STATUS_PAUSED\x10\x03\x12\x1d\n\x19\x45XPERIMENT_STATUS_STOPPED\x10\x04*n\n\x0e\x45xperimentType\x12\x1f\n\x1b\x45XPERIMENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45XPERIMENT_TYPE_ONLINE\x10\x01\x12\x1f\n\x1b\x45XPERIMENT_TYPE_PREASSIGNED\x10\x02*\x84\x01\n\x12RedisFailurePolicy\x12$\n REDIS_FAILURE_POLICY_UNSPECIFIED\x10\x00\x12$\n REDIS_FAILURE_POLICY_FAIL_CLOSED\x10\x01\x12\"\n\x1eREDIS_FAILURE_POLICY_FAIL_OPEN\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ssignsvc/v1/experiment.proto\x12\x0c\x61ssignsvc.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n\x03\x41rm\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12%\n\x05value\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"?\n\tNamespace\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0brange_start\x18\x02 \x01(\x01\x12\x11\n\trange_end\x18\x03 \x01(\x01\"\xfe\x06\n\nExperiment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1f\n\x04\x61rms\x18\x03 \x03(\x0b\x32\x11.assignsvc.v1.Arm\x12\x15\n\x08\x63overage\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12*\n\tnamespace\x18\x05 \x01(\x0b\x32\x17.assignsvc.v1.Namespace\x12\x0c\n\x04seed\x18\x06 \x01(\t\x12\x33\n\x0ehash_algorithm\x18\x07 \x01(\x0e\x32\x1b.assignsvc.v1.HashAlgorithm\x12\x16\n\x0e\x62ucket_version\x18\x08 \x01(\r\x12\x1a\n\x12min_bucket_version\x18\t \x01(\r\x12.\n\x06status\x18\n \x01(\x0e\x32\x1e.assignsvc.v1.ExperimentStatus\x12*\n\x04type\x18\x0b \x01(\x0e\x32\x1c.assignsvc.v1.ExperimentType\x12.\n\nstart_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x0b\x66orced_arms\x18\x10 \x03(\x0b\x32(.assignsvc.v1.Experiment.ForcedArmsEntry\x12\x0c\n\x04\x65tag\x18\x11 \x01(\t\x12\x11\n\tcondition\x18\x12 \x01(\t\x12\x16\n\x0ehash_attribute\x18\x13 \x01(\t\x12\x1a\n\x12\x66\x61llback_attribute\x18\x14 \x01(\t\x12>\n\x14redis_failure_policy\x18\x15 \x01(\x0e\x32 .assignsvc.v1.RedisFailurePolicy\x12\r\n\x05phase\x18\x16 \x01(\r\x12#\n\x06phases\x18\x17 \x03(\x0b\x32\x13.assignsvc.v1.Phase\x12\x17\n\x0freleased_arm_id\x18\x18 \x01(\t\x1a\x31\n\x0f\x46orcedArmsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_coverage\"\x95\x01\n\x05Phase\x12\r\n\x05phase\x18\x01 \x01(\r\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07weights\x18\x03 \x03(\x01\x12\x10\n\x08\x63overage\x18\x04 \x01(\x01\x12*\n\tnamespace\x18\x05 \x01(\x0b\x32\x17.assignsvc.v1.Namespace*\x8f\x01\n\rHashAlgorithm\x12\x1e\n\x1aHASH_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1a\n\x16HASH_ALGORITHM_MURMUR3\x10\x01\x12 \n\x1cHASH_ALGORITHM_GROWTHBOOK_V1\x10\x02\x12 \n\x1cHASH_ALGORITHM_GROWTHBOOK_V2\x10\x03*\xae\x01\n\x10\x45xperimentStatus\x12!\n\x1d\x45XPERIMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPERIMENT_STATUS_DRAFT\x10\x01\x12\x1d\n\x19\x45XPERIMENT_STATUS_RUNNING\x10\x02\x12\x1c\n\x18\x45XPERIMENT_STATUS_PAUSED\x10\x03\x12\x1d\n\x19\x45XPERIMENT_STATUS_STOPPED\x10\x04*n\n\x0e\x45xperimentType\x12\x1f\n\x1b\x45XPERIMENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45XPERIMENT_TYPE_ONLINE\x10\x01\x12\x1f\n\x1b\x45XPERIMENT_TYPE_PREASSIGNED\x10\x02*\x84\x01\n\x12RedisFailurePolicy\x12$\n REDIS_FAILURE_POLICY_UNSPECIFIED\x10\x00\x12$\n REDIS_FAILURE_POLICY_FAIL_CLOSED\x10\x01\x12\"\n\x1eREDIS_FAILURE_POLICY_FAIL_OPEN\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +35,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXPERIMENT_FORCEDARMSENTRY']._loaded_options = None
   _globals['_EXPERIMENT_FORCEDARMSENTRY']._serialized_options = b'8\001'
-  _globals['_HASHALGORITHM']._serialized_start=1084
-  _globals['_HASHALGORITHM']._serialized_end=1227
-  _globals['_EXPERIMENTSTATUS']._serialized_start=1230
-  _globals['_EXPERIMENTSTATUS']._serialized_end=1404
-  _globals['_EXPERIMENTTYPE']._serialized_start=1406
-  _globals['_EXPERIMENTTYPE']._serialized_end=1516
-  _globals['_REDISFAILUREPOLICY']._serialized_start=1519
-  _globals['_REDISFAILUREPOLICY']._serialized_end=1651
+  _globals['_HASHALGORITHM']._serialized_start=1313
+  _globals['_HASHALGORITHM']._serialized_end=1456
+  _globals['_EXPERIMENTSTATUS']._serialized_start=1459
+  _globals['_EXPERIMENTSTATUS']._serialized_end=1633
+  _globals['_EXPERIMENTTYPE']._serialized_start=1635
+  _globals['_EXPERIMENTTYPE']._serialized_end=1745
+  _globals['_REDISFAILUREPOLICY']._serialized_start=1748
+  _globals['_REDISFAILUREPOLICY']._serialized_end=1880
   _globals['_ARM']._serialized_start=110
   _globals['_ARM']._serialized_end=196
   _globals['_NAMESPACE']._serialized_start=198
   _globals['_NAMESPACE']._serialized_end=261
   _globals['_EXPERIMENT']._serialized_start=264
-  _globals['_EXPERIMENT']._serialized_end=1081
-  _globals['_EXPERIMENT_FORCEDARMSENTRY']._serialized_start=1019
-  _globals['_EXPERIMENT_FORCEDARMSENTRY']._serialized_end=1068
+  _globals['_EXPERIMENT']._serialized_end=1158
+  _globals['_EXPERIMENT_FORCEDARMSENTRY']._serialized_start=1096
+  _globals['_EXPERIMENT_FORCEDARMSENTRY']._serialized_end=1145
+  _globals['_PHASE']._serialized_start=1161
+  _globals['_PHASE']._serialized_end=1310
 # @@protoc_insertion_point(module_scope)

@@ -76,7 +76,7 @@ class Namespace(_message.Message):
     def __init__(self, id: _Optional[str] = ..., range_start: _Optional[float] = ..., range_end: _Optional[float] = ...) -> None: ...
 
 class Experiment(_message.Message):
-    __slots__ = ("id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version", "min_bucket_version", "status", "type", "start_time", "end_time", "create_time", "update_time", "forced_arms", "etag", "condition", "hash_attribute", "fallback_attribute", "redis_failure_policy")
+    __slots__ = ("id", "name", "arms", "coverage", "namespace", "seed", "hash_algorithm", "bucket_version", "min_bucket_version", "status", "type", "start_time", "end_time", "create_time", "update_time", "forced_arms", "etag", "condition", "hash_attribute", "fallback_attribute", "redis_failure_policy", "phase", "phases", "released_arm_id")
     class ForcedArmsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,9 @@ class Experiment(_message.Message):
     HASH_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     REDIS_FAILURE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_ARM_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     arms: _containers.RepeatedCompositeFieldContainer[Arm]
@@ -126,4 +129,21 @@ class Experiment(_message.Message):
     hash_attribute: str
     fallback_attribute: str
     redis_failure_policy: RedisFailurePolicy
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[Arm, _Mapping]]] = ..., coverage: _Optional[float] = ..., namespace: _Optional[_Union[Namespace, _Mapping]] = ..., seed: _Optional[str] = ..., hash_algorithm: _Optional[_Union[HashAlgorithm, str]] = ..., bucket_version: _Optional[int] = ..., min_bucket_version: _Optional[int] = ..., status: _Optional[_Union[ExperimentStatus, str]] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forced_arms: _Optional[_Mapping[str, str]] = ..., etag: _Optional[str] = ..., condition: _Optional[str] = ..., hash_attribute: _Optional[str] = ..., fallback_attribute: _Optional[str] = ..., redis_failure_policy: _Optional[_Union[RedisFailurePolicy, str]] = ...) -> None: ...
+    phase: int
+    phases: _containers.RepeatedCompositeFieldContainer[Phase]
+    released_arm_id: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[Arm, _Mapping]]] = ..., coverage: _Optional[float] = ..., namespace: _Optional[_Union[Namespace, _Mapping]] = ..., seed: _Optional[str] = ..., hash_algorithm: _Optional[_Union[HashAlgorithm, str]] = ..., bucket_version: _Optional[int] = ..., min_bucket_version: _Optional[int] = ..., status: _Optional[_Union[ExperimentStatus, str]] = ..., type: _Optional[_Union[ExperimentType, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forced_arms: _Optional[_Mapping[str, str]] = ..., etag: _Optional[str] = ..., condition: _Optional[str] = ..., hash_attribute: _Optional[str] = ..., fallback_attribute: _Optional[str] = ..., redis_failure_policy: _Optional[_Union[RedisFailurePolicy, str]] = ..., phase: _Optional[int] = ..., phases: _Optional[_Iterable[_Union[Phase, _Mapping]]] = ..., released_arm_id: _Optional[str] = ...) -> None: ...
+
+class Phase(_message.Message):
+    __slots__ = ("phase", "start_time", "weights", "coverage", "namespace")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    phase: int
+    start_time: _timestamp_pb2.Timestamp
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    coverage: float
+    namespace: Namespace
+    def __init__(self, phase: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., weights: _Optional[_Iterable[float]] = ..., coverage: _Optional[float] = ..., namespace: _Optional[_Union[Namespace, _Mapping]] = ...) -> None: ...

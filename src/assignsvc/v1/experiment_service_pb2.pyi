@@ -1,6 +1,9 @@
+import datetime
+
 from assignsvc.v1 import experiment_pb2 as _experiment_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -130,12 +133,14 @@ class ResumeExperimentResponse(_message.Message):
     def __init__(self, experiment: _Optional[_Union[_experiment_pb2.Experiment, _Mapping]] = ...) -> None: ...
 
 class StopExperimentRequest(_message.Message):
-    __slots__ = ("experiment_id", "etag")
+    __slots__ = ("experiment_id", "etag", "released_arm_id")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_ARM_ID_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     etag: str
-    def __init__(self, experiment_id: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+    released_arm_id: str
+    def __init__(self, experiment_id: _Optional[str] = ..., etag: _Optional[str] = ..., released_arm_id: _Optional[str] = ...) -> None: ...
 
 class StopExperimentResponse(_message.Message):
     __slots__ = ("experiment",)
@@ -182,7 +187,7 @@ class ArmStats(_message.Message):
     def __init__(self, arm_id: _Optional[str] = ..., assignments: _Optional[int] = ..., weight: _Optional[float] = ..., observed_fraction: _Optional[float] = ...) -> None: ...
 
 class GetExperimentStatsResponse(_message.Message):
-    __slots__ = ("experiment_id", "bucket_version", "arms", "total_assignments", "srm_p_value", "srm_warning", "strata")
+    __slots__ = ("experiment_id", "bucket_version", "arms", "total_assignments", "srm_p_value", "srm_warning", "strata", "phases")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BUCKET_VERSION_FIELD_NUMBER: _ClassVar[int]
     ARMS_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +195,7 @@ class GetExperimentStatsResponse(_message.Message):
     SRM_P_VALUE_FIELD_NUMBER: _ClassVar[int]
     SRM_WARNING_FIELD_NUMBER: _ClassVar[int]
     STRATA_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     bucket_version: int
     arms: _containers.RepeatedCompositeFieldContainer[ArmStats]
@@ -197,7 +203,24 @@ class GetExperimentStatsResponse(_message.Message):
     srm_p_value: float
     srm_warning: bool
     strata: _containers.RepeatedCompositeFieldContainer[StratumStats]
-    def __init__(self, experiment_id: _Optional[str] = ..., bucket_version: _Optional[int] = ..., arms: _Optional[_Iterable[_Union[ArmStats, _Mapping]]] = ..., total_assignments: _Optional[int] = ..., srm_p_value: _Optional[float] = ..., srm_warning: _Optional[bool] = ..., strata: _Optional[_Iterable[_Union[StratumStats, _Mapping]]] = ...) -> None: ...
+    phases: _containers.RepeatedCompositeFieldContainer[PhaseStats]
+    def __init__(self, experiment_id: _Optional[str] = ..., bucket_version: _Optional[int] = ..., arms: _Optional[_Iterable[_Union[ArmStats, _Mapping]]] = ..., total_assignments: _Optional[int] = ..., srm_p_value: _Optional[float] = ..., srm_warning: _Optional[bool] = ..., strata: _Optional[_Iterable[_Union[StratumStats, _Mapping]]] = ..., phases: _Optional[_Iterable[_Union[PhaseStats, _Mapping]]] = ...) -> None: ...
+
+class PhaseStats(_message.Message):
+    __slots__ = ("phase", "start_time", "arms", "total_assignments", "srm_p_value", "srm_warning")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    SRM_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SRM_WARNING_FIELD_NUMBER: _ClassVar[int]
+    phase: int
+    start_time: _timestamp_pb2.Timestamp
+    arms: _containers.RepeatedCompositeFieldContainer[ArmStats]
+    total_assignments: int
+    srm_p_value: float
+    srm_warning: bool
+    def __init__(self, phase: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmStats, _Mapping]]] = ..., total_assignments: _Optional[int] = ..., srm_p_value: _Optional[float] = ..., srm_warning: _Optional[bool] = ...) -> None: ...
 
 class StratumStats(_message.Message):
     __slots__ = ("attributes", "arms", "total_assignments")

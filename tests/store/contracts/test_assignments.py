@@ -149,3 +149,18 @@ def test_claim_many_answers_and_stores_as_claims_one_by_one(deployment: Deployme
     assert many == singles
     assert {c.kind for c in singles} == set(ClaimKind)
     assert counts[:4] == counts[4:] and sum(map(sum, counts)) > 0
+
+
+def test_each_claim_counts_in_its_phase(deployment: Deployment) -> None:
+    async def scenario(stores: Stores) -> tuple[dict[int, list[int]], list[int], list[Claim]]:
+        store = stores.assignments
+        later = dataclasses.replace(EXPERIMENT, phase=2, phase_start_ms=50)
+        await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", i % 2, 10) for i in range(30)))
+        again = await asyncio.gather(*(store.claim(later, f"p{i}", 1, 60) for i in range(20, 50)))
+        await store.claim_many([(later, f"m{i}", 0, 60) for i in range(5)])
+        return await store.phase_counts(later, 0), await store.arm_counts(later, 0), list(again)
+
+    phases, totals, again = run(deployment, scenario)
+    assert phases == {0: [15, 15], 2: [5, 20]}  # phase 1 saw no claim; each phase counts its own
+    assert totals == [20, 35] == [phases[0][i] + phases[2][i] for i in range(2)]
+    assert [c.kind for c in again].count(ClaimKind.CREATED) == 20  # p20..p29 keep their phase 0 rows

@@ -99,3 +99,27 @@ def test_the_export_token_key_is_made_once(deployment: Deployment) -> None:
 
     first, second = run(deployment, body)
     assert first == second and len(first) == 64
+
+
+def test_preassigned_rows_count_in_the_current_phase(deployment: Deployment) -> None:
+    later = dataclasses.replace(EXPERIMENT, phase=1, phase_start_ms=5)
+
+    async def body(stores: Stores) -> list[Any]:
+        rows = stores.rows
+        await rows.define_strata(EXPERIMENT, {"s1": '{"country":"DE"}'})
+        await rows.write_preassigned(EXPERIMENT, {storage_shard("u1", 4): {(0, "s1"): ["u1"]}}, 1)
+        groups: dict[int, dict[tuple[int, str], list[str]]] = defaultdict(dict)
+        for shard, part in by_shard(["u2", "u3"]).items():
+            groups[shard][(1, "s1")] = part
+        await rows.write_preassigned(later, groups, 9)
+        shards = await rows.read_shards(later, 0, range(4), False)
+        return [
+            await stores.assignments.phase_counts(later, 0),
+            await rows.stratum_counts(later, 0),
+            sorted(int(r) % ARM_SLOTS for s in shards for r in s.rows[1::2]),
+        ]
+
+    phases, strata, arms = run(deployment, body)
+    assert phases == {0: [1, 0], 1: [0, 2]}
+    assert strata == {"s1": [1, 2]}  # a stratum's counts span every phase
+    assert arms == [0, 1, 1]  # the rows hold arm indexes, whatever the phase

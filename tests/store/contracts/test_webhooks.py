@@ -101,6 +101,9 @@ class TestOutbox:
             assert await outbox.warn_once("exp", 0, "{}", "{}")
             assert not await outbox.warn_once("exp", 0, "{}", "{}")
             assert await outbox.warn_once("exp", 1, "{}", "{}")
+            assert await outbox.warn_once("exp", 1, "{}", "{}", 2)  # each phase its own warning
+            assert not await outbox.warn_once("exp", 1, "{}", "{}", 2)
+            assert not await outbox.warn_once("exp", 1, "{}", "{}", 0)  # phase 0: the marker of before phases
             assert await hooks.delete(HOOK.id)
             assert not await hooks.delete(HOOK.id)
             return [rows, got, await hooks.all(), await outbox.deliveries(HOOK.id, 10, "")]

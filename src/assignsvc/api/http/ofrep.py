@@ -5,8 +5,9 @@ Flag key = experiment id; `context.targetingKey` = participant id; the rest of t
 context = the participant's attributes (conditions, hash attribute). An evaluation is an
 Assign (sticky, stored, counted). Value = the arm's value, variant = the arm id; reason
 SPLIT for an arm chosen by the hash (new or stored), TARGETING_MATCH for a forced arm,
-DISABLED when the experiment takes no one now, DEFAULT (no value: the caller's default)
-when the participant is not in it; metadata carries the bucket version, `persisted` and
+STATIC for the released arm of a stopped experiment (everyone's value), DISABLED when
+the experiment takes no one now, DEFAULT (no value: the caller's default) when the
+participant is not in it; metadata carries the bucket version, `persisted` and
 our own reason. Errors are the spec's: FLAG_NOT_FOUND (404), TARGETING_KEY_MISSING,
 INVALID_CONTEXT and PARSE_ERROR (400), 401/403 without a body, 429 with Retry-After.
 The bulk evaluation answers every experiment of the caller's datasource with an ETag;
@@ -40,6 +41,7 @@ _DISABLED = (
     AssignmentReason.EXPERIMENT_NOT_STARTED,
     AssignmentReason.EXPERIMENT_ENDED,
 )
+_ARM_REASONS = {AssignmentReason.RELEASED: "STATIC"}  # OpenFeature: a value that is the same for everyone
 MAX_BULK_FLAGS = 1000
 
 
@@ -74,7 +76,7 @@ def success(key: str, result: AssignmentResult) -> dict[str, Any]:
     if arm is None:
         reason = "DISABLED" if result.reason in _DISABLED else "DEFAULT"
         return {"key": key, "reason": reason, "variant": None, "metadata": metadata}
-    reason = "SPLIT" if result.reason in _SPLIT else "TARGETING_MATCH"
+    reason = "SPLIT" if result.reason in _SPLIT else _ARM_REASONS.get(result.reason, "TARGETING_MATCH")
     return {"key": key, "reason": reason, "variant": arm.id, "value": arm.resolved_value, "metadata": metadata}
 
 

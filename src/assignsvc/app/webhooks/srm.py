@@ -1,9 +1,12 @@
 """experiment.warning (type srm): a periodic check of every RUNNING experiment's split.
 
+Only the current phase is tested, against its own weights: counts of an earlier split
+would make a weight change look like a mismatch.
+
 Stats come from the exact per-arm counters (catalog.stats), so the check costs one
 pipelined read per experiment and never touches the Assign path. Every replica runs
 it, but a shared turn marker (SET NX PX) lets one replica per interval do the work; the
-warning is raised once per experiment and bucket version because the marker and the
+warning is raised once per experiment, bucket version and phase because the marker and the
 event are written by one SET NX script (store.outbox.warn_once).
 """
 
@@ -78,21 +81,25 @@ class SrmWatcher:
                 stats = await self._catalog.stats(experiment.id, None, with_strata=False)  # counters only
             except AssignsvcError:
                 continue  # deleted meanwhile, or Redis busy: next round
-            p = stats.srm_p_value
+            current = stats.current  # older phases ran other splits: their counts would be false alarms
+            p = current.srm_p_value
             if p is None or p >= self._threshold:
                 continue
+            arms = stats.experiment.arms
             detail = {
                 "warning": {
                     "type": "srm",
                     "bucket_version": stats.bucket_version,
-                    "counts": {arm.id: count for arm, count in zip(experiment.arms, stats.counts, strict=True)},
-                    "expected_weights": {arm.id: arm.weight for arm in experiment.arms},
+                    "phase": current.phase.number,
+                    "counts": {arm.id: count for arm, count in zip(arms, current.counts, strict=True)},
+                    "expected_weights": {arm.id: w for arm, w in zip(arms, current.phase.weights, strict=True)},
                     "p_value": p,
                     "threshold": self._threshold,
                 }
             }
+            json = experiment_to_json(stats.experiment)
             if await self._outbox.warn_once(
-                experiment.id, stats.bucket_version, experiment_to_json(stats.experiment), canonical_json(detail)
+                experiment.id, stats.bucket_version, json, canonical_json(detail), current.phase.number
             ):
                 raised += 1
         return raised

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment
-from assignsvc.store.claims import ARM_SLOTS
+from assignsvc.store.claims import ARM_SLOTS, PhaseCounts, counter_field, sum_phase_counts, total_counts
 from assignsvc.store.memory.shared import SharedState
 from assignsvc.store.protocols import Claim, ClaimKind, ClaimRequest
 from assignsvc.store.rows import ShardRows, StratumCounts
@@ -74,7 +74,7 @@ class MemoryAssignmentStore:
         if proposed_arm is None:
             return Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version)
         rows.setdefault(slot, {})[participant_id] = (now_ms, proposed_arm)
-        self._tables.count(slot, proposed_arm)
+        self._tables.count(slot, counter_field(experiment.phase, proposed_arm))
         return Claim(ClaimKind.CREATED, proposed_arm, now_ms, experiment.bucket_version)
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
@@ -93,13 +93,16 @@ class MemoryAssignmentStore:
 
     async def arm_counts(self, experiment: Experiment, bucket_version: int) -> list[int]:
         """See AssignmentStore.arm_counts."""
+        return total_counts(await self.phase_counts(experiment, bucket_version), len(experiment.arms))
+
+    async def phase_counts(self, experiment: Experiment, bucket_version: int) -> PhaseCounts:
+        """See AssignmentStore.phase_counts (the counter fields as the claim script writes them)."""
         self._state.check("read arm counts")
-        counts = [0] * len(experiment.arms)
-        for shard in range(experiment.storage_shards):
-            for arm, count in self._tables.arm_counts.get((experiment.id, shard, bucket_version), {}).items():
-                if arm < len(counts):
-                    counts[arm] += count
-        return counts
+        counters = self._tables.arm_counts
+        shards = [
+            counters.get((experiment.id, shard, bucket_version), {}) for shard in range(experiment.storage_shards)
+        ]
+        return sum_phase_counts(shards, len(experiment.arms))
 
     async def has_assignments(self, experiment: Experiment) -> bool:
         """See AssignmentStore.has_assignments (any counter, at any version up to the current)."""
@@ -165,9 +168,10 @@ class MemoryAssignmentRows:
                         tables.participant_strata.setdefault(slot, {})[participant] = stratum
                     created += 1
                 if created:
-                    tables.count(slot, arm, created)
+                    counted = counter_field(experiment.phase, arm)
+                    tables.count(slot, counted, created)
                     counters = tables.stratum_counts.setdefault(slot, {})
-                    name = f"{stratum}:{arm}"
+                    name = f"{stratum}:{counted}"
                     counters[name] = counters.get(name, 0) + created
             if not rows:
                 del tables.rows[slot]
@@ -181,8 +185,9 @@ class MemoryAssignmentRows:
             for name, count in self._tables.stratum_counts.get((experiment.id, shard, bucket_version), {}).items():
                 stratum, _, arm = name.rpartition(":")
                 counts = totals.setdefault(stratum, [0] * len(experiment.arms))
-                if int(arm) < len(counts):
-                    counts[int(arm)] += count
+                index = int(arm) % ARM_SLOTS  # counter_field: every phase counts in the stratum
+                if index < len(counts):
+                    counts[index] += count
         return totals
 
     async def strata(self, experiment: Experiment) -> dict[str, str]:

@@ -232,10 +232,12 @@ class MemoryOutbox:
         self._state.check("take a turn")
         return self._set_once(f"turn:{name}", self._state.clock() + period_ms)
 
-    async def warn_once(self, experiment_id: str, bucket_version: int, experiment_json: str, detail: str) -> bool:
+    async def warn_once(
+        self, experiment_id: str, bucket_version: int, experiment_json: str, detail: str, phase: int = 0
+    ) -> bool:
         """See Outbox.warn_once."""
         self._state.check("raise an experiment warning")
-        if not self._set_once(f"srm:{experiment_id}:{bucket_version}", None):
+        if not self._set_once(f"srm:{experiment_id}:{bucket_version}:{phase}", None):
             return False
         self._state.events.append("experiment.warning", experiment_json, detail)
         return True
