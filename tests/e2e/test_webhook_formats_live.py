@@ -24,6 +24,7 @@ from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import webhook_service_pb2 as wpb
 from assignsvc.v1 import webhook_service_pb2_grpc as wgrpc
 from tests.support import Client, ServerThread, assign, bad_request_fields, free_port, running_server, wait_until
+from tests.support.hashing import hashed_to
 from tests.support.seed_receivers import CHECKS, seed_receiver
 
 TOKEN = "0123456789abcdef0123456789abcdef"  # Evidential's tokens: 32 hex characters
@@ -110,13 +111,11 @@ def lifecycle(client: Client) -> None:
 
 
 def srm_warning(client: Client) -> None:
-    """Assign 300 at 50/50, then claim 90/10: the SRM check raises experiment.warning."""
+    """At 50/50, only participants the hash puts in a1 arrive (as a pipeline losing a0's
+    would report): a real imbalance, and the SRM check raises experiment.warning."""
     client.create("srm")
-    for i in range(300):
-        assign(client, "srm", f"p{i}")
-    skewed = epb.Experiment(id="srm", arms=[epb.Arm(id="a0", weight=0.9), epb.Arm(id="a1", weight=0.1)])
-    mask = field_mask_pb2.FieldMask(paths=["arms"])
-    client.experiments.UpdateExperiment(espb.UpdateExperimentRequest(experiment=skewed, update_mask=mask))
+    for participant in hashed_to("srm", (0.5, 0.5), 1, 60, "p"):
+        assign(client, "srm", participant)
 
 
 def as_read(format_name: str, event: dict[str, Any]) -> tuple[str, Any]:
