@@ -104,3 +104,16 @@ class TestUpdates:
         tiny = dataclasses.replace(EXP, coverage=1.0 - 1e-12)
         assert lifecycle.diff(EXP, tiny) == [("coverage", "1.0", repr(1.0 - 1e-12))]
         assert {f for f, _, _ in lifecycle.diff(None, EXP)} >= {"arms", "seed", "status"}
+
+
+class TestPhaseCap:
+    """A split change past MAX_PHASES is refused: every phase is kept in the definition."""
+
+    def test_the_last_phase_is_refused(self) -> None:
+        arms = (Arm("a", "a", 0.5), Arm("b", "b", 0.5))
+        current = Experiment(id="ramp", name="ramp", arms=arms, phase=lifecycle.MAX_PHASES - 2)
+        updated = lifecycle.next_phase(current, current, 5)
+        assert updated.phase == lifecycle.MAX_PHASES - 1
+        with pytest.raises(FailedPreconditionError) as refused:
+            lifecycle.next_phase(updated, updated, 6)
+        assert refused.value.reason == "TOO_MANY_PHASES"

@@ -20,7 +20,15 @@ from assignsvc.app.registry import ExperimentRegistry
 from assignsvc.app.webhooks.srm import SrmWatcher
 from assignsvc.core import lifecycle
 from assignsvc.core.lifecycle import Action
-from assignsvc.core.model import Arm, AssignmentReason, Experiment, ExperimentStatus, Namespace, Phase
+from assignsvc.core.model import (
+    Arm,
+    AssignmentReason,
+    Experiment,
+    ExperimentStatus,
+    ExperimentType,
+    Namespace,
+    Phase,
+)
 from assignsvc.core.stats import srm_p_value
 from assignsvc.errors import FailedPreconditionError, InvalidArgumentError
 from assignsvc.store.claims import ARM_SLOTS, counter_field, sum_phase_counts, total_counts
@@ -67,6 +75,18 @@ def run(body: Callable[[World], Coroutine[Any, Any, T]]) -> T:
 
 
 class TestWhatStartsAPhase:
+    def test_a_preassigned_experiment_keeps_one_phase(self) -> None:
+        """Uploads balance every phase's counts toward the current weights: a phase of its own would be skewed."""
+
+        async def body(world: World) -> None:
+            await world.catalog.create(dataclasses.replace(EXPERIMENT, type=ExperimentType.PREASSIGNED))
+            await world.stores.assignments.claim(world.catalog.get("exp"), "p1", 0, 1_000)
+            moved = await world.weights(0.9, 0.1)
+            assert [a.weight for a in moved.arms] == [0.9, 0.1]
+            assert (moved.phase, len(moved.phases)) == (0, 1)
+
+        run(body)
+
     def test_a_split_change_with_assignments_starts_a_phase_recording_the_old_split(self) -> None:
         async def body(world: World) -> None:
             await world.catalog.create(EXPERIMENT)

@@ -269,6 +269,7 @@ class TestGrowthBook:
         assert [s["weight"] for s in current["trafficSplit"]] == [0.25, 0.75]
         assert current["dateStarted"] == "2026-11-05T00:00:00Z"
         assert (first["name"], current["name"]) == ("Phase 0", "Phase 1")
+        assert "namespace" not in first and "namespace" not in current  # their own: none, whatever the experiment's
         assert shape["resultSummary"]["releasedVariationId"] == "green"
 
     def test_warning(self) -> None:

@@ -211,7 +211,11 @@ class ExperimentCatalog:
 
     async def phased(self, current: Experiment, updated: Experiment) -> Experiment:
         """`updated` in a new phase if it changes the split of an experiment with assignments
-        (core.lifecycle.next_phase); as it is otherwise."""
+        (core.lifecycle.next_phase); as it is otherwise. A PREASSIGNED experiment keeps one
+        phase: each upload balances the counts of every phase so far toward the current
+        weights, so a phase's own counts would be skewed on purpose."""
+        if updated.type is ExperimentType.PREASSIGNED:
+            return updated
         if lifecycle.split_changed(current, updated) and await self._assignments.has_assignments(current):
             return lifecycle.next_phase(current, updated, self._clock())
         return updated

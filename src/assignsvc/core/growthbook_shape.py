@@ -91,36 +91,35 @@ def _variation(arm: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _phases(experiment: Mapping[str, Any], arms: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Earlier phases from `phases` when the experiment has them; the last is always the
-    current configuration, which is what decides arms now."""
-    current = _phase(experiment, arms, experiment)
-    earlier = experiment.get("phases")
-    if not isinstance(earlier, list) or not earlier:
-        return [current]
-    mapped = [_phase(p, arms, experiment) for p in earlier[:-1] if isinstance(p, Mapping)]
-    for phase, following in zip(mapped, earlier[1:], strict=False):  # a phase ends when the next starts
-        if phase["dateEnded"] is None and isinstance(following, Mapping):
-            phase["dateEnded"] = following.get("start_time")
-    last = earlier[-1]
-    if isinstance(last, Mapping):
-        current["dateStarted"] = last.get("start_time") or current["dateStarted"]
-        current["name"] = _phase_name(last, len(mapped))
-    return [*mapped, current]
+    """Every phase from `phases` (the current one last) when the experiment has them, each
+    with its own split and each ended by the next one's start; else one phase, "Main", from
+    the experiment's own split."""
+    given = [p for p in experiment.get("phases") or () if isinstance(p, Mapping)]
+    if len(given) < 2:
+        return [_phase(experiment, arms, experiment)]
+    mapped = [_phase(p, arms, experiment) for p in given]
+    for phase, following in zip(mapped, given[1:], strict=False):
+        phase["dateEnded"] = following.get("start_time")
+    return mapped
 
 
 def _phase(
     source: Mapping[str, Any], arms: Sequence[Mapping[str, Any]], experiment: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """One phase: keys of `source` where it has them, else the experiment's."""
+    """One phase: a Phase entry's own split (proto JSON leaves out a zero coverage and an
+    absent namespace), or the experiment's when `source` is the experiment itself."""
+    own = source is experiment
     weights = _weights(source, arms)
-    namespace = source.get("namespace", experiment.get("namespace"))
+    namespace = source.get("namespace")
     phase: dict[str, Any] = {
-        "name": _phase_name(source, 0) if source is not experiment else "Main",
-        "dateStarted": source.get("start_time") or experiment.get("start_time") or experiment.get("create_time"),
-        "dateEnded": source.get("end_time"),
+        "name": "Main" if own else _phase_name(source, 0),
+        "dateStarted": (experiment.get("start_time") if own else None)
+        or source.get("start_time")
+        or experiment.get("create_time"),
+        "dateEnded": None,
         "reasonForStopping": "",
         "seed": experiment.get("seed") or local_part(str(experiment.get("id", ""))),
-        "coverage": float(source.get("coverage", experiment.get("coverage", 1.0))),
+        "coverage": float(source.get("coverage", 1.0 if own else 0.0)),
         "trafficSplit": [{"variationId": arm.get("id"), "weight": w} for arm, w in zip(arms, weights, strict=True)],
         "targetingCondition": experiment.get("condition") or "",
         "prerequisites": [],

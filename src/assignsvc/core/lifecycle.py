@@ -148,12 +148,23 @@ def split_changed(current: Experiment, updated: Experiment) -> bool:
     )
 
 
+# Phases one experiment may have: each is kept in its definition (and every reply and
+# webhook body that carries it), so a script that ramps weights without end is stopped.
+MAX_PHASES = 100
+
+
 def next_phase(current: Experiment, updated: Experiment, now_ms: int) -> Experiment:
     """`updated` in a new phase from now_ms, `current`'s phase kept in the history.
 
     For a split change of an experiment with stored assignments: its counters so far
     were drawn under the old split, so the SRM test must not compare them to the new one.
     """
+    if current.phase + 1 >= MAX_PHASES:
+        raise FailedPreconditionError(
+            "TOO_MANY_PHASES",
+            f"experiment {local_part(current.id)!r} has had {MAX_PHASES} phases, the most one may have:"
+            " its split can no longer change (create a new experiment for a new split)",
+        )
     return dataclasses.replace(
         updated,
         phase=current.phase + 1,
