@@ -28,11 +28,32 @@ from assignsvc.store.scripting import Scripts
 
 GROUP = "webhooks"
 LOG_LIMIT = 1000  # finished deliveries kept per webhook (the newest)
+# Old deliveries one write removes at most: a log never trimmed for long (a webhook whose
+# format drops most events) shrinks over several writes instead of stalling Redis in one.
+TRIM_PER_WRITE = 100
+
+# The log's oldest finished deliveries past LOG_LIMIT, at most TRIM_PER_WRITE of them.
+_TRIM = f"""
+local function trim(log, prefix)
+  local extra = math.min(redis.call('ZCARD', log) - {LOG_LIMIT}, {TRIM_PER_WRITE})
+  if extra > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', log, 0, extra - 1)) do
+      if redis.call('HGET', prefix .. old, 'state') ~= 'pending' then
+        redis.call('DEL', prefix .. old)
+        redis.call('ZREM', log, old)
+      end
+    end
+  end
+end
+"""
 
 # KEYS: events, due, then (delivery, log) per delivery. ARGV: group, entry id, now, then
 # (id, webhook id, event id, event type, payload, attempts) per delivery. Attempts '' is a
-# delivery to make; otherwise it is recorded as dropped with those attempts (the reason).
-_FANOUT = """
+# delivery to make; otherwise it is recorded as dropped with those attempts (the reason),
+# which finishes it: the log is trimmed then, as when an attempt finishes one.
+_FANOUT = (
+    _TRIM
+    + """
 local n = (#ARGV - 3) / 6
 for j = 0, n - 1 do
   local dk, lk, a = KEYS[3 + 2 * j], KEYS[4 + 2 * j], 4 + 6 * j
@@ -46,12 +67,14 @@ for j = 0, n - 1 do
       redis.call('HSET', dk, 'state', 'dropped', 'next_ms', '', 'attempts', ARGV[a + 5])
     end
     redis.call('ZADD', lk, 0, ARGV[a])
+    if ARGV[a + 5] ~= '' then trim(lk, string.sub(dk, 1, #dk - #ARGV[a])) end
   end
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return n
 """
+)
 
 # KEYS: due. ARGV: now, lease ms, limit, lease token, delivery key prefix.
 # Takes up to `limit` due deliveries: each gets the token and is due again only when
@@ -83,9 +106,11 @@ return out
 """
 
 # KEYS: due, delivery, webhook, log. ARGV: id, token, outcome, attempt JSON, next ms,
-# disable reason, disable after, log limit, delivery key prefix.
+# disable reason, disable after, delivery key prefix.
 # outcome: retry | succeeded | failed | gone | dropped. Returns 0 if the lease was lost.
-_COMPLETE = """
+_COMPLETE = (
+    _TRIM
+    + """
 if redis.call('HGET', KEYS[2], 'lease') ~= ARGV[2] then return 0 end
 local log = redis.call('HGET', KEYS[2], 'attempts')
 if log == '[]' then log = '[' .. ARGV[4] .. ']' else log = string.sub(log, 1, -2) .. ',' .. ARGV[4] .. ']' end
@@ -110,17 +135,10 @@ elseif live and outcome == 'failed' then
     redis.call('HSET', KEYS[3], 'enabled', 0, 'disabled_reason', ARGV[6])
   end
 end
-local extra = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[8])
-if extra > 0 then
-  for _, old in ipairs(redis.call('ZRANGE', KEYS[4], 0, extra - 1)) do
-    if redis.call('HGET', ARGV[9] .. old, 'state') ~= 'pending' then
-      redis.call('DEL', ARGV[9] .. old)
-      redis.call('ZREM', KEYS[4], old)
-    end
-  end
-end
+trim(KEYS[4], ARGV[8])
 return 1
 """
+)
 
 # KEYS: log. ARGV: start ('+' or '(' .. id), count, delivery key prefix. Newest first.
 _READ_LOG = """
@@ -327,7 +345,6 @@ class RedisOutbox:
             next_ms,
             reason,
             disable_after,
-            LOG_LIMIT,
             k.delivery_prefix,
         ]
         with store_errors("record a webhook attempt"):

@@ -8,7 +8,7 @@ from typing import Any
 
 from assignsvc.core.events import Webhook
 from assignsvc.core.model import Arm, Experiment
-from assignsvc.store.outbox import NewDelivery
+from assignsvc.store.outbox import LOG_LIMIT, NewDelivery
 from assignsvc.store.protocols import MUST_BE_NEW, ChangeEvent
 from tests.store.contracts.harness import DEPLOYMENTS, Deployment, Stores, run
 
@@ -168,6 +168,23 @@ class TestOutbox:
         assert dropped.attempts == [
             {"attempt": 0, "error": "not sent: no event for it", "latency_ms": 0, "status": 0, "time_ms": 1_000}
         ]
+
+    def test_dropped_deliveries_keep_the_log_to_its_limit(self, deployment: Deployment) -> None:
+        """A webhook whose format drops most events finishes few attempts: the drops trim the log too."""
+
+        async def body(stores: Stores) -> list[str]:
+            assert await stores.webhooks.create(HOOK)
+            pending = delivery("0000")  # the oldest, unfinished: never trimmed
+            dropped = [
+                dataclasses.replace(delivery(f"{i:04}"), payload="", not_sent="not sent") for i in range(1, 1151)
+            ]
+            await fanned_out(stores, pending, *dropped)
+            return [r.id for r in await stores.outbox.deliveries(HOOK.id, 2000, "")]
+
+        log = run(deployment, body)
+        assert len(log) == LOG_LIMIT + 1
+        assert log[0] == delivery("1150").id and log[-1] == delivery("0000").id
+        assert delivery("0150").id not in log and delivery("0151").id in log
 
     def test_retry_is_due_again_at_its_time(self, deployment: Deployment) -> None:
         async def body(stores: Stores) -> list[Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from assignsvc.core.events import Webhook, webhook_from_dict, webhook_to_dict
 from assignsvc.store.memory.shared import SharedState
-from assignsvc.store.outbox import LOG_LIMIT, ClaimedDelivery, DeliveryRecord, NewDelivery, StreamEvent
+from assignsvc.store.outbox import LOG_LIMIT, TRIM_PER_WRITE, ClaimedDelivery, DeliveryRecord, NewDelivery, StreamEvent
 
 LOST_ATTEMPT = "no result: the worker making this attempt was lost"
 
@@ -151,6 +151,8 @@ class MemoryOutbox:
                 tables.deliveries[new.id] = _Delivery(new, now_ms, next_ms=now_ms)
                 tables.due[new.id] = now_ms
             tables.logs.setdefault(new.webhook_id, set()).add(new.id)
+            if new.not_sent:
+                self._trim(new.webhook_id)
         self._state.events.retire(event.entry_id)
 
     async def claim(self, now_ms: int, lease_ms: int, limit: int, token: str) -> list[ClaimedDelivery]:
@@ -208,12 +210,16 @@ class MemoryOutbox:
             hook.failed_events += 1
             if 0 < disable_after <= hook.failed_events and hook.enabled:
                 hook.enabled, hook.disabled_reason = False, reason
-        log = tables.logs.get(claimed.webhook_id, set())
-        for old in sorted(log)[: max(len(log) - LOG_LIMIT, 0)]:
-            if tables.deliveries[old].state != "pending":
-                del tables.deliveries[old]
-                log.discard(old)
+        self._trim(claimed.webhook_id)
         return True
+
+    def _trim(self, webhook_id: str) -> None:
+        """The log's oldest finished deliveries past LOG_LIMIT, at most TRIM_PER_WRITE (as Redis's)."""
+        log = self._tables.logs.get(webhook_id, set())
+        for old in sorted(log)[: min(max(len(log) - LOG_LIMIT, 0), TRIM_PER_WRITE)]:
+            if self._tables.deliveries[old].state != "pending":
+                del self._tables.deliveries[old]
+                log.discard(old)
 
     async def deliveries(self, webhook_id: str, count: int, after_id: str) -> list[DeliveryRecord]:
         """See Outbox.deliveries."""
