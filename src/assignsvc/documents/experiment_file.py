@@ -47,8 +47,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import yaml
-
 from assignsvc.core.conditions import canonical_text
 from assignsvc.core.model import (
     Arm,
@@ -61,6 +59,7 @@ from assignsvc.core.model import (
 )
 from assignsvc.core.validation import experiment_violations
 from assignsvc.documents.reading import Reader, show
+from assignsvc.documents.yaml_text import ROOT, FlowMap, dump, join_path, load, not_unicode, with_line
 from assignsvc.errors import FieldViolation, InvalidArgumentError
 
 EXPERIMENT_FIELDS = (
@@ -87,10 +86,8 @@ EXPERIMENT_FIELDS = (
 ARM_FIELDS = ("id", "name", "weight", "value")
 NAMESPACE_FIELDS = ("id", "range")
 MAX_UINT32 = 2**32 - 1
-ROOT = "document"  # the field of a violation about the whole file
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _ONE_MS = datetime.timedelta(milliseconds=1)
-_MAX_DEPTH = 32
 E = TypeVar("E", HashAlgorithm, ExperimentStatus, ExperimentType, RedisFailurePolicy)
 
 
@@ -111,14 +108,14 @@ class FileExperiment:
 
 def read_experiments(text: str | bytes) -> list[FileExperiment]:
     """Every experiment in a file; InvalidArgumentError naming every problem in it."""
-    documents, lines = _load(text)
+    documents, lines = load(text)
     reader = _Reader()
     entries: list[FileExperiment] = []
     for k, document in enumerate(documents):
         if document is None:  # an empty document (e.g. after a trailing ---)
             continue
         root = f"documents[{k}]" if len(documents) > 1 else ""
-        broken = _not_unicode(document, root, 0)
+        broken = not_unicode(document, root, 0)
         if broken is not None:  # escapes such as "\ud800" decode to text no protocol can carry
             reader.bad(broken, "is not valid Unicode text (it holds a lone surrogate)")
             continue
@@ -133,9 +130,9 @@ def read_experiments(text: str | bytes) -> list[FileExperiment]:
     for entry in entries:
         first = seen.setdefault(entry.experiment.id, entry.path)
         if first != entry.path:
-            reader.bad(_join(entry.path, "id"), f"duplicates the id of {first or ROOT}: {entry.experiment.id!r}")
+            reader.bad(join_path(entry.path, "id"), f"duplicates the id of {first or ROOT}: {entry.experiment.id!r}")
     if reader.violations:
-        located = [_with_line(v, lines) for v in reader.violations]
+        located = [with_line(v, lines) for v in reader.violations]
         located.sort(key=lambda pair: pair[1])  # in file order (stable: same line keeps its order)
         raise InvalidArgumentError([v for v, _ in located])
     return entries
@@ -163,7 +160,7 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
     if e.name and e.name != e.id:
         doc["name"] = e.name
     doc["arms"] = [
-        _FlowMap(
+        FlowMap(
             {
                 "id": a.id,
                 **({"name": a.name} if a.name and a.name != a.id else {}),
@@ -176,7 +173,7 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
     if e.coverage != 1.0:
         doc["coverage"] = e.coverage
     if e.namespace is not None:
-        doc["namespace"] = _FlowMap({"id": e.namespace.id, "range": [e.namespace.start, e.namespace.end]})
+        doc["namespace"] = FlowMap({"id": e.namespace.id, "range": [e.namespace.start, e.namespace.end]})
     doc |= _hashing_document(e)
     doc["status"] = e.status.value
     if e.type is not ExperimentType.ONLINE:
@@ -222,203 +219,23 @@ def _targeting_document(e: Experiment) -> dict[str, Any]:
 
 def dump_experiment(experiment: Experiment) -> str:
     """One experiment as a file (a single mapping)."""
-    return _dump(experiment_document(experiment))
+    return dump(experiment_document(experiment))
 
 
 def dump_experiments(experiments: Sequence[Experiment]) -> str:
     """Many experiments as a file: `experiments: [...]`."""
-    return _dump({"experiments": [experiment_document(e) for e in experiments]})
+    return dump({"experiments": [experiment_document(e) for e in experiments]})
 
 
 def dump_data(data: object) -> str:
     """Any plain data (e.g. a message as a dict) as YAML, written the way experiment files are."""
-    return _dump(data)
-
-
-# --- YAML with YAML 1.2 scalars ----------------------------------------------------------
-
-_BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float"))
-_VALUE, _MERGE = "tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"
-_RESOLVERS_1_2 = (
-    (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
-    (_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), "-+0123456789"),  # no octal 0123, 1_000 or 1:20
-    (
-        _FLOAT,
-        re.compile(
-            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-        ),
-        "-+0123456789.",
-    ),
-)
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader reading YAML 1.2 booleans and numbers, refusing duplicate keys."""
-
-    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML looks resolvers up on the class
-        first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT, _VALUE)]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first_line: dict[tuple[str, str], int] = {}
-        for key, _ in node.value:  # explicit keys only: overriding a `<<` merge is fine
-            if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE:
-                signature = (key.tag, key.value)
-                if signature in first_line:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"duplicate key {key.value!r} (first on line {first_line[signature]})",
-                        key.start_mark,
-                    )
-                first_line[signature] = key.start_mark.line + 1
-        return super().construct_mapping(node, deep)
-
-    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> datetime.date:
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError as exc:  # e.g. month 13: shaped like a time, but none
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{node.value!r} is not a time: {exc}", node.start_mark
-            ) from None
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
-
-
-class _Dumper(yaml.SafeDumper):
-    """SafeDumper quoting every string a YAML 1.1 or 1.2 reader could take for another type."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)  # lists indented under their key
-
-
-class _FlowMap(dict[str, Any]):
-    """A mapping written on one line: `{id: control, weight: 0.5}`."""
-
-
-_Dumper.add_representer(
-    _FlowMap, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
-)
-for _tag, _pattern, _first in _RESOLVERS_1_2:
-    _Loader.add_implicit_resolver(_tag, _pattern, list(_first))
-    _Dumper.add_implicit_resolver(_tag, _pattern, list(_first))
-
-
-def _dump(data: object) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-
-
-def _load(text: str | bytes) -> tuple[list[object], dict[str, int]]:
-    """The documents of a file and the line of each path in it."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgumentError.single(ROOT, f"is not UTF-8 text (byte {exc.start})") from None
-    text = text.removeprefix("\ufeff")
-    try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
-    except yaml.YAMLError as exc:
-        if text.lstrip()[:1] in ("{", "["):  # JSON that YAML refuses (tabs): JSON's own reading
-            return [_load_json(text)], {}
-        raise InvalidArgumentError.single(ROOT, _yaml_problem(exc)) from None
-    except RecursionError:
-        raise InvalidArgumentError.single(ROOT, "is nested too deeply") from None
-    lines: dict[str, int] = {}
-    for k, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
-        _index_lines(node, f"documents[{k}]" if len(documents) > 1 else "", lines, 0)
-    return documents, lines
-
-
-def _load_json(text: str) -> object:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise ValueError(f"duplicate key {key!r}")
-            out[key] = value
-        return out
-
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except ValueError as exc:
-        raise InvalidArgumentError.single(ROOT, f"is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidArgumentError.single(ROOT, "is nested too deeply") from None
-
-
-def _not_unicode(value: object, path: str, depth: int) -> str | None:
-    """The path of the first string (or key) that cannot be UTF-8 encoded, if any."""
-    if depth > _MAX_DEPTH:  # aliases can make a graph; files are shallow
-        return None
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or ROOT
-        return None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            child = _join(path, str(key)) if isinstance(key, str) and key.isprintable() else path
-            found = _not_unicode(key, child, depth + 1) or _not_unicode(item, child, depth + 1)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _not_unicode(item, f"{path}[{i}]", depth + 1)
-            if found is not None:
-                return found
-    return None
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"is not valid YAML{where}: {problem}" + (f" ({context})" if context else "")
-
-
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], depth: int) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if depth > _MAX_DEPTH:
-        return
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                child = f"{path}[{key.value!r}]" if path.endswith("forced_arms") else _join(path, key.value)
-                lines.setdefault(child, key.start_mark.line + 1)
-                _index_lines(value, child, lines, depth + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index_lines(item, f"{path}[{i}]", lines, depth + 1)
+    return dump(data)
 
 
 _RANGE_FIELD = re.compile(r"namespace\.range_(start|end)$")  # the API's names for namespace.range[i]
-_LAST_STEP = re.compile(r"(?:\.[^.\[\]]*|\[[^\[\]]*\])$")
-
-
-def _with_line(violation: FieldViolation, lines: Mapping[str, int]) -> tuple[FieldViolation, int]:
-    """The violation with the line of its nearest enclosing path, and that line (0 if unknown)."""
-    path = "" if violation.field == ROOT else violation.field
-    while path not in lines:
-        shorter = _LAST_STEP.sub("", path)
-        if shorter == path:
-            return violation, 0
-        path = shorter
-    line = lines[path]
-    return FieldViolation(violation.field, f"{violation.description} (line {line})"), line
 
 
 # --- the schema ------------------------------------------------------------------------
-
-
-def _join(path: str, name: str) -> str:
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
-        return f"{path}[{name!r}]"
-    return f"{path}.{name}" if path else name
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -455,7 +272,7 @@ class _Reader(Reader):
         if isinstance(document, Mapping) and "experiments" in document and not _looks_growthbook(document):
             self.keys(document, root, ("experiments",))
             experiments = document["experiments"]
-            path = _join(root, "experiments")
+            path = join_path(root, "experiments")
             if experiments is None:
                 return []
             if not isinstance(experiments, list):
@@ -471,7 +288,7 @@ class _Reader(Reader):
             name = str(key)
             close = difflib.get_close_matches(name, [*allowed, "experiments"] if not path else allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(allowed)}"
-            self.unknown_keys.append(FieldViolation(_join(path, name), f"unknown field ({hint})"))
+            self.unknown_keys.append(FieldViolation(join_path(path, name), f"unknown field ({hint})"))
 
     def experiment(self, item: object, path: str) -> FileExperiment | None:
         if not isinstance(item, Mapping):
@@ -481,7 +298,7 @@ class _Reader(Reader):
             return self.growthbook(item, path)
         before = len(self.violations)
         self.keys(item, path, EXPERIMENT_FIELDS)
-        at = {name: _join(path, name) for name in EXPERIMENT_FIELDS}
+        at = {name: join_path(path, name) for name in EXPERIMENT_FIELDS}
         status = self.choice(item.get("status"), at["status"], ExperimentStatus)
         experiment = Experiment(
             id=self.text(item.get("id"), at["id"], required=True) or "",
