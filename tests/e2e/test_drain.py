@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from assignsvc.config import client_channel_options
 from assignsvc.store.redis_server import RedisServerProcess
 from assignsvc.v1 import assignment_service_pb2 as apb
-from tests.support import Client, free_port
+from tests.support import Client, free_port, wait_until
 from tests.support.http import call
 from tests.support.processes import ServeProcess
 
@@ -253,6 +253,7 @@ class TestStartWithoutRedis:
         redis_server = RedisServerProcess(tmp_path, port=redis_port, appendonly=False)
         try:
             assert "NOT_SERVING until Redis answers" in "".join(proc.log)
+            wait_until(lambda: f"console http://127.0.0.1:{http_port}/ui" in "".join(proc.log), 5)
             with grpc.insecure_channel(proc.target) as channel:
                 health = health_pb2_grpc.HealthStub(channel)
                 status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status

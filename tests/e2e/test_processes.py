@@ -233,6 +233,7 @@ class TestWorkers:
         wait_until(lambda: not any(_alive(pid) for pid in descendants), timeout_s=10)
         log = "".join(supervisor.log)
         assert "with 3 workers" in log and log.rstrip().endswith("stopped")
+        assert f"HTTP/JSON on http://127.0.0.1:{http_port} in every worker" in log
 
     def test_a_killed_worker_is_restarted_and_workers_die_with_the_supervisor(self, tmp_path: Path) -> None:
         with serve("--workers", "2", "--data-dir", str(tmp_path / "data")) as supervisor:

@@ -346,6 +346,9 @@ async def serve(config: ServerConfig) -> None:
     log.info(
         "assignsvc serving on %s:%d (pid %d, redis %s%s)", config.host, running.port, os.getpid(), scrub(where), state
     )
+    if running.http is not None:
+        base = f"http://{config.host}:{running.http.port}"
+        log.info("HTTP/JSON on %s (OFREP %s/ofrep/v1, console %s/ui)", base, base, base)
     if running.metrics is not None:
         log.info("metrics on http://%s:%d/metrics", config.host, running.metrics.port)
     try:

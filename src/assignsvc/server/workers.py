@@ -229,6 +229,9 @@ class Supervisor:
                 os.getpid(),
                 where,
             )
+            if self.config.http_port:
+                base = f"http://{self.config.host}:{self.config.http_port}"
+                log.info("HTTP/JSON on %s in every worker (OFREP %s/ofrep/v1, console %s/ui)", base, base, base)
 
     def _give_up(self) -> None:
         self.exit_code = 1
