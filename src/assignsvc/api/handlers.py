@@ -79,7 +79,17 @@ def method_handler(method: descriptor.MethodDescriptor, behavior: Callable[..., 
         return grpc.stream_unary_rpc_method_handler(_client_stream(behavior, parse, message, name), None, serialize)
     if method.server_streaming:
         return grpc.unary_stream_rpc_method_handler(_server_stream(behavior, parse, message, name), None, serialize)
-    return grpc.unary_unary_rpc_method_handler(_unary(behavior, parse, message, name), None, serialize)
+    return grpc.unary_unary_rpc_method_handler(_unary(behavior, parse, message, name), None, _passing_bytes(serialize))
+
+
+def _passing_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """A unary method's serializer: a message is serialized, bytes (a reply kept serialized,
+    as Assign's for returning participants) are sent as they are."""
+
+    def serialized(response: Any) -> bytes:
+        return response if response.__class__ is bytes else serialize(response)
+
+    return serialized
 
 
 def _unary(behavior: Callable[..., Any], parse: Parse, message: descriptor.Descriptor, name: str) -> Any:

@@ -192,7 +192,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         ok = RPC_DURATION.labels(method, "OK")
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await self._admit(context, method)
+            if self.draining or 0 < self.max_concurrent <= self.in_flight:  # a coroutine only to refuse
+                await self._admit(context, method)
             self.in_flight += 1
             started = time.perf_counter()
             try:
@@ -211,7 +212,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """The unary wrapper without a clock or histogram: what Assign pays with metrics off."""
 
         async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await self._admit(context, "")
+            if self.draining or 0 < self.max_concurrent <= self.in_flight:  # a coroutine only to refuse
+                await self._admit(context, "")
             self.in_flight += 1
             try:
                 return await behavior(request, context)
