@@ -299,21 +299,19 @@ async def claim_script_cost(url: str, info: Any, rows: int = 20_000) -> dict[str
 # --- the driver --------------------------------------------------------------------------
 
 
-def _serve(stack: ExitStack, redis_url: str, workers: int, src: str | None, cache: int) -> tuple[str, int]:
+UVLOOP = (
+    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy());"
+    " from assignsvc.cli.main import main; sys.exit(main())"
+)
+
+
+def _serve(
+    stack: ExitStack, redis_url: str, workers: int, src: str | None, cache: int, *, uvloop: bool = False
+) -> tuple[str, int]:
     env = {"PYTHONPATH": src} if src else {}
     env["ASSIGNSVC_CACHE_SIZE"] = str(cache)
-    args = [
-        sys.executable,
-        "-m",
-        "assignsvc",
-        "serve",
-        "--port",
-        "0",
-        "--redis-url",
-        redis_url,
-        "--workers",
-        str(workers),
-    ]
+    command = ["-c", UVLOOP] if uvloop else ["-m", "assignsvc"]
+    args = [sys.executable, *command, "serve", "--port", "0", "--redis-url", redis_url, "--workers", str(workers)]
     return stack.enter_context(serving_process(args, env))
 
 
@@ -325,6 +323,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="load processes sharing the concurrency")
     parser.add_argument("--workers", type=int, default=1, help="assignsvc serve --workers")
     parser.add_argument("--compare", help="a second assignsvc from this source tree (PYTHONPATH), A/B in each round")
+    parser.add_argument("--uvloop", action="store_true", help="a second assignsvc on uvloop, A/B in each round")
     parser.add_argument("--repeat-ids", type=int, default=2000)
     parser.add_argument("--only", nargs="+", help="scenarios to run (default: all)")
     parser.add_argument("--claims", action="store_true", help="also the claim script's cost per new / returning row")
@@ -340,6 +339,8 @@ def main() -> None:
         servers = {"": _serve(stack, redis.url, args.workers, None, 100_000)}
         if args.compare:
             servers["base "] = _serve(stack, redis.url, args.workers, args.compare, 100_000)
+        if args.uvloop:  # the same code on uvloop's event loop
+            servers["uvloop "] = _serve(stack, redis.url, args.workers, None, 100_000, uvloop=True)
         empty = stack.enter_context(serving_process([sys.executable, str(HERE / "empty_server.py")]))
         icpt = stack.enter_context(serving_process([sys.executable, str(HERE / "empty_server.py"), "--interceptor"]))
         create_experiment(servers[""][0])
@@ -452,7 +453,7 @@ def report(figures: dict[str, list[Figure]], claims: dict[str, float], args: arg
     for name, m in medians.items():
         print(f"{name:<26} {_line(m)}")
     ratios: dict[str, dict[str, float]] = {}
-    for label in ("", "base "):
+    for label in ("", "base ", "uvloop "):
         for kind in ("repeat", "new", "empty+icpt"):
             pairs = list(_ratios(figures, f"{label}{kind} c={c}", f"empty c={c}"))
             if kind == "empty+icpt" and label:
