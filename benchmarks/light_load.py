@@ -321,7 +321,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--processes", type=int, default=1, help="load processes sharing the concurrency")
-    parser.add_argument("--workers", type=int, default=1, help="assignsvc serve --workers")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1], help="serve --workers N; more values: one server each, A/B"
+    )
     parser.add_argument("--compare", help="a second assignsvc from this source tree (PYTHONPATH), A/B in each round")
     parser.add_argument("--uvloop", action="store_true", help="a second assignsvc on uvloop, A/B in each round")
     parser.add_argument("--repeat-ids", type=int, default=2000)
@@ -336,11 +338,14 @@ def main() -> None:
         redis = RedisServerProcess(tmp / "redis", unix_socket=tmp / "redis.sock")
         redis.start()
         stack.callback(redis.stop)
-        servers = {"": _serve(stack, redis.url, args.workers, None, 100_000)}
+        workers, *more_workers = args.workers
+        servers = {"": _serve(stack, redis.url, workers, None, 100_000)}
+        for count in more_workers:
+            servers[f"w{count} "] = _serve(stack, redis.url, count, None, 100_000)
         if args.compare:
-            servers["base "] = _serve(stack, redis.url, args.workers, args.compare, 100_000)
+            servers["base "] = _serve(stack, redis.url, workers, args.compare, 100_000)
         if args.uvloop:  # the same code on uvloop's event loop
-            servers["uvloop "] = _serve(stack, redis.url, args.workers, None, 100_000, uvloop=True)
+            servers["uvloop "] = _serve(stack, redis.url, workers, None, 100_000, uvloop=True)
         empty = stack.enter_context(serving_process([sys.executable, str(HERE / "empty_server.py")]))
         icpt = stack.enter_context(serving_process([sys.executable, str(HERE / "empty_server.py"), "--interceptor"]))
         create_experiment(servers[""][0])
@@ -453,7 +458,7 @@ def report(figures: dict[str, list[Figure]], claims: dict[str, float], args: arg
     for name, m in medians.items():
         print(f"{name:<26} {_line(m)}")
     ratios: dict[str, dict[str, float]] = {}
-    for label in ("", "base ", "uvloop "):
+    for label in ("", "base ", "uvloop ", *(f"w{n} " for n in args.workers[1:])):
         for kind in ("repeat", "new", "empty+icpt"):
             pairs = list(_ratios(figures, f"{label}{kind} c={c}", f"empty c={c}"))
             if kind == "empty+icpt" and label:
