@@ -306,10 +306,19 @@ UVLOOP = (
 
 
 def _serve(
-    stack: ExitStack, redis_url: str, workers: int, src: str | None, cache: int, *, uvloop: bool = False
+    stack: ExitStack,
+    redis_url: str,
+    workers: int,
+    src: str | None,
+    cache: int,
+    *,
+    uvloop: bool = False,
+    pipelines: int | None = None,
 ) -> tuple[str, int]:
     env = {"PYTHONPATH": src} if src else {}
     env["ASSIGNSVC_CACHE_SIZE"] = str(cache)
+    if pipelines is not None:
+        env["ASSIGNSVC_REDIS_PIPELINES"] = str(pipelines)
     command = ["-c", UVLOOP] if uvloop else ["-m", "assignsvc"]
     args = [sys.executable, *command, "serve", "--port", "0", "--redis-url", redis_url, "--workers", str(workers)]
     return stack.enter_context(serving_process(args, env))
@@ -325,6 +334,7 @@ def main() -> None:
         "--workers", type=int, nargs="+", default=[1], help="serve --workers N; more values: one server each, A/B"
     )
     parser.add_argument("--compare", help="a second assignsvc from this source tree (PYTHONPATH), A/B in each round")
+    parser.add_argument("--pipelines", type=int, nargs="*", default=[], help="servers with these REDIS_PIPELINES")
     parser.add_argument("--uvloop", action="store_true", help="a second assignsvc on uvloop, A/B in each round")
     parser.add_argument("--repeat-ids", type=int, default=2000)
     parser.add_argument("--only", nargs="+", help="scenarios to run (default: all)")
@@ -342,12 +352,15 @@ def main() -> None:
         servers = {"": _serve(stack, redis.url, workers, None, 100_000)}
         for count in more_workers:
             servers[f"w{count} "] = _serve(stack, redis.url, count, None, 100_000)
+        for count in args.pipelines:  # the same code with another ASSIGNSVC_REDIS_PIPELINES
+            servers[f"p{count} "] = _serve(stack, redis.url, workers, None, 100_000, pipelines=count)
         if args.compare:
             servers["base "] = _serve(stack, redis.url, workers, args.compare, 100_000)
         if args.uvloop:  # the same code on uvloop's event loop
             servers["uvloop "] = _serve(stack, redis.url, workers, None, 100_000, uvloop=True)
         empty = stack.enter_context(serving_process([sys.executable, str(HERE / "empty_server.py")]))
         icpt = stack.enter_context(serving_process([sys.executable, str(HERE / "empty_server.py"), "--interceptor"]))
+        awaiting = stack.enter_context(serving_process([sys.executable, str(HERE / "empty_server.py"), "--suspend"]))
         create_experiment(servers[""][0])
         probe = SyncRedis.from_url(redis.url)
         pool = assign_requests("repeat-", args.repeat_ids)
@@ -362,6 +375,10 @@ def main() -> None:
             (
                 f"empty+icpt c={c}",
                 lambda r: run_round(Share(icpt[0], ASSIGN, pool, c, seconds), args.processes, icpt[1], probe),
+            ),
+            (
+                f"empty+await c={c}",
+                lambda r: run_round(Share(awaiting[0], ASSIGN, pool, c, seconds), args.processes, awaiting[1], probe),
             ),
         ]
         for label, (target, pid) in servers.items():
@@ -458,10 +475,10 @@ def report(figures: dict[str, list[Figure]], claims: dict[str, float], args: arg
     for name, m in medians.items():
         print(f"{name:<26} {_line(m)}")
     ratios: dict[str, dict[str, float]] = {}
-    for label in ("", "base ", "uvloop ", *(f"w{n} " for n in args.workers[1:])):
-        for kind in ("repeat", "new", "empty+icpt"):
+    for label in ("", "base ", "uvloop ", *(f"w{n} " for n in args.workers[1:]), *(f"p{n} " for n in args.pipelines)):
+        for kind in ("repeat", "new", "empty+icpt", "empty+await"):
             pairs = list(_ratios(figures, f"{label}{kind} c={c}", f"empty c={c}"))
-            if kind == "empty+icpt" and label:
+            if kind.startswith("empty") and label:
                 continue
             if pairs:
                 ratios[f"{label}{kind}"] = {
