@@ -8,18 +8,23 @@ one. A lone claim costs one loop turn, no timer: there is no batching delay.
 
 The claims travel on the wrapped store's transport (store.claims.ClaimTransport): the
 fast pipe (one pipelined connection, hiredis parsing) on a standalone Redis, redis-py,
-or a Redis Cluster's. The store keeps its waiters' deadlines with one loop timer per
-group of claims that arrived in the same loop turn (not one per claim: a timer's
-creation and cancellation were a visible share of a new participant's server CPU). The
-timer fires at the group's earliest deadline, fails the waiters whose time is up, and
+or a Redis Cluster's. On the fast pipe a flush writes each batch at once and its
+replies come back through a callback (no task or coroutine per batch, and the pipe's
+timeout is one timer per batch); other transports, and the fast pipe before it is
+connected or while its socket is busy, get one task per batch. The store keeps its
+waiters' deadlines with one loop timer per group of claims that arrived in the same loop
+turn (not one per claim: a timer's creation and cancellation were a visible share of a
+new participant's server CPU). The timer fires at the group's earliest deadline, fails the waiters whose time is up, and
 re-arms for the rest; it is cancelled once every waiter of the group has its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from assignsvc.core.model import Experiment
 from assignsvc.errors import StoreUnavailableError
@@ -28,6 +33,19 @@ from assignsvc.store.claims import ClaimTransport, to_claims
 from assignsvc.store.protocols import AssignmentStore, Claim, ClaimRequest
 
 Waiter = tuple[ClaimRequest, "asyncio.Future[Claim]", "_Group"]
+
+
+@runtime_checkable
+class Submitting(Protocol):
+    """A claim transport that writes a batch at once (store.transports.FastPipeTransport)."""
+
+    def submit(self, claims: Sequence[ClaimRequest]) -> asyncio.Future[list[Any]] | None:
+        """The batch written now; the future of its raw replies (None: use run())."""
+        ...
+
+    def replies(self, claims: Sequence[ClaimRequest], calls: list[Any]) -> list[Any]:
+        """One claim reply per claim from the raw replies; StoreUnavailableError on an error."""
+        ...
 
 
 class _Group:
@@ -87,6 +105,8 @@ class PipelinedAssignmentStore:
     ) -> None:
         self._inner = inner
         self._transport = transport
+        # A transport that can write a batch at once (the fast pipe): no task per batch.
+        self._submitting = transport if isinstance(transport, Submitting) else None
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._queue: list[Waiter] = []
@@ -135,9 +155,42 @@ class PipelinedAssignmentStore:
         while self._queue and self._in_flight < self._max_in_flight:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             self._in_flight += 1
-            task = asyncio.ensure_future(self._send(batch))
-            self._tasks.add(task)  # the loop holds tasks weakly
-            task.add_done_callback(self._tasks.discard)
+            if not self._submit(batch):
+                self._start_send(batch)
+
+    def _start_send(self, batch: list[Waiter]) -> None:
+        task = asyncio.ensure_future(self._send(batch))
+        self._tasks.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(self._tasks.discard)
+
+    def _submit(self, batch: list[Waiter]) -> bool:
+        """Write the batch now on a submitting transport, its answers delivered by a callback:
+        no task, no coroutine per batch. False when it cannot (no connection yet, a socket
+        still busy, another transport): the batch then goes through _send."""
+        if self._submitting is None:
+            return False
+        requests = [request for request, _, _ in batch]
+        replies = self._submitting.submit(requests)
+        if replies is None:
+            return False
+        replies.add_done_callback(functools.partial(self._submitted, batch, requests, time.perf_counter()))
+        return True
+
+    def _submitted(
+        self, batch: list[Waiter], requests: list[ClaimRequest], started: float, replies: asyncio.Future[list[Any]]
+    ) -> None:
+        assert self._submitting is not None
+        try:
+            calls = replies.result()
+            if any(isinstance(reply, Exception) and str(reply).startswith("NOSCRIPT") for reply in calls):
+                self._start_send(batch)  # Redis lost the script: _send's run() loads it and sends again
+                return
+            outcome: list[Claim] | BaseException = to_claims(requests, self._submitting.replies(requests, calls))
+        except Exception as error:  # StoreUnavailableError: timed out, connection lost, refused
+            outcome = error
+        except asyncio.CancelledError:  # not done by the pipe; never leave a waiter hanging
+            outcome = StoreUnavailableError("the claim batch was cancelled")
+        self._deliver(batch, outcome, started)
 
     async def _send(self, batch: list[Waiter]) -> None:
         started = time.perf_counter()
@@ -149,19 +202,27 @@ class PipelinedAssignmentStore:
                 claims = [await self._inner.claim(*requests[0])]
             else:
                 claims = await self._inner.claim_many(requests)
-            self.pipelines_sent += 1
-            REDIS_CLAIM_DURATION.observe(time.perf_counter() - started)
         except BaseException as error:  # every waiter gets the failure (StoreUnavailableError, ...)
-            REDIS_CLAIM_ERRORS.inc()
-            for _, future, _ in batch:
-                if not future.done():
-                    future.set_exception(error)
+            self._deliver(batch, error, started)
             if not isinstance(error, Exception):
                 raise
         else:
-            for (_, future, _), claim in zip(batch, claims, strict=True):
-                if not future.done():  # a cancelled caller's claim still happened, harmlessly
-                    future.set_result(claim)
+            self._deliver(batch, claims, started)
+
+    def _deliver(self, batch: list[Waiter], outcome: list[Claim] | BaseException, started: float) -> None:
+        """Each waiter's claim, or the batch's failure for every waiter; the next batch may go."""
+        try:
+            if isinstance(outcome, BaseException):
+                REDIS_CLAIM_ERRORS.inc()
+                for _, future, _ in batch:
+                    if not future.done():
+                        future.set_exception(outcome)
+            else:
+                self.pipelines_sent += 1
+                REDIS_CLAIM_DURATION.observe(time.perf_counter() - started)
+                for (_, future, _), claim in zip(batch, outcome, strict=True):
+                    if not future.done():  # a cancelled caller's claim still happened, harmlessly
+                        future.set_result(claim)
         finally:
             _settle(batch)
             self._in_flight -= 1
