@@ -203,10 +203,9 @@ async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> Runn
         config.max_concurrent_rpcs, record_metrics=config.metrics_port != 0, key_ring=key_ring
     )
     interceptor.ready = False  # until Redis answered and the registry holds every experiment
-    server = grpc.aio.server(
-        interceptors=[interceptor],
-        options=[*SERVER_CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)],
-    )
+    # No gRPC interceptor: add_services wraps each handler with the interceptor's per-call
+    # work (the same checks, in the handler), which spares every call grpc.aio's interceptor path.
+    server = grpc.aio.server(options=[*SERVER_CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)])
     # Two timeouts: a claim may wait out pipelines in flight before its own round trip
     # (store/pipelining.py), and a cluster retries once on a refreshed slot map.
     assigner = Assigner(
@@ -227,6 +226,7 @@ async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> Runn
         SavedGroupServicer(SavedGroupCatalog(registry, group_store)),
         DatasourceServicer(access),
         ApiKeyServicer(access),
+        wrap=interceptor.wrap,
     )
     health = health_aio.HealthServicer()
     for name in ("", *SERVICE_NAMES):  # grpc_health starts "" as SERVING: not before we are
