@@ -6,10 +6,9 @@ at registration (api.handlers.add_services), and the handler itself authenticate
 call from its metadata before anything else, then aborts (UNAUTHENTICATED,
 PERMISSION_DENIED, or RESOURCE_EXHAUSTED over a key's rate limit) or runs with its
 datasource in service.scope.CALLER_DATASOURCE. grpc.aio's interceptor path alone cost an
-empty handler 3-11% more CPU per call (docs/performance.md); `intercept_service` keeps
-the same behaviour for a server that registers the interceptor instead. Each call's
-cost stays a metadata scan, a counter, and a clock read and histogram observe when
-metrics are on.
+empty handler 3-11% more CPU per call (docs/performance.md), which is why this is not a
+grpc.aio.ServerInterceptor. Each call's cost stays a metadata scan, a counter, and a
+clock read and histogram observe when metrics are on.
 Health and reflection are never wrapped nor authenticated: probes must answer while
 the server sheds load or drains.
 """
@@ -22,7 +21,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -66,7 +65,7 @@ MAX_REQUEST_ID = 128  # a longer client id is cut: it is logged on every line
 Behavior = Callable[..., Any]
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ServerInterceptor:
     """Admits at most max_concurrent RPCs (0 = no cap), refuses all while draining;
     times each call into RPC_DURATION when record_metrics (the metrics port is on)."""
 
@@ -80,38 +79,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.ready = True  # False while the server starts without its Redis: refuse with STARTING
         self._held: asyncio.Event | None = None  # set: held refusals may answer (end of a drain)
         self._last_refused = 0.0  # monotonic time of the last call refused while draining
-        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
         self._ids = itertools.count(1)
         self._id_prefix = f"{os.getpid():x}-{int(time.time()) & 0xFFFFFF:x}-"
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """`handler` of the full method name `method`, doing inside itself, per call, all that
-        intercept_service does: for a server built without gRPC interceptors, so that a call
-        does not pay grpc.aio's interceptor path (measured: +3-11% of an empty handler's CPU
-        per call). api.handlers.add_services applies it to every method it registers."""
+        """`handler` of the full method name `method`, doing inside itself, per call, the
+        checks (_check) and then the admission, counting and timing (_wrap); built once per
+        method: api.handlers.add_services applies it to every method it registers. Health
+        and reflection are returned as they are."""
         if method.startswith(EXEMPT_PREFIXES):
             return handler
         return self._wrap(method.rsplit("/", 1)[-1], handler, checked=method)
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        """The method's handler, wrapped (None for an unknown method: gRPC answers UNIMPLEMENTED).
-        For a server that registers this as an interceptor instead of using wrap()."""
-        handler = await continuation(details)
-        method: str = details.method
-        if handler is None or method.startswith(EXEMPT_PREFIXES):
-            return handler
-        refusal = self._check(method, details.invocation_metadata)
-        if refusal is not None:
-            return _refusing(handler, refusal)
-        key = (method, id(handler))
-        wrapped = self._wrapped.get(key)
-        if wrapped is None:
-            wrapped = self._wrapped[key] = self._wrap(method.rsplit("/", 1)[-1], handler)
-        return wrapped
 
     def _check(self, method: str, metadata: Any) -> Any:
         """None if the call may go on (its request id, datasource and grant now set for it),
@@ -290,26 +268,6 @@ def _read_metadata(metadata: Any) -> tuple[str, str, str]:
         elif name == REQUEST_ID_KEY:
             request_id = value[:MAX_REQUEST_ID]
     return request_id, datasource, api_key
-
-
-def _refusing(handler: grpc.RpcMethodHandler, status: Any) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as `handler` that only answers with `status`."""
-
-    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(status.code, status.details, status.trailing_metadata)
-
-    async def refuse_streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        await context.abort(status.code, status.details, status.trailing_metadata)
-        yield  # pragma: no cover - abort raises; this makes the function a generator
-
-    kinds = (
-        (handler.unary_unary, grpc.unary_unary_rpc_method_handler, refuse),
-        (handler.stream_unary, grpc.stream_unary_rpc_method_handler, refuse),
-        (handler.unary_stream, grpc.unary_stream_rpc_method_handler, refuse_streaming),
-        (handler.stream_stream, grpc.stream_stream_rpc_method_handler, refuse_streaming),
-    )
-    factory, behavior = next((f, b) for present, f, b in kinds if present is not None)
-    return factory(behavior, handler.request_deserializer, handler.response_serializer)
 
 
 def _audited(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
