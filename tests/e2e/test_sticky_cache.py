@@ -51,6 +51,15 @@ class TestKeptReplies:
         assert cache.kept_reply(("e", 0, 0, "a"), object()) is None  # built from another experiment
         assert (cache.hits, cache.misses) == (1, 0)
 
+    def test_dropped_when_its_row_is_replaced(self) -> None:
+        cache, owner = StickyCache(2), object()
+        cache.put(("e", 0, 0, "a"), (0, 1))
+        cache.keep_reply(("e", 0, 0, "a"), (0, 1), (owner, "a0", b"reply"))
+        cache.put(("e", 0, 0, "a"), (0, 1))  # the same row again: the reply stays
+        assert cache.kept_reply(("e", 0, 0, "a"), owner) is not None
+        cache.put(("e", 0, 0, "a"), (1, 5))
+        assert cache.kept_reply(("e", 0, 0, "a"), owner) is None
+
     def test_evicted_with_its_row(self) -> None:
         cache, owner = StickyCache(1), object()
         cache.put(("e", 0, 0, "a"), (0, 1))

@@ -157,6 +157,8 @@ class FastScriptPipe:
             writer.close()
         while self._pending:
             batch = self._pending.popleft()
+            if batch.timer is not None:
+                batch.timer.cancel()
             if not batch.future.done():
                 batch.future.set_exception(error)
         task, self._reader_task = self._reader_task, None

@@ -50,6 +50,8 @@ class StickyCache:
         """Remember a stored row, evicting the least recently used beyond the bound."""
         if self._max <= 0:
             return
+        if self._rows.get(key, row) != row:  # never in practice (rows never change): no stale reply
+            self._replies.pop(key, None)
         self._rows[key] = row
         self._rows.move_to_end(key)
         if len(self._rows) > self._max:
