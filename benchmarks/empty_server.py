@@ -2,7 +2,11 @@
 
 Same grpc.aio settings and messages as assignsvc, so the ratio Assign RPS / empty RPS
 isolates what assignsvc itself costs per call (bucketing, Redis, conversion).
-Prints `serving on 127.0.0.1:PORT` like `assignsvc serve`.
+Prints `serving on 127.0.0.1:PORT` like `assignsvc serve`. With `--interceptor` a
+pass-through server interceptor is added: what grpc.aio's interceptor machinery alone
+costs per call (light_load.py's `empty+icpt` scenario). With `--suspend` the handler
+awaits once (asyncio.sleep(0)) before answering, as a handler waiting for Redis does:
+what grpc.aio costs a call whose handler does not finish in its first step.
 """
 
 from __future__ import annotations
@@ -35,13 +39,26 @@ async def empty_assign(request: apb.AssignRequest, context: Any) -> apb.AssignRe
     return RESPONSE
 
 
-async def main(port: int) -> None:
-    server = grpc.aio.server()
+async def suspended_assign(request: apb.AssignRequest, context: Any) -> apb.AssignResponse:
+    """The constant response after one suspension of the handler."""
+    await asyncio.sleep(0)
+    return RESPONSE
+
+
+class PassThrough(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Does nothing: grpc.aio's per-call interceptor path, and nothing else."""
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        return await continuation(details)
+
+
+async def main(port: int, interceptor: bool, suspend: bool) -> None:
+    server = grpc.aio.server(interceptors=[PassThrough()] if interceptor else None)
     handler = grpc.method_handlers_generic_handler(
         "assignsvc.v1.AssignmentService",
         {
             "Assign": grpc.unary_unary_rpc_method_handler(
-                empty_assign,
+                suspended_assign if suspend else empty_assign,
                 request_deserializer=apb.AssignRequest.FromString,
                 response_serializer=apb.AssignResponse.SerializeToString,
             )
@@ -52,4 +69,5 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    ports = [a for a in sys.argv[1:] if a.isdigit()]
+    asyncio.run(main(int(ports[0]) if ports else 0, "--interceptor" in sys.argv, "--suspend" in sys.argv))

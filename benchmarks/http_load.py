@@ -1,5 +1,6 @@
-"""HTTP load: Evidential's assignment route and OFREP's single evaluation against an empty
-aiohttp handler on the same event loop settings, in interleaved rounds.
+"""HTTP load: the transcoded v1 Assign, Evidential's assignment route and OFREP's single
+evaluation against an empty aiohttp handler on the same event loop settings, in
+interleaved rounds.
 
 The baseline is this script's own `--empty-server` mode: the same aiohttp AppRunner
 settings as assignsvc's HTTP edge (no access log, same keep-alive), the same paths, a
@@ -28,7 +29,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CASES = ("evidential-new", "evidential-repeat", "ofrep-new", "ofrep-repeat")
+CASES = (
+    "transcoded-new",
+    "transcoded-repeat",
+    "evidential-new",
+    "evidential-repeat",
+    "ofrep-new",
+    "ofrep-repeat",
+)
+TRANSCODED = "/v1/experiments/{experiment_id}/participants/{participant_id:[^/]+}:assign"
 EXPERIMENT = "bench"
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,6 +61,13 @@ def run_empty_server(port: int) -> None:
 
     assignment = json.dumps({"experiment_id": EXPERIMENT, "participant_id": "p", "assignment": None}).encode()
     evaluation = json.dumps({"key": EXPERIMENT, "reason": "SPLIT", "variant": "a0", "value": "a0"}).encode()
+    transcoded = json.dumps(
+        {"assignment": {"experimentId": EXPERIMENT, "participantId": "p", "inExperiment": True, "arm": {"id": "a0"}}}
+    ).encode()
+
+    async def assign(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=transcoded, content_type="application/json")
 
     async def evidential(request: web.Request) -> web.Response:
         return web.Response(body=assignment, content_type="application/json")
@@ -64,6 +80,7 @@ def run_empty_server(port: int) -> None:
         app = web.Application()
         app.router.add_get("/evidential/v1/experiments/{experiment_id}/assignments/{participant_id}", evidential)
         app.router.add_post("/ofrep/v1/evaluate/flags/{key}", ofrep)
+        app.router.add_post(TRANSCODED, assign)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT_S)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
@@ -88,6 +105,10 @@ def requests_for(case: str, port: int, count: int, offset: int) -> list[bytes]:
         if case.startswith("evidential"):
             path = f"/evidential/v1/experiments/{EXPERIMENT}/assignments/{participant}"
             out.append(f"GET {path} HTTP/1.1\r\n{host}\r\n".encode())
+        elif case.startswith("transcoded"):
+            path = f"/v1/experiments/{EXPERIMENT}/participants/{participant}:assign"
+            head = f"POST {path} HTTP/1.1\r\n{host}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+            out.append(head.encode() + b"{}")
         else:
             body = json.dumps({"context": {"targetingKey": participant}}).encode()
             head = (
@@ -221,6 +242,7 @@ def main() -> None:
 async def _drive(args: argparse.Namespace, http_port: int, server_pid: int, empty_port: int, empty_pid: int) -> None:
     per_round = 2_000_000  # more ids than any round sends: "new" never repeats
     results: dict[str, dict[str, list[Round]]] = {case: {"assignsvc": [], "empty": []} for case in CASES}
+    warmed = False
     for number in range(args.rounds):
         for case in CASES:
             kind = case.split("-")[0]
@@ -229,8 +251,9 @@ async def _drive(args: argparse.Namespace, http_port: int, server_pid: int, empt
             count = 5_000 if repeat else 200_000
             for target, port, pid in (("empty", empty_port, empty_pid), ("assignsvc", http_port, server_pid)):
                 requests = requests_for(f"{kind}-x", port, count, offset)
-                if repeat and number == 0 and target == "assignsvc" and kind == "evidential":
-                    await send_each_once(port, requests, args.connections)  # assign them (OFREP: same ids)
+                if repeat and not warmed and target == "assignsvc":
+                    await send_each_once(port, requests, args.connections)  # assign them (every route: same ids)
+                    warmed = True
                 results[case][target].append(await measure(port, pid, requests, args.seconds, args.connections))
     report(results)
 

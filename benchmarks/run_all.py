@@ -9,6 +9,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
+    "light_load.py",
+    "hot_path.py",
+    "http_load.py",
     "bench_core.py",
     "bench_conditions.py",
     "load_assign.py",

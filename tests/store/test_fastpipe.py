@@ -325,3 +325,64 @@ class TestStalls:
                 await server.wait_closed()
 
         assert asyncio.run(main()) < 1.0
+
+
+class TestSubmit:
+    """submit(): the batch written at once, its replies in a future, one timer per batch."""
+
+    def test_needs_an_open_connection_then_answers_as_execute(self, redis_url: str) -> None:
+        async def main() -> tuple[object, list[object], list[object]]:
+            pipe = FastScriptPipe(redis_url, SCRIPT, 2.0)
+            commands = [encode_command(b"EVALSHA", pipe.script_sha, 1, "s", i) for i in range(3)]
+            try:
+                before = pipe.submit(commands)  # nothing connected yet: the caller uses execute()
+                executed = await pipe.execute_loading_script(commands)
+                submitted = pipe.submit(commands)
+                assert submitted is not None
+                return before, executed, await submitted
+            finally:
+                await pipe.close()
+
+        before, executed, submitted = asyncio.run(main())
+        assert before is None
+        assert executed == submitted == [[b"s", str(i).encode()] for i in range(3)]
+
+    def test_a_batch_without_answer_fails_and_drops_the_connection(self) -> None:
+        async def main() -> tuple[BaseException | None, object]:
+            silent = asyncio.Event()
+            accepted: list[asyncio.StreamWriter] = []
+
+            async def answer_then_stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                accepted.append(writer)
+                parser, answered = hiredis.Reader(), 0
+                while answered < 3 and (data := await reader.read(65536)):  # the handshake's 2, one PING
+                    parser.feed(data)
+                    while parser.gets() is not False:
+                        writer.write(b"+OK\r\n")
+                        answered += 1
+                await silent.wait()
+
+            server = await asyncio.start_server(answer_then_stall, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            pipe = FastScriptPipe(f"redis://127.0.0.1:{port}", SCRIPT, 0.2)
+            failure: BaseException | None = None
+            try:
+                await pipe.execute([encode_command("PING")])
+                submitted = pipe.submit([encode_command("PING")])
+                assert submitted is not None
+                try:
+                    await submitted
+                except StoreUnavailableError as error:
+                    failure = error
+                return failure, pipe.submit([encode_command("PING")])  # dropped: None until reconnected
+            finally:
+                silent.set()
+                await pipe.close()
+                for writer in accepted:
+                    writer.close()
+                server.close()
+                await server.wait_closed()
+
+        failure, after = asyncio.run(main())
+        assert isinstance(failure, StoreUnavailableError) and "within 0.2s" in failure.message
+        assert after is None

@@ -130,6 +130,27 @@ class TestPipelinedClaims:
             assert again[i].kind is ClaimKind.EXISTING
             assert again[i].arm_index == first[i].arm_index == first[i + 150].arm_index
 
+    def test_claims_written_at_once_on_the_fast_pipe_survive_a_script_flush(self, redis_url: str) -> None:
+        """Once the fast pipe is connected, batches are written from the flush itself; a batch
+        answered NOSCRIPT (Redis lost its scripts) is sent again after loading the script."""
+
+        async def scenario(redis: Redis) -> tuple[list[Claim], list[Claim], int]:
+            fast = FastPipeTransport(redis_url, 2.0, ClaimCodec(Keyspace("sub")))
+            store = PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace("sub"), fast), fast)
+            try:
+                await store.claim(EXPERIMENT, "warm", 0, 1)  # connects
+                first = await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", i % 2, 2) for i in range(50)))
+                await redis.script_flush()
+                again = await asyncio.gather(*(store.claim(EXPERIMENT, f"p{i}", None, 3) for i in range(50)))
+                return list(first), list(again), store.pipelines_sent
+            finally:
+                await fast.pipe.close()
+
+        first, again, pipelines = run(scenario, redis_url)
+        assert [c.kind for c in first] == [ClaimKind.CREATED] * 50
+        assert [(c.kind, c.arm_index) for c in again] == [(ClaimKind.EXISTING, i % 2) for i in range(50)]
+        assert pipelines <= 4  # one round trip per gather, give or take a split
+
     def test_a_failure_reaches_every_waiter(self) -> None:
         async def scenario(redis: Redis) -> list[BaseException | Claim]:
             store = PipelinedAssignmentStore(RedisAssignmentStore(redis, Keyspace()))

@@ -219,6 +219,21 @@ class TestPolicyAnswers:
         assert isinstance(opened, AssignmentResult) and opened.arm is not None and not opened.persisted
         assert isinstance(closed, StoreUnavailableError)
 
+    def test_claims_of_one_turn_keep_their_own_deadlines(self) -> None:
+        """Claims queued in one loop turn share one timer: it fires for the earliest deadline
+        and re-arms for the others, so each waiter gives up at its own deadline."""
+
+        async def scenario() -> None:
+            store = PipelinedAssignmentStore(_DownStore(hang=True))  # type: ignore[arg-type]  # a stand-in
+            late = asyncio.ensure_future(store.claim(OPEN, "late", 0, 1, timeout_s=0.3))
+            early = asyncio.ensure_future(store.claim(OPEN, "early", 0, 1, timeout_s=0.02))
+            done, _ = await asyncio.wait({late, early}, return_when=asyncio.FIRST_COMPLETED)
+            assert done == {early} and isinstance(early.exception(), StoreUnavailableError)
+            with pytest.raises(StoreUnavailableError, match=r"within 0\.300s"):
+                await late
+
+        asyncio.run(scenario())
+
     def test_abandoned_claims_are_not_sent(self) -> None:
         """Waiters whose time ran out while every pipeline was in flight are dropped, not replayed."""
 

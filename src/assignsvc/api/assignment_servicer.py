@@ -19,6 +19,7 @@ from assignsvc.api.convert import attributes_from_pb, fill_assignment
 from assignsvc.api.scope import bill_items, scoped, take_item
 from assignsvc.api.status import maps_domain_errors, maps_domain_errors_in_stream, to_rpc_status
 from assignsvc.app.assign import Assigner, AssignItem, AssignmentResult
+from assignsvc.core.model import AssignmentReason
 from assignsvc.errors import (
     AssignsvcError,
     InvalidArgumentError,
@@ -60,13 +61,25 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     @maps_domain_errors
     async def Assign(  # noqa: N802 - gRPC method name
         self, request: pb.AssignRequest, context: Context
-    ) -> pb.AssignResponse:
-        attributes = attributes_from_pb(request.attributes) if request.HasField("attributes") else None
-        result = await self._assigner.assign(
-            scoped(request.experiment_id), request.participant_id, attributes, context.time_remaining()
-        )
+    ) -> pb.AssignResponse | bytes:
+        """A returning participant's call without attributes is answered with the reply bytes
+        kept with its sticky-cache row (api.handlers sends bytes as they are)."""
+        experiment_id = scoped(request.experiment_id)
+        participant_id = request.participant_id
+        if request.HasField("attributes"):
+            attributes = attributes_from_pb(request.attributes)
+        else:
+            attributes = None
+            kept = self._assigner.kept_reply(experiment_id, participant_id)
+            if kept is not None:
+                return kept
+        result = await self._assigner.assign(experiment_id, participant_id, attributes, context.time_remaining())
         response = pb.AssignResponse()
         fill_assignment(response.assignment, result)
+        if attributes is None and result.reason is AssignmentReason.STICKY:
+            reply = response.SerializeToString()
+            self._assigner.keep_reply(result, reply)
+            return reply
         return response
 
     @maps_domain_errors

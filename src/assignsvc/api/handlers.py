@@ -38,8 +38,14 @@ MAX_LOCATE_FIELDS = 100_000  # a huge garbage body is not walked to its end for 
 _LENGTH_DELIMITED = 2
 
 
-def add_services(server: grpc.aio.Server, *servicers: object) -> None:
-    """Register each servicer's methods, taking and giving bytes, under its proto service."""
+def add_services(
+    server: grpc.aio.Server,
+    *servicers: object,
+    wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] | None = None,
+) -> None:
+    """Register each servicer's methods, taking and giving bytes, under its proto service;
+    each handler passed through `wrap(full method name, handler)` when given (the
+    interceptor's per-call work, done inside the handler: api.interceptors)."""
     for servicer in servicers:
         service = service_of(type(servicer))
         handlers = {
@@ -47,6 +53,8 @@ def add_services(server: grpc.aio.Server, *servicers: object) -> None:
             for method in service.methods
             if _implemented(servicer, method.name)
         }
+        if wrap is not None:
+            handlers = {name: wrap(f"/{service.full_name}/{name}", handler) for name, handler in handlers.items()}
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
         server.add_registered_method_handlers(service.full_name, handlers)
 
@@ -79,7 +87,17 @@ def method_handler(method: descriptor.MethodDescriptor, behavior: Callable[..., 
         return grpc.stream_unary_rpc_method_handler(_client_stream(behavior, parse, message, name), None, serialize)
     if method.server_streaming:
         return grpc.unary_stream_rpc_method_handler(_server_stream(behavior, parse, message, name), None, serialize)
-    return grpc.unary_unary_rpc_method_handler(_unary(behavior, parse, message, name), None, serialize)
+    return grpc.unary_unary_rpc_method_handler(_unary(behavior, parse, message, name), None, _passing_bytes(serialize))
+
+
+def _passing_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """A unary method's serializer: a message is serialized, bytes (a reply kept serialized,
+    as Assign's for returning participants) are sent as they are."""
+
+    def serialized(response: Any) -> bytes:
+        return response if response.__class__ is bytes else serialize(response)
+
+    return serialized
 
 
 def _unary(behavior: Callable[..., Any], parse: Parse, message: descriptor.Descriptor, name: str) -> Any:

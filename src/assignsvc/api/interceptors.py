@@ -1,11 +1,14 @@
 """The server interceptor: authentication, request ids, load shedding, drain refusals, RPC metrics.
 
-One interceptor does all five so Assign pays for one wrapper, not five. Authentication
-happens before the handler is chosen: a refused call gets a handler that only aborts
-(UNAUTHENTICATED, PERMISSION_DENIED, or RESOURCE_EXHAUSTED over a key's rate limit);
-an admitted one runs with its datasource in service.scope.CALLER_DATASOURCE. Wrapped
-handlers are built once per method and reused (the generated handlers are static),
-keeping each call's cost to a counter, a clock read and one histogram observe.
+One interceptor does all five so Assign pays for one wrapper, not five. The server
+uses it without gRPC's interceptor machinery: `wrap` builds each method's handler once
+at registration (api.handlers.add_services), and the handler itself authenticates the
+call from its metadata before anything else, then aborts (UNAUTHENTICATED,
+PERMISSION_DENIED, or RESOURCE_EXHAUSTED over a key's rate limit) or runs with its
+datasource in service.scope.CALLER_DATASOURCE. grpc.aio's interceptor path alone cost an
+empty handler 3-11% more CPU per call (docs/performance.md), which is why this is not a
+grpc.aio.ServerInterceptor. Each call's cost stays a metadata scan, a counter, and a
+clock read and histogram observe when metrics are on.
 Health and reflection are never wrapped nor authenticated: probes must answer while
 the server sheds load or drains.
 """
@@ -18,7 +21,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -62,7 +65,7 @@ MAX_REQUEST_ID = 128  # a longer client id is cut: it is logged on every line
 Behavior = Callable[..., Any]
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ServerInterceptor:
     """Admits at most max_concurrent RPCs (0 = no cap), refuses all while draining;
     times each call into RPC_DURATION when record_metrics (the metrics port is on)."""
 
@@ -76,37 +79,34 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.ready = True  # False while the server starts without its Redis: refuse with STARTING
         self._held: asyncio.Event | None = None  # set: held refusals may answer (end of a drain)
         self._last_refused = 0.0  # monotonic time of the last call refused while draining
-        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
         self._ids = itertools.count(1)
         self._id_prefix = f"{os.getpid():x}-{int(time.time()) & 0xFFFFFF:x}-"
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        """The method's handler, wrapped (None for an unknown method: gRPC answers UNIMPLEMENTED)."""
-        handler = await continuation(details)
-        method: str = details.method
-        if handler is None or method.startswith(EXEMPT_PREFIXES):
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """`handler` of the full method name `method`, doing inside itself, per call, the
+        checks (_check) and then the admission, counting and timing (_wrap); built once per
+        method: api.handlers.add_services applies it to every method it registers. Health
+        and reflection are returned as they are."""
+        if method.startswith(EXEMPT_PREFIXES):
             return handler
+        return self._wrap(method.rsplit("/", 1)[-1], handler, checked=method)
+
+    def _check(self, method: str, metadata: Any) -> Any:
+        """None if the call may go on (its request id, datasource and grant now set for it),
+        else the status to refuse it with (STARTING, or the key's refusal)."""
         if not self.ready:
-            if self.record_metrics:
-                RPC_DURATION.labels(method.rsplit("/", 1)[-1], "UNAVAILABLE").observe(0.0)
-            return _refusing(handler, STARTING)
-        request_id, datasource, api_key = _read_metadata(details.invocation_metadata)
-        REQUEST_ID.set(request_id or f"{self._id_prefix}{next(self._ids)}")
-        if self.key_ring is not None:
+            refusal = STARTING
+        else:
+            request_id, datasource, api_key = _read_metadata(metadata)
+            REQUEST_ID.set(request_id or f"{self._id_prefix}{next(self._ids)}")
+            if self.key_ring is None:
+                return None
             refusal = self._authenticate(method, datasource, api_key)
-            if refusal is not None:
-                if self.record_metrics:
-                    RPC_DURATION.labels(method.rsplit("/", 1)[-1], refusal.code.name).observe(0.0)
-                return _refusing(handler, refusal)
-        key = (method, id(handler))
-        wrapped = self._wrapped.get(key)
-        if wrapped is None:
-            wrapped = self._wrapped[key] = self._wrap(method.rsplit("/", 1)[-1], handler)
-        return wrapped
+            if refusal is None:
+                return None
+        if self.record_metrics:
+            RPC_DURATION.labels(method.rsplit("/", 1)[-1], refusal.code.name).observe(0.0)
+        return refusal
 
     def _authenticate(self, method: str, datasource: str, api_key: str) -> Any:
         """None if the call may go on (its datasource now set for it), else the refusal status."""
@@ -130,23 +130,24 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return UNAUTHENTICATED_MALFORMED
         return UNAUTHENTICATED_INVALID
 
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler, checked: str | None = None) -> grpc.RpcMethodHandler:
+        """The handler admitted, counted and timed (audited when it changes something); with
+        `checked` (the full method name), each call also runs _check first (see wrap)."""
         if not method.startswith(READS):
             handler = _audited(method, handler)
+        serializers = (handler.request_deserializer, handler.response_serializer)
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary), handler.request_deserializer, handler.response_serializer
-            )
+            return grpc.unary_unary_rpc_method_handler(self._unary(method, handler.unary_unary, checked), *serializers)
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(method, handler.stream_unary), handler.request_deserializer, handler.response_serializer
+                self._unary(method, handler.stream_unary, checked), *serializers
             )
         streaming = handler.unary_stream is not None
         factory = grpc.unary_stream_rpc_method_handler if streaming else grpc.stream_stream_rpc_method_handler
         behavior = handler.unary_stream or handler.stream_stream
         if not inspect.isasyncgenfunction(behavior):  # a coroutine writing with context.write
-            return factory(self._unary(method, behavior), handler.request_deserializer, handler.response_serializer)
-        return factory(self._streaming(method, behavior), handler.request_deserializer, handler.response_serializer)
+            return factory(self._unary(method, behavior, checked), *serializers)
+        return factory(self._streaming(method, behavior, checked), *serializers)
 
     async def _admit(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         """Refuse the call (raises) while draining or at the cap."""
@@ -186,13 +187,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if self._held is not None:
             self._held.set()
 
-    def _unary(self, method: str, behavior: Behavior) -> Behavior:
+    def _unary(self, method: str, behavior: Behavior, checked: str | None = None) -> Behavior:
         if not self.record_metrics:
-            return self._unary_unmetered(behavior)
+            return self._unary_unmetered(behavior, checked)
         ok = RPC_DURATION.labels(method, "OK")
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await self._admit(context, method)
+            if checked is not None and (refusal := self._check(checked, context.invocation_metadata())) is not None:
+                await context.abort(refusal.code, refusal.details, refusal.trailing_metadata)
+            if self.draining or 0 < self.max_concurrent <= self.in_flight:  # a coroutine only to refuse
+                await self._admit(context, method)
             self.in_flight += 1
             started = time.perf_counter()
             try:
@@ -207,11 +211,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return observed
 
-    def _unary_unmetered(self, behavior: Behavior) -> Behavior:
+    def _unary_unmetered(self, behavior: Behavior, checked: str | None = None) -> Behavior:
         """The unary wrapper without a clock or histogram: what Assign pays with metrics off."""
 
         async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await self._admit(context, "")
+            if checked is not None and (refusal := self._check(checked, context.invocation_metadata())) is not None:
+                await context.abort(refusal.code, refusal.details, refusal.trailing_metadata)
+            if self.draining or 0 < self.max_concurrent <= self.in_flight:  # a coroutine only to refuse
+                await self._admit(context, "")
             self.in_flight += 1
             try:
                 return await behavior(request, context)
@@ -220,10 +227,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return admitted
 
-    def _streaming(self, method: str, behavior: Behavior) -> Behavior:
+    def _streaming(self, method: str, behavior: Behavior, checked: str | None = None) -> Behavior:
         ok = RPC_DURATION.labels(method, "OK")
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            if checked is not None and (refusal := self._check(checked, context.invocation_metadata())) is not None:
+                await context.abort(refusal.code, refusal.details, refusal.trailing_metadata)
             await self._admit(context, method)
             self.in_flight += 1
             started = time.perf_counter()
@@ -259,26 +268,6 @@ def _read_metadata(metadata: Any) -> tuple[str, str, str]:
         elif name == REQUEST_ID_KEY:
             request_id = value[:MAX_REQUEST_ID]
     return request_id, datasource, api_key
-
-
-def _refusing(handler: grpc.RpcMethodHandler, status: Any) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as `handler` that only answers with `status`."""
-
-    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(status.code, status.details, status.trailing_metadata)
-
-    async def refuse_streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        await context.abort(status.code, status.details, status.trailing_metadata)
-        yield  # pragma: no cover - abort raises; this makes the function a generator
-
-    kinds = (
-        (handler.unary_unary, grpc.unary_unary_rpc_method_handler, refuse),
-        (handler.stream_unary, grpc.stream_unary_rpc_method_handler, refuse),
-        (handler.unary_stream, grpc.unary_stream_rpc_method_handler, refuse_streaming),
-        (handler.stream_stream, grpc.stream_stream_rpc_method_handler, refuse_streaming),
-    )
-    factory, behavior = next((f, b) for present, f, b in kinds if present is not None)
-    return factory(behavior, handler.request_deserializer, handler.response_serializer)
 
 
 def _audited(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

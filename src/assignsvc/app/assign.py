@@ -208,6 +208,39 @@ class Assigner:
             self.arm_counts.add(experiment_id, result.arm.id)
         return result
 
+    def kept_reply(self, experiment_id: str, participant_id: str) -> bytes | None:
+        """The serialized reply kept for a returning participant (keep_reply), answered as
+        assign() would have answered it (counted, the row touched in the cache), or None."""
+        live = self._registry.get(experiment_id)
+        if live is None:
+            return None
+        experiment = live.experiment
+        key = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, participant_id)
+        kept = self.cache.kept_reply(key, live)
+        if kept is None:
+            return None
+        self.served += 1
+        self.arm_counts.add(experiment_id, kept[1])
+        return kept[2]
+
+    def keep_reply(self, result: AssignmentResult, reply: bytes) -> None:
+        """Keep `reply`, the serialized answer `result` of an Assign without attributes, with
+        the cached row it came from, for kept_reply to answer the next time: only a STICKY
+        answer from a stored row (a new assignment's reply says NEW_ASSIGNMENT once), and
+        only where the participant id is the stored id (no hash attribute)."""
+        live = self._registry.get(result.experiment_id)
+        if live is None or result.reason is not AssignmentReason.STICKY or result.arm is None:
+            return
+        experiment = live.experiment
+        if (
+            live.targeting.hash_attribute
+            or result.participant_id in experiment.forced_arms
+            or result.bucket_version != experiment.bucket_version  # not what a cache hit answers
+        ):
+            return
+        key = (experiment.id, experiment.bucket_version, experiment.min_bucket_version, result.participant_id)
+        self.cache.keep_reply(key, (result.arm_index, result.first_seen_ms), (live, result.arm.id, reply))
+
     async def assign_many(
         self, items: Sequence[AssignItem], time_remaining_s: float | None = None
     ) -> list[AssignmentResult | AssignsvcError]:

@@ -44,7 +44,7 @@ from assignsvc import logs
 from assignsvc.config import ConfigError, ServerConfig
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.metrics import MultiProcessEndpoint, share_with_workers
-from assignsvc.server.wiring import create_server
+from assignsvc.server.wiring import create_server, tune_gc
 from assignsvc.store.embedded import EmbeddedRedis
 from assignsvc.store.redis_server import die_with_parent
 
@@ -321,6 +321,7 @@ async def _work(config: ServerConfig, ready: Connection) -> int:
     except Exception as exc:  # a port that will not bind is a RuntimeError from grpc
         ready.send(("failed", f"{type(exc).__name__}: {exc}"))
         return 1
+    tune_gc()
     ready.send(("ready", running.port))
     ready.close()
     try:

@@ -45,12 +45,13 @@ def encode_command(*parts: Arg) -> bytes:
 class _Batch:
     """Replies expected for one written batch, fulfilled in order by the reader."""
 
-    __slots__ = ("future", "replies", "size")
+    __slots__ = ("future", "replies", "size", "timer")
 
     def __init__(self, size: int, future: asyncio.Future[list[Any]]) -> None:
         self.size = size
         self.replies: list[Any] = []
         self.future = future
+        self.timer: asyncio.TimerHandle | None = None  # submit()'s deadline, cancelled on the last reply
 
 
 class FastScriptPipe:
@@ -142,6 +143,8 @@ class FastScriptPipe:
                     batch.replies.append(reply)
                     if len(batch.replies) == batch.size:
                         self._pending.popleft()
+                        if batch.timer is not None:
+                            batch.timer.cancel()
                         if not batch.future.done():
                             batch.future.set_result(batch.replies)
         except (OSError, ConnectionError, IndexError) as exc:
@@ -154,6 +157,8 @@ class FastScriptPipe:
             writer.close()
         while self._pending:
             batch = self._pending.popleft()
+            if batch.timer is not None:
+                batch.timer.cancel()
             if not batch.future.done():
                 batch.future.set_exception(error)
         task, self._reader_task = self._reader_task, None
@@ -199,6 +204,27 @@ class FastScriptPipe:
             # replies may still come for this batch: the connection can no longer be trusted
             self._fail_all(StoreUnavailableError("store timed out"))
             raise StoreUnavailableError(f"store did not answer within {self._timeout_s}s") from exc
+
+    def submit(self, commands: Sequence[bytes]) -> asyncio.Future[list[Any]] | None:
+        """execute() without a coroutine: the commands written now, the future of their
+        replies (errors as objects), failed with StoreUnavailableError (and the connection
+        dropped, as execute() does) past the pipe's timeout: one timer for the batch. None
+        when there is no open connection or the socket still holds unsent bytes: execute()
+        then connects, or waits for the socket."""
+        writer = self._writer
+        if writer is None or not commands or writer.transport.get_write_buffer_size():
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        batch = _Batch(len(commands), future)
+        self._pending.append(batch)
+        writer.write(b"".join(commands))
+        batch.timer = loop.call_later(self._timeout_s, self._timed_out, future)
+        return future
+
+    def _timed_out(self, future: asyncio.Future[list[Any]]) -> None:
+        if not future.done():  # replies may still come for it: the connection can no longer be trusted
+            self._fail_all(StoreUnavailableError(f"store did not answer within {self._timeout_s}s"))
 
     async def close(self) -> None:
         """Close the connection (calls in flight fail)."""

@@ -6,6 +6,12 @@ experiment, its bucket version and its min_bucket_version (raising it can block 
 participant who holds an older row). Re-randomizing or blocking therefore misses
 the cache by construction, and deleted ids are never reused, so old entries are
 simply unreachable and age out: nothing is ever invalidated by hand.
+
+Beside a row the cache may keep the serialized reply a returning participant got, with
+the object it was built from (the live experiment: any change to the experiment replaces
+it, so a kept reply is used only while everything it shows is unchanged). A repeat Assign
+is then answered with those bytes: no decoding of the row, no message to fill and
+serialize. The reply lives and dies with its row.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections import OrderedDict
 CacheKey = tuple[str, int, int, str]
 # (arm index, first_seen_ms)
 CachedRow = tuple[int, int]
+# (what the reply was built from, the arm id it shows, the serialized reply)
+KeptReply = tuple[object, str, bytes]
 
 
 class StickyCache:
@@ -24,6 +32,7 @@ class StickyCache:
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
         self._rows: OrderedDict[CacheKey, CachedRow] = OrderedDict()
+        self._replies: dict[CacheKey, KeptReply] = {}
         self.hits = 0
         self.misses = 0
 
@@ -41,10 +50,28 @@ class StickyCache:
         """Remember a stored row, evicting the least recently used beyond the bound."""
         if self._max <= 0:
             return
+        if self._rows.get(key, row) != row:  # never in practice (rows never change): no stale reply
+            self._replies.pop(key, None)
         self._rows[key] = row
         self._rows.move_to_end(key)
         if len(self._rows) > self._max:
-            self._rows.popitem(last=False)
+            evicted, _ = self._rows.popitem(last=False)
+            self._replies.pop(evicted, None)
+
+    def kept_reply(self, key: CacheKey, owner: object) -> KeptReply | None:
+        """The reply kept with a cached row, if it was built from `owner` (counted as a hit,
+        the row marked most recently used), else None (not counted: the caller goes on to get())."""
+        kept = self._replies.get(key)
+        if kept is None or kept[0] is not owner:
+            return None
+        self._rows.move_to_end(key)
+        self.hits += 1
+        return kept
+
+    def keep_reply(self, key: CacheKey, row: CachedRow, reply: KeptReply) -> None:
+        """Keep a reply with its row, if that row is the one cached."""
+        if self._rows.get(key) == row:
+            self._replies[key] = reply
 
     def __len__(self) -> int:
         return len(self._rows)

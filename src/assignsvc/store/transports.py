@@ -6,6 +6,7 @@ claim store decodes; store.cluster has the third transport, for a Redis Cluster.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,12 +55,25 @@ class FastPipeTransport:
 
     async def run(self, claims: Sequence[ClaimRequest]) -> list[Any]:
         """See ClaimTransport.run."""
+        return self.replies(claims, await self.pipe.execute_loading_script(self._commands(claims)))
+
+    def submit(self, claims: Sequence[ClaimRequest]) -> asyncio.Future[list[Any]] | None:
+        """The claims written now (FastScriptPipe.submit); the future of the script calls'
+        replies, for replies(); None when run() must be used."""
+        return self.pipe.submit(self._commands(claims))
+
+    def _commands(self, claims: Sequence[ClaimRequest]) -> list[bytes]:
         sha = self.pipe.script_sha
-        commands = [
+        return [
             encode_command(b"EVALSHA", sha, len(keys), *keys, *args) for keys, args in self.codec.batch_calls(claims)
         ]
+
+    @staticmethod
+    def replies(claims: Sequence[ClaimRequest], calls: list[Any]) -> list[Any]:
+        """One claim reply per claim, from the script calls' replies; StoreUnavailableError
+        for an error reply (a NOSCRIPT one included: submit() does not reload the script)."""
         replies: list[Any] = []
-        for reply in await self.pipe.execute_loading_script(commands):
+        for reply in calls:
             if isinstance(reply, Exception):
                 raise StoreUnavailableError(f"store refused the claim: {reply}")
             replies += reply
