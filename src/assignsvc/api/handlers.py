@@ -42,10 +42,12 @@ def add_services(
     server: grpc.aio.Server,
     *servicers: object,
     wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] | None = None,
-) -> None:
+) -> dict[str, grpc.RpcMethodHandler]:
     """Register each servicer's methods, taking and giving bytes, under its proto service;
     each handler passed through `wrap(full method name, handler)` when given (the
-    interceptor's per-call work, done inside the handler: api.interceptors)."""
+    interceptor's per-call work, done inside the handler: api.interceptors). The handlers
+    registered, by full method name (the HTTP edge calls the unary ones in process)."""
+    registered: dict[str, grpc.RpcMethodHandler] = {}
     for servicer in servicers:
         service = service_of(type(servicer))
         handlers = {
@@ -57,6 +59,8 @@ def add_services(
             handlers = {name: wrap(f"/{service.full_name}/{name}", handler) for name, handler in handlers.items()}
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
         server.add_registered_method_handlers(service.full_name, handlers)
+        registered.update((f"/{service.full_name}/{name}", handler) for name, handler in handlers.items())
+    return registered
 
 
 def service_of(servicer_type: type) -> descriptor.ServiceDescriptor:

@@ -33,6 +33,7 @@ from assignsvc.api.convert import experiment_to_pb
 from assignsvc.api.handlers import add_services
 from assignsvc.api.http import UseCases, loopback_address, readiness, serve_http
 from assignsvc.api.interceptors import ServerInterceptor
+from assignsvc.api.local_calls import local_unaries
 from assignsvc.api.reflection import enable_reflection
 from assignsvc.app.access import AccessManager, KeyRing
 from assignsvc.app.apply import ExperimentApplier
@@ -214,7 +215,7 @@ async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> Runn
     )
     webhooks, webhook_store, outbox, settings = _webhook_service(redis, keys, config)
     access = AccessManager(access_store, key_ring)
-    add_services(  # bytes in, bytes out: requests are decoded after authentication (api/handlers.py)
+    registered = add_services(  # bytes in, bytes out: requests are decoded after authentication (api/handlers.py)
         server,
         ExperimentServicer(catalog, ExperimentApplier(catalog, registry, experiment_store, assignment_store)),
         AssignmentServicer(assigner),
@@ -248,6 +249,7 @@ async def _start(config: ServerConfig, owned: contextlib.AsyncExitStack) -> Runn
         readiness(health),
         grpc_target,
         serving=lambda: interceptor.ready,
+        local_unaries=local_unaries(registered),
     )
     http = await serve_http(config, use_cases)
     if http is not None:

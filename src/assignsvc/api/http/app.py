@@ -16,8 +16,8 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +25,7 @@ from google.rpc import code_pb2
 
 from assignsvc.api.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from assignsvc.api.http.errors import HttpRefusalError, error_response, status_of, status_response
+from assignsvc.api.local_calls import LocalUnary
 from assignsvc.api.status import STARTING_MESSAGE
 from assignsvc.app.access import KeyRing
 from assignsvc.app.assign import Assigner
@@ -63,6 +64,8 @@ class UseCases:
     grpc_target: str | None = None
     # False while the server starts without its Redis: routes answer 503 (STARTING), as RPCs do.
     serving: Callable[[], bool] = lambda: True
+    # The registered unary handlers, which transcoded routes call in process (api.local_calls).
+    local_unaries: Mapping[str, LocalUnary] = field(default_factory=dict)
 
 
 class HttpEdge:

@@ -1,9 +1,11 @@
 """The transcoded v1 API: each annotated RPC served over HTTP/JSON by calling the gRPC
 server of this process, as Envoy's gRPC-JSON transcoder or grpc-gateway would.
 
-The call goes to this process's own gRPC server (a loopback channel), so every rule,
-the interceptor's included (keys, scopes, rate limits, tenant isolation, drain, RPC
-metrics, audit log), applies exactly as to a gRPC caller: nothing is implemented twice.
+Each call runs the handler the gRPC server registered, so every rule, the interceptor's
+included (keys, scopes, rate limits, tenant isolation, drain, RPC metrics, audit log),
+applies exactly as to a gRPC caller: nothing is implemented twice. A unary RPC calls that
+handler in process (api.local_calls); a streaming one goes through this process's own
+gRPC server over a loopback channel.
 Bodies and responses are the proto3 JSON mapping (unknown fields and wrong types are
 400); path variables, then query parameters (for fields outside the body), fill the
 request. A client-streaming RPC reads its body as NDJSON (one request a line; CSV for
@@ -41,6 +43,7 @@ from assignsvc.api.http.errors import (
     status_response,
 )
 from assignsvc.api.http.routes import Route, all_routes
+from assignsvc.api.local_calls import LocalAbort, LocalUnary
 from assignsvc.app.access import KeyRing
 from assignsvc.logs import REQUEST_ID
 
@@ -58,7 +61,9 @@ def add_routes(edge: HttpEdge, target: str) -> grpc.aio.Channel:
     """Serve every annotated RPC over HTTP through a channel to `target`; the channel (to close)."""
     channel = grpc.aio.insecure_channel(target)
     for route in all_routes():
-        edge.app.router.add_route(route.verb, route.aiohttp_path, _Call(channel, route, edge.use_cases.key_ring).handle)
+        local = edge.use_cases.local_unaries.get(route.full_method)
+        call = _Call(channel, route, edge.use_cases.key_ring, local)
+        edge.app.router.add_route(route.verb, route.aiohttp_path, call.handle)
     return channel
 
 
@@ -69,12 +74,15 @@ def _message_class(descriptor: Descriptor) -> type[Message]:
 class _Call:
     """The HTTP handler of one route."""
 
-    def __init__(self, channel: grpc.aio.Channel, route: Route, key_ring: KeyRing | None) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, route: Route, key_ring: KeyRing | None, local: LocalUnary | None = None
+    ) -> None:
         self._route = route
         self._key_ring = key_ring
+        self._local = local  # the unary handler, called in process (else through the channel)
         method = route.method
         self._request_class = _message_class(method.input_type)
-        response_class = _message_class(method.output_type)
+        response_class = self._response_class = _message_class(method.output_type)
         path, ser, de = route.full_method, self._request_class.SerializeToString, response_class.FromString
         if method.client_streaming and method.server_streaming:
             self._stub: Callable[..., Any] = channel.stream_stream(path, ser, de)
@@ -92,38 +100,45 @@ class _Call:
         if_match = False
         try:
             if method.client_streaming:
-                # Refused before the call opens: a server that ends a client stream while its
-                # body is still being sent leaves the client INTERNAL ("Internal error from
-                # Core"), not the refusal. The gRPC interceptor checks the key again.
-                refusal = authenticate(request, self._key_ring, self._route.full_method)
-                if refusal is not None:
-                    return status_response(refusal.status)
-                if not (self._route.method.name in _CSV_METHODS and request.content_type == CSV_TYPE):
-                    refuse_media_type(request, (*NDJSON_TYPES, *JSON_TYPES))
-                pump = _BodyPump(self._streamed_requests(request))
-                try:
-                    requests = _keeping(pump.messages(), refused)
-                    if method.server_streaming:
-                        return await self._stream_out(request, self._stub(requests, metadata=metadata), refused)
-                    reply = await self._stub(requests, metadata=metadata, timeout=UNARY_TIMEOUT_S)
-                    return _json(reply)
-                finally:
-                    await pump.close()
+                return await self._client_streamed(request, metadata, refused)
             message = await self._request(request)
             if_match = _if_match(request, message, self._route.body)
             if method.server_streaming:
                 return await self._stream_out(request, self._stub(message, metadata=metadata), refused)
+            if self._local is not None:
+                reply = await self._local(message.SerializeToString(), metadata, UNARY_TIMEOUT_S)
+                return _json(self._response_class.FromString(reply))
             return _json(await self._stub(message, metadata=metadata, timeout=UNARY_TIMEOUT_S))
+        except LocalAbort as ended:
+            return _refused(status_from_grpc(ended.code.value[0], ended.details, ended.trailing_metadata), if_match)
         except (grpc.aio.AioRpcError, asyncio.CancelledError) as error:
             if refused:  # gRPC cancelled the call because a line of the body was bad
                 raise refused[0] from None
             if isinstance(error, asyncio.CancelledError):
                 raise
             status = status_from_grpc(error.code().value[0], error.details(), error.trailing_metadata())
-            response = status_response(status)
-            if status.code == code_pb2.ABORTED and if_match:
-                response.set_status(412)  # the If-Match header's precondition failed (RFC 9110)
-            return response
+            return _refused(status, if_match)
+
+    async def _client_streamed(
+        self, request: web.Request, metadata: list[tuple[str, str]], refused: list[HttpRefusalError]
+    ) -> web.StreamResponse:
+        """A client-streaming RPC, its requests read from the body as they arrive."""
+        # Refused before the call opens: a server that ends a client stream while its
+        # body is still being sent leaves the client INTERNAL ("Internal error from
+        # Core"), not the refusal. The gRPC interceptor checks the key again.
+        refusal = authenticate(request, self._key_ring, self._route.full_method)
+        if refusal is not None:
+            return status_response(refusal.status)
+        if not (self._route.method.name in _CSV_METHODS and request.content_type == CSV_TYPE):
+            refuse_media_type(request, (*NDJSON_TYPES, *JSON_TYPES))
+        pump = _BodyPump(self._streamed_requests(request))
+        try:
+            requests = _keeping(pump.messages(), refused)
+            if self._route.method.server_streaming:
+                return await self._stream_out(request, self._stub(requests, metadata=metadata), refused)
+            return _json(await self._stub(requests, metadata=metadata, timeout=UNARY_TIMEOUT_S))
+        finally:
+            await pump.close()
 
     async def _request(self, request: web.Request) -> Message:
         """The request message: body (as the binding says), query parameters, then path variables."""
@@ -309,6 +324,15 @@ def _if_match(request: web.Request, message: Message, body: str) -> bool:
             setattr(target, "etag", etag)  # noqa: B010 - a field found by its descriptor
             return True
     return False
+
+
+def _refused(status: Any, if_match: bool) -> web.Response:
+    """The Status answer of a refused call; 412 for ABORTED when an If-Match header named
+    the etag (the header's precondition failed, RFC 9110)."""
+    response = status_response(status)
+    if status.code == code_pb2.ABORTED and if_match:
+        response.set_status(412)
+    return response
 
 
 def _metadata(request: web.Request) -> list[tuple[str, str]]:
