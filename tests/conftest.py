@@ -53,6 +53,13 @@ def server(server_config: ServerConfig) -> Iterator[ServerThread]:
 
 
 @pytest.fixture
+def base(server: ServerThread) -> str:
+    """The live server's HTTP address (a module turns HTTP on in its server_config)."""
+    assert server.running is not None and server.running.http is not None
+    return f"http://127.0.0.1:{server.running.http.port}"
+
+
+@pytest.fixture
 def client(server: ServerThread) -> Iterator[Client]:
     """Stubs connected to the live server."""
     c = Client.connect(server.target)

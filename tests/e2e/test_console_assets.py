@@ -16,7 +16,7 @@ import pytest
 
 from assignsvc.api.http.console import CSP, load_assets
 from assignsvc.config import ServerConfig
-from tests.support import ServerThread, free_port
+from tests.support import free_port
 from tests.support.http import call
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,12 +31,6 @@ SINKS = re.compile(
 @pytest.fixture
 def server_config(server_config: ServerConfig) -> ServerConfig:
     return dataclasses.replace(server_config, http_port=free_port())
-
-
-@pytest.fixture
-def base(server: ServerThread) -> str:
-    assert server.running is not None and server.running.http is not None
-    return f"http://127.0.0.1:{server.running.http.port}"
 
 
 def _modules(name: str, seen: set[str]) -> set[str]:

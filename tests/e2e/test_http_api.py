@@ -26,12 +26,6 @@ def server_config(server_config: ServerConfig) -> ServerConfig:
     return dataclasses.replace(server_config, http_port=free_port(), metrics_port=free_port())
 
 
-@pytest.fixture
-def base(server: ServerThread) -> str:
-    assert server.running is not None and server.running.http is not None
-    return f"http://127.0.0.1:{server.running.http.port}"
-
-
 def violations(body: dict[str, object]) -> list[str]:
     """The fields of the BadRequest detail of a Status JSON."""
     details = body.get("details", [])

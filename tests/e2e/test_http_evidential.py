@@ -10,7 +10,7 @@ import time
 import pytest
 
 from assignsvc.config import ServerConfig
-from tests.support import ServerThread, free_port
+from tests.support import free_port
 from tests.support.http import call
 
 ASSIGNMENT_RESPONSE_FIELDS = ["experiment_id", "participant_id", "assignment"]
@@ -57,12 +57,6 @@ ARMS = [{"id": "control", "weight": 0.5}, {"id": "treatment", "weight": 0.5}]
 @pytest.fixture
 def server_config(server_config: ServerConfig) -> ServerConfig:
     return dataclasses.replace(server_config, http_port=free_port())
-
-
-@pytest.fixture
-def base(server: ServerThread) -> str:
-    assert server.running is not None and server.running.http is not None
-    return f"http://127.0.0.1:{server.running.http.port}"
 
 
 def create(base: str, experiment_id: str, **fields: object) -> None:

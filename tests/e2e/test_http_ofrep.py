@@ -16,7 +16,7 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
 from assignsvc.config import ServerConfig
-from tests.support import ServerThread, free_port
+from tests.support import free_port
 from tests.support.http import call
 
 COLORS = [{"id": "blue", "weight": 0.5, "value": "#00f"}, {"id": "green", "weight": 0.5, "value": "#0f0"}]
@@ -26,12 +26,6 @@ LAYOUTS = [{"id": "a", "weight": 0.5, "value": {"columns": 2}}, {"id": "b", "wei
 @pytest.fixture
 def server_config(server_config: ServerConfig) -> ServerConfig:
     return dataclasses.replace(server_config, http_port=free_port())
-
-
-@pytest.fixture
-def base(server: ServerThread) -> str:
-    assert server.running is not None and server.running.http is not None
-    return f"http://127.0.0.1:{server.running.http.port}"
 
 
 def create(base: str, experiment_id: str, arms: list[dict[str, object]], **fields: object) -> None:

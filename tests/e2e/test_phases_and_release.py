@@ -18,7 +18,7 @@ from assignsvc.config import ServerConfig
 from assignsvc.v1 import assignment_service_pb2 as apb
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
-from tests.support import Client, ServerThread, assign, assign_all, bad_request_fields, error_reason, free_port, stats
+from tests.support import Client, assign, assign_all, bad_request_fields, error_reason, free_port, stats
 from tests.support.http import call
 
 ARMS = [
@@ -30,12 +30,6 @@ ARMS = [
 @pytest.fixture
 def server_config(server_config: ServerConfig) -> ServerConfig:
     return dataclasses.replace(server_config, http_port=free_port())
-
-
-@pytest.fixture
-def base(server: ServerThread) -> str:
-    assert server.running is not None and server.running.http is not None
-    return f"http://127.0.0.1:{server.running.http.port}"
 
 
 def set_weights(client: Client, experiment_id: str, *weights: float) -> epb.Experiment:
