@@ -18,7 +18,7 @@ from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Arm, Experiment
 from assignsvc.errors import StoreUnavailableError
 from assignsvc.store import ClaimKind, RedisAssignmentStore
-from assignsvc.store.claims import ClaimCodec, to_claim
+from assignsvc.store.claims import ClaimCodec, to_claim, to_claims
 from assignsvc.store.connection import connect
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.pipelining import PipelinedAssignmentStore
@@ -215,6 +215,29 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 return {3}
 """
+
+
+FLAT_REQUESTS = [(EXPERIMENT, "p1", 0, 5), (EXPERIMENT, "p2", None, 5), (EXPERIMENT, "p3", 1, 5)]
+
+
+class TestFlatClaimReplies:
+    """The batch script answers every claim of a call in one flat array, decoded by walking it."""
+
+    def test_each_claim_reply_is_read_in_order(self) -> None:
+        blocked = dataclasses.replace(EXPERIMENT, bucket_version=3, min_bucket_version=2)
+        requests = [*FLAT_REQUESTS, (blocked, "p4", 0, 5)]
+        replies = [3, 0, 1, b"2049", 2, b"1025", 4]
+        assert to_claims(requests, replies) == [
+            Claim(ClaimKind.CREATED, 0, 5, 0),
+            Claim(ClaimKind.ABSENT, bucket_version=0),
+            Claim(ClaimKind.EXISTING, 1, 2, 0),
+            Claim(ClaimKind.BLOCKED, 1, 1, 0),
+        ]
+
+    @pytest.mark.parametrize("replies", [[3, 0], [3, 0, 3, 3], [3, 0, 1]])
+    def test_too_few_or_too_many_replies_are_store_unavailable(self, replies: list[object]) -> None:
+        with pytest.raises(StoreUnavailableError, match="answered"):
+            to_claims(FLAT_REQUESTS, replies)
 
 
 class TestWebhooksStoredBeforeFormats:

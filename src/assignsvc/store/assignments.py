@@ -47,7 +47,7 @@ class ClaimingStore:
         """See AssignmentStore.claim: the one place a lone claim's deadline is kept
         (PipelinedAssignmentStore keeps its waiters' own, with a timer)."""
         sent = self.transport.run([(experiment, participant_id, proposed_arm, now_ms)])
-        [reply] = await (sent if timeout_s is None else bounded(sent, timeout_s, "claim"))
+        reply = await (sent if timeout_s is None else bounded(sent, timeout_s, "claim"))
         return to_claim(experiment, reply, now_ms, proposed_arm)
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from assignsvc.core.hashing import storage_shard
 from assignsvc.core.model import Experiment
+from assignsvc.errors import StoreUnavailableError
 from assignsvc.store.keys import Keyspace
 from assignsvc.store.protocols import Claim, ClaimKind, ClaimRequest
 
@@ -31,44 +32,60 @@ PhaseCounts = dict[int, list[int]]
 # One claim, as a Lua function over KEYS[first..last]: KEYS[first] rows at the current
 # version, KEYS[first + 1] its arm counters, the rest rows at each version below
 # min_bucket_version, newest first. `row` is the packed row to write, or "" to only look.
-# Returns {0} absent, {1, row} existing, {2, row, i} blocked (i: the key's index counted
-# from first, 3 for the newest old version), {3} created. The row is read before any
-# write (not HSETNX): a returning participant's claim then runs no write command, so it is
-# answered while Redis refuses writes (maxmemory with noeviction, a read-only replica).
-# Blocked versions are checked first, as GrowthBook does: holding any arm from a
-# version below min_bucket_version blocks, even beside an arm at the current version.
+# Appends its reply to `out` at `n` and returns the new length: 0 absent, (1, row)
+# existing, (2, row, i) blocked (i: the key's index counted from first, 3 for the newest
+# old version), 3 created. Flat, not a table per claim: a batch's reply is then one
+# array, which costs Redis less to build and to encode (measured in docs/performance.md).
+# The row is read before any write (not HSETNX): a returning participant's claim then
+# runs no write command, so it is answered while Redis refuses writes (maxmemory with
+# noeviction, a read-only replica). Blocked versions are checked first, as GrowthBook
+# does: holding any arm from a version below min_bucket_version blocks, even beside an
+# arm at the current version; with no older versions (min_bucket_version 0) the loop is empty.
 _CLAIM_FUNCTION = """
-local function claim(first, last, participant, row, arm)
+local hget = 'HGET'
+local function claim(out, n, first, last, participant, row, arm)
   for i = first + 2, last do
-    local old = redis.call('HGET', KEYS[i], participant)
-    if old then return {2, old, i - first + 1} end
+    local old = redis.call(hget, KEYS[i], participant)
+    if old then
+      out[n + 1], out[n + 2], out[n + 3] = 2, old, i - first + 1
+      return n + 3
+    end
   end
-  local current = redis.call('HGET', KEYS[first], participant)
-  if current then return {1, current} end
-  if row == '' then return {0} end
+  local current = redis.call(hget, KEYS[first], participant)
+  if current then
+    out[n + 1], out[n + 2] = 1, current
+    return n + 2
+  end
+  if row == '' then
+    out[n + 1] = 0
+    return n + 1
+  end
   redis.call('HSET', KEYS[first], participant, row)
   redis.call('HINCRBY', KEYS[first + 1], arm, 1)
-  return {3}
+  out[n + 1] = 3
+  return n + 1
 end
 """
 # One claim per call: KEYS as above; ARGV participant, packed row or "", counter field
 # (counter_field: the arm index in phase 0, so counters written before phases are phase 0's).
-CLAIM_SCRIPT = _CLAIM_FUNCTION + "return claim(1, #KEYS, ARGV[1], ARGV[2], ARGV[3])\n"
+# Its reply is the claim's: {0}, {1, row}, {2, row, i} or {3}.
+CLAIM_SCRIPT = _CLAIM_FUNCTION + "local out = {}\nclaim(out, 0, 1, #KEYS, ARGV[1], ARGV[2], ARGV[3])\nreturn out\n"
 # Many claims per call, in order (standalone Redis only: the keys span slots). ARGV holds
-# (number of keys, participant, packed row or "", arm index) per claim, KEYS each claim's
-# keys one after another; the reply is the list of each claim's reply. A claim script call
-# costs Redis ~15x a SET (measured: 14.5 us vs 1.0 us per call): one call per
-# CLAIMS_PER_CALL claims is what lets a batch approach the pipelined SET NX GET rate.
+# (number of keys, participant, packed row or "", counter field) per claim, KEYS each
+# claim's keys one after another; the reply is every claim's reply, one after another in
+# one flat array (to_claims walks it). A claim script call costs Redis ~15x a SET
+# (measured: 14.5 us vs 1.0 us per call): one call per CLAIMS_PER_CALL claims is what lets
+# a batch approach the pipelined SET NX GET rate.
 CLAIM_BATCH_SCRIPT = (
     _CLAIM_FUNCTION
     + """
-local replies, first = {}, 1
+local out, n, first = {}, 0, 1
 for j = 1, #ARGV, 4 do
   local last = first + tonumber(ARGV[j]) - 1
-  replies[#replies + 1] = claim(first, last, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3])
+  n = claim(out, n, first, last, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3])
   first = last + 1
 end
-return replies
+return out
 """
 )
 CLAIM_SHA = hashlib.sha1(CLAIM_SCRIPT.encode()).hexdigest()  # how Redis names it (EVALSHA)
@@ -214,7 +231,7 @@ def _claim_args(participant_id: str, proposed_arm: int | None, now_ms: int, phas
     return [participant_id, pack_row(now_ms, proposed_arm), counter_field(phase, proposed_arm)]
 
 
-def to_claim(experiment: Experiment, reply: list[int | bytes], now_ms: int, proposed: int | None) -> Claim:
+def to_claim(experiment: Experiment, reply: Sequence[int | bytes], now_ms: int, proposed: int | None) -> Claim:
     """The Claim of one claim script reply (see CLAIM_SCRIPT)."""
     code = int(reply[0])
     if code == 1:
@@ -231,11 +248,30 @@ def to_claim(experiment: Experiment, reply: list[int | bytes], now_ms: int, prop
 
 
 def to_claims(requests: Sequence[ClaimRequest], replies: Sequence[Any]) -> list[Claim]:
-    """The Claims of one claim script reply per request, in order."""
-    return [
-        to_claim(experiment, reply, now_ms, proposed)
-        for (experiment, _, proposed, now_ms), reply in zip(requests, replies, strict=True)
-    ]
+    """The Claims of one flat claim script reply per request, in order (each claim's reply
+    items one after another, as CLAIM_BATCH_SCRIPT answers); StoreUnavailableError when
+    the replies do not hold exactly one reply per request."""
+    claims: list[Claim] = []
+    append = claims.append
+    i, end = 0, len(replies)
+    for experiment, _, proposed, now_ms in requests:
+        if i >= end:
+            break
+        code = replies[i]
+        if code == 3 and proposed is not None:  # the common case first: a new row
+            append(Claim(ClaimKind.CREATED, proposed, now_ms, experiment.bucket_version))
+        elif code in {1, 2}:
+            if i + code >= end:  # a reply cut short
+                break
+            claim = to_claim(experiment, replies[i : i + code + 1], now_ms, proposed)
+            append(claim)
+            i += code
+        else:
+            append(Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version))
+        i += 1
+    if i != end or len(claims) != len(requests):
+        raise StoreUnavailableError(f"store answered {len(claims)} of {len(requests)} claims")
+    return claims
 
 
 class ClaimTransport(Protocol):
@@ -245,6 +281,6 @@ class ClaimTransport(Protocol):
     codec: ClaimCodec
 
     async def run(self, claims: Sequence[ClaimRequest]) -> list[Any]:
-        """One claim script reply per claim, in order; a failure or an error reply raises
-        StoreUnavailableError."""
+        """Each claim's script reply items, one claim after another in one flat list (see
+        to_claims); a failure or an error reply raises StoreUnavailableError."""
         ...

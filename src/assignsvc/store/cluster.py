@@ -171,7 +171,8 @@ class ClusterTransport:
             keys, args = self.codec.call(request)
             commands.append(("EVALSHA", CLAIM_SHA, len(keys), *keys, *args))
         with store_errors("claim batch"):
-            return _raise_first_error(await run_commands(self._cluster, commands, CLAIM_SCRIPT))
+            calls = _raise_first_error(await run_commands(self._cluster, commands, CLAIM_SCRIPT))
+        return [item for reply in calls for item in reply]  # flat, as ClaimTransport.run answers
 
 
 class ClusterAssignmentStore(ClaimingStore):
