@@ -253,23 +253,26 @@ def to_claims(requests: Sequence[ClaimRequest], replies: Sequence[Any]) -> list[
     the replies do not hold exactly one reply per request."""
     claims: list[Claim] = []
     append = claims.append
-    i, end = 0, len(replies)
-    for experiment, _, proposed, now_ms in requests:
-        if i >= end:
-            break
-        code = replies[i]
-        if code == 3 and proposed is not None:  # the common case first: a new row
-            append(Claim(ClaimKind.CREATED, proposed, now_ms, experiment.bucket_version))
-        elif code in {1, 2}:
-            if i + code >= end:  # a reply cut short
-                break
-            claim = to_claim(experiment, replies[i : i + code + 1], now_ms, proposed)
-            append(claim)
-            i += code
-        else:
-            append(Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version))
-        i += 1
-    if i != end or len(claims) != len(requests):
+    i = 0
+    try:
+        for experiment, _, proposed, now_ms in requests:
+            code = replies[i]
+            if code == 3 and proposed is not None:  # the common cases first: a new row, a returning one
+                append(Claim(ClaimKind.CREATED, proposed, now_ms, experiment.bucket_version))
+                i += 1
+            elif code == 1:
+                first_seen, arm = divmod(int(replies[i + 1]), ARM_SLOTS)
+                append(Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version))
+                i += 2
+            elif code == 2:
+                append(to_claim(experiment, replies[i : i + 3], now_ms, proposed))
+                i += 3
+            else:
+                append(Claim(ClaimKind.ABSENT, bucket_version=experiment.bucket_version))
+                i += 1
+    except IndexError:  # a reply cut short
+        pass
+    if i != len(replies) or len(claims) != len(requests):
         raise StoreUnavailableError(f"store answered {len(claims)} of {len(requests)} claims")
     return claims
 
