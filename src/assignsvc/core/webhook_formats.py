@@ -45,8 +45,9 @@ GROWTHBOOK = "growthbook"
 FORMATS = (ASSIGNSVC, EVIDENTIAL, EPPO, INTELLIGEMS, GROWTHBOOK)
 
 INTELLIGEMS_SIGNATURE_HEADER = "X-Intelligems-Signature"
-# Where the HTTP edge serves Evidential's GET experiment (route 2 of its client API).
-EVIDENTIAL_EXPERIMENT_PATH = "/evidential/v1/experiments/"
+# Where the HTTP edge serves Evidential's client routes (api/http/evidential.py mounts them
+# here): an Evidential body's experiment_url names the GET experiment route below it.
+EVIDENTIAL_PREFIX = "/evidential/v1"
 # GrowthBook's event-webhook API version this shape follows.
 GROWTHBOOK_API_VERSION = "2024-07-31"
 
@@ -83,7 +84,7 @@ class Limits:
 
 def evidential_experiment_url(public_url: str, experiment_id: str) -> str:
     """The experiment_url of an Evidential body: absolute when the server knows its public URL."""
-    return public_url.rstrip("/") + EVIDENTIAL_EXPERIMENT_PATH + experiment_id
+    return f"{public_url.rstrip('/')}{EVIDENTIAL_PREFIX}/experiments/{experiment_id}"
 
 
 def rfc3339(ms: int) -> str:

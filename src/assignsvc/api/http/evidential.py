@@ -31,10 +31,11 @@ from assignsvc.app.access import Refusal
 from assignsvc.app.assign import AssignmentResult
 from assignsvc.app.export import ExportFilters
 from assignsvc.core.model import Experiment, ExperimentStatus, ExperimentType
+from assignsvc.core.webhook_formats import EVIDENTIAL_PREFIX
 from assignsvc.errors import InvalidArgumentError, NotFoundError
 from assignsvc.store.claims import unpack_row
 
-PREFIX = "/evidential/v1"
+PREFIX = EVIDENTIAL_PREFIX  # one place: webhook bodies name these routes too
 _GET = "/assignsvc.v1.ExperimentService/GetExperiment"
 _LIST = "/assignsvc.v1.ExperimentService/ListExperiments"
 _EXPORT = "/assignsvc.v1.BulkAssignmentService/ExportAssignments"
