@@ -3,6 +3,7 @@ live assignsvc server in a thread against it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import redis
 from assignsvc.cli.main import main
 from assignsvc.config import ServerConfig
 from assignsvc.store.redis_server import LocalCluster, RedisServerProcess
+from assignsvc.v1 import webhook_service_pb2_grpc as wgrpc
 from tests.support import Cli, Client, Ran, ServerThread, free_port, running_server
 
 
@@ -50,6 +52,34 @@ def server(server_config: ServerConfig) -> Iterator[ServerThread]:
     """A live assignsvc server."""
     with running_server(server_config) as thread:
         yield thread
+
+
+@pytest.fixture
+def webhook_config(server_config: ServerConfig) -> ServerConfig:
+    """A server config that may reach loopback webhooks, polls fast and checks SRM often."""
+    return dataclasses.replace(
+        server_config,
+        webhook_allow_networks=("127.0.0.0/8",),
+        webhook_poll_interval_s=0.05,
+        webhook_timeout_s=1.0,
+        srm_threshold=0.01,
+        srm_check_interval_s=0.3,
+    )
+
+
+@pytest.fixture
+def live_server(webhook_config: ServerConfig) -> Iterator[ServerThread]:
+    """A live server for webhook tests (webhook_config)."""
+    with running_server(webhook_config) as thread:
+        yield thread
+
+
+@pytest.fixture
+def live(live_server: ServerThread) -> Iterator[tuple[Client, wgrpc.WebhookServiceStub]]:
+    """Stubs of the webhook test server: experiments and assignments, and webhooks."""
+    client = Client.connect(live_server.target)
+    yield client, wgrpc.WebhookServiceStub(client.channel)
+    client.channel.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import json
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -23,7 +22,7 @@ from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import webhook_service_pb2 as wpb
 from assignsvc.v1 import webhook_service_pb2_grpc as wgrpc
-from tests.support import Client, ServerThread, assign, bad_request_fields, free_port, running_server, wait_until
+from tests.support import Client, ServerThread, assign, bad_request_fields, free_port, wait_until
 from tests.support.hashing import hashed_to
 from tests.support.seed_receivers import CHECKS, seed_receiver
 
@@ -70,28 +69,10 @@ DROPPED: dict[str, list[str]] = {
 
 
 @pytest.fixture
-def live_server(server_config: ServerConfig) -> Iterator[ServerThread]:
-    """Reaches loopback webhooks, polls fast, checks SRM often, serves HTTP (Evidential's URL)."""
+def webhook_config(webhook_config: ServerConfig) -> ServerConfig:
+    """Also serves HTTP: Evidential's experiment_url names a route of it."""
     http_port = free_port()
-    config = dataclasses.replace(
-        server_config,
-        webhook_allow_networks=("127.0.0.0/8",),
-        webhook_poll_interval_s=0.05,
-        webhook_timeout_s=1.0,
-        srm_threshold=0.01,
-        srm_check_interval_s=0.3,
-        http_port=http_port,
-        public_url=f"http://127.0.0.1:{http_port}",
-    )
-    with running_server(config) as thread:
-        yield thread
-
-
-@pytest.fixture
-def live(live_server: ServerThread) -> Iterator[tuple[Client, wgrpc.WebhookServiceStub]]:
-    client = Client.connect(live_server.target)
-    yield client, wgrpc.WebhookServiceStub(client.channel)
-    client.channel.close()
+    return dataclasses.replace(webhook_config, http_port=http_port, public_url=f"http://127.0.0.1:{http_port}")
 
 
 def lifecycle(client: Client) -> None:

@@ -4,7 +4,6 @@ Assign unaffected by a receiver that hangs."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from google.protobuf import field_mask_pb2
 from standardwebhooks import Webhook as Verifier
 
 from assignsvc.cli.main import main
-from assignsvc.config import ServerConfig
 from assignsvc.v1 import experiment_pb2 as epb
 from assignsvc.v1 import experiment_service_pb2 as espb
 from assignsvc.v1 import webhook_service_pb2 as wpb
@@ -27,7 +25,6 @@ from tests.support import (
     assign,
     assign_all,
     bad_request_fields,
-    running_server,
     stats,
     wait_until,
 )
@@ -39,28 +36,6 @@ from tests.support.webhook_receiver import Answer, Receiver, receiver
 def hook() -> Iterator[Receiver]:
     with receiver() as r:
         yield r
-
-
-@pytest.fixture
-def live_server(server_config: ServerConfig) -> Iterator[ServerThread]:
-    """A server that may reach loopback webhooks, polls fast and checks SRM often."""
-    config = dataclasses.replace(
-        server_config,
-        webhook_allow_networks=("127.0.0.0/8",),
-        webhook_poll_interval_s=0.05,
-        webhook_timeout_s=1.0,
-        srm_threshold=0.01,
-        srm_check_interval_s=0.3,
-    )
-    with running_server(config) as thread:
-        yield thread
-
-
-@pytest.fixture
-def live(live_server: ServerThread) -> Iterator[tuple[Client, wgrpc.WebhookServiceStub]]:
-    client = Client.connect(live_server.target)
-    yield client, wgrpc.WebhookServiceStub(client.channel)
-    client.channel.close()
 
 
 def create_hook(stub: wgrpc.WebhookServiceStub, url: str, **fields: Any) -> wpb.Webhook:
