@@ -16,7 +16,8 @@ from typing import Any, TypeAlias
 import grpc
 
 from assignsvc.api.convert import attributes_from_pb, fill_assignment
-from assignsvc.api.scope import bill_items, scoped, take_item
+from assignsvc.api.reply_bytes import AssignmentWriter, field_one
+from assignsvc.api.scope import bill_items, local_part, scoped, take_item
 from assignsvc.api.status import maps_domain_errors, maps_domain_errors_in_stream, to_rpc_status
 from assignsvc.app.assign import Assigner, AssignItem, AssignmentResult
 from assignsvc.core.model import AssignmentReason
@@ -57,13 +58,28 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
     def __init__(self, assigner: Assigner) -> None:
         self._assigner = assigner
+        self._writer = AssignmentWriter()
+
+    def _result_bytes(
+        self, outcome: AssignmentResult | AssignsvcError, local_ids: dict[str, str] | None = None
+    ) -> bytes:
+        """field 1 holding an item's AssignResult: a BatchAssignResponse.results entry, or a
+        whole StreamAssignResponse. `local_ids`: internal -> local experiment id, if known."""
+        if type(outcome) is AssignmentResult:
+            internal = outcome.experiment_id
+            local_id = local_ids[internal] if local_ids is not None else local_part(internal)
+            return field_one(field_one(self._writer.assignment(outcome, local_id)))
+        failed = pb.AssignResult()
+        fill_result(failed, outcome)
+        return field_one(failed.SerializeToString())
 
     @maps_domain_errors
     async def Assign(  # noqa: N802 - gRPC method name
         self, request: pb.AssignRequest, context: Context
-    ) -> pb.AssignResponse | bytes:
-        """A returning participant's call without attributes is answered with the reply bytes
-        kept with its sticky-cache row (api.handlers sends bytes as they are)."""
+    ) -> bytes:
+        """The AssignResponse's bytes (api.reply_bytes; api.handlers sends bytes as they are).
+        A returning participant's call without attributes is answered with the reply bytes
+        kept with its sticky-cache row."""
         experiment_id = scoped(request.experiment_id)
         participant_id = request.participant_id
         if request.HasField("attributes"):
@@ -74,13 +90,10 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
             if kept is not None:
                 return kept
         result = await self._assigner.assign(experiment_id, participant_id, attributes, context.time_remaining())
-        response = pb.AssignResponse()
-        fill_assignment(response.assignment, result)
+        reply = field_one(self._writer.assignment(result, request.experiment_id))  # AssignResponse
         if attributes is None and result.reason is AssignmentReason.STICKY:
-            reply = response.SerializeToString()
             self._assigner.keep_reply(result, reply)
-            return reply
-        return response
+        return reply
 
     @maps_domain_errors
     async def GetAssignment(  # noqa: N802 - gRPC method name
@@ -97,7 +110,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     @maps_domain_errors
     async def BatchAssign(  # noqa: N802 - gRPC method name
         self, request: pb.BatchAssignRequest, context: Context
-    ) -> pb.BatchAssignResponse:
+    ) -> bytes:
+        """Every item's answer, in order, as BatchAssignResponse bytes (api.handlers sends
+        bytes as they are)."""
         count = len(request.requests)
         if not 1 <= count <= MAX_BATCH_SIZE:
             raise InvalidArgumentError.single("requests", f"must hold 1 to {MAX_BATCH_SIZE} items, got {count}")
@@ -123,21 +138,15 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
             outcomes = [bad[i] if i in bad else next(answers) for i in range(len(items))]
         else:
             outcomes = await self._assigner.assign_many(items, context.time_remaining())
-        response = pb.BatchAssignResponse()
-        add = response.results.add
         local_ids = {internal: local for local, internal in internal_ids.items()}
-        for outcome in outcomes:
-            if type(outcome) is AssignmentResult:
-                fill_assignment(add().assignment, outcome, local_ids.get(outcome.experiment_id))
-            else:
-                fill_result(add(), outcome)
-        return response
+        return b"".join([self._result_bytes(outcome, local_ids) for outcome in outcomes])
 
     @maps_domain_errors_in_stream
     async def StreamAssign(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[pb.StreamAssignRequest | MalformedRequestError], context: Context
-    ) -> AsyncGenerator[pb.StreamAssignResponse, None]:
-        """Answer in request order with up to STREAM_WINDOW requests in flight.
+    ) -> AsyncGenerator[bytes, None]:
+        """Answer in request order (StreamAssignResponse bytes) with up to STREAM_WINDOW
+        requests in flight.
 
         The reader blocks once the window is full, so a caller that stops reading
         responses (HTTP/2 flow control stalls our writes) is not read any further.
@@ -178,9 +187,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
             while (task := await window.get()) is not None:
                 if isinstance(task, Exception):
                     raise task
-                response = pb.StreamAssignResponse()
-                fill_result(response.result, await task)
-                yield response
+                yield self._result_bytes(await task)
             await reader  # surfaces a failed read
         finally:
             reader.cancel()

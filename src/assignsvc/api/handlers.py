@@ -83,7 +83,7 @@ def _implemented(servicer: object, name: str) -> bool:
 def method_handler(method: descriptor.MethodDescriptor, behavior: Callable[..., Any]) -> grpc.RpcMethodHandler:
     """The handler of one method: raw request bytes decoded inside, the response serialized."""
     parse: Parse = message_factory.GetMessageClass(method.input_type).FromString
-    serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
+    serialize = _passing_bytes(message_factory.GetMessageClass(method.output_type).SerializeToString)
     name, message = method.name, method.input_type
     if method.client_streaming and method.server_streaming:
         return grpc.stream_stream_rpc_method_handler(_bidi(behavior, parse, message, name), None, serialize)
@@ -91,12 +91,12 @@ def method_handler(method: descriptor.MethodDescriptor, behavior: Callable[..., 
         return grpc.stream_unary_rpc_method_handler(_client_stream(behavior, parse, message, name), None, serialize)
     if method.server_streaming:
         return grpc.unary_stream_rpc_method_handler(_server_stream(behavior, parse, message, name), None, serialize)
-    return grpc.unary_unary_rpc_method_handler(_unary(behavior, parse, message, name), None, _passing_bytes(serialize))
+    return grpc.unary_unary_rpc_method_handler(_unary(behavior, parse, message, name), None, serialize)
 
 
 def _passing_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    """A unary method's serializer: a message is serialized, bytes (a reply kept serialized,
-    as Assign's for returning participants) are sent as they are."""
+    """A method's serializer: a message is serialized, bytes (a reply written serialized, as
+    the Assign methods' in api.reply_bytes) are sent as they are."""
 
     def serialized(response: Any) -> bytes:
         return response if response.__class__ is bytes else serialize(response)
