@@ -52,7 +52,7 @@ def main() -> None:
             namespace=namespace,
             hash_algorithm=algorithm,
         )
-        return BucketPlan.compile(exp).decide
+        return BucketPlan.compile(exp).arm_of  # what Assign calls: the arm index, no object
 
     gb_exp = GBExperiment(
         key="bench", variations=[0, 1, 2], weights=WEIGHTS, coverage=0.9, namespace=("ns", 0.0, 0.8), hashVersion=2

@@ -28,6 +28,12 @@ class Outcome(enum.Enum):
     EXCLUDED_BY_NAMESPACE = "excluded_by_namespace"
 
 
+# What BucketPlan.arm_of answers for a participant in no arm.
+EXCLUDED_BY_COVERAGE = -1
+EXCLUDED_BY_NAMESPACE = -2
+_OUTCOME_OF = {EXCLUDED_BY_COVERAGE: Outcome.EXCLUDED_BY_COVERAGE, EXCLUDED_BY_NAMESPACE: Outcome.EXCLUDED_BY_NAMESPACE}
+
+
 class Decision(NamedTuple):
     """The hash's verdict: an arm index when outcome is IN_ARM, else -1.
 
@@ -116,14 +122,23 @@ class BucketPlan:
             namespace_range=(ns.start, ns.end) if ns is not None else (0.0, 1.0),
         )
 
-    def decide(self, participant_id: str) -> Decision:
-        """Namespace first, then the arm ranges, exactly in GrowthBook's order."""
+    def arm_of(self, participant_id: str) -> int:
+        """The arm index, or EXCLUDED_BY_NAMESPACE / EXCLUDED_BY_COVERAGE (negative): decide()
+        with no object built, for the hot path. Namespace first, then the arm ranges,
+        exactly in GrowthBook's order."""
         if self.namespace_point is not None:
             start, end = self.namespace_range
             if not start <= self.namespace_point(participant_id) < end:
-                return Decision(Outcome.EXCLUDED_BY_NAMESPACE, -1)
+                return EXCLUDED_BY_NAMESPACE
         x = self.point(participant_id)
         for index, (start, end) in enumerate(self.ranges):  # choose_arm, inlined
             if start <= x < end:
-                return Decision(Outcome.IN_ARM, index)
-        return Decision(Outcome.EXCLUDED_BY_COVERAGE, -1)
+                return index
+        return EXCLUDED_BY_COVERAGE
+
+    def decide(self, participant_id: str) -> Decision:
+        """arm_of as a Decision."""
+        index = self.arm_of(participant_id)
+        if index >= 0:
+            return Decision(Outcome.IN_ARM, index)
+        return Decision(_OUTCOME_OF[index], -1)

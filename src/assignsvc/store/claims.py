@@ -158,7 +158,7 @@ class ClaimKeys:
     The names come from Keyspace, built once with a mark for the shard and split there.
     """
 
-    __slots__ = ("_affixes", "_shards", "count")
+    __slots__ = ("affixes", "count", "shards")
 
     def __init__(self, keys: Keyspace, experiment: Experiment) -> None:
         experiment_id, version = experiment.id, experiment.bucket_version
@@ -172,14 +172,14 @@ class ClaimKeys:
         affixes = [name.split(_SHARD_MARK) for name in names]
         if any(len(parts) != 2 for parts in affixes):
             raise ValueError(f"a key of experiment {experiment_id!r} holds no single shard mark")
-        self._affixes = [(head, tail) for head, tail in affixes]
-        self._shards = experiment.storage_shards
+        self.affixes = [(head, tail) for head, tail in affixes]  # each key's text around the shard
+        self.shards = experiment.storage_shards
         self.count = len(affixes)  # numkeys of the EVALSHA
 
     def of(self, participant_id: str) -> list[str]:
         """KEYS for one participant: its shard's rows, counters and older versions' rows."""
-        shard = str(storage_shard(participant_id, self._shards))
-        return [head + shard + tail for head, tail in self._affixes]
+        shard = str(storage_shard(participant_id, self.shards))
+        return [head + shard + tail for head, tail in self.affixes]
 
 
 class ClaimCodec:
@@ -207,20 +207,24 @@ class ClaimCodec:
         return keys, _claim_args(participant_id, proposed, now_ms, experiment.phase)
 
     def batch_calls(self, requests: Sequence[ClaimRequest]) -> list[tuple[list[str], list[str | int]]]:
-        """(KEYS, ARGV) of CLAIM_BATCH_SCRIPT for every CLAIMS_PER_CALL requests, in order."""
+        """(KEYS, ARGV) of CLAIM_BATCH_SCRIPT for every CLAIMS_PER_CALL requests, in order.
+
+        ClaimKeys.of inlined: this runs once per claim of every batch."""
         calls = []
         last: Experiment | None = None
-        keys = None
+        affixes: list[tuple[str, str]] = []
+        shards = count = phase = 0
         for start in range(0, len(requests), CLAIMS_PER_CALL):
             names: list[str] = []
             args: list[str | int] = []
             for experiment, participant_id, proposed, now_ms in requests[start : start + CLAIMS_PER_CALL]:
                 if experiment is not last:
                     keys, last = self.claim_keys(experiment), experiment
-                assert keys is not None
-                names += keys.of(participant_id)
-                args.append(keys.count)
-                args += _claim_args(participant_id, proposed, now_ms, experiment.phase)
+                    affixes, shards, count, phase = keys.affixes, keys.shards, keys.count, experiment.phase
+                shard = str(storage_shard(participant_id, shards))
+                names += [head + shard + tail for head, tail in affixes]
+                args.append(count)
+                args += _claim_args(participant_id, proposed, now_ms, phase)
             calls.append((names, args))
         return calls
 
@@ -253,16 +257,18 @@ def to_claims(requests: Sequence[ClaimRequest], replies: Sequence[Any]) -> list[
     the replies do not hold exactly one reply per request."""
     claims: list[Claim] = []
     append = claims.append
+    new = tuple.__new__  # Claim(...) without the NamedTuple's slow __new__ (see app.assign)
+    CREATED, EXISTING = ClaimKind.CREATED, ClaimKind.EXISTING  # noqa: N806 - enum reads once (see app.assign)
     i = 0
     try:
         for experiment, _, proposed, now_ms in requests:
             code = replies[i]
             if code == 3 and proposed is not None:  # the common cases first: a new row, a returning one
-                append(Claim(ClaimKind.CREATED, proposed, now_ms, experiment.bucket_version))
+                append(new(Claim, (CREATED, proposed, now_ms, experiment.bucket_version)))
                 i += 1
             elif code == 1:
                 first_seen, arm = divmod(int(replies[i + 1]), ARM_SLOTS)
-                append(Claim(ClaimKind.EXISTING, arm, first_seen, experiment.bucket_version))
+                append(new(Claim, (EXISTING, arm, first_seen, experiment.bucket_version)))
                 i += 2
             elif code == 2:
                 append(to_claim(experiment, replies[i : i + 3], now_ms, proposed))

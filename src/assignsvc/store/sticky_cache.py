@@ -58,6 +58,21 @@ class StickyCache:
             evicted, _ = self._rows.popitem(last=False)
             self._replies.pop(evicted, None)
 
+    def put_many(self, rows: list[tuple[CacheKey, CachedRow]]) -> None:
+        """put() for each (key, row), in order."""
+        if self._max <= 0 or not rows:
+            return
+        cached = self._rows
+        replies = self._replies
+        for key, row in rows:
+            if cached.get(key, row) != row:  # never in practice, as in put()
+                replies.pop(key, None)
+            cached[key] = row
+            cached.move_to_end(key)
+        while len(cached) > self._max:
+            evicted, _ = cached.popitem(last=False)
+            replies.pop(evicted, None)
+
     def kept_reply(self, key: CacheKey, owner: object) -> KeptReply | None:
         """The reply kept with a cached row, if it was built from `owner` (counted as a hit,
         the row marked most recently used), else None (not counted: the caller goes on to get())."""
