@@ -123,6 +123,15 @@ async def _stack(redis_url: str) -> tuple[Any, Any, Any]:
     return call, assigner, close
 
 
+def tune_collector() -> None:
+    """The serving process's collector settings, where the tree under test has them."""
+    try:
+        from assignsvc.server.wiring import tune_gc  # noqa: PLC0415
+    except ImportError:
+        return
+    tune_gc()
+
+
 async def _drive(call: Any, name: str, requests: list[bytes]) -> float:
     """CPU seconds of this process to answer every request, CONCURRENCY in flight."""
     position = iter(range(len(requests)))
@@ -141,12 +150,7 @@ async def child(redis_url: str, rounds: int, calls: int) -> dict[str, list[float
     from assignsvc.v1 import assignment_service_pb2 as apb  # noqa: PLC0415
 
     call, _, close = await _stack(redis_url)
-    try:  # the serving process's collector settings, where the tree has them
-        from assignsvc.server.wiring import tune_gc  # noqa: PLC0415
-    except ImportError:
-        pass
-    else:
-        tune_gc()
+    tune_collector()
     run = f"{os.getpid()}-{time.time_ns()}"
     pool = [
         apb.AssignRequest(experiment_id="bench", participant_id=f"r{run}-{i}").SerializeToString() for i in range(2000)

@@ -14,12 +14,13 @@ Scenarios, interleaved in every round so that machine noise hits them alike:
   empty        benchmarks/empty_server.py: the same Assign method path, a constant reply
   repeat       Assign, participants cycled from a pool assigned before the first round
   new          Assign, a participant never seen before on every call
+  stream       StreamAssign of new participants, 4 streams with 64 requests in flight each
   batch        BatchAssign of 1000 new participants, 4 calls in flight
   setnx        raw pipelined `SET NX GET` on the same Redis (RESP encoded up front, 1000 a
                pipeline, 4 connections, hiredis replies): what Redis itself takes
   empty c=1 / new c=1 / PING c=1   the latency target: new <= empty + a Redis round trip + 50 us
 With `--compare SRC` a second assignsvc runs from another source tree (e.g. a checkout
-of the previous commit) and repeat / new / batch run against both, interleaved.
+of the previous commit) and repeat / new / stream / batch run against both, interleaved.
 With `--claims` the claim script's Redis CPU is measured directly for new and returning
 rows (100 claims a script call, as the server sends them).
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import multiprocessing
 import os
@@ -59,6 +61,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 ASSIGN = "/assignsvc.v1.AssignmentService/Assign"
 BATCH = "/assignsvc.v1.AssignmentService/BatchAssign"
+STREAM = "/assignsvc.v1.AssignmentService/StreamAssign"
+STREAM_IN_FLIGHT = 64  # requests a stream has sent and not yet had answered (the server's window)
 EXPERIMENT = "bench"
 BATCH_SIZE = 1000
 TICK = os.sysconf("SC_CLK_TCK")
@@ -125,6 +129,8 @@ def _run_share(share: Share) -> tuple[int, int, bytes]:
 
 
 async def _closed_loop(share: Share) -> tuple[int, int, array[int]]:
+    if share.method == STREAM:
+        return await _streams(share)
     latencies: array[int] = array("q")
     record = latencies.append
     errors = 0
@@ -148,6 +154,55 @@ async def _closed_loop(share: Share) -> tuple[int, int, array[int]]:
                 record(clock() - started)
 
         await asyncio.gather(*(worker() for _ in range(share.concurrency)))
+    return len(latencies), errors, latencies
+
+
+def _is_error(reply: bytes) -> bool:
+    """Whether a StreamAssignResponse's result holds `error` (field 2), not `assignment`:
+    the tag after the result's length varint."""
+    i = 1
+    while reply[i] & 0x80:
+        i += 1
+    return reply[i + 1] == 0x12
+
+
+async def _streams(share: Share) -> tuple[int, int, array[int]]:
+    """share.concurrency StreamAssign streams, each keeping STREAM_IN_FLIGHT requests
+    unanswered; latencies per item, from its write to its answer (answers come in order)."""
+    latencies: array[int] = array("q")
+    record = latencies.append
+    errors = 0
+    requests, count = share.requests, len(share.requests)
+    next_index = iter(range(1 << 62))
+    async with grpc.aio.insecure_channel(share.target) as channel:
+        await channel.channel_ready()
+        deadline = time.perf_counter() + share.seconds
+
+        async def stream() -> None:
+            nonlocal errors
+            call = channel.stream_stream(STREAM)()  # bytes in, bytes out: no serializer
+            sent: collections.deque[int] = collections.deque()
+            room = asyncio.Semaphore(STREAM_IN_FLIGHT)
+            clock = time.perf_counter_ns
+
+            async def write() -> None:
+                while time.perf_counter() < deadline:
+                    await room.acquire()
+                    sent.append(clock())
+                    await call.write(requests[next(next_index) % count])
+                await call.done_writing()
+
+            writer = asyncio.create_task(write())
+            try:
+                async for reply in call:
+                    record(clock() - sent.popleft())
+                    errors += _is_error(reply)
+                    room.release()
+            except grpc.aio.AioRpcError:
+                errors += 1
+            await writer
+
+        await asyncio.gather(*(stream() for _ in range(share.concurrency)))
     return len(latencies), errors, latencies
 
 
@@ -201,6 +256,13 @@ def run_round(share: Share, processes: int, server_pid: int | None, redis: Any, 
 def assign_requests(prefix: str, count: int) -> list[bytes]:
     return [
         apb.AssignRequest(experiment_id=EXPERIMENT, participant_id=f"{prefix}{i}").SerializeToString()
+        for i in range(count)
+    ]
+
+
+def stream_requests(prefix: str, count: int) -> list[bytes]:
+    return [
+        apb.StreamAssignRequest(experiment_id=EXPERIMENT, participant_id=f"{prefix}{i}").SerializeToString()
         for i in range(count)
     ]
 
@@ -394,6 +456,15 @@ def main() -> None:
                     lambda r, t=target, p=pid, lb=label: run_round(
                         Share(t, ASSIGN, assign_requests(f"n{lb.strip()}{r}-", int(rate * seconds)), c, seconds),
                         args.processes,
+                        p,
+                        probe,
+                    ),
+                ),
+                (
+                    f"{label}stream x4",
+                    lambda r, t=target, p=pid, lb=label: run_round(
+                        Share(t, STREAM, stream_requests(f"s{lb.strip()}{r}-", int(rate * 2 * seconds)), 4, seconds),
+                        1,
                         p,
                         probe,
                     ),
