@@ -274,8 +274,8 @@ class TestStartWithoutRedis:
                 assert reply.status == 503, (path, reply.body)
                 assert "Redis has not answered" in reply.json()["message"], (path, reply.body)
                 assert reply.headers.get("retry-after"), path
-            redis_server.start()
-            wait_serving(proc.port)
+            redis_server.start()  # returns once Redis answers
+            wait_serving(proc.port, timeout_s=2.0)  # START_RETRY_S backs off to 1 s at most
             client = Client.connect(proc.target)
             client.create("after-redis")
             request = apb.AssignRequest(experiment_id="after-redis", participant_id="p")
