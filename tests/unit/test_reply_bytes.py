@@ -4,6 +4,7 @@ same answers, over every shape an answer takes."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -20,6 +21,8 @@ ARMS = [
     Arm("treatment", "Treatment \u00e9", 0.5, value='{"color": "blue", "sizes": [1, 2.5]}'),
     Arm("numeric", "n", 0.5, value="42"),
     Arm("flag", "", 0.5, value="false"),
+    # a protobuf map: its entries' order differs between equal messages unless deterministic
+    Arm("wide", "", 0.5, value=json.dumps({f"key{i}": [i, {"x": i}] for i in range(20)})),
 ]
 PARTICIPANTS = ["u1", "", "\u00e9\u4e2d\U0001f600", "p" * 127, "p" * 128, "p" * 20_000]
 FIRST_SEEN = [0, 999, 1000, 1_733_000_000_000, 1_733_000_000_123, 2**40 + 7]
@@ -52,7 +55,9 @@ def _expected(answer: AssignmentResult, local_id: str) -> apb.Assignment:
 def test_each_answer_is_the_bytes_protobuf_writes(local_id: str) -> None:
     writer = AssignmentWriter()
     for answer in _answers() * 2:  # the second pass is answered from the shared parts
-        assert writer.assignment(answer, local_id) == _expected(answer, local_id).SerializeToString(), answer
+        assert writer.assignment(answer, local_id) == _expected(answer, local_id).SerializeToString(
+            deterministic=True
+        ), answer
 
 
 def test_a_changed_arm_is_not_answered_from_the_parts_of_the_old_one() -> None:
@@ -60,7 +65,7 @@ def test_a_changed_arm_is_not_answered_from_the_parts_of_the_old_one() -> None:
     before = AssignmentResult("exp", "u", AssignmentReason.STICKY, 1, Arm("a", "", 1.0, value="1"), 0, 1, True)
     after = before._replace(arm=Arm("a", "", 1.0, value="2"))
     writer.assignment(before, "exp")
-    assert writer.assignment(after, "exp") == _expected(after, "exp").SerializeToString()
+    assert writer.assignment(after, "exp") == _expected(after, "exp").SerializeToString(deterministic=True)
 
 
 def test_the_shared_parts_are_bounded() -> None:
@@ -69,10 +74,9 @@ def test_the_shared_parts_are_bounded() -> None:
         AssignmentResult(f"e{i}", "u", AssignmentReason.STICKY, 1, ARMS[0], 0, 1, True) for i in range(MAX_SHARED + 10)
     ]
     for answer in answers:
-        assert (
-            writer.assignment(answer, answer.experiment_id)
-            == _expected(answer, answer.experiment_id).SerializeToString()
-        )
+        assert writer.assignment(answer, answer.experiment_id) == _expected(
+            answer, answer.experiment_id
+        ).SerializeToString(deterministic=True)
     assert len(writer._shared) <= MAX_SHARED
 
 
@@ -84,12 +88,16 @@ def test_the_messages_around_an_assignment_are_the_bytes_protobuf_writes() -> No
     fill_result(failed, NotFoundError("experiment", "gone"))
     assignments = [writer.assignment(answer, "exp") for answer in answers]
     expected = [_expected(answer, "exp") for answer in answers]
-    batch = b"".join([field_one(field_one(a)) for a in assignments] + [field_one(failed.SerializeToString())])
+    batch = b"".join(
+        [field_one(field_one(a)) for a in assignments] + [field_one(failed.SerializeToString(deterministic=True))]
+    )
     results = [apb.AssignResult(assignment=e) for e in expected]
-    assert batch == apb.BatchAssignResponse(results=[*results, failed]).SerializeToString()
+    assert batch == apb.BatchAssignResponse(results=[*results, failed]).SerializeToString(deterministic=True)
     for assignment, want, result in zip(assignments, expected, results, strict=True):
-        assert field_one(assignment) == apb.AssignResponse(assignment=want).SerializeToString()
-        assert field_one(field_one(assignment)) == apb.StreamAssignResponse(result=result).SerializeToString()
+        assert field_one(assignment) == apb.AssignResponse(assignment=want).SerializeToString(deterministic=True)
+        assert field_one(field_one(assignment)) == apb.StreamAssignResponse(result=result).SerializeToString(
+            deterministic=True
+        )
 
 
 @pytest.mark.parametrize("value", [1, 127, 128, 300, 2**31, 2**63 - 1])

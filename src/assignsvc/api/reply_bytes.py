@@ -8,7 +8,10 @@ of the same experiment version, and a batch of new participants shares even the
 first-seen time. So the shared fields are serialized once by protobuf itself
 (fill_assignment, the one place an answer's fields are decided), and each answer adds
 its own two fields, by hand, in field-number order: the bytes are exactly what
-SerializeToString writes (tests/unit/test_reply_bytes.py compares them).
+SerializeToString(deterministic=True) writes (tests/unit/test_reply_bytes.py compares
+them). Deterministic, because an arm value that is a JSON object is a protobuf map,
+whose entries are otherwise written in an order that can differ between two equal
+messages.
 
 Every message around an Assignment holds it, or the AssignResult holding it, in its
 field 1 (AssignResponse, AssignResult, BatchAssignResponse.results,
@@ -104,4 +107,4 @@ def _shared_parts(result: AssignmentResult, local_id: str) -> tuple[object, byte
     tail = apb.Assignment(bucket_version=filled.bucket_version, persisted=filled.persisted).SerializeToString()
     for name in ("experiment_id", "bucket_version", "persisted"):
         filled.ClearField(name)
-    return result.arm, head, filled.SerializeToString(), tail
+    return result.arm, head, filled.SerializeToString(deterministic=True), tail
