@@ -123,10 +123,9 @@ _UNANSWERED: Any = None
 def _admit(scope: ExperimentScope, participant_id: str) -> LiveExperiment:
     """The live experiment for an item; InvalidArgumentError (every violation of both ids)
     or NotFoundError first, as Assign answers them."""
-    if scope.violations or not 0 < len(participant_id) <= _SHORT_ID_CHARS:
-        violations = scope.violations + participant_id_violations(participant_id, "participant_id")
-        if violations:
-            raise InvalidArgumentError(violations)
+    violations = scope.violations + _id_violations(participant_id)
+    if violations:
+        raise InvalidArgumentError(violations)
     live = scope.live
     if live is None:
         raise NotFoundError("experiment", scope.experiment_id)
@@ -295,14 +294,17 @@ class Assigner:
         """_prepare_group for each experiment's items (a batch usually names one), each
         experiment's scope built once: the registry cannot change under this loop (no await)."""
         answers: list[AssignmentResult | AssignsvcError | PendingClaim] = [_UNANSWERED] * len(items)
-        first = items[0][0] if items else ""
+        if not items:
+            return answers
+        first = items[0][0]
+        groups: dict[str, Sequence[int]] = {}
         if all(item[0] == first for item in items):
-            groups = {first: range(len(items))}
+            groups[first] = range(len(items))
         else:
             grouped: dict[str, list[int]] = {}
             for i, item in enumerate(items):
                 grouped.setdefault(item[0], []).append(i)
-            groups = grouped  # type: ignore[assignment]  # list and range: both Sequence[int]
+            groups.update(grouped)
         for experiment_id, indexes in groups.items():
             self._prepare_group(self._scope(experiment_id, now_ms), items, indexes, answers)
         return answers
@@ -592,11 +594,16 @@ def _failure_answer(pending: PendingClaim, error: StoreUnavailableError) -> Assi
         return refused
 
 
+def _id_violations(participant_id: str) -> list[FieldViolation]:
+    """What the id rules refuse in a participant id (nothing for a short one: no encoding)."""
+    if 0 < len(participant_id) <= _SHORT_ID_CHARS:
+        return []
+    return participant_id_violations(participant_id, "participant_id")
+
+
 def _valid_id(participant_id: str) -> InvalidArgumentError | None:
     """The error for a participant id the id rules refuse, else None."""
-    if 0 < len(participant_id) <= _SHORT_ID_CHARS:  # short enough to need no encoding
-        return None
-    violations = participant_id_violations(participant_id, "participant_id")
+    violations = _id_violations(participant_id)
     return InvalidArgumentError(violations) if violations else None
 
 
